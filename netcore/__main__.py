@@ -1,0 +1,7 @@
+"""Entry point for `python -m netcore`."""
+
+import sys
+
+from netcore.cli import main
+
+sys.exit(main())

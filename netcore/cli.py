@@ -1,0 +1,191 @@
+"""`python -m netcore`: validate, plan, apply, destroy, snapshot, watch.
+
+Exit codes: 0 success, 1 the operation failed, 2 bad input. Progress goes to stderr on
+a terminal only, never into --json output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from netcore.errors import InvalidSpec, NetcoreError, PermissionDenied
+from netcore.model import Snapshot
+from netcore.topology import converge, spec
+
+
+class _Progress:
+    """A one-line progress bar on stderr, shown only on a terminal."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        width = 30
+        filled = width * done // total
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} nodes")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _emit(data: object) -> None:
+    sys.stdout.write(json.dumps(data, separators=(",", ":")) + "\n")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    topo = spec.load(args.file)
+    if args.json:
+        _emit({"valid": True, "name": topo.name, "networks": len(topo.networks), "nodes": len(topo.nodes)})
+    else:
+        counts = f"{len(topo.networks)} networks, {len(topo.nodes)} nodes, {len(topo.routes)} routes"
+        print(f"{args.file}: topology {topo.name} is valid ({counts})")
+    return 0
+
+
+def _converge_command(
+    action: Callable[..., converge.Result], label: str
+) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        topo = spec.load(args.file)
+        if action is converge.plan:
+            result = action(topo)
+        else:
+            result = action(topo, progress=_Progress(label, not args.json))
+        if args.json:
+            _emit(result.to_dict())
+            return 0
+        limit = None if args.verbose else 50
+        for change in result.changes[:limit]:
+            print(change)
+        if limit is not None and len(result.changes) > limit:
+            print(f"... and {len(result.changes) - limit} more (use -v to list all)")
+        print(result.summary())
+        return 0
+
+    return command
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from netcore.snapshot import snapshot
+
+    snap = snapshot(namespaces=args.netns or None, processes=not args.named_only)
+    if args.json:
+        _emit(snap.to_dict())
+    else:
+        print(render_snapshot(snap))
+    return 0
+
+
+def render_snapshot(snap: Snapshot) -> str:
+    """Human-readable tables, one block per namespace."""
+    lines: list[str] = []
+    for n in snap.namespaces:
+        part = snap.in_netns(n.name)
+        lines.append(f"namespace {n.name} ({n.kind}, inode {n.inode})")
+        rows = [("IDX", "NAME", "KIND", "STATE", "MTU", "MAC", "MASTER", "PEER")]
+        for x in part.links:
+            peer = f"{x.peer.netns}:{x.peer.name}" if x.peer else ""
+            if x.vxlan:
+                peer = f"vni {x.vxlan.vni} " + (x.vxlan.remote or x.vxlan.group or "")
+            rows.append(
+                (
+                    str(x.index),
+                    x.name,
+                    x.kind or "",
+                    x.state if x.up else "DOWN",
+                    str(x.mtu),
+                    x.mac or "",
+                    x.master or "",
+                    peer,
+                )
+            )
+        lines += _table(rows)
+        addrs = [f"{a.ifname} {a.address}/{a.prefixlen}" for a in part.addresses if a.scope != "host"]
+        if addrs:
+            lines.append("  addresses: " + ", ".join(addrs))
+        for r in part.routes:
+            via = f" via {r.gateway}" if r.gateway else ""
+            lines.append(f"  route {r.dst}{via} dev {r.dev} proto {r.protocol}")
+        for nb in part.neighbours:
+            lines.append(f"  neighbour {nb.address} dev {nb.ifname} lladdr {nb.mac} {nb.state}")
+        for f in part.fdb:
+            extra = f" dst {f.dst}" if f.dst else ""
+            lines.append(f"  fdb {f.mac} dev {f.ifname}{extra} {'self ' if f.self_entry else ''}{f.state}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from netcore.events import watch
+
+    async def run() -> None:
+        async for event in watch():
+            if args.json:
+                _emit(event.to_dict())
+            else:
+                print(event)
+            sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m netcore", description="Linux container networking, declared."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext, func in (
+        ("validate", "check a topology file without touching the kernel", _cmd_validate),
+        ("plan", "show what apply would change", _converge_command(converge.plan, "plan")),
+        ("apply", "make the kernel match a topology file", _converge_command(converge.apply, "apply")),
+        ("destroy", "remove everything a topology file owns", _converge_command(converge.destroy, "destroy")),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("file")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("-v", "--verbose", action="store_true", help="list every change")
+        p.set_defaults(func=func)
+    p = sub.add_parser("snapshot", help="print the whole topology")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--netns", action="append", metavar="NAME", help="only this namespace (repeatable; 'host' = ours)"
+    )
+    p.add_argument("--named-only", action="store_true", help="skip namespaces held only by processes")
+    p.set_defaults(func=_cmd_snapshot)
+    p = sub.add_parser("watch", help="stream changes as they happen")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=_cmd_watch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InvalidSpec as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except NetcoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"  {note}", file=sys.stderr)
+        if isinstance(exc, PermissionDenied):
+            print("netcore changes the kernel's networking: run it as root (CAP_NET_ADMIN)", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,236 @@
+"""rtnetlink wire format: constants, message packing and attribute walking.
+
+Hand-packed on purpose: building and parsing only the attributes netcore uses is an
+order of magnitude cheaper than a generic netlink parser, and the bench figures depend
+on it (see docs/netcore.md, "Why netcore packs its own netlink").
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+# nlmsghdr
+NLMSG_HDR = struct.Struct("=IHHII")
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_ACK_TLVS = 0x200
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
+NLMSGERR_ATTR_MSG = 1
+
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_DROP_MEMBERSHIP = 2
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+NETLINK_GET_STRICT_CHK = 12
+
+# message types
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
+
+# multicast groups (numbers, for NETLINK_ADD_MEMBERSHIP)
+RTNLGRP_LINK = 1
+RTNLGRP_NEIGH = 3
+RTNLGRP_IPV4_IFADDR = 5
+RTNLGRP_IPV4_ROUTE = 7
+RTNLGRP_IPV6_IFADDR = 9
+RTNLGRP_IPV6_ROUTE = 11
+
+AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6 = 0, 2, 7, 10
+
+# ifinfomsg + IFLA_*
+IFINFOMSG = struct.Struct("=BxHiII")
+IFF_UP = 0x1
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINK = 5
+IFLA_MASTER = 10
+IFLA_OPERSTATE = 16
+IFLA_LINKINFO = 18
+IFLA_IFALIAS = 20
+IFLA_NET_NS_FD = 28
+IFLA_EXT_MASK = 29
+IFLA_LINK_NETNSID = 37
+IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+VETH_INFO_PEER = 1
+RTEXT_FILTER_SKIP_STATS = 1 << 3
+
+IFLA_VXLAN_ID = 1
+IFLA_VXLAN_GROUP = 2
+IFLA_VXLAN_LINK = 3
+IFLA_VXLAN_LOCAL = 4
+IFLA_VXLAN_LEARNING = 7
+IFLA_VXLAN_PORT = 15
+IFLA_VXLAN_GROUP6 = 16
+IFLA_VXLAN_LOCAL6 = 17
+
+OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up")
+
+# ifaddrmsg + IFA_*
+IFADDRMSG = struct.Struct("=BBBBI")
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_FLAGS = 8
+IFA_F_NODAD = 0x02
+
+# rtmsg + RTA_*
+RTMSG = struct.Struct("=BBBBBBBBI")
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_PREFSRC = 7
+RTA_TABLE = 15
+RT_TABLE_MAIN = 254
+RTPROT_STATIC = 4
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_LINK = 253
+RTN_UNICAST = 1
+RTNH_F_ONLINK = 4
+
+# ndmsg + NDA_*
+NDMSG = struct.Struct("=BxxxiHBB")
+NDA_DST = 1
+NDA_LLADDR = 2
+NDA_VLAN = 5
+NDA_VNI = 7
+NDA_MASTER = 9
+NTF_SELF = 0x02
+NTF_MASTER = 0x04
+NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40
+NUD_STATES = {
+    0x01: "incomplete",
+    0x02: "reachable",
+    0x04: "stale",
+    0x08: "delay",
+    0x10: "probe",
+    0x20: "failed",
+    0x40: "noarp",
+    0x80: "permanent",
+    0x00: "none",
+}
+
+# RTM_*NSID
+RTGENMSG = struct.Struct("=Bxxx")
+NETNSA_NSID = 1
+NETNSA_FD = 3
+
+_NLA = struct.Struct("=HH")
+_U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")
+_U16 = struct.Struct("=H")
+_BE16 = struct.Struct("!H")
+NLA_F_NESTED = 0x8000
+
+
+def align(n: int) -> int:
+    """Round up to the netlink alignment of 4 bytes."""
+    return (n + 3) & ~3
+
+
+def attr(kind: int, data: bytes) -> bytes:
+    """One attribute: header, payload, padding."""
+    length = 4 + len(data)
+    return _NLA.pack(length, kind) + data + b"\0" * (align(length) - length)
+
+
+def attr_u32(kind: int, value: int) -> bytes:
+    return attr(kind, _U32.pack(value))
+
+
+def attr_i32(kind: int, value: int) -> bytes:
+    return attr(kind, _I32.pack(value))
+
+
+def attr_u16(kind: int, value: int) -> bytes:
+    return attr(kind, _U16.pack(value))
+
+
+def attr_be16(kind: int, value: int) -> bytes:
+    return attr(kind, _BE16.pack(value))
+
+
+def attr_u8(kind: int, value: int) -> bytes:
+    return attr(kind, bytes((value,)))
+
+
+def attr_str(kind: int, value: str) -> bytes:
+    return attr(kind, value.encode() + b"\0")
+
+
+def attr_nested(kind: int, *children: bytes) -> bytes:
+    return attr(kind | NLA_F_NESTED, b"".join(children))
+
+
+def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
+    """A complete netlink message with its header."""
+    return NLMSG_HDR.pack(16 + len(body), msg_type, flags, seq, 0) + body
+
+
+def attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Yield (type, payload start, payload end) for each attribute in buf[start:end]."""
+    unpack = _NLA.unpack_from
+    while start + 4 <= end:
+        length, kind = unpack(buf, start)
+        if length < 4:
+            return
+        yield kind & 0x3FFF, start + 4, start + length
+        start += (length + 3) & ~3
+
+
+def messages(buf: bytes | memoryview, size: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """Yield (type, flags, seq, body start, message end) for each message in buf[:size]."""
+    unpack = NLMSG_HDR.unpack_from
+    pos = 0
+    while pos + 16 <= size:
+        length, msg_type, flags, seq, _pid = unpack(buf, pos)
+        if length < 16:
+            return
+        yield msg_type, flags, seq, pos + 16, pos + length
+        pos += (length + 3) & ~3
+
+
+def cstr(buf: bytes | memoryview, start: int, end: int) -> str:
+    """A NUL-terminated string attribute."""
+    raw = bytes(buf[start:end])
+    nul = raw.find(b"\0")
+    return (raw if nul < 0 else raw[:nul]).decode(errors="replace")
+
+
+def u32(buf: bytes | memoryview, start: int) -> int:
+    return _U32.unpack_from(buf, start)[0]
+
+
+def i32(buf: bytes | memoryview, start: int) -> int:
+    return _I32.unpack_from(buf, start)[0]
+
+
+def u16(buf: bytes | memoryview, start: int) -> int:
+    return _U16.unpack_from(buf, start)[0]
+
+
+def be16(buf: bytes | memoryview, start: int) -> int:
+    return _BE16.unpack_from(buf, start)[0]
+
+
+def mac(buf: bytes | memoryview, start: int, end: int) -> str:
+    return ":".join(f"{b:02x}" for b in bytes(buf[start:end]))
+
+
+def mac_bytes(text: str) -> bytes:
+    return bytes(int(part, 16) for part in text.split(":"))

@@ -1,0 +1,224 @@
+"""Builders for the rtnetlink requests netcore sends: one function per kernel change.
+
+They only pack bytes; sending (batched, per namespace) is the caller's business, which
+is what lets topology apply pipeline thousands of changes into a few system calls.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+
+from netcore.netlink import codec as c
+from netcore.netlink.socket import Request
+
+_CREATE = c.NLM_F_CREATE | c.NLM_F_EXCL
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ifinfo(index: int = 0, *, up: bool | None = None) -> bytes:
+    flags = c.IFF_UP if up else 0
+    change = c.IFF_UP if up is not None else 0
+    return c.IFINFOMSG.pack(c.AF_UNSPEC, 0, index, flags, change)
+
+
+def _family(ip: IPAddress | IPNetwork) -> int:
+    return socket.AF_INET if ip.version == 4 else socket.AF_INET6
+
+
+def link_create(
+    *,
+    name: str,
+    kind: str,
+    data: bytes = b"",
+    mtu: int | None = None,
+    up: bool = False,
+    master: int | None = None,
+    extra: bytes = b"",
+) -> Request:
+    """Create a link of `kind`; `data` is its packed IFLA_INFO_DATA."""
+    body = _ifinfo(up=up or None) + c.attr_str(c.IFLA_IFNAME, name)
+    if mtu:
+        body += c.attr_u32(c.IFLA_MTU, mtu)
+    if master:
+        body += c.attr_u32(c.IFLA_MASTER, master)
+    info = c.attr_str(c.IFLA_INFO_KIND, kind)
+    if data:
+        info += c.attr_nested(c.IFLA_INFO_DATA, data)
+    body += c.attr_nested(c.IFLA_LINKINFO, info) + extra
+    return Request(c.RTM_NEWLINK, _CREATE, body, f"create {kind}", name)
+
+
+def bridge_create(*, name: str, mtu: int | None = None, up: bool = True) -> Request:
+    return link_create(name=name, kind="bridge", mtu=mtu, up=up)
+
+
+def veth_create(
+    *,
+    name: str,
+    peer: str,
+    peer_netns_fd: int | None = None,
+    peer_index: int = 0,
+    mtu: int | None = None,
+    master: int | None = None,
+) -> Request:
+    """A veth pair, both ends down; the peer is created straight inside another namespace when
+    peer_netns_fd is set.
+
+    Neither end can be brought up in the creating request (the kernel answers ENOTCONN
+    until both exist): send link_set(up=True) for each end after it. peer_index picks the
+    peer's ifindex in its namespace (eth0 = 2 in a fresh one), so requests for it can be
+    pipelined without asking the kernel first.
+    """
+    peer_body = _ifinfo(peer_index) + c.attr_str(c.IFLA_IFNAME, peer)
+    if mtu:
+        peer_body += c.attr_u32(c.IFLA_MTU, mtu)
+    if peer_netns_fd is not None:
+        peer_body += c.attr_u32(c.IFLA_NET_NS_FD, peer_netns_fd)
+    data = c.attr(c.VETH_INFO_PEER, peer_body)
+    return link_create(name=name, kind="veth", data=data, mtu=mtu, master=master)
+
+
+def vxlan_create(
+    *,
+    name: str,
+    vni: int,
+    dstport: int = 4789,
+    local: IPAddress | None = None,
+    remote: IPAddress | None = None,
+    group: IPAddress | None = None,
+    learning: bool = True,
+    underlay: int | None = None,
+    mtu: int | None = None,
+    master: int | None = None,
+    up: bool = True,
+) -> Request:
+    data = c.attr_u32(c.IFLA_VXLAN_ID, vni) + c.attr_be16(c.IFLA_VXLAN_PORT, dstport)
+    data += c.attr_u8(c.IFLA_VXLAN_LEARNING, int(learning))
+    for ip, v4, v6 in (
+        (remote or group, c.IFLA_VXLAN_GROUP, c.IFLA_VXLAN_GROUP6),
+        (local, c.IFLA_VXLAN_LOCAL, c.IFLA_VXLAN_LOCAL6),
+    ):
+        if ip is not None:
+            data += c.attr(v4 if ip.version == 4 else v6, ip.packed)
+    if underlay:
+        data += c.attr_u32(c.IFLA_VXLAN_LINK, underlay)
+    return link_create(name=name, kind="vxlan", data=data, mtu=mtu, up=up, master=master)
+
+
+def link_set(
+    *,
+    name: str | None = None,
+    index: int = 0,
+    up: bool | None = None,
+    master: int | None = None,
+    mtu: int | None = None,
+    alias: str | None = None,
+) -> Request:
+    """Change a link found by index or by name; only the given settings are touched."""
+    body = _ifinfo(index, up=up)
+    if name and not index:
+        body += c.attr_str(c.IFLA_IFNAME, name)
+    if master is not None:
+        body += c.attr_u32(c.IFLA_MASTER, master)
+    if mtu:
+        body += c.attr_u32(c.IFLA_MTU, mtu)
+    if alias is not None:
+        body += c.attr_str(c.IFLA_IFALIAS, alias)
+    return Request(c.RTM_NEWLINK, 0, body, "change link", name or f"index {index}")
+
+
+def link_delete(*, name: str, missing_ok: bool = False) -> Request:
+    body = _ifinfo() + c.attr_str(c.IFLA_IFNAME, name)
+    tolerate = (errno.ENODEV,) if missing_ok else ()
+    return Request(c.RTM_DELLINK, 0, body, "delete link", name, tolerate)
+
+
+def address_add(
+    *, index: int, ifname: str, address: IPAddress, prefixlen: int, exist_ok: bool = False
+) -> Request:
+    family = _family(address)
+    body = c.IFADDRMSG.pack(family, prefixlen, 0, 0, index)
+    body += c.attr(c.IFA_LOCAL, address.packed) + c.attr(c.IFA_ADDRESS, address.packed)
+    if family == socket.AF_INET6:
+        body += c.attr_u32(c.IFA_FLAGS, c.IFA_F_NODAD)
+    tolerate = (errno.EEXIST,) if exist_ok else ()
+    return Request(
+        c.RTM_NEWADDR, _CREATE, body, "add address", f"{address}/{prefixlen} on {ifname}", tolerate
+    )
+
+
+def address_delete(*, index: int, ifname: str, address: IPAddress, prefixlen: int) -> Request:
+    body = c.IFADDRMSG.pack(_family(address), prefixlen, 0, 0, index) + c.attr(c.IFA_LOCAL, address.packed)
+    return Request(c.RTM_DELADDR, 0, body, "delete address", f"{address}/{prefixlen} on {ifname}")
+
+
+def route_add(
+    *,
+    to: IPNetwork,
+    via: IPAddress | None = None,
+    oif: int | None = None,
+    onlink: bool = False,
+    replace: bool = False,
+    what: str = "",
+) -> Request:
+    """A main-table unicast route; `onlink` trusts the gateway to be on the link."""
+    family = _family(to)
+    scope = c.RT_SCOPE_UNIVERSE if via is not None else c.RT_SCOPE_LINK
+    flags = c.RTNH_F_ONLINK if onlink and via is not None else 0
+    body = c.RTMSG.pack(
+        family, to.prefixlen, 0, 0, c.RT_TABLE_MAIN, c.RTPROT_STATIC, scope, c.RTN_UNICAST, flags
+    )
+    if to.prefixlen:
+        body += c.attr(c.RTA_DST, to.network_address.packed)
+    if via is not None:
+        body += c.attr(c.RTA_GATEWAY, via.packed)
+    if oif:
+        body += c.attr_u32(c.RTA_OIF, oif)
+    nl_flags = c.NLM_F_CREATE | (c.NLM_F_REPLACE if replace else c.NLM_F_EXCL)
+    return Request(c.RTM_NEWROUTE, nl_flags, body, "add route", what or str(to))
+
+
+def route_delete(*, to: IPNetwork, what: str = "") -> Request:
+    body = c.RTMSG.pack(_family(to), to.prefixlen, 0, 0, c.RT_TABLE_MAIN, 0, c.RT_SCOPE_UNIVERSE, 0, 0)
+    if to.prefixlen:
+        body += c.attr(c.RTA_DST, to.network_address.packed)
+    return Request(c.RTM_DELROUTE, 0, body, "delete route", what or str(to))
+
+
+def neighbour_add(*, index: int, ifname: str, address: IPAddress, mac: str) -> Request:
+    """A permanent neighbour entry (ARP/ND), replacing any learnt one."""
+    body = c.NDMSG.pack(_family(address), index, c.NUD_PERMANENT, 0, 0)
+    body += c.attr(c.NDA_DST, address.packed) + c.attr(c.NDA_LLADDR, c.mac_bytes(mac))
+    return Request(
+        c.RTM_NEWNEIGH, c.NLM_F_CREATE | c.NLM_F_REPLACE, body, "add neighbour", f"{address} on {ifname}"
+    )
+
+
+def fdb_add(
+    *,
+    index: int,
+    ifname: str,
+    mac: str,
+    dst: IPAddress | None = None,
+    vni: int | None = None,
+) -> Request:
+    """A static forwarding entry: on a VXLAN device (self, with the remote `dst`) or a bridge port."""
+    flags = c.NTF_SELF if dst is not None or vni is not None else c.NTF_MASTER
+    body = c.NDMSG.pack(c.AF_BRIDGE, index, c.NUD_PERMANENT | c.NUD_NOARP, flags, 0)
+    body += c.attr(c.NDA_LLADDR, c.mac_bytes(mac))
+    if dst is not None:
+        body += c.attr(c.NDA_DST, dst.packed)
+    if vni is not None:
+        body += c.attr_u32(c.NDA_VNI, vni)
+    what = f"{mac} on {ifname}" + (f" to {dst}" if dst else "")
+    return Request(c.RTM_NEWNEIGH, c.NLM_F_CREATE | c.NLM_F_APPEND, body, "add fdb entry", what)
+
+
+def link_get(*, name: str) -> bytes:
+    """Body of an RTM_GETLINK for one link by name, without statistics."""
+    return (
+        _ifinfo() + c.attr_str(c.IFLA_IFNAME, name) + c.attr_u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
+    )

@@ -1,0 +1,185 @@
+"""One call for the whole topology: every namespace's links, addresses, routes,
+neighbours and bridge/VXLAN forwarding entries, with veth peers resolved across namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from netcore import netns as ns
+from netcore.errors import NotFound
+from netcore.model import Address, FdbEntry, Link, LinkRef, Namespace, Neighbour, Route, Snapshot
+from netcore.netlink import codec as c
+from netcore.netlink import parse
+from netcore.netlink.socket import NetlinkSocket
+
+_LINK_DUMP = c.IFINFOMSG.pack(0, 0, 0, 0, 0) + c.attr_u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
+_ADDR_DUMP = c.IFADDRMSG.pack(0, 0, 0, 0, 0)
+_ROUTE_DUMP = c.RTMSG.pack(0, 0, 0, 0, c.RT_TABLE_MAIN, 0, 0, 0, 0)
+_NEIGH_DUMP = c.NDMSG.pack(0, 0, 0, 0, 0)
+_FDB_DUMP = c.NDMSG.pack(c.AF_BRIDGE, 0, 0, 0, 0)
+_FDB_KINDS = {"bridge", "vxlan"}
+
+
+@dataclass(slots=True)
+class NamespaceDump:
+    """Everything read from one namespace, before veth peers are resolved."""
+
+    info: ns.NamespaceInfo
+    raw_links: list[parse.RawLink] = field(default_factory=list)
+    addresses: list[Address] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+    fdb: list[FdbEntry] = field(default_factory=list)
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {link.index: link.name for link in self.raw_links}
+
+
+def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: bool = True) -> NamespaceDump:
+    """Read one namespace through a socket that lives in it (neighbours=False skips neighbours and FDB)."""
+    out = NamespaceDump(info)
+    name = info.name
+    for buf, kind, start, end in sock.dump(c.RTM_GETLINK, _LINK_DUMP, what=f"links of {name}"):
+        if kind == c.RTM_NEWLINK:
+            out.raw_links.append(parse.link(buf, start, end))
+    names = out.names
+    for buf, kind, start, end in sock.dump(c.RTM_GETADDR, _ADDR_DUMP, what=f"addresses of {name}"):
+        if kind == c.RTM_NEWADDR:
+            out.addresses.append(parse.address(name, names, buf, start, end))
+    for buf, kind, start, end in sock.dump(c.RTM_GETROUTE, _ROUTE_DUMP, what=f"routes of {name}"):
+        if kind == c.RTM_NEWROUTE and (r := parse.route(name, names, buf, start, end)):
+            out.routes.append(r)
+    if not neighbours:
+        return out
+    for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, _NEIGH_DUMP, what=f"neighbours of {name}"):
+        if kind == c.RTM_NEWNEIGH and (n := parse.neighbour(name, names, buf, start, end)):
+            out.neighbours.append(n)
+    fdb_ports = {x.index for x in out.raw_links if x.kind in _FDB_KINDS or x.master is not None}
+    if fdb_ports:
+        for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, _FDB_DUMP, what=f"fdb of {name}"):
+            f = parse.fdb(name, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
+            if f and f.ifindex in fdb_ports:
+                out.fdb.append(f)
+    return out
+
+
+def resolve_links(dumps: Sequence[NamespaceDump], peer_of: dict[tuple[str, int], LinkRef]) -> list[Link]:
+    """Build Link objects: master indexes become names, veth peers come from peer_of."""
+    links: list[Link] = []
+    for d in dumps:
+        names = d.names
+        netns_name = d.info.name
+        for x in d.raw_links:
+            links.append(
+                Link(
+                    netns_name,
+                    x.index,
+                    x.name,
+                    x.kind,
+                    x.mtu,
+                    x.mac,
+                    x.up,
+                    x.state,
+                    names.get(x.master) if x.master else None,
+                    x.alias,
+                    peer_of.get((netns_name, x.index)),
+                    x.vxlan,
+                )
+            )
+    return links
+
+
+def find_peers(dumps: Sequence[NamespaceDump], host_sock: NetlinkSocket) -> dict[tuple[str, int], LinkRef]:
+    """Resolve each veth's other end to (namespace, index, name) through IFLA_LINK + link-netnsid.
+
+    The host's ids for the other namespaces come from one batched RTM_GETNSID; a veth
+    inside another namespace whose peer is not in the host is matched from the other
+    side (its peer's IFLA_LINK points back at it).
+    """
+    by_name = {d.info.name: d for d in dumps}
+    host = next((d for d in dumps if d.info.kind == "host"), None)
+    nsid_to_name: dict[int, str] = {}
+    if host is not None:
+        others = [d for d in dumps if d is not host]
+        fds: list[int] = []
+        try:
+            for d in others:
+                fds.append(os.open(d.info.path, os.O_RDONLY | os.O_CLOEXEC))
+            for d, nsid in zip(others, host_sock.nsids(fds), strict=False):
+                if nsid >= 0:
+                    nsid_to_name[nsid] = d.info.name
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    back: dict[tuple[int, int], list[str]] = {}
+    for d in dumps:
+        for x in d.raw_links:
+            if x.kind == "veth" and x.link:
+                back.setdefault((x.index, x.link), []).append(d.info.name)
+
+    peers: dict[tuple[str, int], LinkRef] = {}
+    for d in dumps:
+        here = d.info.name
+        for x in d.raw_links:
+            if x.kind != "veth" or not x.link or (here, x.index) in peers:
+                continue
+            if x.link_netnsid is None:
+                there: str | None = here
+            elif d is host:
+                there = nsid_to_name.get(x.link_netnsid)
+            else:
+                candidates = [n for n in back.get((x.link, x.index), ()) if n != here]
+                there = candidates[0] if len(candidates) == 1 else None
+            if there is None or there not in by_name:
+                continue
+            peer_name = by_name[there].names.get(x.link)
+            peers[(here, x.index)] = LinkRef(there, x.link, peer_name)
+            peers.setdefault((there, x.link), LinkRef(here, x.index, x.name))
+    return peers
+
+
+def snapshot(*, namespaces: Iterable[str] | None = None, processes: bool = True) -> Snapshot:
+    """The whole topology now: every namespace netcore sees, or only those named.
+
+    "host" names the namespace netcore runs in; unnamed namespaces appear as pid:<pid>.
+    """
+    infos = ns.netns_list(processes=processes)
+    if namespaces is not None:
+        wanted = list(namespaces)
+        known = {i.name for i in infos}
+        missing = [n for n in wanted if n not in known]
+        if missing:
+            raise NotFound(f"namespace {missing[0]} does not exist", obj=missing[0])
+        infos = [i for i in infos if i.name in set(wanted)]
+    host_sock = NetlinkSocket.open()
+    others = [i for i in infos if i.kind != "host"]
+    socks = dict(zip((i.name for i in others), ns.netns_open_sockets([i.path for i in others]), strict=True))
+    try:
+        dumps: list[NamespaceDump] = []
+        for info in infos:
+            sock = host_sock if info.kind == "host" else socks[info.name]
+            if sock is not None:
+                dumps.append(dump_namespace(info, sock))
+        return build(dumps, host_sock)
+    finally:
+        host_sock.close()
+        for sock in socks.values():
+            if sock is not None:
+                sock.close()
+
+
+def build(dumps: Sequence[NamespaceDump], host_sock: NetlinkSocket) -> Snapshot:
+    """Assemble a Snapshot from per-namespace dumps."""
+    return Snapshot(
+        namespaces=tuple(Namespace(d.info.name, d.info.inode, d.info.kind) for d in dumps),
+        links=tuple(resolve_links(dumps, find_peers(dumps, host_sock))),
+        addresses=tuple(a for d in dumps for a in d.addresses),
+        routes=tuple(r for d in dumps for r in d.routes),
+        neighbours=tuple(n for d in dumps for n in d.neighbours),
+        fdb=tuple(f for d in dumps for f in d.fdb),
+    )

@@ -1,0 +1,591 @@
+"""plan, apply and destroy: make the kernel match a topology file, or remove what it owns.
+
+plan and apply run the same code; plan only records the changes. apply is idempotent (a
+second run finds nothing to change), checks every conflict before the first change, and
+if the kernel refuses something half-way it removes everything that run created before
+raising. New endpoints are built in chunks with every request for one namespace
+pipelined on one socket, which is where netcore's speed comes from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from netcore import netns as ns
+from netcore import requests as rq
+from netcore.errors import AlreadyExists, NetcoreError
+from netcore.netlink.socket import NetlinkSocket, Request
+from netcore.objects import link_lookup
+from netcore.topology import state
+from netcore.topology.desired import Desired, NodeWant, PortWant, RouteWant, VxlanWant, desired
+from netcore.topology.spec import TopologySpec
+
+CHUNK = 128
+Progress = Callable[[int, int], None]
+_SYMBOL = {"create": "+", "update": "~", "delete": "-"}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to the kernel, as plan prints it."""
+
+    action: str
+    kind: str
+    name: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{_SYMBOL[self.action]} {self.kind} {self.name}" + (
+            f" ({self.detail})" if self.detail else ""
+        )
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "kind": self.kind, "name": self.name, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The changes a plan would make, or an apply/destroy made."""
+
+    topology: str
+    changes: tuple[Change, ...]
+    applied: bool
+
+    def counts(self) -> dict[str, int]:
+        return {a: sum(1 for c in self.changes if c.action == a) for a in ("create", "update", "delete")}
+
+    def summary(self) -> str:
+        if not self.changes:
+            return f"topology {self.topology}: no changes; the kernel already matches"
+        n = self.counts()
+        words = ("created", "changed", "removed") if self.applied else ("to create", "to change", "to remove")
+        actions = ("create", "update", "delete")
+        parts = (f"{n[action]} {word}" for action, word in zip(actions, words, strict=True))
+        return f"topology {self.topology}: " + ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {
+            "topology": self.topology,
+            "applied": self.applied,
+            "counts": self.counts(),
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+@dataclass
+class _Undo:
+    """What this run created, so a failure can take it all back."""
+
+    host_links: list[str] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+
+    def rollback(self, host_sock: NetlinkSocket) -> None:
+        host_sock.send([rq.link_delete(name=n, missing_ok=True) for n in reversed(self.host_links)])
+        ns.netns_delete_many(reversed(self.namespaces), missing_ok=True)
+
+
+def _interface(addr) -> str:
+    return f"{addr.ip}/{addr.network.prefixlen}"
+
+
+class _Run:
+    """One plan/apply/destroy run against the host namespace it was started in."""
+
+    def __init__(
+        self,
+        want: Desired,
+        actual: state.Actual,
+        host_sock: NetlinkSocket,
+        *,
+        execute: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.want = want
+        self.actual = actual
+        self.host = host_sock
+        self.execute = execute
+        self.progress = progress or (lambda done, total: None)
+        self.changes: list[Change] = []
+        self.undo = _Undo()
+        self.index: dict[str, int] = {name: link.index for name, link in actual.host_links.items()}
+
+    def record(self, action: str, kind: str, name: str, detail: str = "") -> None:
+        self.changes.append(Change(action, kind, name, detail))
+
+    def send_host(self, requests: Sequence[Request], *, created: Iterable[str] = ()) -> None:
+        """Run requests in the host namespace; `created` names the links they make, for rollback."""
+        if not self.execute or not requests:
+            return
+        results = self.host.send(requests)
+        failed = next((r for r in results if r is not None), None)
+        made = list(created)
+        if failed is None:
+            self.undo.host_links.extend(made)
+        else:
+            self.undo.host_links.extend(n for n in made if link_lookup(self.host, n))
+            raise failed
+
+    def lookup_indexes(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.index and self.execute:
+                found = link_lookup(self.host, name)
+                if found:
+                    self.index[name] = found.index
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def check_conflicts(self) -> None:
+        """Refuse before touching anything when a name we need belongs to someone else."""
+        topo = self.want.topology
+        for name in sorted(self.want.host_link_names()):
+            if name in self.actual.host_links and self.actual.owned(name) is None:
+                raise AlreadyExists(
+                    f"link {name} already exists in the host namespace and was not made by topology {topo}; "
+                    "rename the network or node, or remove that link",
+                    obj=name,
+                )
+        for node in self.want.nodes:
+            existing = self.actual.namespaces.get(node.netns)
+            if existing and not (existing.owner and existing.owner.topology == topo):
+                raise AlreadyExists(
+                    f"namespace {node.netns} already exists and was not made by topology {topo}; "
+                    "rename the node, or remove that namespace",
+                    obj=node.netns,
+                )
+
+    # -- removal ------------------------------------------------------------------------------
+
+    def remove_unwanted(self) -> None:
+        """Delete what this topology owns but the file no longer asks for."""
+        wanted = self.want.host_link_names()
+        owned = self.actual.owned_host_links()
+        order = ("veth", "segment", "vxlan", "bridge")
+        doomed = sorted((n for n in owned if n not in wanted), key=lambda n: (order.index(owned[n].role), n))
+        doomed = [n for n in doomed if not self._peer_already_doomed(n, doomed, owned)]
+        for name in doomed:
+            self.record("delete", owned[name].role, name)
+        self.send_host([rq.link_delete(name=n, missing_ok=True) for n in doomed])
+        wanted_ns = {n.netns for n in self.want.nodes}
+        stale = [
+            name
+            for name, s in self.actual.namespaces.items()
+            if name not in wanted_ns and s.owner and s.owner.topology == self.want.topology
+        ]
+        for name in stale:
+            self.record("delete", "namespace", name)
+        if self.execute and stale:
+            ns.netns_delete_many(stale, missing_ok=True)
+
+    @staticmethod
+    def _peer_already_doomed(name: str, doomed: list[str], owned: dict) -> bool:
+        """A segment uplink is one veth pair: deleting the root side removes the segment side."""
+        return owned[name].role == "segment" and name.endswith("s") and name[:-1] + "r" in doomed
+
+    # -- host side ----------------------------------------------------------------------------
+
+    def bridges(self) -> None:
+        requests, created = [], []
+        for b in self.want.bridges:
+            have = self.actual.host_links.get(b.name)
+            if have is None:
+                detail = f"network {b.network}" + (f", segment {b.segment}" if b.segment else "")
+                self.record(
+                    "create",
+                    "bridge",
+                    b.name,
+                    detail + (f", gateway {_interface(b.gateway)}" if b.gateway else ""),
+                )
+                requests += [
+                    rq.bridge_create(name=b.name, mtu=b.mtu),
+                    rq.link_set(name=b.name, alias=b.alias),
+                ]
+                created.append(b.name)
+            elif (b.mtu and have.mtu != b.mtu) or not have.up:
+                self.record(
+                    "update", "bridge", b.name, f"mtu {b.mtu}" if b.mtu and have.mtu != b.mtu else "up"
+                )
+                requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu))
+        self.send_host(requests, created=created)
+        self.lookup_indexes(b.name for b in self.want.bridges)
+        requests = []
+        for b in self.want.bridges:
+            if b.gateway is None:
+                continue
+            index = self.index.get(b.name, 0)
+            present = {(a.address, a.prefixlen) for a in self.actual.host_addresses if a.ifindex == index}
+            if (str(b.gateway.ip), b.gateway.network.prefixlen) not in present:
+                self.record("create", "address", f"{_interface(b.gateway)} on {b.name}", "gateway")
+                requests.append(
+                    rq.address_add(
+                        index=index,
+                        ifname=b.name,
+                        address=b.gateway.ip,
+                        prefixlen=b.gateway.network.prefixlen,
+                    )
+                )
+        self.send_host(requests)
+
+    def vxlans(self) -> None:
+        requests, created = [], []
+        for v in self.want.vxlans:
+            have = self.actual.host_links.get(v.name)
+            if have is not None and _vxlan_matches(have, v):
+                if have.master != self.index.get(v.bridge):
+                    self.record("update", "vxlan", v.name, f"port of {v.bridge}")
+                    requests.append(
+                        rq.link_set(index=have.index, name=v.name, master=self.index.get(v.bridge, 0))
+                    )
+                continue
+            action = "update" if have else "create"
+            self.record(action, "vxlan", v.name, f"vni {v.vni}, dstport {v.dstport}" + _vxlan_peer(v))
+            if have:
+                requests.append(rq.link_delete(name=v.name))
+            requests += [
+                rq.vxlan_create(
+                    name=v.name,
+                    vni=v.vni,
+                    dstport=v.dstport,
+                    local=v.local,
+                    remote=v.remote,
+                    group=v.group,
+                    learning=v.learning,
+                    mtu=v.mtu,
+                    master=self.index.get(v.bridge),
+                ),
+                rq.link_set(name=v.name, alias=v.alias),
+            ]
+            created.append(v.name)
+        self.send_host(requests, created=created)
+
+    def uplinks(self) -> None:
+        requests, created = [], []
+        for u in self.want.uplinks:
+            if u.root_side in self.actual.host_links and u.segment_side in self.actual.host_links:
+                continue
+            self.record("create", "segment", u.root_side, f"joins {u.segment_bridge} to {u.root_bridge}")
+            if u.root_side in self.actual.host_links or u.segment_side in self.actual.host_links:
+                requests += [
+                    rq.link_delete(name=u.root_side, missing_ok=True),
+                    rq.link_delete(name=u.segment_side, missing_ok=True),
+                ]
+            requests += [
+                rq.veth_create(
+                    name=u.root_side, peer=u.segment_side, mtu=u.mtu, master=self.index.get(u.root_bridge)
+                ),
+                rq.link_set(
+                    name=u.segment_side, up=True, master=self.index.get(u.segment_bridge), alias=u.alias
+                ),
+                rq.link_set(name=u.root_side, up=True, alias=u.alias),
+            ]
+            created.append(u.root_side)
+        self.send_host(requests, created=created)
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def nodes(self) -> None:
+        fresh = [n for n in self.want.nodes if n.netns not in self.actual.namespaces]
+        existing = [n for n in self.want.nodes if n.netns in self.actual.namespaces]
+        total = len(self.want.nodes)
+        done = 0
+        for node in existing:
+            self.converge_node(node)
+            done += 1
+            if done % CHUNK == 0:
+                self.progress(done, total)
+        for start in range(0, len(fresh), CHUNK):
+            chunk = fresh[start : start + CHUNK]
+            for node in chunk:
+                self.record_fresh(node)
+            if self.execute:
+                self.build_fresh(chunk)
+            done += len(chunk)
+            self.progress(done, total)
+
+    def record_fresh(self, node: NodeWant) -> None:
+        self.record("create", "namespace", node.netns, f"node {node.name}")
+        for p in node.ports:
+            self.record(
+                "create", "veth", p.host_name, f"{p.netns}:{p.ifname} {_interface(p.address)} on {p.bridge}"
+            )
+        for r in node.routes:
+            self.record("create", "route", f"{r.to} in {node.netns}", _route_detail(r))
+
+    def build_fresh(self, chunk: Sequence[NodeWant]) -> None:
+        handles = ns.netns_create_many(n.netns for n in chunk)
+        self.undo.namespaces.extend(n.netns for n in chunk)
+        try:
+            host_requests, created = [], []
+            for node, handle in zip(chunk, handles, strict=True):
+                for p in node.ports:
+                    host_requests += [
+                        rq.veth_create(
+                            name=p.host_name,
+                            peer=p.ifname,
+                            peer_netns_fd=handle.fd,
+                            peer_index=p.index,
+                            mtu=p.mtu,
+                            master=self.index[p.bridge],
+                        ),
+                        rq.link_set(name=p.host_name, up=True, alias=p.alias),
+                    ]
+                    created.append(p.host_name)
+            self.send_host(host_requests, created=created)
+            for node, handle in zip(chunk, handles, strict=True):
+                handle.sock.run(_inside_requests(node))
+        finally:
+            for handle in handles:
+                handle.close()
+
+    def converge_node(self, node: NodeWant) -> None:
+        """Bring an existing namespace of the topology in line with the file."""
+        have = self.actual.namespaces[node.netns]
+        inside: list[Request] = []
+        lo = have.links.get("lo")
+        if lo is None or not lo.up or lo.alias != node.alias:
+            self.record("update", "namespace", node.netns, "lo up")
+            inside.append(rq.link_set(index=1, name="lo", up=True, alias=node.alias))
+        rebuilt: list[PortWant] = []
+        for p in node.ports:
+            host = self.actual.host_links.get(p.host_name)
+            peer = have.links.get(p.ifname)
+            paired = (
+                host is not None
+                and peer is not None
+                and peer.kind == "veth"
+                and host.link == peer.index
+                and peer.link == host.index
+            )
+            if not paired or (p.mtu and host.mtu != p.mtu):
+                rebuilt.append(p)
+                continue
+            if host.master != self.index.get(p.bridge) or not host.up or not peer.up:
+                self.record("update", "veth", p.host_name, f"port of {p.bridge}, up")
+                self.send_host(
+                    [
+                        rq.link_set(
+                            index=host.index, name=p.host_name, up=True, master=self.index.get(p.bridge, 0)
+                        )
+                    ]
+                )
+                inside.append(rq.link_set(index=peer.index, name=p.ifname, up=True))
+            inside += self.converge_addresses(node, p, peer.index, have)
+        if rebuilt:
+            self.rebuild_ports(node, rebuilt, have)
+            for p in rebuilt:
+                inside += self.converge_addresses(node, p, p.index, have)
+        inside += self.converge_routes(node, have)
+        if self.execute and inside:
+            sock = ns.netns_open_socket(path=ns.netns_path(node.netns))
+            try:
+                sock.run(inside)
+            finally:
+                sock.close()
+
+    def rebuild_ports(self, node: NodeWant, ports: Sequence[PortWant], have: state.NamespaceState) -> None:
+        """Recreate endpoint veths that are missing, broken or of the wrong MTU."""
+        inside = []
+        host_requests, created = [], []
+        for p in ports:
+            existed = p.host_name in self.actual.host_links
+            self.record(
+                "update" if existed else "create",
+                "veth",
+                p.host_name,
+                f"{p.netns}:{p.ifname} {_interface(p.address)} on {p.bridge}",
+            )
+            if existed:
+                host_requests.append(rq.link_delete(name=p.host_name, missing_ok=True))
+            if p.ifname in have.links:
+                inside.append(rq.link_delete(name=p.ifname, missing_ok=True))
+        for p in ports:
+            have.links.pop(p.ifname, None)
+        have.addresses = [a for a in have.addresses if a.ifname not in {p.ifname for p in ports}]
+        if not self.execute:
+            return
+        sock = ns.netns_open_socket(path=ns.netns_path(node.netns))
+        try:
+            sock.run(inside)
+        finally:
+            sock.close()
+        fd = os.open(ns.netns_path(node.netns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for p in ports:
+                host_requests += [
+                    rq.veth_create(
+                        name=p.host_name,
+                        peer=p.ifname,
+                        peer_netns_fd=fd,
+                        peer_index=p.index,
+                        mtu=p.mtu,
+                        master=self.index[p.bridge],
+                    ),
+                    rq.link_set(name=p.host_name, up=True, alias=p.alias),
+                ]
+                created.append(p.host_name)
+            self.send_host(host_requests, created=created)
+        finally:
+            os.close(fd)
+
+    def converge_addresses(
+        self, node: NodeWant, p: PortWant, index: int, have: state.NamespaceState
+    ) -> list[Request]:
+        out: list[Request] = []
+        want = (str(p.address.ip), p.address.network.prefixlen)
+        present = [a for a in have.addresses if a.ifindex == index and a.scope == "universe"]
+        if want not in {(a.address, a.prefixlen) for a in present}:
+            self.record("create", "address", f"{_interface(p.address)} on {node.netns}:{p.ifname}")
+            out.append(
+                rq.address_add(
+                    index=index, ifname=p.ifname, address=p.address.ip, prefixlen=p.address.network.prefixlen
+                )
+            )
+        for a in present:
+            if (a.address, a.prefixlen) != want:
+                self.record("delete", "address", f"{a.address}/{a.prefixlen} on {node.netns}:{p.ifname}")
+                out.append(
+                    rq.address_delete(
+                        index=index,
+                        ifname=p.ifname,
+                        address=ipaddress.ip_address(a.address),
+                        prefixlen=a.prefixlen,
+                    )
+                )
+        return out
+
+    def converge_routes(self, node: NodeWant, have: state.NamespaceState) -> list[Request]:
+        out: list[Request] = []
+        current = {r.dst: r for r in have.routes if r.protocol in ("static", "boot")}
+        wanted = set()
+        for r in node.routes:
+            key = "default" if r.to.prefixlen == 0 else str(r.to)
+            wanted.add(key)
+            now = current.get(key)
+            if now and now.gateway == (str(r.via) if r.via else None) and (r.dev is None or now.dev == r.dev):
+                continue
+            self.record("update" if now else "create", "route", f"{r.to} in {node.netns}", _route_detail(r))
+            out.append(
+                rq.route_add(
+                    to=r.to,
+                    via=r.via,
+                    oif=r.index,
+                    onlink=False,
+                    replace=True,
+                    what=f"{r.to} in {node.netns}",
+                )
+            )
+        for key, r in current.items():
+            if key not in wanted:
+                self.record("delete", "route", f"{key} in {node.netns}")
+                out.append(
+                    rq.route_delete(
+                        to=ipaddress.ip_network(
+                            "0.0.0.0/0"
+                            if key == "default" and r.family == 2
+                            else "::/0"
+                            if key == "default"
+                            else key
+                        ),
+                        what=f"{key} in {node.netns}",
+                    )
+                )
+        return out
+
+
+def _inside_requests(node: NodeWant) -> list[Request]:
+    """Everything inside a fresh namespace, pipelined: lo up (with the owner alias), addresses, routes."""
+    out = [rq.link_set(index=1, name="lo", up=True, alias=node.alias)]
+    for p in node.ports:
+        out.append(rq.link_set(index=p.index, name=f"{node.netns}:{p.ifname}", up=True))
+        out.append(
+            rq.address_add(
+                index=p.index,
+                ifname=f"{node.netns}:{p.ifname}",
+                address=p.address.ip,
+                prefixlen=p.address.network.prefixlen,
+            )
+        )
+    for r in node.routes:
+        out.append(
+            rq.route_add(to=r.to, via=r.via, oif=r.index, onlink=False, what=f"{r.to} in {node.netns}")
+        )
+    return out
+
+
+def _route_detail(r: RouteWant) -> str:
+    parts = [f"via {r.via}" if r.via else "", f"dev {r.dev}" if r.dev else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _vxlan_matches(have, v: VxlanWant) -> bool:
+    x = have.vxlan
+    return (
+        x is not None
+        and x.vni == v.vni
+        and x.dstport == v.dstport
+        and x.learning == v.learning
+        and x.local == (str(v.local) if v.local else None)
+        and x.remote == (str(v.remote) if v.remote else None)
+        and x.group == (str(v.group) if v.group else None)
+        and (not v.mtu or have.mtu == v.mtu)
+    )
+
+
+def _vxlan_peer(v: VxlanWant) -> str:
+    if v.remote:
+        return f", remote {v.remote}"
+    if v.group:
+        return f", group {v.group}"
+    return ""
+
+
+def _converge(spec: TopologySpec, *, execute: bool, progress: Progress | None) -> Result:
+    want = desired(spec)
+    host_sock = NetlinkSocket.open()
+    try:
+        run = _Run(
+            want,
+            state.read(topology=spec.name, host_sock=host_sock),
+            host_sock,
+            execute=execute,
+            progress=progress,
+        )
+        run.check_conflicts()
+        try:
+            run.remove_unwanted()
+            run.bridges()
+            run.vxlans()
+            run.uplinks()
+            run.nodes()
+        except BaseException as exc:
+            if execute:
+                _rollback(run, exc)
+            raise
+        return Result(spec.name, tuple(run.changes), execute)
+    finally:
+        host_sock.close()
+
+
+def _rollback(run: _Run, exc: BaseException) -> None:
+    try:
+        run.undo.rollback(run.host)
+    except NetcoreError as undo_error:
+        exc.add_note(f"rolling back also failed: {undo_error}")
+
+
+def plan(spec: TopologySpec) -> Result:
+    """What apply would change, without changing anything."""
+    return _converge(spec, execute=False, progress=None)
+
+
+def apply(spec: TopologySpec, *, progress: Progress | None = None) -> Result:
+    """Make the kernel match the file; on failure nothing this run created is left behind."""
+    return _converge(spec, execute=True, progress=progress)
+
+
+def destroy(spec: TopologySpec, *, progress: Progress | None = None) -> Result:
+    """Remove everything this topology owns (found by its owner aliases), and nothing else."""
+    empty = TopologySpec(name=spec.name)
+    return _converge(empty, execute=True, progress=progress)

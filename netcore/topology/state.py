@@ -1,0 +1,84 @@
+"""What the kernel holds now for one topology: the host links it owns and its namespaces.
+
+Only namespaces named `<topology>-*` are opened, and only the host namespace is dumped
+whole, so reading a fresh topology's state costs one link dump.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from netcore import names
+from netcore import netns as ns
+from netcore.model import Address, Route
+from netcore.netlink import parse
+from netcore.netlink.socket import NetlinkSocket
+from netcore.snapshot import NamespaceDump, dump_namespace
+
+
+@dataclass(slots=True)
+class NamespaceState:
+    """One existing namespace of the topology (or one that only carries its name)."""
+
+    name: str
+    owner: names.OwnerTag | None
+    links: dict[str, parse.RawLink] = field(default_factory=dict)
+    addresses: list[Address] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Actual:
+    """The host's links by name, the ones this topology owns, and its namespaces by name."""
+
+    topology: str
+    host_links: dict[str, parse.RawLink]
+    host_addresses: list[Address]
+    namespaces: dict[str, NamespaceState]
+
+    def owned(self, name: str) -> names.OwnerTag | None:
+        """The owner tag of host link `name` if this topology made it."""
+        link = self.host_links.get(name)
+        tag = names.parse_owner_alias(link.alias) if link else None
+        return tag if tag and tag.topology == self.topology else None
+
+    def owned_host_links(self) -> dict[str, names.OwnerTag]:
+        out = {}
+        for name in self.host_links:
+            tag = self.owned(name)
+            if tag:
+                out[name] = tag
+        return out
+
+
+def _from_dump(d: NamespaceDump) -> NamespaceState:
+    links = {x.name: x for x in d.raw_links}
+    lo = links.get("lo")
+    return NamespaceState(
+        d.info.name, names.parse_owner_alias(lo.alias) if lo else None, links, d.addresses, d.routes
+    )
+
+
+def read(*, topology: str, host_sock: NetlinkSocket) -> Actual:
+    """Read the host namespace and every namespace whose name starts with `<topology>-`."""
+    home = ns.host_inode()
+    host = dump_namespace(
+        ns.NamespaceInfo(ns.HOST, home, "host", "/proc/thread-self/ns/net"), host_sock, neighbours=False
+    )
+    prefix = f"{topology}-"
+    try:
+        candidates = sorted(n for n in os.listdir(ns.NETNS_DIR) if n.startswith(prefix))
+    except FileNotFoundError:
+        candidates = []
+    paths = [ns.netns_path(n) for n in candidates]
+    namespaces: dict[str, NamespaceState] = {}
+    for name, path, sock in zip(candidates, paths, ns.netns_open_sockets(paths), strict=True):
+        if sock is None:
+            continue
+        try:
+            info = ns.NamespaceInfo(name, os.stat(path).st_ino, "named", path)
+            namespaces[name] = _from_dump(dump_namespace(info, sock, neighbours=False))
+        finally:
+            sock.close()
+    return Actual(topology, {x.name: x for x in host.raw_links}, host.addresses, namespaces)
