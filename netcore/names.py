@@ -1,0 +1,182 @@
+"""Name rules, and the names Switchboard gives to everything it creates.
+
+For topology ``t`` (1-8 of ``[a-z0-9-]``), node ``n`` and network ``w``:
+
+=====================================  ======================================================
+node namespace (/run/netns/…)          ``t-n`` (a file name, so not held to 15 bytes)
+bridge of network ``w``                ``t-w``; segment ``s`` ≥ 1 of a large network: ``t-w.s``
+veth joining segment ``s`` to ``t-w``  ``t-w.sr`` (root side, on ``t-w``), ``t-w.ss`` (on ``t-w.s``)
+VXLAN device of network ``w``          ``t-w.vx`` (a port of the bridge ``t-w``)
+host side of node ``n``'s veth on w    ``t-n-w`` (the node side is ``ethN`` in the namespace)
+=====================================  ======================================================
+
+Interface names longer than 15 bytes (IFNAMSIZ - 1) go through :func:`fit_ifname`: the first 10
+bytes, ``~`` and 4 hex digits of a BLAKE2s hash of the full name, e.g. ``demo-front.vx`` stays and
+``demo-web1-backend`` becomes ``demo-web1-~xxxx``.
+
+Everything created also carries an owner marker in its interface alias (IFLA_IFALIAS):
+``switchboard:<topology>:<role>[:network=w][:node=n][:segment=s]`` with role ``bridge``,
+``segment``, ``vxlan``, ``veth`` or ``node`` (the alias set on a node namespace's ``lo``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from netcore.errors import InvalidSpec
+
+IFNAMSIZ = 16
+#: Longest interface name in bytes (the kernel keeps a NUL in IFNAMSIZ).
+MAX_IFNAME_BYTES = IFNAMSIZ - 1
+#: Longest namespace name in bytes: a file name under /run/netns (NAME_MAX).
+MAX_NETNS_BYTES = 255
+ROLES = ("bridge", "segment", "vxlan", "veth", "node")
+ALIAS_PREFIX = "switchboard"
+
+_TOPOLOGY_NAME = re.compile(r"[a-z0-9-]{1,8}")
+_FIT_PREFIX_BYTES = 10
+
+
+def _name_problem(name: object, *, max_bytes: int) -> str | None:
+    if not isinstance(name, str):
+        return f"the name must be a string, not {type(name).__name__} {name!r}"
+    if not name:
+        return "the name is empty"
+    if name in (".", ".."):
+        return f"{name!r} is not allowed as a name"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"{name!r} cannot be encoded as UTF-8"
+    if size > max_bytes:
+        return f"{name!r} is {size} bytes long (at most {max_bytes})"
+    for char in name:
+        if char in "/:":
+            return f"{name!r} contains {char!r}, which names cannot contain"
+        if char.isspace() or unicodedata.category(char) == "Cc":
+            return f"{name!r} contains whitespace or a control character"
+    return None
+
+
+def validate_ifname(name: object, *, field: str) -> None:
+    """Refuse an interface name the kernel would refuse, or one hard to show or type.
+
+    Also the rule for node and network names in topology files.
+    """
+    problem = _name_problem(name, max_bytes=MAX_IFNAME_BYTES)
+    if problem:
+        raise InvalidSpec(f"{field}: {problem}", obj=field)
+
+
+def validate_netns_name(name: object, *, field: str) -> None:
+    """Refuse a network namespace name: the interface-name rules, but up to 255 bytes (a file name)."""
+    problem = _name_problem(name, max_bytes=MAX_NETNS_BYTES)
+    if problem:
+        raise InvalidSpec(f"{field}: {problem}", obj=field)
+
+
+def validate_topology_name(name: object, *, field: str = "name") -> None:
+    """Refuse a topology name that is not 1-8 characters of a-z, 0-9 and '-'."""
+    if not isinstance(name, str) or not _TOPOLOGY_NAME.fullmatch(name):
+        raise InvalidSpec(f"{field}: {name!r} must be 1 to 8 characters of a-z, 0-9 and '-'", obj=field)
+
+
+def fit_ifname(name: str) -> str:
+    """`name` if it fits in 15 bytes, else a deterministic shortened form that does."""
+    raw = name.encode("utf-8")
+    if len(raw) <= MAX_IFNAME_BYTES:
+        return name
+    prefix = raw[:_FIT_PREFIX_BYTES].decode("utf-8", errors="ignore")
+    return f"{prefix}~{hashlib.blake2s(raw, digest_size=2).hexdigest()}"
+
+
+def namespace_name(topology: str, node: str) -> str:
+    """The network namespace of `node`."""
+    return f"{topology}-{node}"
+
+
+def bridge_name(topology: str, network: str, segment: int = 0) -> str:
+    """The bridge of `network`, or of one of its further segments (joined to segment 0)."""
+    if segment < 0:
+        raise ValueError(f"segment must be 0 or more, not {segment}")
+    suffix = f".{segment}" if segment else ""
+    return fit_ifname(f"{topology}-{network}{suffix}")
+
+
+def segment_link_names(topology: str, network: str, segment: int) -> tuple[str, str]:
+    """The veth pair joining segment `segment` (≥ 1) to segment 0: (root side, segment side)."""
+    if segment < 1:
+        raise ValueError(f"segment must be 1 or more, not {segment}")
+    base = f"{topology}-{network}.{segment}"
+    return fit_ifname(f"{base}r"), fit_ifname(f"{base}s")
+
+
+def vxlan_name(topology: str, network: str) -> str:
+    """The VXLAN device of `network`."""
+    return fit_ifname(f"{topology}-{network}.vx")
+
+
+def host_veth_name(topology: str, node: str, network: str) -> str:
+    """The host (bridge) side of the veth linking `node` to `network`."""
+    return fit_ifname(f"{topology}-{node}-{network}")
+
+
+@dataclass(frozen=True)
+class OwnerTag:
+    """What an owner alias says: which topology created the object, in which role."""
+
+    topology: str
+    role: str
+    network: str | None = None
+    node: str | None = None
+    segment: int | None = None
+
+
+def owner_alias(
+    *,
+    topology: str,
+    role: str,
+    network: str | None = None,
+    node: str | None = None,
+    segment: int | None = None,
+) -> str:
+    """The interface alias marking an object as ours, e.g. "switchboard:demo:bridge:network=front"."""
+    if role not in ROLES:
+        raise ValueError(f"unknown owner role {role!r} (expected one of {', '.join(ROLES)})")
+    for label, text in (("topology", topology), ("network", network), ("node", node)):
+        if text is not None and (not text or ":" in text):
+            raise ValueError(f"{label} {text!r} cannot go in an owner alias")
+    if segment is not None and segment < 0:
+        raise ValueError(f"segment must be 0 or more, not {segment}")
+    parts = [ALIAS_PREFIX, topology, role]
+    parts += [
+        f"{key}={value}"
+        for key, value in (("network", network), ("node", node), ("segment", segment))
+        if value is not None
+    ]
+    return ":".join(parts)
+
+
+def parse_owner_alias(alias: str | None) -> OwnerTag | None:
+    """The tag in an interface alias made by :func:`owner_alias`, or None if the alias is not ours."""
+    if not alias:
+        return None
+    prefix, *rest = alias.split(":")
+    if prefix != ALIAS_PREFIX or len(rest) < 2:
+        return None
+    topology, role, *pairs = rest
+    if not topology or role not in ROLES:
+        return None
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value or key not in ("network", "node", "segment") or key in fields:
+            return None
+        fields[key] = value
+    segment = fields.pop("segment", None)
+    if segment is not None and not (segment.isascii() and segment.isdigit()):
+        return None
+    return OwnerTag(topology=topology, role=role, segment=None if segment is None else int(segment), **fields)

@@ -1,0 +1,663 @@
+"""The topology file: parsed and validated into frozen dataclasses, touching nothing.
+
+Format (YAML)::
+
+    name: demo                  # 1-8 of [a-z0-9-]; prefix of everything created for this file
+    networks:
+      front:
+        driver: bridge          # bridge (default) | vxlan (a bridge with a VXLAN port)
+        subnet: 198.18.1.0/24
+        gateway: 198.18.1.1     # optional; default: first host address; assigned to the bridge
+        mtu: 1500               # optional, 68..65535 (1280.. for IPv6)
+      back:
+        driver: vxlan
+        subnet: 198.18.2.0/24
+        vni: 4242               # required for vxlan, 1..16777215
+        # optional: local, remote or group (multicast; not with remote), dstport (4789), learning (true)
+    nodes:
+      web1: {networks: [front, back]}                    # interfaces eth0, eth1; addresses allocated
+      web2: {networks: {front: {address: 198.18.1.20}}}  # static address (optional)
+      db:   {mode: none}                                 # bridge (default) | none | host | container:<node>
+      side: {mode: "container:web1"}
+    routes:
+      - {node: web1, to: 198.18.9.0/24, via: 198.18.1.254}
+      - {node: web1, to: 198.18.8.0/24, dev: eth0}      # on-link
+
+Addresses are resolved here: every static address in file order first, then allocations in node
+order and, within a node, network order. Every problem is collected and raised as one
+:class:`~netcore.errors.InvalidSpec` with one problem per line and the list in ``.problems``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import yaml
+
+from netcore import names
+from netcore.errors import InvalidSpec
+from netcore.ipam import IPAddress, Ipam, IPNetwork, Pool, parse_address, parse_host, parse_subnet
+
+DRIVERS = ("bridge", "vxlan")
+MODES = ("bridge", "none", "host", "container")
+VXLAN_PORT = 4789
+VNI_RANGE = (1, 2**24 - 1)
+MTU_RANGE = (68, 65535)
+IPV6_MIN_MTU = 1280
+
+_TOP_KEYS = ("name", "networks", "nodes", "routes")
+_NETWORK_KEYS = (
+    "driver",
+    "subnet",
+    "gateway",
+    "mtu",
+    "vni",
+    "local",
+    "remote",
+    "group",
+    "dstport",
+    "learning",
+)
+_VXLAN_KEYS = ("vni", "local", "remote", "group", "dstport", "learning")
+_NODE_KEYS = ("networks", "mode")
+_ATTACHMENT_KEYS = ("address",)
+_ROUTE_KEYS = ("node", "to", "via", "dev")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One network: a bridge, optionally with a VXLAN port (driver "vxlan")."""
+
+    name: str
+    driver: str
+    subnet: IPNetwork
+    gateway: IPAddress
+    mtu: int | None = None
+    vni: int | None = None
+    local: IPAddress | None = None
+    remote: IPAddress | None = None
+    group: IPAddress | None = None
+    dstport: int | None = None  # 4789 unless given, for vxlan; None for bridge
+    learning: bool | None = None  # True unless given, for vxlan; None for bridge
+
+
+@dataclass(frozen=True)
+class AttachmentSpec:
+    """A node's interface `ifname` on `network`, with its resolved address."""
+
+    network: str
+    ifname: str
+    address: IPAddress
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node; `container` is the node whose namespace it shares in container mode."""
+
+    name: str
+    mode: str
+    container: str | None = None
+    attachments: tuple[AttachmentSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A route in a node's namespace: to `to` via a gateway, out of a device, or both."""
+
+    node: str
+    to: IPNetwork
+    via: IPAddress | None = None
+    dev: str | None = None
+
+
+@dataclass(frozen=True)
+class TopologySpec:
+    """A whole topology file, validated; mappings keep the file's order."""
+
+    name: str
+    networks: Mapping[str, NetworkSpec] = field(default_factory=dict)
+    nodes: Mapping[str, NodeSpec] = field(default_factory=dict)
+    routes: tuple[RouteSpec, ...] = ()
+
+
+def netns_of(spec: TopologySpec, node: str) -> str | None:
+    """The namespace holding `node`'s interfaces: container mode follows the chain; host mode is None."""
+    current = spec.nodes.get(node)
+    if current is None:
+        raise InvalidSpec(f"node {node} is not in topology {spec.name}", obj=node)
+    while current.mode == "container":
+        current = spec.nodes[current.container]
+    if current.mode == "host":
+        return None
+    return names.namespace_name(spec.name, current.name)
+
+
+def parse(data: object, *, source: str = "<input>") -> TopologySpec:
+    """Validate a topology as loaded from YAML or JSON; every problem is reported at once."""
+    parser = _Parser()
+    spec = parser.read(data)
+    if parser.problems:
+        error = InvalidSpec("\n".join(f"{source}: {problem}" for problem in parser.problems), obj=source)
+        error.problems = parser.problems
+        raise error
+    return spec
+
+
+def loads(text: str, *, source: str = "<string>") -> TopologySpec:
+    """Parse a topology from YAML text."""
+    loader = _StrictLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise InvalidSpec(_yaml_message(exc, source=source), obj=source) from None
+    finally:
+        loader.dispose()
+    return parse(data, source=source)
+
+
+def load(path: str | os.PathLike[str]) -> TopologySpec:
+    """Parse a topology file."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise InvalidSpec(f"{source}: cannot read the topology file: {exc.strerror}", obj=source) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidSpec(
+            f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})", obj=source
+        ) from None
+    return loads(text, source=source)
+
+
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe YAML loader (libyaml's if available); refuses duplicate keys instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_message(exc: yaml.YAMLError, *, source: str) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"{source}: invalid YAML: {problem}"
+    return f"{source}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}"
+
+
+def _key(key: object) -> str:
+    """A mapping key as it appears in a field path."""
+    return key if isinstance(key, str) and key.isprintable() else repr(key)
+
+
+def _is_name(key: object) -> bool:
+    try:
+        names.validate_ifname(key, field="")
+    except InvalidSpec:
+        return False
+    return True
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class _Want:
+    """A network a node asks for, with its static address (None: allocate) and its field path."""
+
+    network: str
+    address: object
+    path: str
+
+
+@dataclass
+class _RawNode:
+    path: str
+    mode: str | None
+    container: str | None
+    wants: list[_Want]
+    addresses: dict[str, IPAddress] = field(default_factory=dict)
+
+
+class _Parser:
+    """One pass over a topology, collecting problems instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.name: str | None = None
+        self.ipam = Ipam()
+        self.pools: dict[str, Pool] = {}
+        self.declared_networks: set[object] = set()
+        self.networks: dict[str, NetworkSpec] = {}
+        self.nodes: dict[object, _RawNode] = {}
+        self.routes: list[RouteSpec] = []
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def read(self, data: object) -> TopologySpec:
+        if data is None:
+            self.problem("the topology is empty")
+        elif not isinstance(data, Mapping):
+            self.problem(f"the topology must be a mapping, not {_kind(data)}")
+        else:
+            self.unknown_keys(data, _TOP_KEYS, path=None)
+            self.topology_name(data)
+            networks = self.section(data, "networks", Mapping)
+            nodes = self.section(data, "nodes", Mapping)
+            routes = self.section(data, "routes", list)
+            self.declared_networks = set(networks)
+            for key, body in networks.items():
+                self.network(key, body)
+            for key, body in nodes.items():
+                self.node(key, body)
+            self.container_targets()
+            self.addresses()
+            seen: dict[tuple[str, IPNetwork], int] = {}
+            for index, body in enumerate(routes):
+                self.route(index, body, seen)
+            self.generated_names()
+        return self.result()
+
+    def result(self) -> TopologySpec:
+        nodes = {}
+        for key, raw in self.nodes.items():
+            if isinstance(key, str) and raw.mode is not None:
+                attachments = tuple(
+                    AttachmentSpec(
+                        network=want.network, ifname=f"eth{index}", address=raw.addresses[want.network]
+                    )
+                    for index, want in enumerate(raw.wants)
+                    if want.network in raw.addresses
+                )
+                nodes[key] = NodeSpec(
+                    name=key, mode=raw.mode, container=raw.container, attachments=attachments
+                )
+        return TopologySpec(
+            name=self.name or "", networks=self.networks, nodes=nodes, routes=tuple(self.routes)
+        )
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def unknown_keys(self, body: Mapping, allowed: tuple[str, ...], *, path: str | None) -> None:
+        for key in body:
+            if key not in allowed:
+                where = f"{path}: unknown key" if path else "unknown top-level key"
+                self.problem(f"{where} {key!r} (expected one of: {', '.join(allowed)})")
+
+    def section(self, data: Mapping, key: str, kind: type) -> Mapping | list:
+        value = data.get(key)
+        empty: Mapping | list = {} if kind is Mapping else []
+        if value is None:
+            return empty
+        if not isinstance(value, kind):
+            expected = "a mapping" if kind is Mapping else "a list"
+            self.problem(f"{key}: must be {expected}, not {_kind(value)}")
+            return empty
+        return value
+
+    def check(self, path: str, func: Callable[[], _T]) -> _T | None:
+        """Run `func`; on InvalidSpec record it under `path` and return None."""
+        try:
+            return func()
+        except InvalidSpec as exc:
+            self.problem(f"{path}: {exc}")
+            return None
+
+    def check_name(self, key: object, path: str) -> None:
+        try:
+            names.validate_ifname(key, field=path)
+        except InvalidSpec as exc:
+            self.problem(str(exc))
+
+    def integer(self, body: Mapping, key: str, path: str, bounds: tuple[int, int]) -> int | None:
+        value = body.get(key)
+        if value is None:
+            return None
+        low, high = bounds
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.problem(f"{path}.{key}: {value!r} is not an integer in {low}..{high}")
+            return None
+        return value
+
+    def address(self, body: Mapping, key: str, path: str) -> IPAddress | None:
+        if body.get(key) is None:
+            return None
+        return self.check(f"{path}.{key}", lambda: parse_address(body[key]))
+
+    # -- sections ------------------------------------------------------------------------------------
+
+    def topology_name(self, data: Mapping) -> None:
+        if data.get("name") is None:
+            self.problem("name: missing (the topology needs a name of 1 to 8 characters of a-z, 0-9 and '-')")
+            return
+        try:
+            names.validate_topology_name(data["name"], field="name")
+        except InvalidSpec as exc:
+            self.problem(str(exc))
+            return
+        self.name = data["name"]
+
+    def network(self, key: object, body: object) -> None:
+        name = _key(key)
+        path = f"networks.{name}"
+        before = len(self.problems)
+        self.check_name(key, path)
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            self.problem(f"{path}: must be a mapping with at least a subnet, not {_kind(body)}")
+            return
+        self.unknown_keys(body, _NETWORK_KEYS, path=path)
+        driver = body.get("driver", "bridge")
+        if driver not in DRIVERS:
+            self.problem(f"{path}.driver: unknown driver {driver!r} (expected bridge or vxlan)")
+        subnet = None
+        if body.get("subnet") is None:
+            self.problem(f"{path}.subnet: missing")
+        else:
+            subnet = self.check(f"{path}.subnet", lambda: parse_subnet(body["subnet"]))
+        gateway = None
+        if subnet is not None and body.get("gateway") is not None:
+            gateway = self.check(
+                f"{path}.gateway", lambda: parse_host(body["gateway"], subnet=subnet, network=name)
+            )
+        mtu = self.integer(body, "mtu", path, MTU_RANGE)
+        if mtu is not None and subnet is not None and subnet.version == 6 and mtu < IPV6_MIN_MTU:
+            self.problem(f"{path}.mtu: {mtu} is below {IPV6_MIN_MTU}, the least IPv6 subnet {subnet} needs")
+        vxlan = self.vxlan(body, path) if driver == "vxlan" else {}
+        if driver == "bridge":
+            for vxlan_key in _VXLAN_KEYS:
+                if vxlan_key in body:
+                    self.problem(f"{path}.{vxlan_key}: only a vxlan network takes {vxlan_key}")
+        if subnet is not None and (gateway is not None or body.get("gateway") is None):
+            pool = self.check(
+                f"{path}.subnet", lambda: self.ipam.add_network(name=name, subnet=subnet, gateway=gateway)
+            )
+            if pool is None:
+                with suppress(InvalidSpec):  # an overlapping subnet: keep checking the addresses in it
+                    pool = Pool(network=name, subnet=subnet, gateway=gateway)
+            if pool is not None:
+                self.pools[name] = pool
+                if len(self.problems) == before:
+                    self.networks[name] = NetworkSpec(
+                        name=name, driver=driver, subnet=pool.subnet, gateway=pool.gateway, mtu=mtu, **vxlan
+                    )
+
+    def vxlan(self, body: Mapping, path: str) -> dict[str, object]:
+        if body.get("vni") is None:
+            self.problem(
+                f"{path}.vni: missing (a vxlan network needs a VNI in {VNI_RANGE[0]}..{VNI_RANGE[1]})"
+            )
+        vni = self.integer(body, "vni", path, VNI_RANGE)
+        local, remote, group = (self.address(body, key, path) for key in ("local", "remote", "group"))
+        if remote is not None and group is not None:
+            self.problem(f"{path}: give remote or group, not both")
+        if group is not None and not group.is_multicast:
+            self.problem(f"{path}.group: {group} is not a multicast address")
+        for key, value in (("local", local), ("remote", remote)):
+            if value is not None and value.is_multicast:
+                self.problem(
+                    f"{path}.{key}: {value} is a multicast address"
+                    + (" (use group)" if key == "remote" else "")
+                )
+        if len({value.version for value in (local, remote, group) if value is not None}) > 1:
+            self.problem(f"{path}: local, remote and group must be of the same IP version")
+        dstport = self.integer(body, "dstport", path, (1, 65535))
+        learning = body.get("learning", True)
+        if not isinstance(learning, bool):
+            self.problem(f"{path}.learning: {learning!r} is not true or false")
+        return {
+            "vni": vni,
+            "local": local,
+            "remote": remote,
+            "group": group,
+            "dstport": VXLAN_PORT if dstport is None else dstport,
+            "learning": learning,
+        }
+
+    def node(self, key: object, body: object) -> None:
+        path = f"nodes.{_key(key)}"
+        self.check_name(key, path)
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            self.problem(f"{path}: must be a mapping such as {{networks: [front]}}, not {_kind(body)}")
+            self.nodes[key] = _RawNode(path=path, mode=None, container=None, wants=[])
+            return
+        self.unknown_keys(body, _NODE_KEYS, path=path)
+        mode, container = self.mode(body.get("mode", "bridge"), f"{path}.mode")
+        wants = self.wants(body.get("networks"), f"{path}.networks")
+        if wants and mode in ("none", "host", "container"):
+            why = (
+                f"it uses the interfaces of node {_key(container)}"
+                if container
+                else "it has no interfaces of its own"
+            )
+            self.problem(f"{path}.networks: a node in mode {mode} cannot have networks ({why})")
+            wants = []
+        self.nodes[key] = _RawNode(path=path, mode=mode, container=container, wants=wants)
+
+    def mode(self, value: object, path: str) -> tuple[str | None, str | None]:
+        if isinstance(value, str):
+            if value in ("bridge", "none", "host"):
+                return value, None
+            prefix, sep, target = value.partition(":")
+            if prefix == "container" and sep and target:
+                return "container", target
+        self.problem(f"{path}: unknown mode {value!r} (expected bridge, none, host or container:<node>)")
+        return None, None
+
+    def wants(self, value: object, path: str) -> list[_Want]:
+        if value is None:
+            return []
+        if isinstance(value, list):
+            items = [(item, None, f"{path}[{index}]") for index, item in enumerate(value)]
+        elif isinstance(value, Mapping):
+            items = []
+            for network, options in value.items():
+                item_path = f"{path}.{_key(network)}"
+                if options is None:
+                    options = {}
+                if not isinstance(options, Mapping):
+                    self.problem(
+                        f"{item_path}: must be a mapping such as {{address: ...}}, not {_kind(options)}"
+                    )
+                    options = {}
+                self.unknown_keys(options, _ATTACHMENT_KEYS, path=item_path)
+                items.append((network, options.get("address"), item_path))
+        else:
+            self.problem(
+                f"{path}: must be a list of networks or a mapping of network to options, not {_kind(value)}"
+            )
+            return []
+        wants: list[_Want] = []
+        listed: set[str] = set()
+        for network, address, item_path in items:
+            if not isinstance(network, str):
+                self.problem(f"{item_path}: {network!r} is not a network name")
+            elif network not in self.declared_networks:
+                self.problem(f"{item_path}: unknown network {network!r}")
+            elif network in listed:
+                self.problem(f"{item_path}: network {_key(network)} is listed twice")
+            else:
+                listed.add(network)
+                wants.append(_Want(network=network, address=address, path=item_path))
+        return wants
+
+    def container_targets(self) -> None:
+        for key, raw in self.nodes.items():
+            if raw.mode == "container":
+                if raw.container == key:
+                    self.problem(f"{raw.path}.mode: node {_key(key)} cannot share its own namespace")
+                elif raw.container not in self.nodes:
+                    self.problem(f"{raw.path}.mode: unknown node {raw.container!r}")
+        done: set[object] = set()
+        for start in self.nodes:
+            position: dict[object, int] = {}
+            chain: list[object] = []
+            current: object = start
+            while current is not None and current not in done and current not in position:
+                position[current] = len(chain)
+                chain.append(current)
+                current = self.target(current)
+            if current is not None and current in position:
+                cycle = [*chain[position[current] :], current]
+                self.problem(
+                    f"{self.nodes[current].path}.mode: container modes form a cycle: "
+                    + " -> ".join(map(_key, cycle))
+                )
+            done.update(chain)
+
+    def target(self, key: object) -> object:
+        """The node whose namespace `key` shares, if that is a valid other node."""
+        raw = self.nodes[key]
+        if raw.mode == "container" and raw.container != key and raw.container in self.nodes:
+            return raw.container
+        return None
+
+    def home(self, key: object) -> object:
+        """The node at the end of `key`'s container chain (None if the chain is broken)."""
+        seen = set()
+        while self.nodes[key].mode == "container":
+            seen.add(key)
+            key = self.target(key)
+            if key is None or key in seen:
+                return None
+        return key
+
+    def addresses(self) -> None:
+        bridged = [(_key(key), raw) for key, raw in self.nodes.items() if raw.mode == "bridge"]
+        for static in (True, False):
+            for owner, raw in bridged:
+                for want in raw.wants:
+                    pool = self.pools.get(want.network)
+                    if pool is None or (want.address is not None) != static:
+                        continue
+                    try:
+                        if static:
+                            raw.addresses[want.network] = pool.claim(want.address, owner=owner)
+                        else:
+                            raw.addresses[want.network] = pool.allocate(owner=owner)
+                    except InvalidSpec as exc:
+                        self.problem(f"{want.path}.address: {exc}" if static else f"{want.path}: {exc}")
+
+    def route(self, index: int, body: object, seen: dict[tuple[str, IPNetwork], int]) -> None:
+        path = f"routes[{index}]"
+        if not isinstance(body, Mapping):
+            self.problem(f"{path}: must be a mapping such as {{node: web1, to: 198.18.9.0/24, via: ...}}")
+            return
+        before = len(self.problems)
+        self.unknown_keys(body, _ROUTE_KEYS, path=path)
+        node = body.get("node")
+        if node is None:
+            self.problem(f"{path}.node: missing")
+        elif not isinstance(node, str) or node not in self.nodes:
+            self.problem(f"{path}.node: unknown node {node!r}")
+            node = None
+        to: IPNetwork | None = None
+        if body.get("to") is None:
+            self.problem(f"{path}.to: missing")
+        else:
+            to = self.check(f"{path}.to", lambda: parse_subnet(body["to"]))
+        via = self.address(body, "via", path)
+        dev = body.get("dev")
+        if dev is not None and not isinstance(dev, str):
+            self.problem(f"{path}.dev: {dev!r} is not an interface name")
+            dev = None
+        if body.get("via") is None and body.get("dev") is None:
+            self.problem(f"{path}: a route needs via, dev or both")
+        if to is not None and via is not None and to.version != via.version:
+            self.problem(f"{path}.via: {via} is not of the same IP version as {to}")
+        home = None if node is None else self.home(node)
+        if home is not None:
+            self.route_in_namespace(path, node, home, via=via, dev=dev)
+        if len(self.problems) == before and node is not None and to is not None:
+            key = (names.namespace_name(self.name or "", _key(home)), to)
+            if key in seen:
+                self.problem(
+                    f"{path}: routes[{seen[key]}] already routes {to} in the namespace of node {_key(home)}"
+                )
+                return
+            seen[key] = index
+            self.routes.append(RouteSpec(node=node, to=to, via=via, dev=dev))
+
+    def route_in_namespace(
+        self, path: str, node: str, home: object, *, via: IPAddress | None, dev: str | None
+    ) -> None:
+        raw = self.nodes[home]
+        owner = f"node {_key(node)}"
+        if home != node:
+            owner += f" (in the namespace of node {_key(home)})"
+        if raw.mode == "host":
+            self.problem(f"{path}.node: {owner} is in host mode; netcore does not change the host's routes")
+            return
+        interfaces = {
+            f"eth{index}": (self.pools[want.network], raw.addresses.get(want.network))
+            for index, want in enumerate(raw.wants)
+            if want.network in self.pools
+        }
+        if dev is not None and dev != "lo" and dev not in interfaces:
+            have = ", ".join(["lo", *interfaces])
+            self.problem(f"{path}.dev: {owner} has no interface {dev!r} (it has {have})")
+            return
+        if via is None:
+            return
+        candidates = {ifname: found for ifname, found in interfaces.items() if dev in (None, ifname)}
+        for ifname, (_, address) in candidates.items():
+            if via == address:
+                self.problem(f"{path}.via: {via} is the address of {owner} itself on {ifname}")
+                return
+        if not any(
+            via.version == pool.subnet.version and via in pool.subnet for pool, _ in candidates.values()
+        ):
+            subnets = ", ".join(f"{pool.network} {pool.subnet}" for pool, _ in candidates.values()) or "none"
+            on = f" on {dev}" if dev else ""
+            self.problem(f"{path}.via: {via} is not inside a subnet {owner} is attached to{on} ({subnets})")
+
+    def generated_names(self) -> None:
+        if self.name is None:
+            return
+        owners: dict[str, str] = {}
+
+        def claim(ifname: str, what: str, path: str) -> None:
+            other = owners.setdefault(ifname, what)
+            if other != what:
+                self.problem(f"{path}: generated interface name {ifname!r} of {what} collides with {other}")
+
+        for key in self.pools:
+            if not _is_name(key):
+                continue
+            path = f"networks.{key}"
+            claim(names.bridge_name(self.name, key), f"the bridge of network {key}", path)
+            if key in self.networks and self.networks[key].driver == "vxlan":
+                claim(names.vxlan_name(self.name, key), f"the VXLAN device of network {key}", path)
+        for key, raw in self.nodes.items():
+            if _is_name(key) and raw.mode == "bridge":
+                for want in raw.wants:
+                    claim(
+                        names.host_veth_name(self.name, key, want.network),
+                        f"the host-side veth of node {key} on network {want.network}",
+                        want.path,
+                    )

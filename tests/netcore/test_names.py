@@ -1,0 +1,220 @@
+"""Name rules, generated names and the owner alias."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netcore import names
+from netcore.errors import InvalidSpec
+
+
+@pytest.mark.parametrize("name", ["eth0", "a", "x" * 15, "br-front.12", "é" * 7, "web_1", "a=b", "🙂🙂🙂"])
+def test_valid_ifnames(name):
+    names.validate_ifname(name, field="f")
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("", "the name is empty"),
+        ("x" * 16, "is 16 bytes long"),
+        ("é" * 8, "is 16 bytes long"),  # 8 characters, 16 bytes
+        ("a/b", "contains '/'"),
+        ("a:b", "contains ':'"),
+        ("a b", "whitespace or a control character"),
+        ("a\tb", "whitespace or a control character"),
+        ("a\nb", "whitespace or a control character"),
+        ("a\x00b", "whitespace or a control character"),
+        ("a\x7f", "whitespace or a control character"),
+        ("a\u2028", "whitespace or a control character"),
+        (".", "is not allowed as a name"),
+        ("..", "is not allowed as a name"),
+        (7, "must be a string"),
+        (None, "must be a string"),
+    ],
+)
+def test_invalid_ifnames_name_the_field_and_the_rule(name, said):
+    with pytest.raises(InvalidSpec, match=re.escape(said)) as caught:
+        names.validate_ifname(name, field="nodes.web1")
+    assert str(caught.value).startswith("nodes.web1: ")
+
+
+def test_netns_names_follow_the_same_rules_but_may_be_longer():
+    names.validate_netns_name("demo-" + "n" * 100, field="netns")
+    for bad in ["", ".", "a/b", "a b", "x" * 256]:
+        with pytest.raises(InvalidSpec, match="^netns: "):
+            names.validate_netns_name(bad, field="netns")
+
+
+@pytest.mark.parametrize("name", ["demo", "a", "12345678", "t-1", "-"])
+def test_valid_topology_names(name):
+    names.validate_topology_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "123456789", "Demo", "de_mo", "dé", "a.b", "demo\n", 12, None])
+def test_invalid_topology_names(name):
+    with pytest.raises(InvalidSpec, match=r"^name: .* must be 1 to 8 characters of a-z, 0-9 and '-'"):
+        names.validate_topology_name(name)
+
+
+# An independent statement of the rule: 1-15 UTF-8 bytes, none of / : whitespace or C0/DEL/C1 controls.
+_IFNAME_RULE = re.compile(r"[^/:\s\x00-\x1f\x7f-\x9f]+")
+
+
+def _rule_accepts(name: str) -> bool:
+    return bool(_IFNAME_RULE.fullmatch(name)) and len(name.encode()) <= 15 and name not in (".", "..")
+
+
+_tricky = st.sampled_from(list("a.-_é日🙂/: \t\n\x00\x7f\x85\xa0\u2028\u3000"))
+_texts = st.text(_tricky | st.characters(exclude_categories=("Cs",)), max_size=18)
+
+
+@given(_texts)
+def test_validate_ifname_accepts_exactly_the_rule(name):
+    try:
+        names.validate_ifname(name, field="f")
+        accepted = True
+    except InvalidSpec:
+        accepted = False
+    assert accepted == _rule_accepts(name)
+
+
+def test_fit_ifname_keeps_short_names_and_shortens_long_ones():
+    assert names.fit_ifname("demo-web1-front") == "demo-web1-front"  # exactly 15 bytes
+    long = names.fit_ifname("demo-web1-backend")
+    assert re.fullmatch(r"demo-web1-~[0-9a-f]{4}", long)
+    assert names.fit_ifname("demo-web1-backend") == long
+
+
+def test_fit_ifname_does_not_split_a_utf8_character():
+    assert names.fit_ifname("日本語日本語").startswith("日本語~")  # 9 bytes kept of 10
+    assert names.fit_ifname("éééééééé").startswith("ééééé~")
+
+
+@given(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40))
+def test_fit_ifname_always_fits_and_is_deterministic(name):
+    fitted = names.fit_ifname(name)
+    assert len(fitted.encode()) <= 15
+    assert fitted == names.fit_ifname(name)
+    if len(name.encode()) <= 15:
+        assert fitted == name
+
+
+@given(st.text(min_size=16, max_size=40), st.text(min_size=16, max_size=40))
+def test_fit_ifname_keeps_different_prefixes_apart(a, b):
+    if a.encode()[:10] != b.encode()[:10]:
+        assert names.fit_ifname(a) != names.fit_ifname(b)
+
+
+def test_fit_ifname_sample_of_similar_long_names_does_not_collide():
+    sample = [f"demo-node{i}-{net}" for i in range(40) for net in ("frontend", "backend", "storage")]
+    fitted = [names.fit_ifname(name) for name in sample]
+    assert all(len(name.encode()) <= 15 for name in fitted)
+    assert len(set(fitted)) == len(sample)
+
+
+def test_generated_names():
+    assert names.namespace_name("demo", "web1") == "demo-web1"
+    assert names.namespace_name("demo", "a-rather-long-nod") == "demo-a-rather-long-nod"  # a file name
+    assert names.bridge_name("demo", "front") == "demo-front"
+    assert names.bridge_name("demo", "front", 0) == "demo-front"
+    assert names.bridge_name("demo", "front", 3) == "demo-front.3"
+    assert names.segment_link_names("demo", "front", 3) == ("demo-front.3r", "demo-front.3s")
+    assert names.vxlan_name("demo", "back") == "demo-back.vx"
+    assert names.host_veth_name("demo", "web1", "front") == "demo-web1-front"
+    assert names.host_veth_name("demo", "web1", "backend") == names.fit_ifname("demo-web1-backend")
+    assert names.bridge_name("longtopo", "frontend-net", 12) == names.fit_ifname("longtopo-frontend-net.12")
+
+
+def test_generated_names_refuse_impossible_segments():
+    with pytest.raises(ValueError):
+        names.bridge_name("demo", "front", -1)
+    with pytest.raises(ValueError):
+        names.segment_link_names("demo", "front", 0)
+
+
+def test_owner_alias_format():
+    assert (
+        names.owner_alias(topology="demo", role="bridge", network="front")
+        == "switchboard:demo:bridge:network=front"
+    )
+    assert (
+        names.owner_alias(topology="demo", role="veth", node="web1", network="front")
+        == "switchboard:demo:veth:network=front:node=web1"
+    )
+    assert names.owner_alias(topology="demo", role="node", node="db") == "switchboard:demo:node:node=db"
+    assert (
+        names.owner_alias(topology="demo", role="segment", network="front", segment=2)
+        == "switchboard:demo:segment:network=front:segment=2"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"topology": "demo", "role": "router"},
+        {"topology": "demo", "role": "veth", "node": "a:b"},
+        {"topology": "", "role": "bridge"},
+        {"topology": "demo", "role": "segment", "segment": -1},
+    ],
+)
+def test_owner_alias_refuses_what_cannot_round_trip(kwargs):
+    with pytest.raises(ValueError):
+        names.owner_alias(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "alias",
+    [
+        None,
+        "",
+        "docker0 uplink",
+        "switchboard",
+        "switchboard:demo",
+        "Switchboard:demo:bridge",
+        "switchboardx:demo:bridge",
+        "switchboard::bridge",
+        "switchboard:demo:router",
+        "switchboard:demo:veth:colour=red",
+        "switchboard:demo:veth:node",
+        "switchboard:demo:veth:node=",
+        "switchboard:demo:veth:node=a:node=b",
+        "switchboard:demo:segment:segment=x",
+        "switchboard:demo:segment:segment=²",
+    ],
+)
+def test_parse_owner_alias_ignores_what_is_not_ours(alias):
+    assert names.parse_owner_alias(alias) is None
+
+
+def test_parse_owner_alias_reads_ours():
+    tag = names.parse_owner_alias("switchboard:demo:veth:network=front:node=web1")
+    assert tag == names.OwnerTag(topology="demo", role="veth", network="front", node="web1")
+
+
+def _is_name(text: str) -> bool:
+    try:
+        names.validate_ifname(text, field="f")
+    except InvalidSpec:
+        return False
+    return True
+
+
+_names = st.text(min_size=1, max_size=15).filter(_is_name)
+
+
+@given(
+    topology=st.from_regex(r"[a-z0-9-]{1,8}", fullmatch=True),
+    role=st.sampled_from(names.ROLES),
+    network=st.none() | _names,
+    node=st.none() | _names,
+    segment=st.none() | st.integers(min_value=0, max_value=10_000),
+)
+def test_owner_alias_round_trip(topology, role, network, node, segment):
+    tag = names.OwnerTag(topology=topology, role=role, network=network, node=node, segment=segment)
+    alias = names.owner_alias(topology=topology, role=role, network=network, node=node, segment=segment)
+    assert names.parse_owner_alias(alias) == tag
