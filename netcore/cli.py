@@ -129,7 +129,7 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from netcore.events import watch
+    from netcore.live import watch
 
     async def run() -> None:
         async for event in watch():

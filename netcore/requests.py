@@ -60,7 +60,6 @@ def veth_create(
     name: str,
     peer: str,
     peer_netns_fd: int | None = None,
-    peer_index: int = 0,
     mtu: int | None = None,
     master: int | None = None,
 ) -> Request:
@@ -68,11 +67,9 @@ def veth_create(
     peer_netns_fd is set.
 
     Neither end can be brought up in the creating request (the kernel answers ENOTCONN
-    until both exist): send link_set(up=True) for each end after it. peer_index picks the
-    peer's ifindex in its namespace (eth0 = 2 in a fresh one), so requests for it can be
-    pipelined without asking the kernel first.
+    until both exist): send link_set(up=True) for each end after it.
     """
-    peer_body = _ifinfo(peer_index) + c.attr_str(c.IFLA_IFNAME, peer)
+    peer_body = _ifinfo() + c.attr_str(c.IFLA_IFNAME, peer)
     if mtu:
         peer_body += c.attr_u32(c.IFLA_MTU, mtu)
     if peer_netns_fd is not None:

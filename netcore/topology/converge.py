@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from netcore import netns as ns
 from netcore import requests as rq
 from netcore.errors import AlreadyExists, NetcoreError
 from netcore.netlink.socket import NetlinkSocket, Request
-from netcore.objects import link_lookup
+from netcore.objects import link_index, link_lookup
 from netcore.topology import state
 from netcore.topology.desired import Desired, NodeWant, PortWant, RouteWant, VxlanWant, desired
 from netcore.topology.spec import TopologySpec
@@ -325,7 +326,6 @@ class _Run:
                             name=p.host_name,
                             peer=p.ifname,
                             peer_netns_fd=handle.fd,
-                            peer_index=p.index,
                             mtu=p.mtu,
                             master=self.index[p.bridge],
                         ),
@@ -342,74 +342,62 @@ class _Run:
     def converge_node(self, node: NodeWant) -> None:
         """Bring an existing namespace of the topology in line with the file."""
         have = self.actual.namespaces[node.netns]
-        inside: list[Request] = []
-        lo = have.links.get("lo")
-        if lo is None or not lo.up or lo.alias != node.alias:
-            self.record("update", "namespace", node.netns, "lo up")
-            inside.append(rq.link_set(index=1, name="lo", up=True, alias=node.alias))
-        rebuilt: list[PortWant] = []
-        for p in node.ports:
-            host = self.actual.host_links.get(p.host_name)
-            peer = have.links.get(p.ifname)
-            paired = (
-                host is not None
-                and peer is not None
-                and peer.kind == "veth"
-                and host.link == peer.index
-                and peer.link == host.index
-            )
-            if not paired or (p.mtu and host.mtu != p.mtu):
-                rebuilt.append(p)
-                continue
-            if host.master != self.index.get(p.bridge) or not host.up or not peer.up:
-                self.record("update", "veth", p.host_name, f"port of {p.bridge}, up")
-                self.send_host(
-                    [
-                        rq.link_set(
-                            index=host.index, name=p.host_name, up=True, master=self.index.get(p.bridge, 0)
-                        )
-                    ]
-                )
-                inside.append(rq.link_set(index=peer.index, name=p.ifname, up=True))
-            inside += self.converge_addresses(node, p, peer.index, have)
-        if rebuilt:
-            self.rebuild_ports(node, rebuilt, have)
-            for p in rebuilt:
-                inside += self.converge_addresses(node, p, p.index, have)
-        inside += self.converge_routes(node, have)
-        if self.execute and inside:
-            sock = ns.netns_open_socket(path=ns.netns_path(node.netns))
-            try:
+        sock = ns.netns_open_socket(path=ns.netns_path(node.netns)) if self.execute else None
+        try:
+            inside: list[Request] = []
+            lo = have.links.get("lo")
+            if lo is None or not lo.up or lo.alias != node.alias:
+                self.record("update", "namespace", node.netns, "lo up")
+                inside.append(rq.link_set(index=1, name="lo", up=True, alias=node.alias))
+            index_of: dict[str, int] = {}
+            rebuilt: list[PortWant] = []
+            for p in node.ports:
+                host = self.actual.host_links.get(p.host_name)
+                peer = have.links.get(p.ifname)
+                if not _paired(host, peer) or (p.mtu and host.mtu != p.mtu):
+                    rebuilt.append(p)
+                    continue
+                index_of[p.ifname] = peer.index
+                if host.master != self.index.get(p.bridge) or not host.up or not peer.up:
+                    self.record("update", "veth", p.host_name, f"port of {p.bridge}, up")
+                    bridge = self.index.get(p.bridge, 0)
+                    self.send_host([rq.link_set(index=host.index, name=p.host_name, up=True, master=bridge)])
+                    inside.append(rq.link_set(index=peer.index, name=p.ifname, up=True))
+            if rebuilt:
+                index_of.update(self.rebuild_ports(node, rebuilt, have, sock))
+            for p in node.ports:
+                inside += self.converge_addresses(node, p, index_of[p.ifname], have)
+            inside += self.converge_routes(node, have, index_of)
+            if sock is not None and inside:
                 sock.run(inside)
-            finally:
+        finally:
+            if sock is not None:
                 sock.close()
 
-    def rebuild_ports(self, node: NodeWant, ports: Sequence[PortWant], have: state.NamespaceState) -> None:
-        """Recreate endpoint veths that are missing, broken or of the wrong MTU."""
-        inside = []
-        host_requests, created = [], []
+    def rebuild_ports(
+        self,
+        node: NodeWant,
+        ports: Sequence[PortWant],
+        have: state.NamespaceState,
+        sock: NetlinkSocket | None,
+    ) -> dict[str, int]:
+        """Recreate endpoint veths that are missing, broken or of the wrong MTU; returns their new indexes."""
+        host_requests: list[Request] = []
+        stale_inside: list[Request] = []
         for p in ports:
             existed = p.host_name in self.actual.host_links
-            self.record(
-                "update" if existed else "create",
-                "veth",
-                p.host_name,
-                f"{p.netns}:{p.ifname} {_interface(p.address)} on {p.bridge}",
-            )
+            detail = f"{p.netns}:{p.ifname} {_interface(p.address)} on {p.bridge}"
+            self.record("update" if existed else "create", "veth", p.host_name, detail)
             if existed:
                 host_requests.append(rq.link_delete(name=p.host_name, missing_ok=True))
             if p.ifname in have.links:
-                inside.append(rq.link_delete(name=p.ifname, missing_ok=True))
-        for p in ports:
+                stale_inside.append(rq.link_delete(name=p.ifname, missing_ok=True))
             have.links.pop(p.ifname, None)
-        have.addresses = [a for a in have.addresses if a.ifname not in {p.ifname for p in ports}]
-        if not self.execute:
-            return
-        sock = ns.netns_open_socket(path=ns.netns_path(node.netns))
-        try:
-            sock.run(inside)
-        finally:
-            sock.close()
+        rebuilt = {p.ifname for p in ports}
+        have.addresses = [a for a in have.addresses if a.ifname not in rebuilt]
+        if sock is None:
+            return {p.ifname: p.index for p in ports}
+        sock.run(stale_inside)
         fd = os.open(ns.netns_path(node.netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
             for p in ports:
@@ -418,16 +406,17 @@ class _Run:
                         name=p.host_name,
                         peer=p.ifname,
                         peer_netns_fd=fd,
-                        peer_index=p.index,
                         mtu=p.mtu,
                         master=self.index[p.bridge],
                     ),
                     rq.link_set(name=p.host_name, up=True, alias=p.alias),
                 ]
-                created.append(p.host_name)
-            self.send_host(host_requests, created=created)
+            self.send_host(host_requests, created=[p.host_name for p in ports])
         finally:
             os.close(fd)
+        index_of = {p.ifname: link_index(sock, p.ifname, netns=node.netns) for p in ports}
+        sock.run([rq.link_set(index=index_of[p.ifname], name=p.ifname, up=True) for p in ports])
+        return index_of
 
     def converge_addresses(
         self, node: NodeWant, p: PortWant, index: int, have: state.NamespaceState
@@ -455,43 +444,45 @@ class _Run:
                 )
         return out
 
-    def converge_routes(self, node: NodeWant, have: state.NamespaceState) -> list[Request]:
+    def converge_routes(
+        self, node: NodeWant, have: state.NamespaceState, index_of: dict[str, int]
+    ) -> list[Request]:
+        """Routes netcore put in the namespace (proto static) that differ from the file are replaced."""
         out: list[Request] = []
-        current = {r.dst: r for r in have.routes if r.protocol in ("static", "boot")}
+        current = {(r.family, r.dst): r for r in have.routes if r.protocol == "static"}
         wanted = set()
         for r in node.routes:
-            key = "default" if r.to.prefixlen == 0 else str(r.to)
+            key = (
+                socket.AF_INET if r.to.version == 4 else socket.AF_INET6,
+                "default" if r.to.prefixlen == 0 else str(r.to),
+            )
             wanted.add(key)
             now = current.get(key)
             if now and now.gateway == (str(r.via) if r.via else None) and (r.dev is None or now.dev == r.dev):
                 continue
             self.record("update" if now else "create", "route", f"{r.to} in {node.netns}", _route_detail(r))
+            oif = index_of.get(r.dev) if r.dev in index_of else (have.links[r.dev].index if r.dev else None)
             out.append(
-                rq.route_add(
-                    to=r.to,
-                    via=r.via,
-                    oif=r.index,
-                    onlink=False,
-                    replace=True,
-                    what=f"{r.to} in {node.netns}",
-                )
+                rq.route_add(to=r.to, via=r.via, oif=oif, replace=True, what=f"{r.to} in {node.netns}")
             )
-        for key, r in current.items():
-            if key not in wanted:
-                self.record("delete", "route", f"{key} in {node.netns}")
-                out.append(
-                    rq.route_delete(
-                        to=ipaddress.ip_network(
-                            "0.0.0.0/0"
-                            if key == "default" and r.family == 2
-                            else "::/0"
-                            if key == "default"
-                            else key
-                        ),
-                        what=f"{key} in {node.netns}",
-                    )
-                )
+        for family, dst in current:
+            if (family, dst) not in wanted:
+                self.record("delete", "route", f"{dst} in {node.netns}")
+                default = "0.0.0.0/0" if family == socket.AF_INET else "::/0"
+                to = ipaddress.ip_network(default if dst == "default" else dst)
+                out.append(rq.route_delete(to=to, what=f"{dst} in {node.netns}"))
         return out
+
+
+def _paired(host, peer) -> bool:
+    """The host-side veth and the namespace-side interface are the two ends of one veth pair."""
+    return (
+        host is not None
+        and peer is not None
+        and peer.kind == "veth"
+        and host.link == peer.index
+        and peer.link == host.index
+    )
 
 
 def _inside_requests(node: NodeWant) -> list[Request]:
@@ -508,9 +499,7 @@ def _inside_requests(node: NodeWant) -> list[Request]:
             )
         )
     for r in node.routes:
-        out.append(
-            rq.route_add(to=r.to, via=r.via, oif=r.index, onlink=False, what=f"{r.to} in {node.netns}")
-        )
+        out.append(rq.route_add(to=r.to, via=r.via, oif=r.index, what=f"{r.to} in {node.netns}"))
     return out
 
 

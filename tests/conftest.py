@@ -1,0 +1,159 @@
+"""Fixtures shared by the whole suite.
+
+Kernel tests run inside a throwaway "host" network namespace: the test's thread enters it
+for the duration of the test, so netcore (which treats the caller's namespace as the
+host) never sees the machine's real interfaces. Every name a test creates carries this
+run's prefix, and the suite fails if any namespace it made is left behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+RUN = secrets.token_hex(2)  # 4 hex chars, part of every name this run creates
+NETNS_DIR = "/run/netns"
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+_counter = iter(range(1, 10**6))
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _ours() -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(NETNS_DIR) if RUN in n)
+    except FileNotFoundError:
+        return []
+
+
+@dataclass
+class HostNs:
+    """The throwaway namespace a test runs in; `run(cmd)` runs a command inside it via nsenter."""
+
+    name: str
+    path: str
+
+    def run(
+        self, cmd: str | list[str], *, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        args = ["nsenter", f"--net={self.path}", *(["sh", "-c", cmd] if isinstance(cmd, str) else cmd)]
+        return subprocess.run(args, capture_output=True, text=True, check=check, input=input)
+
+    def netcore(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        """`python -m netcore ARGS` inside this namespace."""
+        return self.run([sys.executable, "-m", "netcore", *args], check=check)
+
+
+@pytest.fixture
+def topo() -> str:
+    """A fresh topology name (≤ 8 chars) carrying the run prefix."""
+    return f"t{RUN}{next(_counter):02d}"[:8]
+
+
+@pytest.fixture
+def host_ns() -> Iterator[HostNs]:
+    """Run the test inside a fresh throwaway network namespace, then remove it and check for leaks."""
+    name = f"sbt-{RUN}-h{next(_counter)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    path = os.path.join(NETNS_DIR, name)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        yield HostNs(name, path)
+    finally:
+        _setns(home)
+        os.close(home)
+        os.close(target)
+        left = [n for n in _ours() if n != name and not n.startswith("sbt-")]
+        for leftover in left:
+            subprocess.run(["ip", "netns", "del", leftover], check=False)
+        subprocess.run(["ip", "netns", "del", name], check=False)
+        assert not left, f"test left namespaces behind: {left}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaks_at_end() -> Iterator[None]:
+    yield
+    left = _ours()
+    for name in left:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    assert not left, f"the suite left namespaces behind: {left}"
+
+
+def tcp_echo(
+    *, server_ns: str, client_ns: str, address: str, port: int = 7000, timeout: float = 3.0
+) -> bytes:
+    """Send bytes over real TCP from a socket in client_ns to one listening in server_ns; return the echo.
+
+    Namespaces are /run/netns names ("host" = the caller's namespace). Sockets stay in the
+    namespace they were created in, so both are made there and then used from here.
+    """
+    from netcore.netns import HOST, netns_path, netns_run
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    def make(listen: bool) -> socket.socket:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        if listen:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((address, port))
+            s.listen(1)
+        return s
+
+    def in_ns(where: str, listen: bool) -> socket.socket:
+        if where == HOST:
+            return make(listen)
+        return netns_run(path=netns_path(where), fn=lambda: make(listen))
+
+    server = in_ns(server_ns, True)
+    client = in_ns(client_ns, False)
+    payload = secrets.token_bytes(16)
+    echoed: list[bytes] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return  # the client never got through: its side reports that
+        with conn:
+            conn.sendall(conn.recv(64))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client.connect((address, port))
+        client.sendall(payload)
+        echoed.append(client.recv(64))
+    finally:
+        client.close()
+        thread.join(timeout)
+        server.close()
+    assert echoed[0] == payload
+    return echoed[0]
+
+
+def can_connect(
+    *, server_ns: str, client_ns: str, address: str, port: int = 7001, timeout: float = 1.0
+) -> bool:
+    """True if a TCP connection gets through (used to show that something is NOT reachable)."""
+    try:
+        tcp_echo(server_ns=server_ns, client_ns=client_ns, address=address, port=port, timeout=timeout)
+    except OSError:
+        return False
+    return True

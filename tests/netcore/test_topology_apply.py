@@ -1,0 +1,205 @@
+"""Topology files against the real kernel: apply, plan, destroy, traffic, idempotency, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from netcore import names
+from netcore import netns as ns
+from netcore.errors import AlreadyExists, NetcoreError
+from netcore.snapshot import snapshot
+from netcore.topology import converge, desired, spec
+from tests.conftest import can_connect, tcp_echo
+
+
+def demo(topo: str) -> spec.TopologySpec:
+    return spec.loads(f"""
+name: {topo}
+networks:
+  front: {{driver: bridge, subnet: 198.18.1.0/24, mtu: 1400}}
+  back: {{driver: vxlan, subnet: 198.18.2.0/24, vni: 4242}}
+nodes:
+  web1: {{networks: [front, back]}}
+  web2: {{networks: {{front: {{address: 198.18.1.20}}}}}}
+  db: {{mode: none}}
+  side: {{mode: "container:web1"}}
+routes:
+  - {{node: web1, to: 198.18.9.0/24, via: 198.18.1.254}}
+""")
+
+
+def test_apply_builds_a_working_network(host_ns, topo):
+    result = converge.apply(demo(topo))
+    assert result.applied and result.counts()["create"] > 0
+
+    # real traffic: node to node across the bridge, and node to the gateway on the bridge
+    tcp_echo(server_ns=f"{topo}-web2", client_ns=f"{topo}-web1", address="198.18.1.20")
+    tcp_echo(server_ns="host", client_ns=f"{topo}-web2", address="198.18.1.1")
+    # the vxlan network's bridge carries the second interface of web1
+    tcp_echo(server_ns="host", client_ns=f"{topo}-web1", address="198.18.2.1")
+
+    snap = snapshot(namespaces=["host", f"{topo}-web1", f"{topo}-web2", f"{topo}-db"])
+    web1 = {x.name: x for x in snap.links if x.netns == f"{topo}-web1"}
+    assert set(web1) == {"lo", "eth0", "eth1"}
+    assert web1["eth0"].mtu == 1400 and web1["eth0"].up
+    assert web1["eth0"].peer.netns == "host" and web1["eth0"].peer.name == names.host_veth_name(
+        topo, "web1", "front"
+    )
+    host_veth = snap.link("host", names.host_veth_name(topo, "web1", "front"))
+    assert host_veth.master == f"{topo}-front" and host_veth.peer.netns == f"{topo}-web1"
+    vx = snap.link("host", f"{topo}-back.vx")
+    assert vx.kind == "vxlan" and vx.vxlan.vni == 4242 and vx.master == f"{topo}-back"
+    routes = {r.dst: r for r in snap.routes if r.netns == f"{topo}-web1"}
+    assert routes["default"].gateway == "198.18.1.1" and routes["default"].dev == "eth0"
+    assert routes["198.18.9.0/24"].gateway == "198.18.1.254"
+    db = [x.name for x in snap.links if x.netns == f"{topo}-db"]
+    assert db == ["lo"]
+    # container mode shares web1's namespace: nothing of its own
+    assert not ns.netns_exists(f"{topo}-side")
+
+    converge.destroy(demo(topo))
+
+
+def test_second_apply_changes_nothing_and_plan_agrees(host_ns, topo):
+    before = converge.plan(demo(topo))
+    assert before.changes and not before.applied
+    applied = converge.apply(demo(topo))
+    assert [str(c) for c in applied.changes] == [str(c) for c in before.changes]
+    again = converge.apply(demo(topo))
+    assert again.changes == ()
+    assert "no changes" in again.summary()
+    assert converge.plan(demo(topo)).changes == ()
+    converge.destroy(demo(topo))
+
+
+def test_destroy_leaves_nothing_and_only_touches_its_own(host_ns, topo):
+    host_ns.run("ip link add keepme type bridge && ip netns add keep" + topo)
+    try:
+        converge.apply(demo(topo))
+        result = converge.destroy(demo(topo))
+        assert result.counts()["delete"] >= 6
+        links = json.loads(host_ns.run("ip -j link show").stdout)
+        assert sorted(x["ifname"] for x in links) == ["keepme", "lo"]
+        assert not [n for n in os.listdir(ns.NETNS_DIR) if n.startswith(f"{topo}-")]
+        assert converge.destroy(demo(topo)).changes == ()
+    finally:
+        host_ns.run(f"ip netns del keep{topo}", check=False)
+
+
+def test_drift_is_planned_and_repaired(host_ns, topo):
+    converge.apply(demo(topo))
+    host_ns.run(f"ip link del {names.host_veth_name(topo, 'web2', 'front')}")
+    host_ns.run(f"ip -n {topo}-web1 addr flush dev eth0 scope global")
+    plan = converge.plan(demo(topo))
+    described = [str(c) for c in plan.changes]
+    assert any(names.host_veth_name(topo, "web2", "front") in line for line in described)
+    assert any("198.18.1.2/24" in line for line in described)
+    converge.apply(demo(topo))
+    tcp_echo(server_ns=f"{topo}-web2", client_ns=f"{topo}-web1", address="198.18.1.20")
+    assert converge.plan(demo(topo)).changes == ()
+    converge.destroy(demo(topo))
+
+
+def test_removed_node_is_removed_on_apply(host_ns, topo):
+    converge.apply(demo(topo))
+    smaller = spec.loads(f"""
+name: {topo}
+networks:
+  front: {{subnet: 198.18.1.0/24, mtu: 1400}}
+nodes:
+  web2: {{networks: {{front: {{address: 198.18.1.20}}}}}}
+""")
+    result = converge.apply(smaller)
+    removed = {c.name for c in result.changes if c.action == "delete"}
+    assert {
+        f"{topo}-web1",
+        f"{topo}-db",
+        f"{topo}-back",
+        names.host_veth_name(topo, "web1", "front"),
+    } <= removed
+    assert not ns.netns_exists(f"{topo}-web1")
+    tcp_echo(server_ns="host", client_ns=f"{topo}-web2", address="198.18.1.1")
+    converge.destroy(smaller)
+
+
+def test_large_network_spreads_over_segments_and_stays_one_l2(host_ns, topo, monkeypatch):
+    monkeypatch.setattr(desired, "SEGMENT_PORTS", 3)
+    nodes = "\n".join(f"  n{i}: {{networks: [lan]}}" for i in range(8))
+    topology = spec.loads(f"name: {topo}\nnetworks:\n  lan: {{subnet: 198.18.4.0/24}}\nnodes:\n{nodes}\n")
+    converge.apply(topology)
+    bridges = json.loads(host_ns.run("ip -j link show type bridge").stdout)
+    assert sorted(b["ifname"] for b in bridges) == [f"{topo}-lan", f"{topo}-lan.1", f"{topo}-lan.2"]
+    ports = json.loads(host_ns.run(f"ip -j link show master {topo}-lan.2").stdout)
+    assert f"{topo}-n7-lan" in {p["ifname"] for p in ports}
+    # n0 (segment 0) and n7 (segment 2) talk through the root bridge, and n7 reaches the gateway
+    tcp_echo(server_ns=f"{topo}-n0", client_ns=f"{topo}-n7", address="198.18.4.2")
+    tcp_echo(server_ns="host", client_ns=f"{topo}-n7", address="198.18.4.1")
+    assert converge.apply(topology).changes == ()
+    converge.destroy(topology)
+    assert json.loads(host_ns.run("ip -j link show").stdout)[0]["ifname"] == "lo"
+
+
+def test_ipv6_network(host_ns, topo):
+    topology = spec.loads(f"""
+name: {topo}
+networks:
+  v6: {{subnet: "fd00:18::/64"}}
+nodes:
+  a: {{networks: [v6]}}
+  b: {{networks: [v6]}}
+""")
+    converge.apply(topology)
+    tcp_echo(server_ns=f"{topo}-b", client_ns=f"{topo}-a", address="fd00:18::3")
+    tcp_echo(server_ns="host", client_ns=f"{topo}-a", address="fd00:18::1")
+    assert converge.apply(topology).changes == ()
+    converge.destroy(topology)
+
+
+def test_networks_are_isolated_from_each_other(host_ns, topo):
+    topology = spec.loads(f"""
+name: {topo}
+networks:
+  red: {{subnet: 198.18.6.0/24}}
+  blue: {{subnet: 198.18.7.0/24}}
+nodes:
+  r: {{networks: [red]}}
+  b: {{networks: [blue]}}
+""")
+    converge.apply(topology)
+    # no routing between them from inside the nodes' namespaces (the host does not forward)
+    host_ns.run("sysctl -qw net.ipv4.ip_forward=0")
+    assert not can_connect(server_ns=f"{topo}-b", client_ns=f"{topo}-r", address="198.18.7.2")
+    converge.destroy(topology)
+
+
+def test_conflicting_link_is_refused_before_anything_is_touched(host_ns, topo):
+    host_ns.run(f"ip link add {topo}-front type bridge")
+    with pytest.raises(AlreadyExists, match=f"link {topo}-front already exists"):
+        converge.apply(demo(topo))
+    links = json.loads(host_ns.run("ip -j link show").stdout)
+    assert sorted(x["ifname"] for x in links) == ["lo", f"{topo}-front"]
+    assert not [n for n in os.listdir(ns.NETNS_DIR) if n.startswith(f"{topo}-")]
+
+
+def test_failure_half_way_rolls_back_everything(host_ns, topo, monkeypatch):
+    from netcore import requests as rq
+
+    real = rq.route_add
+
+    def broken(**kwargs):
+        request = real(**kwargs)
+        if f"{topo}-web2" in request.obj:  # web2's default route: after bridges, vxlan and web1 exist
+            return type(request)(
+                request.msg_type, request.flags, request.body[:8], request.action, request.obj
+            )
+        return request
+
+    monkeypatch.setattr(rq, "route_add", broken)
+    with pytest.raises(NetcoreError, match=f"in {topo}-web2"):
+        converge.apply(demo(topo))
+    links = json.loads(host_ns.run("ip -j link show").stdout)
+    assert [x["ifname"] for x in links] == ["lo"]
+    assert not [n for n in os.listdir(ns.NETNS_DIR) if n.startswith(f"{topo}-")]
