@@ -17,6 +17,8 @@ bytes, ``~`` and 4 hex digits of a BLAKE2s hash of the full name, e.g. ``demo-fr
 Everything created also carries an owner marker in its interface alias (IFLA_IFALIAS):
 ``switchboard:<topology>:<role>[:network=w][:node=n][:segment=s]`` with role ``bridge``,
 ``segment``, ``vxlan``, ``veth`` or ``node`` (the alias set on a node namespace's ``lo``).
+The host-side links of a topology also share a device group (:func:`owner_group`), so that
+destroy can delete them all in one request, after checking every member is ours.
 """
 
 from __future__ import annotations
@@ -133,6 +135,12 @@ class OwnerTag:
     network: str | None = None
     node: str | None = None
     segment: int | None = None
+
+
+def owner_group(topology: str) -> int:
+    """The device group of a topology's host-side links: 0x5B plus 24 bits of a hash of its name."""
+    digest = hashlib.blake2s(topology.encode(), digest_size=3).digest()
+    return 0x5B000000 | int.from_bytes(digest, "big")
 
 
 def owner_alias(

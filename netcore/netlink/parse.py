@@ -43,6 +43,7 @@ class RawLink:
     link: int | None
     link_netnsid: int | None
     vxlan: VxlanInfo | None
+    group: int = 0
 
 
 def link(buf: bytearray, start: int, end: int) -> RawLink:
@@ -50,7 +51,7 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
     _family, _type, index, flags, _change = _ifinfo(buf, start)
     name = ""
     kind = mac = alias = vxlan = None
-    mtu = 0
+    mtu = group = 0
     state = "unknown"
     master = link_index = netnsid = None
     for kind_, a, b in _attrs(buf, start + 16, end):
@@ -71,12 +72,26 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
             netnsid = c.i32(buf, a)
         elif kind_ == c.IFLA_IFALIAS:
             alias = c.cstr(buf, a, b) or None
+        elif kind_ == c.IFLA_GROUP:
+            group = _u32(buf, a)
         elif kind_ == c.IFLA_LINKINFO:
             kind, vxlan = _linkinfo(buf, a, b)
     if link_index == index and netnsid is None:
         link_index = None
     return RawLink(
-        index, name, kind, mtu, mac, bool(flags & c.IFF_UP), state, master, alias, link_index, netnsid, vxlan
+        index,
+        name,
+        kind,
+        mtu,
+        mac,
+        bool(flags & c.IFF_UP),
+        state,
+        master,
+        alias,
+        link_index,
+        netnsid,
+        vxlan,
+        group,
     )
 
 

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from netcore import names
 from netcore import netns as ns
 from netcore import requests as rq
 from netcore.errors import AlreadyExists, NetcoreError
@@ -83,7 +84,10 @@ class _Undo:
     host_links: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
 
-    def rollback(self, host_sock: NetlinkSocket) -> None:
+    def rollback(self, host_sock: NetlinkSocket, *, group: int | None) -> None:
+        """Remove what was created; `group` deletes the whole device group when it held nothing before."""
+        if group is not None and self.host_links:
+            host_sock.send([rq.link_group_delete(group=group, what="links created by this run")])
         host_sock.send([rq.link_delete(name=n, missing_ok=True) for n in reversed(self.host_links)])
         ns.netns_delete_many(reversed(self.namespaces), missing_ok=True)
 
@@ -112,6 +116,7 @@ class _Run:
         self.changes: list[Change] = []
         self.undo = _Undo()
         self.index: dict[str, int] = {name: link.index for name, link in actual.host_links.items()}
+        self.group = names.owner_group(want.topology)
 
     def record(self, action: str, kind: str, name: str, detail: str = "") -> None:
         self.changes.append(Change(action, kind, name, detail))
@@ -168,7 +173,11 @@ class _Run:
         doomed = [n for n in doomed if not self._peer_already_doomed(n, doomed, owned)]
         for name in doomed:
             self.record("delete", owned[name].role, name)
-        self.send_host([rq.link_delete(name=n, missing_ok=True) for n in doomed])
+        requests = []
+        members = {n for n, link in self.actual.host_links.items() if link.group == self.group}
+        if members and members <= set(doomed):
+            requests.append(rq.link_group_delete(group=self.group, what=f"topology {self.want.topology}"))
+        self.send_host(requests + [rq.link_delete(name=n, missing_ok=True) for n in doomed])
         wanted_ns = {n.netns for n in self.want.nodes}
         stale = [
             name
@@ -200,7 +209,7 @@ class _Run:
                     detail + (f", gateway {_interface(b.gateway)}" if b.gateway else ""),
                 )
                 requests += [
-                    rq.bridge_create(name=b.name, mtu=b.mtu),
+                    rq.bridge_create(name=b.name, mtu=b.mtu, devgroup=self.group),
                     rq.link_set(name=b.name, alias=b.alias),
                 ]
                 created.append(b.name)
@@ -246,6 +255,7 @@ class _Run:
                 requests.append(rq.link_delete(name=v.name))
             requests += [
                 rq.vxlan_create(
+                    devgroup=self.group,
                     name=v.name,
                     vni=v.vni,
                     dstport=v.dstport,
@@ -274,7 +284,11 @@ class _Run:
                 ]
             requests += [
                 rq.veth_create(
-                    name=u.root_side, peer=u.segment_side, mtu=u.mtu, master=self.index.get(u.root_bridge)
+                    devgroup=self.group,
+                    name=u.root_side,
+                    peer=u.segment_side,
+                    mtu=u.mtu,
+                    master=self.index.get(u.root_bridge),
                 ),
                 rq.link_set(
                     name=u.segment_side, up=True, master=self.index.get(u.segment_bridge), alias=u.alias
@@ -323,6 +337,7 @@ class _Run:
                 for p in node.ports:
                     host_requests += [
                         rq.veth_create(
+                            devgroup=self.group,
                             name=p.host_name,
                             peer=p.ifname,
                             peer_netns_fd=handle.fd,
@@ -403,6 +418,7 @@ class _Run:
             for p in ports:
                 host_requests += [
                     rq.veth_create(
+                        devgroup=self.group,
                         name=p.host_name,
                         peer=p.ifname,
                         peer_netns_fd=fd,
@@ -558,8 +574,9 @@ def _converge(spec: TopologySpec, *, execute: bool, progress: Progress | None) -
 
 
 def _rollback(run: _Run, exc: BaseException) -> None:
+    group_was_empty = not any(link.group == run.group for link in run.actual.host_links.values())
     try:
-        run.undo.rollback(run.host)
+        run.undo.rollback(run.host, group=run.group if group_was_empty else None)
     except NetcoreError as undo_error:
         exc.add_note(f"rolling back also failed: {undo_error}")
 
