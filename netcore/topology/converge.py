@@ -169,13 +169,15 @@ class _Run:
         wanted = self.want.host_link_names()
         owned = self.actual.owned_host_links()
         order = ("veth", "segment", "vxlan", "bridge")
-        doomed = sorted((n for n in owned if n not in wanted), key=lambda n: (order.index(owned[n].role), n))
-        doomed = [n for n in doomed if not self._peer_already_doomed(n, doomed, owned)]
+        unwanted = sorted(
+            (n for n in owned if n not in wanted), key=lambda n: (order.index(owned[n].role), n)
+        )
+        doomed = [n for n in unwanted if not self._peer_already_doomed(n, unwanted, owned)]
         for name in doomed:
             self.record("delete", owned[name].role, name)
         requests = []
         members = {n for n, link in self.actual.host_links.items() if link.group == self.group}
-        if members and members <= set(doomed):
+        if members and members <= set(unwanted):
             requests.append(rq.link_group_delete(group=self.group, what=f"topology {self.want.topology}"))
         self.send_host(requests + [rq.link_delete(name=n, missing_ok=True) for n in doomed])
         wanted_ns = {n.netns for n in self.want.nodes}
