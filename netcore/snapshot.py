@@ -34,9 +34,7 @@ class NamespaceDump:
     neighbours: list[Neighbour] = field(default_factory=list)
     fdb: list[FdbEntry] = field(default_factory=list)
 
-    @property
-    def names(self) -> dict[int, str]:
-        return {link.index: link.name for link in self.raw_links}
+    names: dict[int, str] = field(default_factory=dict)
 
 
 def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: bool = True) -> NamespaceDump:
@@ -46,7 +44,7 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
     for buf, kind, start, end in sock.dump(c.RTM_GETLINK, _LINK_DUMP, what=f"links of {name}"):
         if kind == c.RTM_NEWLINK:
             out.raw_links.append(parse.link(buf, start, end))
-    names = out.names
+    names = out.names = {link.index: link.name for link in out.raw_links}
     for buf, kind, start, end in sock.dump(c.RTM_GETADDR, _ADDR_DUMP, what=f"addresses of {name}"):
         if kind == c.RTM_NEWADDR:
             out.addresses.append(parse.address(name, names, buf, start, end))

@@ -61,10 +61,13 @@ IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_IFALIAS = 20
+IFLA_AF_SPEC = 26
 IFLA_GROUP = 27
 IFLA_NET_NS_FD = 28
 IFLA_EXT_MASK = 29
 IFLA_LINK_NETNSID = 37
+IFLA_INET6_ADDR_GEN_MODE = 8
+IN6_ADDR_GEN_MODE_NONE = 1
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
@@ -131,7 +134,7 @@ RTGENMSG = struct.Struct("=Bxxx")
 NETNSA_NSID = 1
 NETNSA_FD = 3
 
-_NLA = struct.Struct("=HH")
+NLA = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
 _U16 = struct.Struct("=H")
@@ -147,7 +150,7 @@ def align(n: int) -> int:
 def attr(kind: int, data: bytes) -> bytes:
     """One attribute: header, payload, padding."""
     length = 4 + len(data)
-    return _NLA.pack(length, kind) + data + b"\0" * (align(length) - length)
+    return NLA.pack(length, kind) + data + b"\0" * (align(length) - length)
 
 
 def attr_u32(kind: int, value: int) -> bytes:
@@ -185,7 +188,7 @@ def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
 
 def attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:
     """Yield (type, payload start, payload end) for each attribute in buf[start:end]."""
-    unpack = _NLA.unpack_from
+    unpack = NLA.unpack_from
     while start + 4 <= end:
         length, kind = unpack(buf, start)
         if length < 4:
@@ -230,7 +233,7 @@ def be16(buf: bytes | memoryview, start: int) -> int:
 
 
 def mac(buf: bytes | memoryview, start: int, end: int) -> str:
-    return ":".join(f"{b:02x}" for b in bytes(buf[start:end]))
+    return bytes(buf[start:end]).hex(":")
 
 
 def mac_bytes(text: str) -> bytes:

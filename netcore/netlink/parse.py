@@ -20,6 +20,21 @@ _ifaddr = c.IFADDRMSG.unpack_from
 _rtmsg = c.RTMSG.unpack_from
 _ndmsg = c.NDMSG.unpack_from
 _attrs = c.attrs
+_nla = c.NLA.unpack_from
+_LINK_ATTRS = frozenset(
+    (
+        c.IFLA_IFNAME,
+        c.IFLA_MTU,
+        c.IFLA_ADDRESS,
+        c.IFLA_OPERSTATE,
+        c.IFLA_MASTER,
+        c.IFLA_LINK,
+        c.IFLA_LINK_NETNSID,
+        c.IFLA_IFALIAS,
+        c.IFLA_GROUP,
+        c.IFLA_LINKINFO,
+    )
+)
 _u32 = c.u32
 
 
@@ -54,7 +69,16 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
     mtu = group = 0
     state = "unknown"
     master = link_index = netnsid = None
-    for kind_, a, b in _attrs(buf, start + 16, end):
+    pos = start + 16
+    while pos + 4 <= end:
+        length, kind_ = _nla(buf, pos)
+        if length < 4:
+            break
+        a, b = pos + 4, pos + length
+        pos += (length + 3) & ~3
+        kind_ &= 0x3FFF
+        if kind_ not in _LINK_ATTRS:
+            continue
         if kind_ == c.IFLA_IFNAME:
             name = c.cstr(buf, a, b)
         elif kind_ == c.IFLA_MTU:

@@ -17,6 +17,7 @@ from netcore.netlink import codec as c
 _RCVBUF = 32 * 1024 * 1024
 _SNDBUF = 4 * 1024 * 1024
 _CHUNK = 256 * 1024  # bytes of requests per sendmsg; acks for a chunk always fit the receive buffer
+_RECV_BUF = 64 * 1024  # a dump skb is at most 32 KiB; one buffer per socket, reused for every read
 _SO_SNDBUFFORCE = 32
 _SO_RCVBUFFORCE = 33
 
@@ -39,7 +40,7 @@ class NetlinkSocket:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._seq = 0
-        self._buf = bytearray(1 << 20)
+        self._buf = bytearray(_RECV_BUF)
 
     @classmethod
     def open(cls, *, groups: Sequence[int] = ()) -> NetlinkSocket:

@@ -293,9 +293,13 @@ class _Run:
                     master=self.index.get(u.root_bridge),
                 ),
                 rq.link_set(
-                    name=u.segment_side, up=True, master=self.index.get(u.segment_bridge), alias=u.alias
+                    name=u.segment_side,
+                    up=True,
+                    master=self.index.get(u.segment_bridge),
+                    alias=u.alias,
+                    l2_only=True,
                 ),
-                rq.link_set(name=u.root_side, up=True, alias=u.alias),
+                rq.link_set(name=u.root_side, up=True, alias=u.alias, l2_only=True),
             ]
             created.append(u.root_side)
         self.send_host(requests, created=created)
@@ -346,7 +350,7 @@ class _Run:
                             mtu=p.mtu,
                             master=self.index[p.bridge],
                         ),
-                        rq.link_set(name=p.host_name, up=True, alias=p.alias),
+                        rq.link_set(name=p.host_name, up=True, alias=p.alias, l2_only=True),
                     ]
                     created.append(p.host_name)
             self.send_host(host_requests, created=created)
@@ -427,7 +431,7 @@ class _Run:
                         mtu=p.mtu,
                         master=self.index[p.bridge],
                     ),
-                    rq.link_set(name=p.host_name, up=True, alias=p.alias),
+                    rq.link_set(name=p.host_name, up=True, alias=p.alias, l2_only=True),
                 ]
             self.send_host(host_requests, created=[p.host_name for p in ports])
         finally:
