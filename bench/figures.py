@@ -1,6 +1,6 @@
 """The figures: a registry of functions, each measuring baselines and netcore side by side.
 
-A figure is `fn(ctx) -> list[Result]`, registered with `@figure("P7", order=40)`. Figures run in
+A figure is `fn(ctx) -> list[Result]`, registered with `@figure("P7", order=95)`. Figures run in
 `order`; several figures may share the endpoints one build left behind (`ctx.need_world()`).
 To add one: write the function here (or in a module imported by `bench.__main__`) and decorate it.
 """
@@ -356,6 +356,45 @@ def p2b_many_links(ctx: Context) -> list[Result]:
     if nc_s is None:
         notes.append(_failed("netcore", done))
     return [Result("P2b", "ip -j -d link + ip -j addr", base_s, nc_s, 1.0, "; ".join(notes))]
+
+
+@figure("P2-warm", order=35)
+def p2_warm(ctx: Context) -> list[Result]:
+    """Warm snapshot of the N-endpoint host from the live model, against the 20 ms goal."""
+    world = ctx.need_world()
+    seconds, done = ncrun.inproc_warm_snapshot(world.host)
+    note = "" if seconds is not None else _failed("netcore", done)
+    goal_s = 0.020
+    return [Result("P2-warm", "goal: 20 ms (ratio = 20 ms / netcore)", goal_s, seconds, 1.0, note)]
+
+
+@figure("P7", order=95)
+def p7_flatness(ctx: Context) -> list[Result]:
+    """P7: cost of endpoint #2000 against endpoint #100 within one 2000-endpoint apply (goal ≤ 1.5×)."""
+    ctx.drop_world()
+    host = ctx.run.add_host(ctx.tag("flat"))
+    try:
+        costs, done = ncrun.inproc_p7(host)
+    finally:
+        ctx.run.delete([host])
+        ctx.settle()
+    if costs is None:
+        return [Result("P7", "endpoint #100", None, None, 1 / 1.5, _failed("netcore", done))]
+    growth = costs["last"] / costs["first"]
+    note = (
+        f"per endpoint: #1-128 {costs['first'] * 1000:.2f} ms, last chunk {costs['last'] * 1000:.2f} ms; "
+        f"#{ncrun.P7_ENDPOINTS} costs {growth:.2f}x #100 (goal <= 1.5x)"
+    )
+    return [
+        Result(
+            "P7",
+            "endpoint #100 (ratio = cost #100 / cost #2000)",
+            costs["first"],
+            costs["last"],
+            1 / 1.5,
+            note,
+        )
+    ]
 
 
 def warm_up() -> None:

@@ -6,6 +6,7 @@ touching the figures. Whole commands run as `sys.executable -m netcore ...` from
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,57 @@ def inproc_netcore_dump(ns: str) -> tuple[float | None, Timed]:
 def inproc_ip_dump(ns: str) -> tuple[float | None, Timed]:
     """P2b baseline: `ip -j -d link show` + `ip -j addr show`, two processes, output parsed."""
     return inproc(ns, INPROC_IP_DUMP)
+
+
+# P7: one in-process apply of P7_ENDPOINTS endpoints; apply reports progress after each chunk of
+# nodes, so the time per endpoint of the first chunk (#1..#128) and of the last (up to #2000) is
+# the marginal cost of an endpoint at that size. Prints {"first": s, "last": s} per endpoint.
+P7_ENDPOINTS = 2000
+INPROC_P7 = (
+    "import json, time\n"
+    "from netcore.topology import converge, spec\n"
+    f"n = {P7_ENDPOINTS}\n"
+    "text = 'name: p7\\nnetworks:\\n  lan: {subnet: 198.18.0.0/16}\\nnodes:\\n'\n"
+    "text += ''.join(f'  n{i:05d}: {{networks: [lan]}}\\n' for i in range(n))\n"
+    "topo = spec.loads(text)\n"
+    "marks = []\n"
+    "try:\n"
+    "    converge.apply(topo, progress=lambda done, total: marks.append((done, time.perf_counter())))\n"
+    "finally:\n"
+    "    converge.destroy(topo)\n"
+    "per = [(t1 - t0) / (d1 - d0) for (d0, t0), (d1, t1) in zip(marks, marks[1:]) if d1 > d0]\n"
+    "print(json.dumps({'first': per[0], 'last': per[-1]}))\n"
+)
+
+# Warm snapshot: a LiveModel loaded once, then snapshot() from memory; prints the median seconds.
+INPROC_WARM_SNAPSHOT = (
+    "import asyncio, statistics, time\n"
+    "from netcore.live import LiveModel\n"
+    "async def main():\n"
+    "    model = LiveModel(processes=False)\n"
+    "    await model.start()\n"
+    "    try:\n"
+    "        times = []\n"
+    "        for _ in range(21):\n"
+    "            t = time.perf_counter()\n"
+    "            model.snapshot()\n"
+    "            times.append(time.perf_counter() - t)\n"
+    "    finally:\n"
+    "        model.close()\n"
+    "    print(statistics.median(times))\n"
+    "asyncio.run(main())\n"
+)
+
+
+def inproc_p7(ns: str) -> tuple[dict | None, Timed]:
+    """P7: per-endpoint cost at the start and at the end of one large apply."""
+    done = run_in(ns, [sys.executable, "-c", INPROC_P7], stdout=subprocess.PIPE)
+    try:
+        return (json.loads(done.stdout.strip().splitlines()[-1]) if done.ok else None), done
+    except (ValueError, IndexError):
+        return None, done
+
+
+def inproc_warm_snapshot(ns: str) -> tuple[float | None, Timed]:
+    """Warm snapshot: median time of LiveModel.snapshot() once the model is loaded."""
+    return inproc(ns, INPROC_WARM_SNAPSHOT)

@@ -311,6 +311,7 @@ class _Run:
         existing = [n for n in self.want.nodes if n.netns in self.actual.namespaces]
         total = len(self.want.nodes)
         done = 0
+        self.progress(done, total)
         for node in existing:
             self.converge_node(node)
             done += 1
