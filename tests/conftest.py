@@ -88,11 +88,17 @@ def host_ns() -> Iterator[HostNs]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaks_at_end() -> Iterator[None]:
+    """Fail the suite if it left a namespace, or a link in the machine's own namespace, behind."""
     yield
     left = _ours()
     for name in left:
         subprocess.run(["ip", "netns", "del", name], check=False)
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    stray = [line.split(":")[1].strip() for line in links.splitlines() if RUN in line]
+    for name in stray:
+        subprocess.run(["ip", "link", "del", name.split("@")[0]], check=False)
     assert not left, f"the suite left namespaces behind: {left}"
+    assert not stray, f"the suite left links in the machine's namespace: {stray}"
 
 
 def tcp_echo(
