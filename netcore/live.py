@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import os
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -272,9 +273,8 @@ class LiveModel:
         if st.st_dev != parent.st_dev:
             self._add_space(ns.NamespaceInfo(name, st.st_ino, kind, path), emit=True)
         elif tries:
-            asyncio.get_running_loop().call_later(
-                0.005, self._when_mounted, path, name, kind, tries=tries - 1
-            )
+            retry = functools.partial(self._when_mounted, path, name, kind, tries=tries - 1)
+            asyncio.get_running_loop().call_later(0.005, retry)
 
     async def _scan_processes(self) -> None:
         while True:

@@ -1,0 +1,170 @@
+"""The agent's connection to the web app: hello, snapshot, coalesced deltas, commands, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import socket
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from netcore import __version__
+from netcore.agent import PROTOCOL_VERSION
+from netcore.agent.commands import run_command
+from netcore.agent.state import Changes, state_of
+from netcore.live import LiveModel
+
+log = logging.getLogger("netcore.agent")
+
+FIRST_DELAY = 0.01  # the first change after a quiet spell leaves within 10 ms
+WINDOW = 0.05  # during a burst, at most one delta per 50 ms
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+
+
+class Agent:
+    """Keeps the live model of this host and mirrors it to the web app over one websocket."""
+
+    def __init__(self, *, url: str, token: str, processes: bool = True) -> None:
+        self.url = url
+        self.token = token
+        self.processes = processes
+        self.model: LiveModel | None = None
+        self.changes = Changes()
+        self.ws: ClientConnection | None = None
+        self.seq = 0
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+        self._command_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        """Run until cancelled: reconnect with backoff whenever the connection drops."""
+        self.model = LiveModel(processes=self.processes)
+        await self.model.start()
+        pump = asyncio.create_task(self._pump_events())
+        backoff = BACKOFF_START
+        try:
+            while True:
+                try:
+                    async with connect(
+                        self.url,
+                        additional_headers={"Authorization": f"Token {self.token}"},
+                        proxy=None,
+                        max_size=None,
+                        compression=None,
+                        open_timeout=10,
+                    ) as ws:
+                        backoff = BACKOFF_START
+                        await self._session(ws)
+                except ConnectionClosed as exc:
+                    log.warning("connection to %s closed: %s", self.url, exc)
+                except (OSError, InvalidHandshake, TimeoutError) as exc:
+                    log.warning("cannot connect to %s: %s", self.url, exc)
+                delay = backoff * random.uniform(0.8, 1.2)
+                log.info("reconnecting in %.1f s", delay)
+                await asyncio.sleep(delay)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            pump.cancel()
+            self.model.close()
+
+    async def _session(self, ws: ClientConnection) -> None:
+        self.seq = 0
+        await self._send(
+            ws,
+            {
+                "type": "hello",
+                "host": socket.gethostname(),
+                "agent_version": __version__,
+                "protocol": PROTOCOL_VERSION,
+            },
+        )
+        self.ws = ws
+        try:
+            await self._send_snapshot()
+            log.info("connected to %s", self.url)
+            async for raw in ws:
+                await self._handle(raw)
+        finally:
+            self.ws = None
+
+    async def _send(self, ws: ClientConnection, frame: dict) -> None:
+        await ws.send(json.dumps({"v": PROTOCOL_VERSION, **frame}, separators=(",", ":")))
+
+    async def _send_snapshot(self) -> None:
+        state = state_of(self.model.snapshot())
+        self.changes.reset(state)
+        self.seq += 1
+        await self._send(self.ws, {"type": "snapshot", "seq": self.seq, "state": state})
+
+    # -- deltas -------------------------------------------------------------------------------
+
+    async def _pump_events(self) -> None:
+        async for event in self.model.events():
+            self.changes.add(event)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_at is not None or self.ws is None:
+            return
+        loop = asyncio.get_running_loop()
+        when = max(loop.time() + FIRST_DELAY, self._last_flush + WINDOW)
+        self._flush_at = loop.call_at(when, self._spawn, self._flush())
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        self._flush_at = None
+        ws = self.ws
+        if ws is None:
+            return
+        self._last_flush = asyncio.get_running_loop().time()
+        events = self.changes.take()
+        if events:
+            self.seq += 1
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(ws, {"type": "delta", "seq": self.seq, "events": events})
+        if len(self.changes):
+            self._schedule_flush()
+
+    # -- requests from the web app -------------------------------------------------------------
+
+    async def _handle(self, raw: str | bytes) -> None:
+        try:
+            frame = json.loads(raw)
+            kind = frame["type"]
+        except (ValueError, TypeError, KeyError):
+            await self._protocol_error(f"cannot read frame: {str(raw)[:200]!r}")
+            return
+        if kind == "welcome":
+            log.info("the web app knows this host as %s", frame.get("host"))
+        elif kind == "command":
+            self._spawn(self._command(frame))
+        elif kind == "resync":
+            await self._send_snapshot()
+        elif kind == "ping":
+            await self._send(self.ws, {"type": "pong", "id": frame.get("id")})
+        elif kind == "error":
+            log.warning("the web app reported: %s", frame.get("error"))
+        else:
+            await self._protocol_error(f"unknown frame type {kind!r}")
+
+    async def _protocol_error(self, message: str) -> None:
+        log.warning("%s", message)
+        await self._send(self.ws, {"type": "error", "error": {"error": "ProtocolError", "message": message}})
+
+    async def _command(self, frame: dict) -> None:
+        command_id = frame.get("id")
+        async with self._command_lock:
+            reply = await asyncio.to_thread(run_command, frame.get("action"), frame.get("topology"))
+        ws = self.ws
+        if ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(ws, {"type": "result", "id": command_id, **reply})

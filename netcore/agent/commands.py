@@ -1,0 +1,38 @@
+"""What the web app can ask an agent to do, run in a worker thread and answered as plain data."""
+
+from __future__ import annotations
+
+import logging
+
+from netcore.errors import InvalidSpec, NetcoreError
+from netcore.topology import converge, spec
+
+log = logging.getLogger("netcore.agent")
+
+ACTIONS = {"plan": converge.plan, "apply": converge.apply, "destroy": converge.destroy}
+
+
+def run_command(action: object, topology: object) -> dict:
+    """Run plan/apply/destroy on a topology file's text; {"ok": True, "result"} or {"ok": False, "error"}."""
+    try:
+        if action not in ACTIONS:
+            raise InvalidSpec(f"action: {action!r} is not one of {', '.join(ACTIONS)}", obj="action")
+        if not isinstance(topology, str):
+            raise InvalidSpec("topology: the topology file's text is required", obj="topology")
+        result = ACTIONS[action](spec.loads(topology, source="topology"))
+    except NetcoreError as exc:
+        log.info("%s failed: %s", action, exc)
+        return {"ok": False, "error": exc.to_dict()}
+    except Exception as exc:  # a bug must not take the agent down: report it to the caller
+        log.exception("%s crashed", action)
+        return {
+            "ok": False,
+            "error": {
+                "error": "NetcoreError",
+                "message": f"{action} crashed: {exc}",
+                "object": None,
+                "errno": None,
+            },
+        }
+    log.info("%s: %s", action, result.summary())
+    return {"ok": True, "result": result.to_dict()}
