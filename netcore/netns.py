@@ -233,7 +233,8 @@ def netns_open_socket(*, path: str, groups: Iterable[int] = ()) -> NetlinkSocket
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotFound(f"namespace {path} does not exist", obj=path) from None
+            name = os.path.basename(path) if path.startswith(NETNS_DIR) else path
+            raise NotFound(f"namespace {name} does not exist", obj=name) from None
         try:
             _setns(fd, obj=path)
             return NetlinkSocket.open(groups=groups)

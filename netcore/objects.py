@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -95,6 +96,19 @@ def bridge_create(
     return _create(netns, name, rq.bridge_create(name=name, mtu=mtu), alias, up=True)
 
 
+def _is_host(netns: str | None) -> bool:
+    return netns in (None, ns.HOST)
+
+
+def _netns_fd(netns: str | None) -> int:
+    """An fd on a namespace ("host" = the caller's), or NotFound naming it."""
+    path = "/proc/thread-self/ns/net" if _is_host(netns) else ns.netns_path(netns)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFound(f"namespace {netns} does not exist", obj=netns) from None
+
+
 def veth_create(
     *,
     name: str,
@@ -108,8 +122,8 @@ def veth_create(
     """A veth pair, both ends up; the peer is created straight inside peer_netns if given."""
     validate_ifname(name, field="name")
     validate_ifname(peer, field="peer")
-    elsewhere = peer_netns not in (None, ns.HOST, netns)
-    fd = os.open(ns.netns_path(peer_netns), os.O_RDONLY | os.O_CLOEXEC) if elsewhere else None
+    same = peer_netns is None or peer_netns == netns or (_is_host(peer_netns) and _is_host(netns))
+    fd = None if same else _netns_fd(peer_netns)
     try:
         with netns_socket(netns) as sock:
             master_index = link_index(sock, master, netns=netns) if master else None
@@ -122,7 +136,7 @@ def veth_create(
     finally:
         if fd is not None:
             os.close(fd)
-    with netns_socket(peer_netns if elsewhere else netns) as sock:
+    with netns_socket(netns if same else peer_netns) as sock:
         sock.run([rq.link_set(name=peer, up=True)])
     return link_get(name=name, netns=netns)
 
@@ -146,14 +160,13 @@ def vxlan_create(
     with netns_socket(netns) as sock:
         underlay = link_index(sock, device, netns=netns) if device else None
         master_index = link_index(sock, master, netns=netns) if master else None
-    ip = ipaddress.ip_address
     request = rq.vxlan_create(
         name=name,
         vni=vni,
         dstport=dstport,
-        local=ip(local) if local else None,
-        remote=ip(remote) if remote else None,
-        group=ip(group) if group else None,
+        local=_ip(local, field="local") if local else None,
+        remote=_ip(remote, field="remote") if remote else None,
+        group=_ip(group, field="group") if group else None,
         learning=learning,
         underlay=underlay,
         mtu=mtu,
@@ -184,6 +197,7 @@ def link_set(
 def link_delete(*, name: str, netns: str | None = None) -> None:
     """Delete a link (a veth takes its peer with it)."""
     with netns_socket(netns) as sock:
+        link_index(sock, name, netns=netns)
         sock.run([rq.link_delete(name=name)])
 
 
@@ -192,6 +206,19 @@ def _parsed(parser, value: str, *, field: str, what: str):
         return parser(value)
     except ValueError:
         raise InvalidSpec(f"{field}: {value!r} is not a valid {what}", obj=str(value)) from None
+
+
+def _ip(value: str, *, field: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return _parsed(ipaddress.ip_address, value, field=field, what="IP address")
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+
+
+def _mac(value: str) -> str:
+    if not isinstance(value, str) or not _MAC.fullmatch(value):
+        raise InvalidSpec(f"mac: {value!r} is not a MAC address like 02:00:00:00:00:01", obj=str(value))
+    return value.lower()
 
 
 def _iface(iface: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
@@ -233,7 +260,7 @@ def route_add(
     dst = _route_dst(to, via)
     with netns_socket(netns) as sock:
         oif = link_index(sock, dev, netns=netns) if dev else None
-        gateway = _parsed(ipaddress.ip_address, via, field="via", what="IP address") if via else None
+        gateway = _ip(via, field="via") if via else None
         sock.run([rq.route_add(to=dst, via=gateway, oif=oif, onlink=onlink)])
 
 
@@ -254,7 +281,11 @@ def neighbour_add(*, ifname: str, address: str, mac: str, netns: str | None = No
     with netns_socket(netns) as sock:
         index = link_index(sock, ifname, netns=netns)
         sock.run(
-            [rq.neighbour_add(index=index, ifname=ifname, address=ipaddress.ip_address(address), mac=mac)]
+            [
+                rq.neighbour_add(
+                    index=index, ifname=ifname, address=_ip(address, field="address"), mac=_mac(mac)
+                )
+            ]
         )
 
 
@@ -269,5 +300,5 @@ def fdb_add(
     """A static FDB entry on a bridge port, or on a VXLAN device towards remote `dst`."""
     with netns_socket(netns) as sock:
         index = link_index(sock, ifname, netns=netns)
-        remote = ipaddress.ip_address(dst) if dst else None
-        sock.run([rq.fdb_add(index=index, ifname=ifname, mac=mac, dst=remote, vni=vni)])
+        remote = _ip(dst, field="dst") if dst else None
+        sock.run([rq.fdb_add(index=index, ifname=ifname, mac=_mac(mac), dst=remote, vni=vni)])

@@ -6,6 +6,7 @@ is what lets topology apply pipeline thousands of changes into a few system call
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import socket
@@ -80,7 +81,8 @@ def veth_create(
     if peer_netns_fd is not None:
         peer_body += c.attr_u32(c.IFLA_NET_NS_FD, peer_netns_fd)
     data = c.attr(c.VETH_INFO_PEER, peer_body)
-    return link_create(name=name, kind="veth", data=data, mtu=mtu, master=master, devgroup=devgroup)
+    request = link_create(name=name, kind="veth", data=data, mtu=mtu, master=master, devgroup=devgroup)
+    return dataclasses.replace(request, obj=f"{name} (peer {peer})")
 
 
 def vxlan_create(
@@ -201,7 +203,8 @@ def route_add(
 
 
 def route_delete(*, to: IPNetwork, what: str = "") -> Request:
-    body = c.RTMSG.pack(_family(to), to.prefixlen, 0, 0, c.RT_TABLE_MAIN, 0, c.RT_SCOPE_UNIVERSE, 0, 0)
+    # scope "nowhere" matches a route of any scope, as `ip route del` does
+    body = c.RTMSG.pack(_family(to), to.prefixlen, 0, 0, c.RT_TABLE_MAIN, 0, c.RT_SCOPE_NOWHERE, 0, 0)
     if to.prefixlen:
         body += c.attr(c.RTA_DST, to.network_address.packed)
     return Request(c.RTM_DELROUTE, 0, body, "delete route", what or str(to))
@@ -224,9 +227,16 @@ def fdb_add(
     dst: IPAddress | None = None,
     vni: int | None = None,
 ) -> Request:
-    """A static forwarding entry: on a VXLAN device (self, with the remote `dst`) or a bridge port."""
-    flags = c.NTF_SELF if dst is not None or vni is not None else c.NTF_MASTER
-    body = c.NDMSG.pack(c.AF_BRIDGE, index, c.NUD_PERMANENT | c.NUD_NOARP, flags, 0)
+    """A static forwarding entry: on a VXLAN device (self, with the remote `dst`) or a bridge port.
+
+    A bridge-port entry is NOARP (iproute2's "static"): PERMANENT would make the bridge treat
+    the MAC as its own and stop forwarding frames for it out of the port. A VXLAN entry must be
+    PERMANENT (the VXLAN driver refuses anything else).
+    """
+    tunnel = dst is not None or vni is not None
+    flags = c.NTF_SELF if tunnel else c.NTF_MASTER
+    state = c.NUD_PERMANENT | c.NUD_NOARP if tunnel else c.NUD_NOARP
+    body = c.NDMSG.pack(c.AF_BRIDGE, index, state, flags, 0)
     body += c.attr(c.NDA_LLADDR, c.mac_bytes(mac))
     if dst is not None:
         body += c.attr(c.NDA_DST, dst.packed)

@@ -4,8 +4,9 @@ neighbours and bridge/VXLAN forwarding entries, with veth peers resolved across 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from netcore import netns as ns
@@ -91,54 +92,52 @@ def resolve_links(dumps: Sequence[NamespaceDump], peer_of: dict[tuple[str, int],
     return links
 
 
-def find_peers(dumps: Sequence[NamespaceDump], host_sock: NetlinkSocket) -> dict[tuple[str, int], LinkRef]:
+def find_peers(
+    dumps: Sequence[NamespaceDump], socks: Mapping[str, NetlinkSocket]
+) -> dict[tuple[str, int], LinkRef]:
     """Resolve each veth's other end to (namespace, index, name) through IFLA_LINK + link-netnsid.
 
-    The host's ids for the other namespaces come from one batched RTM_GETNSID; a veth
-    inside another namespace whose peer is not in the host is matched from the other
-    side (its peer's IFLA_LINK points back at it).
+    A link-netnsid means something only to the namespace that reports it, so a namespace's
+    ids for the others come from one batched RTM_GETNSID through its own socket. The host is
+    asked first, which resolves every endpoint veth from the host side (both ends at once);
+    any other namespace is asked only if it still holds a veth whose peer is unknown.
     """
     by_name = {d.info.name: d for d in dumps}
-    host = next((d for d in dumps if d.info.kind == "host"), None)
-    nsid_to_name: dict[int, str] = {}
-    if host is not None:
-        others = [d for d in dumps if d is not host]
-        fds: list[int] = []
-        try:
-            for d in others:
-                fds.append(os.open(d.info.path, os.O_RDONLY | os.O_CLOEXEC))
-            for d, nsid in zip(others, host_sock.nsids(fds), strict=False):
-                if nsid >= 0:
-                    nsid_to_name[nsid] = d.info.name
-        finally:
-            for fd in fds:
-                os.close(fd)
+    fds: dict[str, int] = {}
+    try:
+        for d in dumps:
+            with contextlib.suppress(OSError):
+                fds[d.info.name] = os.open(d.info.path, os.O_RDONLY | os.O_CLOEXEC)
+        peers: dict[tuple[str, int], LinkRef] = {}
+        for d in sorted(dumps, key=lambda d: d.info.kind != "host"):
+            here = d.info.name
+            ids: dict[int, str] | None = None
+            for x in d.raw_links:
+                if x.kind != "veth" or not x.link or (here, x.index) in peers:
+                    continue
+                if x.link_netnsid is None:
+                    there: str | None = here
+                else:
+                    if ids is None:
+                        ids = _nsids(socks.get(here), fds, here)
+                    there = ids.get(x.link_netnsid)
+                if there is None or there not in by_name:
+                    continue
+                peers[(here, x.index)] = LinkRef(there, x.link, by_name[there].names.get(x.link))
+                peers.setdefault((there, x.link), LinkRef(here, x.index, x.name))
+        return peers
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
-    back: dict[tuple[int, int], list[str]] = {}
-    for d in dumps:
-        for x in d.raw_links:
-            if x.kind == "veth" and x.link:
-                back.setdefault((x.index, x.link), []).append(d.info.name)
 
-    peers: dict[tuple[str, int], LinkRef] = {}
-    for d in dumps:
-        here = d.info.name
-        for x in d.raw_links:
-            if x.kind != "veth" or not x.link or (here, x.index) in peers:
-                continue
-            if x.link_netnsid is None:
-                there: str | None = here
-            elif d is host:
-                there = nsid_to_name.get(x.link_netnsid)
-            else:
-                candidates = [n for n in back.get((x.link, x.index), ()) if n != here]
-                there = candidates[0] if len(candidates) == 1 else None
-            if there is None or there not in by_name:
-                continue
-            peer_name = by_name[there].names.get(x.link)
-            peers[(here, x.index)] = LinkRef(there, x.link, peer_name)
-            peers.setdefault((there, x.link), LinkRef(here, x.index, x.name))
-    return peers
+def _nsids(sock: NetlinkSocket | None, fds: Mapping[str, int], here: str) -> dict[int, str]:
+    """The ids namespace `here` gives the other namespaces (those it has given one)."""
+    if sock is None:
+        return {}
+    names = [n for n in fds if n != here]
+    ids = sock.nsids([fds[n] for n in names])
+    return {nsid: name for name, nsid in zip(names, ids, strict=True) if nsid >= 0}
 
 
 def snapshot(*, namespaces: Iterable[str] | None = None, processes: bool = True) -> Snapshot:
@@ -163,7 +162,7 @@ def snapshot(*, namespaces: Iterable[str] | None = None, processes: bool = True)
             sock = host_sock if info.kind == "host" else socks[info.name]
             if sock is not None:
                 dumps.append(dump_namespace(info, sock))
-        return build(dumps, host_sock)
+        return build(dumps, {ns.HOST: host_sock, **{k: v for k, v in socks.items() if v is not None}})
     finally:
         host_sock.close()
         for sock in socks.values():
@@ -171,11 +170,11 @@ def snapshot(*, namespaces: Iterable[str] | None = None, processes: bool = True)
                 sock.close()
 
 
-def build(dumps: Sequence[NamespaceDump], host_sock: NetlinkSocket) -> Snapshot:
-    """Assemble a Snapshot from per-namespace dumps."""
+def build(dumps: Sequence[NamespaceDump], socks: Mapping[str, NetlinkSocket]) -> Snapshot:
+    """Assemble a Snapshot from per-namespace dumps and a socket inside each of them."""
     return Snapshot(
         namespaces=tuple(Namespace(d.info.name, d.info.inode, d.info.kind) for d in dumps),
-        links=tuple(resolve_links(dumps, find_peers(dumps, host_sock))),
+        links=tuple(resolve_links(dumps, find_peers(dumps, socks))),
         addresses=tuple(a for d in dumps for a in d.addresses),
         routes=tuple(r for d in dumps for r in d.routes),
         neighbours=tuple(n for d in dumps for n in d.neighbours),

@@ -50,7 +50,7 @@ def test_apply_builds_a_working_network(host_ns, topo):
     )
     host_veth = snap.link("host", names.host_veth_name(topo, "web1", "front"))
     assert host_veth.master == f"{topo}-front" and host_veth.peer.netns == f"{topo}-web1"
-    vx = snap.link("host", f"{topo}-back.vx")
+    vx = snap.link("host", names.vxlan_name(topo, "back"))
     assert vx.kind == "vxlan" and vx.vxlan.vni == 4242 and vx.master == f"{topo}-back"
     routes = {r.dst: r for r in snap.routes if r.netns == f"{topo}-web1"}
     assert routes["default"].gateway == "198.18.1.1" and routes["default"].dev == "eth0"
