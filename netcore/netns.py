@@ -225,56 +225,48 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(netns_path(name))
 
 
-def netns_open_socket(*, path: str, groups: Iterable[int] = ()) -> NetlinkSocket:
-    """A netlink socket inside the namespace at `path` (a /run/netns or /proc path)."""
-    groups = tuple(groups)
-
-    def job() -> NetlinkSocket:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            name = os.path.basename(path) if path.startswith(NETNS_DIR) else path
-            raise NotFound(f"namespace {name} does not exist", obj=name) from None
-        try:
-            _setns(fd, obj=path)
-            return NetlinkSocket.open(groups=groups)
-        finally:
-            os.close(fd)
-
-    return _worker.run(job)
+def _enter(path: str) -> None:
+    """On the worker thread: step into the namespace at `path`."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(fd, obj=path)
+    finally:
+        os.close(fd)
 
 
-def netns_open_sockets(paths: Iterable[str]) -> list[NetlinkSocket | None]:
+def netns_open_sockets(paths: Iterable[str], *, groups: Iterable[int] = ()) -> list[NetlinkSocket | None]:
     """One socket inside each namespace path, in one trip to the worker; None where one vanished."""
     paths = list(paths)
+    groups = tuple(groups)
 
     def job() -> list[NetlinkSocket | None]:
         socks: list[NetlinkSocket | None] = []
         for path in paths:
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
+                _enter(path)
+            except (OSError, NetcoreError):
                 socks.append(None)
                 continue
-            try:
-                _setns(fd, obj=path)
-                socks.append(NetlinkSocket.open())
-            finally:
-                os.close(fd)
+            socks.append(NetlinkSocket.open(groups=groups))
         return socks
 
     return _worker.run(job)
+
+
+def netns_open_socket(*, path: str, groups: Iterable[int] = ()) -> NetlinkSocket:
+    """A netlink socket inside the namespace at `path` (a /run/netns or /proc path)."""
+    sock = netns_open_sockets([path], groups=groups)[0]
+    if sock is None:
+        name = os.path.basename(path) if path.startswith(NETNS_DIR) else path
+        raise NotFound(f"namespace {name} does not exist", obj=name)
+    return sock
 
 
 def netns_run(*, path: str, fn: Callable[[], _T]) -> _T:
     """Run fn on the worker thread inside the namespace at `path` (sockets made there stay there)."""
 
     def job() -> _T:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(fd, obj=path)
-        finally:
-            os.close(fd)
+        _enter(path)
         return fn()
 
     return _worker.run(job)
