@@ -1,9 +1,10 @@
 """Django settings for Switchboard.
 
 Configuration comes from the environment: SWITCHBOARD_SECRET_KEY, SWITCHBOARD_DEBUG,
-SWITCHBOARD_ALLOWED_HOSTS (comma-separated) and DATABASE_URL (postgres://user:pass@host:port/name
-or sqlite:///path).
-Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3.
+SWITCHBOARD_ALLOWED_HOSTS (comma-separated), DATABASE_URL (postgres://user:pass@host:port/name
+or sqlite:///path) and REDIS_URL (redis://host:6379/0, the channel layer shared by several workers).
+Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
+an in-memory channel layer (one process).
 """
 
 from __future__ import annotations
@@ -72,12 +73,20 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"] + [
 ]
 
 INSTALLED_APPS = [
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "webapp.accounts",
+    "webapp.hosts",
+    "webapp.topology",
 ]
 
 MIDDLEWARE = [
@@ -111,6 +120,16 @@ TEMPLATES = [
 
 DATABASES = {"default": _database(os.environ.get("DATABASE_URL"))}
 
+
+def _channel_layer(url: str | None) -> dict[str, Any]:
+    """Redis channel layer when REDIS_URL is set (several workers), else in-memory (one process)."""
+    if url:
+        return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+    return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+
+
+CHANNEL_LAYERS = {"default": _channel_layer(os.environ.get("REDIS_URL"))}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -123,8 +142,38 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/topology/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+NODE_MODULES = BASE_DIR / "node_modules"  # npm packages, served as /static/<package>/...
+STATICFILES_DIRS = [BASE_DIR / "static"] + ([NODE_MODULES] if NODE_MODULES.is_dir() else [])
 STATIC_ROOT = VAR_DIR / "static"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    # Token first: an API client without credentials gets 401 + WWW-Authenticate, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "webapp.api_errors.exception_handler",
+}
+
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Switchboard API",
+    "DESCRIPTION": "Hosts, their live network topology, and plan/apply/destroy through each host's agent.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+if (NODE_MODULES / "swagger-ui-dist").is_dir():  # served locally when npm installed it, else the CDN
+    SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = f"/{STATIC_URL}swagger-ui-dist"
+    SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = f"/{STATIC_URL}swagger-ui-dist/favicon-32x32.png"

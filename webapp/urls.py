@@ -1,11 +1,22 @@
 """Top-level URL routes."""
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp import views
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/topology/"), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("hosts/", include("webapp.hosts.urls")),
+    path("topology/", include("webapp.topology.urls")),
+    path("api/v1/", include("webapp.hosts.api.urls")),
+    path("api/v1/", include("webapp.topology.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),
 ]

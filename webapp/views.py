@@ -3,8 +3,10 @@
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
+from webapp.hosts.selectors import hosts_online_count
+
 
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness probe for load balancers and `make run` checks; needs no login."""
-    return JsonResponse({"status": "ok"})
+    return JsonResponse({"status": "ok", "agents": hosts_online_count()})

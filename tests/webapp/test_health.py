@@ -1,13 +1,26 @@
-"""The health endpoint answers without login."""
+"""The health endpoint answers without login and counts connected agents."""
 
+from collections.abc import Callable
+
+import pytest
 from django.test import Client
 
+from tests.webapp.conftest import AgentHost
 
-def test_healthz_returns_ok(client: Client) -> None:
+
+@pytest.mark.django_db
+def test_healthz_returns_ok_and_the_number_of_online_agents(
+    client: Client, make_host: Callable[..., AgentHost]
+) -> None:
+    make_host("h1")
+    h2 = make_host("h2")
+    h2.host.online = True
+    h2.host.save()
+
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "agents": 1}
 
 
 def test_healthz_rejects_post(client: Client) -> None:

@@ -1,0 +1,179 @@
+"""Fixtures for the web app: users per role, hosts with tokens, and websocket/HTTP clients on the ASGI app.
+
+Every test gets a fresh in-memory channel layer, and the timers that pace persistence and fallbacks
+are shortened so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from channels.db import database_sync_to_async
+from channels.testing import HttpCommunicator, WebsocketCommunicator
+from django.contrib.auth.models import AbstractUser
+from rest_framework.test import APIClient
+
+from webapp.accounts.models import Role
+from webapp.accounts.services import user_save, user_token
+from webapp.asgi import application
+from webapp.hosts import consumers as agent_consumers
+from webapp.hosts import services as host_services
+from webapp.hosts.models import Host
+from webapp.topology import consumers as topology_consumers
+
+RECEIVE_TIMEOUT = 3.0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer(settings: Any) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture(autouse=True)
+def _fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_consumers, "SAVE_INTERVAL", 0.05)
+    monkeypatch.setattr(topology_consumers, "STATE_REPLY_TIMEOUT", 0.3)
+    monkeypatch.setattr(host_services, "ACK_TIMEOUT", 0.3)
+
+
+@dataclass
+class Account:
+    user: AbstractUser
+    token: str
+
+    def api(self) -> APIClient:
+        """A DRF test client authenticated with the user's API token."""
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {self.token}")
+        return client
+
+
+def make_account(username: str, role: Role) -> Account:
+    user, _ = user_save(username=username, role=role)
+    return Account(user=user, token=user_token(user=user))
+
+
+@pytest.fixture
+def viewer() -> Account:
+    return make_account("vera", Role.VIEWER)
+
+
+@pytest.fixture
+def operator() -> Account:
+    return make_account("otto", Role.OPERATOR)
+
+
+@pytest.fixture
+def admin() -> Account:
+    return make_account("ada", Role.ADMIN)
+
+
+@dataclass
+class AgentHost:
+    host: Host
+    token: str
+
+
+@pytest.fixture
+def make_host() -> Callable[[str], AgentHost]:
+    def make(name: str = "h1") -> AgentHost:
+        host, token = host_services.host_create(name=name)
+        return AgentHost(host=host, token=token)
+
+    return make
+
+
+def state_with(**kinds: dict[str, dict]) -> dict[str, dict]:
+    """A protocol state with the given kinds filled and the rest empty."""
+    base = {k: {} for k in ("namespaces", "links", "addresses", "routes", "neighbours", "fdb")}
+    return {**base, **kinds}
+
+
+def link(name: str, ifindex: int, namespace: str = "host") -> dict[str, Any]:
+    return {"namespace": namespace, "ifindex": ifindex, "name": name, "kind": "bridge"}
+
+
+async def receive_type(ws: WebsocketCommunicator, kind: str, *, skip: tuple[str, ...] = ()) -> dict:
+    """The next frame, which must be of `kind` once frames of the `skip` types are passed over."""
+    while True:
+        frame = await ws.receive_json_from(RECEIVE_TIMEOUT)
+        if frame["type"] == kind:
+            return frame
+        assert frame["type"] in skip, f"expected {kind}, got {frame}"
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = RECEIVE_TIMEOUT) -> Any:
+    """Run a (sync, DB-reading) check until it returns something true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await database_sync_to_async(check)()
+        if result:
+            return result
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Sockets:
+    """Websocket and HTTP clients on the real ASGI application; sockets are closed at teardown."""
+
+    opened: list[WebsocketCommunicator] = field(default_factory=list)
+
+    def open(self, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+        ws = WebsocketCommunicator(application, path, headers=headers or [])
+        self.opened.append(ws)
+        return ws
+
+    async def agent(
+        self, token: str, *, hostname: str = "node1", version: str = "0.1.0"
+    ) -> WebsocketCommunicator:
+        """An agent that connected and said hello (the welcome is consumed)."""
+        ws = self.open("/ws/agent/", [(b"authorization", f"Token {token}".encode())])
+        connected, code = await ws.connect()
+        assert connected, code
+        await ws.send_json_to(
+            {"v": 1, "type": "hello", "host": hostname, "agent_version": version, "protocol": 1}
+        )
+        welcome = await ws.receive_json_from(RECEIVE_TIMEOUT)
+        assert welcome["type"] == "welcome", welcome
+        return ws
+
+    async def browser(self, token: str) -> WebsocketCommunicator:
+        """A browser socket authenticated with a user API token."""
+        ws = self.open("/ws/topology/", [(b"authorization", f"Token {token}".encode())])
+        connected, code = await ws.connect()
+        assert connected, code
+        return ws
+
+    async def http(self, method: str, path: str, *, token: str, body: Any = None) -> tuple[int, Any]:
+        """An HTTP request through the ASGI app (so sync views run in their own thread, as in daphne)."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        headers = [
+            (b"host", b"testserver"),
+            (b"authorization", f"Token {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        response = await HttpCommunicator(
+            application, method, path, body=payload, headers=headers
+        ).get_response(timeout=10)
+        return response["status"], json.loads(response["body"] or b"null")
+
+    async def close_all(self) -> None:
+        for ws in self.opened:
+            with contextlib.suppress(asyncio.CancelledError):  # the app was already stopped
+                await ws.disconnect()
+
+
+@pytest_asyncio.fixture
+async def sockets() -> AsyncIterator[Sockets]:
+    opened = Sockets()
+    yield opened
+    await opened.close_all()

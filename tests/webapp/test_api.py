@@ -1,0 +1,105 @@
+"""REST API: topology and hosts for logged-in users, the OpenAPI schema, and the one error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.webapp.conftest import Account, AgentHost, link, state_with
+from webapp.topology.services import host_state_save
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/api/v1/topology/", "/api/v1/hosts/"])
+def test_the_api_needs_credentials(path: str) -> None:
+    response = APIClient().get(path)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {
+        "error": "NotAuthenticated",
+        "message": "Authentication credentials were not provided.",
+    }
+
+
+def test_the_schema_needs_credentials() -> None:
+    assert APIClient().get("/api/schema/").status_code == 401
+
+
+def test_topology_lists_each_active_host_as_a_netcore_snapshot(
+    viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h1 = make_host("h1")
+    host_state_save(host_id=h1.host.id, seq=7, state=state_with(links={"host|1": link("lo", 1)}))
+    make_host("h2")
+    h3 = make_host("h3")
+    h3.host.revoked_at = h3.host.created
+    h3.host.save()
+
+    body = viewer.api().get("/api/v1/topology/").json()
+
+    assert [(h["host"], h["online"], h["seq"]) for h in body["hosts"]] == [("h1", False, 7), ("h2", False, 0)]
+    assert body["hosts"][0]["snapshot"] == {
+        "version": 1,
+        "namespaces": [],
+        "links": [link("lo", 1)],
+        "addresses": [],
+        "routes": [],
+        "neighbours": [],
+        "fdb": [],
+    }
+
+
+def test_topology_filters_by_host_and_404s_an_unknown_one(
+    viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    make_host("h1")
+    make_host("h2")
+    client = viewer.api()
+    assert [h["host"] for h in client.get("/api/v1/topology/?host=h2").json()["hosts"]] == ["h2"]
+    response = client.get("/api/v1/topology/?host=nope")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "NotFound",
+        "message": "no host named 'nope'",
+        "fields": {"host": ["no host named 'nope'"]},
+    }
+
+
+def test_hosts_list(viewer: Account, make_host: Callable[..., AgentHost]) -> None:
+    h = make_host("h1")
+    (entry,) = viewer.api().get("/api/v1/hosts/").json()
+    assert entry == {
+        "name": "h1",
+        "online": False,
+        "last_seen": None,
+        "agent_version": "",
+        "hostname": "",
+        "token_prefix": h.token[:8],
+        "revoked": False,
+    }
+    assert entry["token_prefix"].startswith("sbh_")
+
+
+def test_session_login_works_for_the_api(viewer: Account) -> None:
+    client = Client()
+    client.force_login(viewer.user)
+    assert client.get("/api/v1/hosts/").status_code == 200
+
+
+def test_the_schema_renders_and_lists_the_operations(viewer: Account) -> None:
+    response = viewer.api().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["info"]["title"] == "Switchboard API"
+    assert {"/api/v1/topology/", "/api/v1/hosts/", "/api/v1/hosts/{name}/apply/"} <= set(schema["paths"])
+
+
+def test_the_docs_page_needs_login(viewer: Account) -> None:
+    assert Client().get("/api/docs/").status_code == 302
+    client = Client()
+    client.force_login(viewer.user)
+    assert client.get("/api/docs/").status_code == 200

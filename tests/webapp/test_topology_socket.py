@@ -1,0 +1,188 @@
+"""The browser websocket: login required, every host's snapshot on connect, then ordered deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.test import Client
+
+from tests.webapp.conftest import (
+    RECEIVE_TIMEOUT,
+    Account,
+    AgentHost,
+    Sockets,
+    eventually,
+    link,
+    receive_type,
+    state_with,
+)
+from webapp.topology.models import HostState
+from webapp.topology.services import host_state_save
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def _set(key: str, obj: dict) -> dict:
+    return {"kind": "links", "action": "set", "key": key, "object": obj}
+
+
+def _del(key: str) -> dict:
+    return {"kind": "links", "action": "del", "key": key, "object": None}
+
+
+def _session_cookie(account: Account) -> bytes:
+    client = Client()
+    client.force_login(account.user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def test_refused_without_login(sockets: Sockets) -> None:
+    assert await sockets.open("/ws/topology/").connect() == (False, 4003)
+
+
+async def test_refused_with_a_bad_user_token(sockets: Sockets, viewer: Account) -> None:
+    ws = sockets.open("/ws/topology/", [(b"authorization", b"Token not-a-token")])
+    assert await ws.connect() == (False, 4003)
+
+
+async def test_refused_with_a_host_token(sockets: Sockets, make_host: Callable[..., AgentHost]) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    ws = sockets.open("/ws/topology/", [(b"authorization", f"Token {h.token}".encode())])
+    assert await ws.connect() == (False, 4003)
+
+
+async def test_accepted_with_a_session_and_a_same_site_origin(sockets: Sockets, viewer: Account) -> None:
+    cookie = await database_sync_to_async(_session_cookie)(viewer)
+    ws = sockets.open("/ws/topology/", [(b"cookie", cookie), (b"origin", b"http://localhost:8000")])
+    assert (await ws.connect())[0]
+
+
+async def test_refused_from_a_foreign_origin_even_with_a_session(sockets: Sockets, viewer: Account) -> None:
+    cookie = await database_sync_to_async(_session_cookie)(viewer)
+    ws = sockets.open("/ws/topology/", [(b"cookie", cookie), (b"origin", b"https://evil.example")])
+    assert (await ws.connect())[0] is False
+
+
+async def test_accepted_with_a_user_token(sockets: Sockets, viewer: Account) -> None:
+    ws = await sockets.browser(viewer.token)
+    assert await ws.receive_nothing()  # no hosts yet: nothing to send
+
+
+async def test_snapshot_then_deltas_reach_the_browser_and_the_api(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    browser = await sockets.browser(viewer.token)
+    never_seen = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert (never_seen["type"], never_seen["online"], never_seen["seq"]) == ("topology.snapshot", False, 0)
+    agent = await sockets.agent(h.token)
+    status = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert (status["type"], status["host"], status["online"], status["agent_version"]) == (
+        "host.status",
+        "h1",
+        True,
+        "0.1.0",
+    )
+
+    state = state_with(links={"host|1": link("lo", 1), "host|2": link("br0", 2)})
+    await agent.send_json_to({"v": 1, "type": "snapshot", "seq": 1, "state": state})
+    await agent.send_json_to(
+        {"v": 1, "type": "delta", "seq": 2, "events": [_set("host|3", link("veth0", 3))]}
+    )
+    await agent.send_json_to({"v": 1, "type": "delta", "seq": 3, "events": [_del("host|1")]})
+
+    snapshot = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert snapshot == {
+        "v": 1,
+        "type": "topology.snapshot",
+        "host": "h1",
+        "online": True,
+        "seq": 1,
+        "state": state,
+    }
+    first = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    second = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert [(f["type"], f["seq"]) for f in (first, second)] == [("topology.delta", 2), ("topology.delta", 3)]
+    assert second["events"] == [_del("host|1")]
+
+    await eventually(lambda: HostState.objects.filter(host__name="h1", seq=3).exists())
+    status_code, body = await sockets.http("GET", "/api/v1/topology/?host=h1", token=viewer.token)
+    assert status_code == 200
+    (entry,) = body["hosts"]
+    assert (entry["host"], entry["online"], entry["seq"]) == ("h1", True, 3)
+    assert sorted(o["name"] for o in entry["snapshot"]["links"]) == ["br0", "veth0"]
+
+
+async def test_a_browser_that_connects_late_gets_the_current_state(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    agent = await sockets.agent(h.token)
+    await agent.send_json_to({"v": 1, "type": "snapshot", "seq": 1, "state": state_with()})
+    for seq in range(2, 6):
+        await agent.send_json_to(
+            {"v": 1, "type": "delta", "seq": seq, "events": [_set(f"host|{seq}", link(f"if{seq}", seq))]}
+        )
+    assert await agent.receive_nothing()  # all frames taken in
+
+    browser = await sockets.browser(viewer.token)
+    snapshot = await receive_type(browser, "topology.snapshot")
+    assert (snapshot["online"], snapshot["seq"]) == (True, 5)
+    assert sorted(snapshot["state"]["links"]) == [f"host|{n}" for n in range(2, 6)]
+
+    await agent.send_json_to({"v": 1, "type": "delta", "seq": 6, "events": [_del("host|2")]})
+    delta = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert (delta["type"], delta["seq"]) == ("topology.delta", 6)
+
+
+async def test_offline_hosts_come_from_the_stored_state_and_resync_repeats_snapshots(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    state = state_with(links={"host|7": link("br7", 7)})
+    await database_sync_to_async(host_state_save)(host_id=h.host.id, seq=41, state=state)
+
+    browser = await sockets.browser(viewer.token)
+    expected = {"v": 1, "type": "topology.snapshot", "host": "h1", "online": False, "seq": 41, "state": state}
+    assert await browser.receive_json_from(RECEIVE_TIMEOUT) == expected
+
+    await browser.send_json_to({"type": "resync"})
+    assert await browser.receive_json_from(RECEIVE_TIMEOUT) == expected
+    await browser.send_json_to({"type": "subscribe"})
+    assert (await browser.receive_json_from(RECEIVE_TIMEOUT))["type"] == "error"
+
+
+async def test_a_host_marked_online_without_an_agent_falls_back_to_its_stored_state(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    await database_sync_to_async(host_state_save)(host_id=h.host.id, seq=9, state=state_with())
+    h.host.online = True  # e.g. the worker holding its connection died
+    await database_sync_to_async(h.host.save)()
+
+    browser = await sockets.browser(viewer.token)
+    snapshot = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert (snapshot["type"], snapshot["host"], snapshot["seq"]) == ("topology.snapshot", "h1", 9)
+
+
+async def test_deltas_already_in_the_snapshot_are_dropped_and_a_gap_resyncs(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    agent = await sockets.agent(h.token)
+    await agent.send_json_to({"v": 1, "type": "snapshot", "seq": 10, "state": state_with()})
+    browser = await sockets.browser(viewer.token)
+    assert (await receive_type(browser, "topology.snapshot"))["seq"] == 10
+
+    layer = get_channel_layer()  # deliver deltas straight to this browser's consumer
+    (channel,) = layer.groups["topology"]
+    await layer.send(channel, {"type": "topology.delta", "host": "h1", "seq": 9, "events": []})
+    await layer.send(channel, {"type": "topology.delta", "host": "h1", "seq": 10, "events": []})
+    assert await browser.receive_nothing()
+    await layer.send(channel, {"type": "topology.delta", "host": "h1", "seq": 12, "events": []})
+    # A gap (11 never came): the browser is sent a fresh snapshot from the agent instead.
+    snapshot = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert (snapshot["type"], snapshot["seq"]) == ("topology.snapshot", 10)

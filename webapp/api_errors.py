@@ -1,0 +1,70 @@
+"""The one place domain and DRF errors become HTTP responses: {"error", "message", ["fields"]}."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from webapp import errors
+
+_STATUS: dict[type[errors.DomainError], int] = {
+    errors.InvalidInput: status.HTTP_400_BAD_REQUEST,
+    errors.NotFound: status.HTTP_404_NOT_FOUND,
+    errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.HostOffline: status.HTTP_503_SERVICE_UNAVAILABLE,
+    errors.AgentError: status.HTTP_502_BAD_GATEWAY,
+}
+
+# A failed agent command answers with the status of netcore's error class.
+_COMMAND_STATUS = {
+    "InvalidSpec": status.HTTP_400_BAD_REQUEST,
+    "NotFound": status.HTTP_404_NOT_FOUND,
+    "AlreadyExists": status.HTTP_409_CONFLICT,
+    "Busy": status.HTTP_409_CONFLICT,
+}
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every API error response."""
+
+    error = serializers.CharField(help_text="Error class, e.g. InvalidInput, NotFound, InvalidSpec.")
+    message = serializers.CharField()
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Per-field messages for invalid input.",
+    )
+    object = serializers.CharField(required=False, allow_null=True, help_text="netcore: object concerned.")
+    errno = serializers.IntegerField(required=False, allow_null=True, help_text="netcore: kernel errno.")
+
+
+def status_for(exc: errors.DomainError) -> int:
+    """HTTP status of a domain error."""
+    if isinstance(exc, errors.CommandFailed):
+        return _COMMAND_STATUS.get(exc.netcore_error, status.HTTP_502_BAD_GATEWAY)
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF EXCEPTION_HANDLER: domain errors and DRF's own exceptions, all in one body shape."""
+    if isinstance(exc, errors.DomainError):
+        set_rollback()
+        return Response(exc.to_dict(), status=status_for(exc))
+    response = drf_exception_handler(exc, context)  # also Http404 / PermissionDenied, auth headers
+    if response is None:
+        return None  # a bug: Django reports it as a 500
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"error": "InvalidInput", "message": "Invalid input.", "fields": fields}
+    else:
+        name = {Http404: "NotFound", DjangoPermissionDenied: "PermissionDenied"}.get(type(exc))
+        message = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
+        response.data = {"error": name or type(exc).__name__, "message": str(message)}
+    return response

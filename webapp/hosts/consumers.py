@@ -1,0 +1,193 @@
+"""The agent websocket (/ws/agent/): one connection per host, protocol v1 (docs/agent-protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
+
+from webapp import layer
+from webapp.hosts import protocol
+from webapp.hosts.models import Host
+from webapp.hosts.services import host_authenticate, host_connected, host_disconnected
+from webapp.sockets import header_token
+from webapp.topology.services import host_state_save
+from webapp.topology.state import InvalidState, LiveState
+
+log = logging.getLogger(__name__)
+
+SAVE_INTERVAL = 1.0  # seconds: the state is persisted at most this often while deltas flow
+
+
+class AgentConsumer(AsyncWebsocketConsumer):
+    """Keeps the host's live state, fans it out to browsers, persists it, and relays commands."""
+
+    host: Host | None = None
+
+    async def connect(self) -> None:
+        token = header_token(self.scope)
+        host = await database_sync_to_async(host_authenticate)(token=token) if token else None
+        if host is None:
+            await self.close(code=layer.CLOSE_FORBIDDEN)  # before accept: HTTP 403
+            return
+        self.host = host
+        self.live = LiveState()
+        self.greeted = False
+        self.replaced = False
+        self.pending: dict[str, str] = {}  # command id → reply channel
+        self.saved_at = 0.0
+        self.save_lock = asyncio.Lock()
+        self.save_task: asyncio.Task | None = None
+        group = layer.agent_group(host.id)
+        await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.channel_layer.group_add(layer.AGENTS, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        host = self.host
+        if host is None:
+            return
+        await self.channel_layer.group_discard(layer.agent_group(host.id), self.channel_name)
+        await self.channel_layer.group_discard(layer.AGENTS, self.channel_name)
+        for command_id, reply in self.pending.items():
+            await self.channel_layer.send(reply, {"type": "agent.gone", "id": command_id})
+        if self.save_task:
+            self.save_task.cancel()
+        if self.replaced:
+            return  # the newer connection owns the host's state and presence now
+        if self.live.known:
+            await self._save()
+        host = await database_sync_to_async(host_disconnected)(host=host)
+        await self._status(host)
+
+    # Frames from the agent
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = protocol.frame_parse(text_data)
+            if frame["type"] != "hello" and not self.greeted:
+                raise protocol.ProtocolError(f"{frame['type']}: the first frame must be hello")
+            await getattr(self, f"_on_{frame['type']}")(frame)
+        except protocol.ProtocolError as err:
+            log.warning("agent of host %s: %s", self.host, err)
+            await self._send(protocol.error_frame(str(err)))
+            if err.resync:
+                await self._send(protocol.frame("resync"))
+
+    async def _on_hello(self, frame: dict[str, Any]) -> None:
+        if frame["protocol"] != protocol.VERSION:
+            raise protocol.ProtocolError(
+                f"hello: protocol {frame['protocol']} is not supported; this server speaks {protocol.VERSION}"
+            )
+        self.host = await database_sync_to_async(host_connected)(
+            host=self.host, hostname=frame["host"], agent_version=frame["agent_version"]
+        )
+        self.greeted = True
+        await self._send(protocol.frame("welcome", host=self.host.name))
+        await self._status(self.host)
+
+    async def _on_snapshot(self, frame: dict[str, Any]) -> None:
+        try:
+            self.live.replace(seq=frame["seq"], state=frame["state"])
+        except InvalidState as err:
+            raise protocol.ProtocolError(f"snapshot: {err}", resync=True) from None
+        await self.channel_layer.group_send(
+            layer.TOPOLOGY,
+            layer.snapshot_message(
+                host=self.host.name, online=True, seq=self.live.seq, state=self.live.copy()
+            ),
+        )
+        await self._save()
+
+    async def _on_delta(self, frame: dict[str, Any]) -> None:
+        try:
+            self.live.apply(seq=frame["seq"], events=frame["events"])
+        except InvalidState as err:
+            raise protocol.ProtocolError(f"delta: {err}", resync=True) from None
+        await self.channel_layer.group_send(
+            layer.TOPOLOGY, layer.delta_message(host=self.host.name, seq=frame["seq"], events=frame["events"])
+        )
+        self._save_soon()
+
+    async def _on_result(self, frame: dict[str, Any]) -> None:
+        reply = self.pending.pop(frame["id"], None)
+        if reply is None:
+            log.info("agent of host %s: result for unknown command %s", self.host, frame["id"])
+            return
+        message = {"type": "agent.result", "id": frame["id"], "ok": frame["ok"]}
+        message.update({"result": frame["result"]} if frame["ok"] else {"error": frame["error"]})
+        await self.channel_layer.send(reply, message)
+
+    async def _on_pong(self, frame: dict[str, Any]) -> None:
+        """Nothing to do: the agent is alive."""
+
+    # Channel-layer messages (see webapp.layer)
+
+    async def agent_command(self, event: dict[str, Any]) -> None:
+        self.pending[event["id"]] = event["reply_channel"]
+        await self.channel_layer.send(event["reply_channel"], {"type": "agent.accepted", "id": event["id"]})
+        await self._send(
+            protocol.frame("command", id=event["id"], action=event["action"], topology=event["topology"])
+        )
+
+    async def agent_revoke(self, event: dict[str, Any]) -> None:
+        await self.close(code=layer.CLOSE_FORBIDDEN)
+
+    async def agent_replace(self, event: dict[str, Any]) -> None:
+        if event["channel"] != self.channel_name:
+            self.replaced = True
+            await self.close(code=layer.CLOSE_REPLACED)
+
+    async def state_request(self, event: dict[str, Any]) -> None:
+        if not self.live.known or event.get("host") not in (None, self.host.name):
+            return
+        await self.channel_layer.send(
+            event["reply_channel"],
+            layer.snapshot_message(
+                host=self.host.name, online=True, seq=self.live.seq, state=self.live.copy()
+            ),
+        )
+
+    # Helpers
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame))
+
+    async def _status(self, host: Host) -> None:
+        await self.channel_layer.group_send(
+            layer.TOPOLOGY,
+            layer.status_message(
+                host=host.name,
+                online=host.online,
+                agent_version=host.agent_version,
+                last_seen=host.last_seen.isoformat() if host.last_seen else None,
+            ),
+        )
+
+    async def _save(self) -> None:
+        """Persist the live state now (saves run one at a time, each taking the latest state)."""
+        async with self.save_lock:
+            self.saved_at = time.monotonic()
+            try:
+                await database_sync_to_async(host_state_save)(
+                    host_id=self.host.id, seq=self.live.seq, state=self.live.copy()
+                )
+            except DatabaseError:
+                log.exception("host %s: could not store its state", self.host)
+
+    def _save_soon(self) -> None:
+        """Persist within SAVE_INTERVAL of the last save, once for however many deltas come meanwhile."""
+        if self.save_task is None or self.save_task.done():
+            delay = max(0.0, self.saved_at + SAVE_INTERVAL - time.monotonic())
+            self.save_task = asyncio.create_task(self._save_after(delay))
+
+    async def _save_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._save()

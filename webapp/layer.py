@@ -1,0 +1,49 @@
+"""The channel-layer contract between consumers and services: group names and message types.
+
+Groups:
+- TOPOLOGY ("topology"): every browser socket. Messages `topology.snapshot`, `topology.delta`,
+  `host.status`, shaped exactly like the browser frames of docs/agent-protocol.md.
+- AGENTS ("agents"): every agent connection. `state.request` {reply_channel, host?}: each agent
+  consumer (for `host`, if given) sends its live state to reply_channel as a `topology.snapshot`.
+- agent_group(host_id) ("agent.<id>"): the one connection of a host's agent.
+  `agent.command` {id, action, topology, reply_channel}: answered on reply_channel with
+  `agent.accepted` {id} at once, then `agent.result` {id, ok, result | error}, or `agent.gone` {id}
+  when the agent disconnects first. `agent.revoke`: close with 4003. `agent.replace` {channel}:
+  a newer connection of the same host took over; close.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOPOLOGY = "topology"
+AGENTS = "agents"
+
+CLOSE_FORBIDDEN = 4003  # refused or revoked: daphne answers 403 when sent before accept
+CLOSE_REPLACED = 4009  # a newer connection of the same host took over
+
+
+def agent_group(host_id: int) -> str:
+    """Group holding the live connection of one host's agent."""
+    return f"agent.{host_id}"
+
+
+def snapshot_message(*, host: str, online: bool, seq: int, state: dict[str, Any]) -> dict[str, Any]:
+    """`topology.snapshot`: a host's whole state."""
+    return {"type": "topology.snapshot", "host": host, "online": online, "seq": seq, "state": state}
+
+
+def delta_message(*, host: str, seq: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """`topology.delta`: events to apply in order to the snapshot with seq - 1."""
+    return {"type": "topology.delta", "host": host, "seq": seq, "events": events}
+
+
+def status_message(*, host: str, online: bool, last_seen: str | None, agent_version: str) -> dict[str, Any]:
+    """`host.status`: a host's agent came or went (last_seen ISO 8601)."""
+    return {
+        "type": "host.status",
+        "host": host,
+        "online": online,
+        "last_seen": last_seen,
+        "agent_version": agent_version,
+    }

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from webapp.topology.api import views
+
+urlpatterns = [path("topology/", views.TopologyApi.as_view(), name="api-topology")]

@@ -1,0 +1,111 @@
+"""The browser websocket (/ws/topology/): every host's snapshot, then deltas and status as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from webapp import layer
+from webapp.hosts.protocol import VERSION, error_frame
+from webapp.topology.selectors import HostTopology, topology_list
+
+STATE_REPLY_TIMEOUT = 2.0  # seconds to wait for a live agent's state before sending the stored one
+
+
+class TopologyConsumer(AsyncWebsocketConsumer):
+    """Streams topology to one logged-in browser; delta seq numbers never go backwards per host."""
+
+    fallback: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=layer.CLOSE_FORBIDDEN)  # before accept: HTTP 403
+            return
+        self.sent: dict[str, int] = {}  # host → seq of the last frame sent for it
+        self.awaiting: set[str] = set()  # online hosts whose live state was asked for
+        await self.channel_layer.group_add(layer.TOPOLOGY, self.channel_name)
+        await self.accept()
+        await self._snapshots()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(layer.TOPOLOGY, self.channel_name)
+        if self.fallback:
+            self.fallback.cancel()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and message.get("type") == "resync":
+            await self._snapshots()
+        else:
+            await self._send(error_frame('the only frame a browser may send is {"type": "resync"}'))
+
+    # Group and reply messages (see webapp.layer)
+
+    async def topology_snapshot(self, event: dict[str, Any]) -> None:
+        self.awaiting.discard(event["host"])
+        self.sent[event["host"]] = event["seq"]
+        await self._send(event)
+
+    async def topology_delta(self, event: dict[str, Any]) -> None:
+        host, seq = event["host"], event["seq"]
+        last = self.sent.get(host)
+        if last is None or seq <= last:
+            return  # no snapshot sent yet (it will contain this), or already contained in it
+        if seq > last + 1:  # a frame was lost on the way: start this host over from a snapshot
+            del self.sent[host]
+            await self._ask_states([host], host=host)
+            return
+        self.sent[host] = seq
+        await self._send(event)
+
+    async def host_status(self, event: dict[str, Any]) -> None:
+        await self._send(event)
+
+    # Helpers
+
+    async def _snapshots(self) -> None:
+        """Send every host's snapshot: live ones from their agents, the others as stored."""
+        online = []
+        for record in await database_sync_to_async(topology_list)():
+            if record.online:
+                online.append(record.host)
+            else:
+                await self._send_stored(record)
+        if online:
+            await self._ask_states(online)
+
+    async def _ask_states(self, hosts: list[str], *, host: str | None = None) -> None:
+        """Ask agents (all, or the one of `host`) for their live state; fall back to the stored one."""
+        self.awaiting.update(hosts)
+        request = {"type": "state.request", "reply_channel": self.channel_name}
+        if host is not None:
+            request["host"] = host
+        await self.channel_layer.group_send(layer.AGENTS, request)
+        if self.fallback:
+            self.fallback.cancel()
+        self.fallback = asyncio.create_task(self._fallback_after(STATE_REPLY_TIMEOUT))
+
+    async def _fallback_after(self, delay: float) -> None:
+        """Send the stored state of hosts whose agent did not answer (not connected after all)."""
+        await asyncio.sleep(delay)
+        if not self.awaiting:
+            return
+        for record in await database_sync_to_async(topology_list)(hosts=sorted(self.awaiting)):
+            if record.host in self.awaiting:
+                await self._send_stored(record)
+
+    async def _send_stored(self, record: HostTopology) -> None:
+        await self.topology_snapshot(
+            layer.snapshot_message(host=record.host, online=record.online, seq=record.seq, state=record.state)
+        )
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps({"v": VERSION, **message}))
