@@ -8,8 +8,11 @@ VPY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-# Debian packages the project needs. Later features append here (chromium, dnsmasq, nftables, docker.io, ...).
-APT_PACKAGES := python3 python3-venv python3-dev iproute2 util-linux procps make gcc
+# Debian packages the project needs. Later features append here (dnsmasq, nftables, docker.io, ...).
+# nodejs/npm: the browser's JavaScript (Cytoscape.js) comes from npm; chromium: browser tests;
+# redis-server and postgresql: the scale-out test (two web workers sharing them).
+APT_PACKAGES := python3 python3-venv python3-dev iproute2 util-linux procps make gcc \
+	nodejs chromium redis-server postgresql
 
 # apt-get, through sudo when not already root (sudo drops the environment, hence `env`).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -20,7 +23,7 @@ DEPS_STAMP := $(VENV)/.deps-stamp
 
 .PHONY: setup system-packages migrate run test bench lint clean
 
-setup: system-packages $(DEPS_STAMP) migrate
+setup: system-packages $(DEPS_STAMP) node_modules/.stamp migrate
 
 # Install only what `dpkg -s` reports missing; `apt-get update` only if the first install fails.
 system-packages:
@@ -41,13 +44,18 @@ $(DEPS_STAMP): pyproject.toml | $(VPY)
 	$(VPY) -m pip install --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# npm comes with some nodejs builds (NodeSource) and is a package of its own in Debian's.
+node_modules/.stamp: package.json package-lock.json | system-packages
+	command -v npm >/dev/null || $(APT_GET) install -y --no-install-recommends npm
+	npm ci --no-audit --no-fund
+	touch $@
+
 migrate: $(DEPS_STAMP)
 	$(VPY) manage.py migrate --noinput
 
-# The web app alone for now. LATER: start the agent (python -m netcore agent) alongside, and serve
-# the ASGI app with daphne (Channels) instead of runserver.
+# The web app (daphne) and this machine's agent together; see scripts/run-local.sh.
 run: setup
-	exec $(VPY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	PORT=$(PORT) exec scripts/run-local.sh
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -59,4 +67,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) *.egg-info build
+	rm -rf $(VENV) node_modules *.egg-info build
