@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from netcore import netns as ns
+from netcore.errors import NetcoreError
 from netcore.model import Address, FdbEntry, Link, LinkRef, Namespace, Neighbour, Route, Snapshot
 from netcore.netlink import codec as c
 from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
+from netcore.objects import link_by_index
 from netcore.snapshot import dump_namespace
 
 GROUPS = (
@@ -34,6 +38,7 @@ GROUPS = (
     c.RTNLGRP_IPV6_ROUTE,
 )
 PROCESS_SCAN_SECONDS = 2.0
+REQUERY_DELAY = 0.02
 
 _IN_CREATE, _IN_DELETE, _IN_MOVED_FROM, _IN_MOVED_TO = 0x100, 0x200, 0x40, 0x80
 _IN_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
@@ -304,17 +309,14 @@ class LiveModel:
     def _apply(self, space: _Space, buf: bytearray, kind: int, start: int, end: int) -> None:
         name = space.info.name
         if kind in (c.RTM_NEWLINK, c.RTM_DELLINK):
+            if buf[start] == c.AF_BRIDGE:
+                return  # bridge-port news (port state, VLANs), not the link itself: a DELLINK here only
+                # means the port left its bridge, and the link's own RTM_NEWLINK says so too
             raw = parse.link(buf, start, end)
             if kind == c.RTM_NEWLINK:
-                space.raw[raw.index] = raw
-                if raw.link_netnsid is not None and raw.link_netnsid not in self._nsid:
-                    self._refresh_nsids()
-                self._set_link(space, raw, True)
+                self._link_changed(space, raw)
             else:
-                space.raw.pop(raw.index, None)
-                old = space.links.pop(raw.index, None)
-                if old:
-                    self._emit("link", "del", name, old)
+                self._link_gone(space, raw.index)
             return
         names = space.names()
         if kind in (c.RTM_NEWADDR, c.RTM_DELADDR):
@@ -336,7 +338,11 @@ class LiveModel:
         elif kind in (c.RTM_NEWNEIGH, c.RTM_DELNEIGH):
             new = kind == c.RTM_NEWNEIGH
             if buf[start] == c.AF_BRIDGE:
-                self._store(space, "fdb", space.fdb, new, parse.fdb(name, names, buf, start, end))
+                entry = parse.fdb(name, names, buf, start, end)
+                device = space.raw.get(entry.ifindex) if entry else None
+                if entry and entry.self_entry and not (device and device.kind == "vxlan"):
+                    return  # a device's own address list, left out as in snapshot()
+                self._store(space, "fdb", space.fdb, new, entry)
             else:
                 self._store(
                     space, "neighbour", space.neighbours, new, parse.neighbour(name, names, buf, start, end)
@@ -352,6 +358,89 @@ class LiveModel:
             self._emit(kind, "new", space.info.name, item)
         elif store.pop(item.key, None) is not None:
             self._emit(kind, "del", space.info.name, item)
+
+    def _link_changed(self, space: _Space, raw: parse.RawLink) -> None:
+        was = space.raw.get(raw.index)
+        space.raw[raw.index] = raw
+        if raw.link_netnsid is not None and raw.link_netnsid not in self._nsid:
+            self._refresh_nsids()
+        if was is None:
+            self._name_orphans(space, raw)
+        elif was.up and not raw.up:
+            # the kernel flushes a downed link's IPv4 routes without announcing each one
+            self._drop(space, lambda r: r.oif == raw.index and r.family == socket.AF_INET, routes_only=True)
+        self._set_link(space, raw, True)
+        if raw.kind == "veth" and not raw.link:
+            # a veth end is first announced before its peer exists (IFLA_LINK 0): ask again shortly
+            asyncio.get_running_loop().call_later(REQUERY_DELAY, self._requery, space.info.name, raw.index)
+
+    def _link_gone(self, space: _Space, index: int) -> None:
+        gone = space.raw.pop(index, None)
+        self._drop(space, lambda x: getattr(x, "oif", None) == index or getattr(x, "ifindex", None) == index)
+        old = space.links.pop(index, None)
+        if old:
+            self._emit("link", "del", space.info.name, old)
+        # a veth end that moved to another namespace leaves its peer pointing at nothing; the
+        # kernel does not announce the peer again, so look at it afresh
+        if old is not None and old.peer is not None:
+            self._requery(old.peer.netns, old.peer.index)
+        elif gone is not None:
+            for x in [x for x in space.raw.values() if x.kind == "veth" and x.link == index]:
+                self._requery(space.info.name, x.index)
+
+    def _drop(self, space: _Space, doomed: Callable[[object], bool], *, routes_only: bool = False) -> None:
+        """Forget (and announce the removal of) the objects of a link the kernel removed silently."""
+        stores = (
+            (("route", space.routes),)
+            if routes_only
+            else (
+                ("route", space.routes),
+                ("address", space.addresses),
+                ("neighbour", space.neighbours),
+                ("fdb", space.fdb),
+            )
+        )
+        for kind, store in stores:
+            for key in [k for k, item in store.items() if doomed(item)]:
+                self._emit(kind, "del", space.info.name, store.pop(key))
+
+    def _name_orphans(self, space: _Space, raw: parse.RawLink) -> None:
+        """Objects announced before their link (a new bridge's own FDB entry) get its name now."""
+        for kind, store in (
+            ("address", space.addresses),
+            ("neighbour", space.neighbours),
+            ("fdb", space.fdb),
+        ):
+            for key, item in list(store.items()):
+                fixes = {}
+                if item.ifindex == raw.index and item.ifname is None:
+                    fixes["ifname"] = raw.name
+                if kind == "fdb" and raw.kind == "bridge" and item.master is None and not item.self_entry:
+                    port = space.raw.get(item.ifindex)
+                    if item.ifindex == raw.index or (port is not None and port.master == raw.index):
+                        fixes["master"] = raw.name
+                if fixes:
+                    store[key] = dataclasses.replace(item, **fixes)
+                    self._emit(kind, "new", space.info.name, store[key])
+
+    def _requery(self, netns: str, index: int) -> None:
+        """Read one link again with a plain query (the event socket only listens)."""
+        space = self._spaces.get(netns)
+        if space is None or index not in space.raw:
+            return
+        try:
+            if space.info.kind == "host" and self._host_sock is not None:
+                raw = link_by_index(self._host_sock, index)
+            else:
+                sock = ns.netns_open_socket(path=space.info.path)
+                try:
+                    raw = link_by_index(sock, index)
+                finally:
+                    sock.close()
+        except NetcoreError:
+            return
+        if raw is not None and raw != space.raw.get(index):
+            self._link_changed(space, raw)
 
     def _set_link(self, space: _Space, raw: parse.RawLink, emit: bool) -> None:
         peer = self._peer(space, raw)
@@ -389,21 +478,34 @@ class LiveModel:
         elif space.info.kind == "host":
             there = self._spaces.get(self._nsid.get(raw.link_netnsid, ""))
         else:
-            there = next(
-                (
-                    s
-                    for s in self._spaces.values()
-                    if s is not space
-                    and (x := s.raw.get(raw.link))
-                    and x.kind == "veth"
-                    and x.link == raw.index
-                    and x.link_netnsid is not None
-                ),
-                None,
-            )
+            there = self._peer_space(space, raw)
         if there is None or raw.link not in there.raw:
             return None
         return LinkRef(there.info.name, raw.link, there.raw[raw.link].name)
+
+    def _peer_space(self, space: _Space, raw: parse.RawLink) -> _Space | None:
+        """Where a veth of a non-host namespace leads: the host if the host's veth points back
+        at it (the common case), else the one other namespace whose veth does; None if unsure."""
+        host = self._spaces.get(ns.HOST)
+        x = host.raw.get(raw.link) if host else None
+        if (
+            x
+            and x.kind == "veth"
+            and x.link == raw.index
+            and self._nsid.get(x.link_netnsid) == space.info.name
+        ):
+            return host
+        candidates = [
+            s
+            for s in self._spaces.values()
+            if s is not space
+            and s is not host
+            and (x := s.raw.get(raw.link)) is not None
+            and x.kind == "veth"
+            and x.link == raw.index
+            and x.link_netnsid is not None
+        ]
+        return candidates[0] if len(candidates) == 1 else None
 
     def _emit(self, kind: str, action: str, netns: str, obj) -> None:
         self._queue.put_nowait(Event(kind, action, netns, obj))

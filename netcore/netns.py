@@ -12,6 +12,7 @@ Creating a namespace the way `ip netns add` does (unshare + bind mount under
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
 import os
@@ -87,10 +88,11 @@ class _Worker:
             except BaseException as exc:  # handed to the caller's thread
                 box.append((False, exc))
             finally:
-                try:
+                # every job starts by entering its caller's namespace, so a failed return
+                # (no privilege) must not end the thread
+                with contextlib.suppress(NetcoreError):
                     _setns(home, obj=HOST)
-                finally:
-                    done.set()
+                done.set()
 
 
 _worker = _Worker()

@@ -41,6 +41,13 @@ def link_lookup(sock: NetlinkSocket, name: str) -> parse.RawLink | None:
     return parse.link(bytearray(reply), 0, len(reply)) if reply else None
 
 
+def link_by_index(sock: NetlinkSocket, index: int) -> parse.RawLink | None:
+    """One link by ifindex with a single RTM_GETLINK."""
+    body = c.IFINFOMSG.pack(0, 0, index, 0, 0) + c.attr_u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
+    reply = sock.query(c.RTM_GETLINK, body, action="look up link", obj=f"index {index}")
+    return parse.link(bytearray(reply), 0, len(reply)) if reply else None
+
+
 def link_index(sock: NetlinkSocket, name: str, *, netns: str | None = None) -> int:
     """The ifindex of `name`, or NotFound naming it and its namespace."""
     found = link_lookup(sock, name)
@@ -57,10 +64,8 @@ def link_get(*, name: str, netns: str | None = None) -> Link:
             raise NotFound(f"link {name} does not exist in namespace {netns or ns.HOST}", obj=name)
         master = None
         if raw.master:
-            reply = sock.query(
-                c.RTM_GETLINK, c.IFINFOMSG.pack(0, 0, raw.master, 0, 0), action="look up", obj=name
-            )
-            master = parse.link(bytearray(reply), 0, len(reply)).name if reply else None
+            found = link_by_index(sock, raw.master)
+            master = found.name if found else None
     return Link(
         netns or ns.HOST,
         raw.index,

@@ -58,10 +58,13 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
         if kind == c.RTM_NEWNEIGH and (n := parse.neighbour(name, names, buf, start, end)):
             out.neighbours.append(n)
     fdb_ports = {x.index for x in out.raw_links if x.kind in _FDB_KINDS or x.master is not None}
+    vxlans = {x.index for x in out.raw_links if x.kind == "vxlan"}
     if fdb_ports:
         for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, _FDB_DUMP, what=f"fdb of {name}"):
             f = parse.fdb(name, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
-            if f and f.ifindex in fdb_ports:
+            # "self" entries of anything but a VXLAN device are its own address lists, not forwarding
+            # entries (and the kernel never announces them, so a live model could not follow them)
+            if f and f.ifindex in fdb_ports and (not f.self_entry or f.ifindex in vxlans):
                 out.fdb.append(f)
     return out
 

@@ -340,16 +340,13 @@ def test_not_root_is_told_to_run_as_root(host_ns, topo, tmp_path):
     finally:
         os.close(fd)
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    assert "root" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "run it as root" in proc.stderr
+    assert "error: " in proc.stderr and "not permitted" in proc.stderr
+    # (a stray "Exception in thread netcore-netns" traceback may also appear, depending on timing:
+    # test_namespace_worker_survives_a_refused_setns)
     assert host_links(host_ns) == ["lo"] and ours_in_run_netns() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=subprocess.TimeoutExpired,
-    reason="netns.py _Worker._loop: a failing setns in its finally kills the worker; later calls hang",
-)
 def test_namespace_worker_survives_a_refused_setns(host_ns):
     """Without CAP_SYS_ADMIN every namespace job fails with EPERM (the CLI then says to run as root, but
     also prints a stray "Exception in thread netcore-netns" traceback, depending on timing). The worker

@@ -246,10 +246,6 @@ async def test_model_follows_a_topology_apply(host_ns, topo, live):
         await rec.until(one("link.del", "host", name=host_name))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py: the first end of a veth pair is announced with IFLA_LINK 0 and the model keeps that",
-)
 @pytest.mark.asyncio
 async def test_first_announced_veth_end_gets_its_peer(host_ns, topo, live):
     model, rec = live
@@ -301,10 +297,6 @@ async def test_namespace_mounted_after_its_file_appears(host_ns, topo):
         host_ns.run(f"umount /run/netns/{late}; rm -f /run/netns/{late}", check=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py ignores IFLA_NEW_NETNSID/IFLA_NEW_IFINDEX of the RTM_DELLINK sent when a veth end moves",
-)
 @pytest.mark.asyncio
 async def test_veth_peer_moved_into_a_namespace(host_ns, topo, live):
     """The usual way to wire a namespace (and Docker's): make the pair, then move one end in. The kernel
@@ -332,10 +324,6 @@ async def test_veth_peer_moved_into_a_namespace(host_ns, topo, live):
         host_ns.run(f"ip link del {vc}", check=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py takes AF_BRIDGE RTM_NEWLINK (bridge port news, no IFLA_LINKINFO/LINK) as a whole link",
-)
 @pytest.mark.asyncio
 async def test_bridge_port_keeps_its_kind_and_peer(host_ns, topo, live):
     model, rec = live
@@ -357,10 +345,6 @@ async def test_bridge_port_keeps_its_kind_and_peer(host_ns, topo, live):
         host_ns.run(f"ip link del {va}; ip link del {br}; ip link del {sync}", check=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py keeps IPv4 routes the kernel flushes without RTM_DELROUTE when their link goes down",
-)
 @pytest.mark.asyncio
 async def test_routes_removed_with_their_link(host_ns, topo, live):
     """Taking a link down removes its IPv4 routes; the kernel does not announce each one."""
@@ -381,11 +365,6 @@ async def test_routes_removed_with_their_link(host_ns, topo, live):
         host_ns.run(f"ip link del {br}", check=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py: a new bridge's own-MAC FDB entry is announced before the bridge and keeps ifname/master "
-    "None; the 'self' entries a dump lists (the device's address lists) are never announced",
-)
 @pytest.mark.asyncio
 async def test_fdb_entries_name_their_interfaces(host_ns, topo, live):
     model, rec = live

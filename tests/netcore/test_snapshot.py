@@ -136,6 +136,7 @@ def ip_view(host_ns, namespaces: list[str]) -> dict:
             for x in links
             if "master" in x or x.get("linkinfo", {}).get("info_kind") in ("bridge", "vxlan")
         }
+        vxlans = {x["ifname"] for x in links if x.get("linkinfo", {}).get("info_kind") == "vxlan"}
         routes = []
         for family, flag in ((socket.AF_INET, "-4"), (socket.AF_INET6, "-6")):
             for r in ip(host_ns, where, f"ip {flag} route show table main"):
@@ -196,7 +197,7 @@ def ip_view(host_ns, namespaces: list[str]) -> dict:
                     "self" in e.get("flags", []),
                 )
                 for e in ip(host_ns, where, "bridge fdb show")
-                if e["ifname"] in fdb_ports
+                if e["ifname"] in fdb_ports and ("self" not in e.get("flags", []) or e["ifname"] in vxlans)
             ),
             "names": names,
         }
