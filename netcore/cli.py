@@ -131,8 +131,12 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 def _cmd_watch(args: argparse.Namespace) -> int:
     from netcore.live import watch
 
+    def ready(model) -> None:
+        count = len(model.snapshot().namespaces)
+        print(f"watching {count} namespaces; Ctrl-C stops", file=sys.stderr, flush=True)
+
     async def run() -> None:
-        async for event in watch():
+        async for event in watch(on_ready=ready):
             if args.json:
                 _emit(event.to_dict())
             else:
