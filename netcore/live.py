@@ -100,7 +100,8 @@ class LiveModel:
         self.processes = processes
         self._spaces: dict[str, _Space] = {}
         self._host_sock: NetlinkSocket | None = None
-        self._nsid: dict[int, str] = {}
+        self._nsid: dict[int, str] = {}  # the host's id for a namespace -> its name
+        self._loading = False
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._inotify = -1
         self._watch_dirs: dict[int, str] = {}
@@ -127,8 +128,15 @@ class LiveModel:
         loop = asyncio.get_running_loop()
         self._host_sock = NetlinkSocket.open()
         self._start_inotify(loop)
+        self._loading = True
         for info in ns.netns_list(processes=self.processes):
             self._add_space(info, emit=False)
+        self._loading = False
+        self._refresh_nsids()
+        for space in self._spaces.values():  # peers in namespaces loaded after their veth's
+            for raw in space.raw.values():
+                if raw.kind == "veth" and space.links[raw.index].peer is None:
+                    self._set_link(space, raw, False)
         if self.processes:
             self._tasks.append(loop.create_task(self._scan_processes()))
 
@@ -183,7 +191,8 @@ class LiveModel:
         if emit:
             self._emit("namespace", "new", info.name, Namespace(info.name, info.inode, info.kind))
         space.raw = {x.index: x for x in d.raw_links}
-        self._refresh_nsids()
+        if not self._loading:
+            self._refresh_nsids()
         for x in d.raw_links:
             self._set_link(space, x, emit)
         for kind, items, store in (
@@ -202,6 +211,7 @@ class LiveModel:
         space = self._spaces.pop(name, None)
         if space is None:
             return
+        self._nsid = {nsid: other for nsid, other in self._nsid.items() if other != name}
         if space.sock:
             asyncio.get_running_loop().remove_reader(space.sock.fileno())
             space.sock.close()
@@ -217,10 +227,13 @@ class LiveModel:
         self._emit("namespace", "del", name, Namespace(name, space.info.inode, space.info.kind))
 
     def _refresh_nsids(self) -> None:
-        """The host's ids for the other namespaces, used to resolve veth peers."""
+        """Ask the host for its ids of the namespaces that have none known yet (ids are given
+        lazily, when a veth end first goes there), so resolving peers costs one batched
+        query per burst of new namespaces, not one per veth."""
         if self._host_sock is None:
             return
-        others = [s for s in self._spaces.values() if s.info.kind != "host"]
+        known = set(self._nsid.values())
+        others = [s for s in self._spaces.values() if s.info.kind != "host" and s.info.name not in known]
         fds = []
         try:
             for s in others:
@@ -230,7 +243,7 @@ class LiveModel:
                     fds.append(-1)
             ids = self._host_sock.nsids([fd for fd in fds if fd >= 0])
             live = [s for s, fd in zip(others, fds, strict=True) if fd >= 0]
-            self._nsid = {nsid: s.info.name for s, nsid in zip(live, ids, strict=True) if nsid >= 0}
+            self._nsid.update({nsid: s.info.name for s, nsid in zip(live, ids, strict=True) if nsid >= 0})
         finally:
             for fd in fds:
                 if fd >= 0:

@@ -23,6 +23,7 @@ log = logging.getLogger("netcore.agent")
 FIRST_DELAY = 0.01  # the first change after a quiet spell leaves within 10 ms
 WINDOW = 0.05  # during a burst, at most one delta per 50 ms
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few hundred KiB
 
 
 class Agent:
@@ -127,10 +128,11 @@ class Agent:
             return
         self._last_flush = asyncio.get_running_loop().time()
         events = self.changes.take()
-        if events:
+        for start in range(0, len(events), EVENTS_PER_FRAME):
             self.seq += 1
+            frame = {"type": "delta", "seq": self.seq, "events": events[start : start + EVENTS_PER_FRAME]}
             with contextlib.suppress(ConnectionClosed):
-                await self._send(ws, {"type": "delta", "seq": self.seq, "events": events})
+                await self._send(ws, frame)
         if len(self.changes):
             self._schedule_flush()
 

@@ -32,6 +32,18 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self._snapshots()
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Forward the high-rate group messages straight to their handler.
+
+        Channels' dispatch first closes stale database connections on the one database
+        thread, for every message; these handlers never touch the database, and with
+        hundreds of browsers that hop per message doubled the fan-out latency.
+        """
+        if message["type"] in ("topology.delta", "host.status"):
+            await getattr(self, message["type"].replace(".", "_"))(message)
+        else:
+            await super().dispatch(message)
+
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(layer.TOPOLOGY, self.channel_name)
         if self.fallback:
