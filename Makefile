@@ -47,7 +47,7 @@ $(DEPS_STAMP): pyproject.toml | $(VPY)
 # npm comes with some nodejs builds (NodeSource) and is a package of its own in Debian's.
 node_modules/.stamp: package.json package-lock.json | system-packages
 	command -v npm >/dev/null || $(APT_GET) install -y --no-install-recommends npm
-	npm ci --no-audit --no-fund
+	npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
 migrate: $(DEPS_STAMP)

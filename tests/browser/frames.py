@@ -1,0 +1,170 @@
+"""Builders for the frames the browser socket sends, with objects shaped exactly like netcore's JSON.
+
+`HostState` assembles one host's state (docs/agent-protocol.md, "State") the way an agent would
+report a netcore topology: namespaces with `lo`, bridges, veth pairs whose ends name each other,
+addresses, routes, neighbours and FDB entries. `demo_host()` is the small topology most tests use;
+`endpoints_host()` is the large one (thousands of namespaces on segment bridges).
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections import defaultdict
+from typing import Any
+
+KINDS = ("namespaces", "links", "addresses", "routes", "neighbours", "fdb")
+
+
+class HostState:
+    """One host's state, keyed as the agent keys it (the keys are opaque to the browser)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self._next_index: dict[str, int] = defaultdict(lambda: 1)
+        self.namespace("host", kind="host")
+
+    def namespace(self, name: str, *, kind: str = "named") -> dict[str, Any]:
+        ns = {"name": name, "inode": 4026531840 + len(self.state["namespaces"]), "kind": kind}
+        self.state["namespaces"][name] = ns
+        self.link(name, "lo", kind=None, mac="00:00:00:00:00:00", state="unknown", mtu=65536)
+        return ns
+
+    def link(
+        self, netns: str, name: str, *, kind: str | None, master: str | None = None, up: bool = True,
+        state: str = "up", mtu: int = 1500, mac: str | None = None, alias: str | None = None,
+        vxlan: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        index = self._next_index[netns]
+        self._next_index[netns] += 1
+        if mac is None:
+            serial = len(self.state["links"]) + 1
+            mac = "02:00:" + ":".join(f"{(serial >> shift) & 0xFF:02x}" for shift in (24, 16, 8, 0))
+        link = {
+            "netns": netns, "index": index, "name": name, "kind": kind, "mtu": mtu, "mac": mac, "up": up,
+            "state": state, "master": master, "alias": alias, "peer": None, "vxlan": vxlan,
+        }
+        self.state["links"][self.link_key(link)] = link
+        return link
+
+    @staticmethod
+    def link_key(link: dict[str, Any]) -> str:
+        return f"{link['netns']}|{link['index']}"
+
+    def veth(
+        self, netns: str, name: str, peer_netns: str, peer_name: str, *, master: str | None = None,
+        alias: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A veth pair: `name` in `netns` (a port of `master`), `peer_name` in `peer_netns`."""
+        a = self.link(netns, name, kind="veth", master=master, alias=alias)
+        b = self.link(peer_netns, peer_name, kind="veth")
+        a["peer"] = {"netns": peer_netns, "index": b["index"], "name": peer_name}
+        b["peer"] = {"netns": netns, "index": a["index"], "name": name}
+        return a, b
+
+    def address(self, link: dict[str, Any], cidr: str, *, scope: str = "universe") -> dict[str, Any]:
+        iface = ipaddress.ip_interface(cidr)
+        address = {
+            "netns": link["netns"], "ifindex": link["index"], "ifname": link["name"],
+            "family": 2 if iface.version == 4 else 10, "address": str(iface.ip),
+            "prefixlen": iface.network.prefixlen, "scope": scope,
+        }
+        self.state["addresses"][f"{link['netns']}|{link['index']}|{cidr}"] = address
+        return address
+
+    def route(
+        self, link: dict[str, Any], dst: str, *, gateway: str | None = None, protocol: str = "static",
+        scope: str = "universe", metric: int | None = None,
+    ) -> dict[str, Any]:
+        family = 10 if ":" in dst or (gateway and ":" in gateway) else 2
+        route = {
+            "netns": link["netns"], "family": family, "dst": dst, "gateway": gateway, "dev": link["name"],
+            "oif": link["index"], "protocol": protocol, "scope": scope, "metric": metric, "prefsrc": None,
+            "onlink": False,
+        }
+        self.state["routes"][f"{link['netns']}|{family}|{dst}|{metric}|{link['index']}"] = route
+        return route
+
+    def neighbour(
+        self, link: dict[str, Any], address: str, mac: str | None, state: str = "reachable"
+    ) -> None:
+        self.state["neighbours"][f"{link['netns']}|{link['index']}|{address}"] = {
+            "netns": link["netns"], "ifindex": link["index"], "ifname": link["name"], "address": address,
+            "mac": mac, "state": state,
+        }
+
+    def fdb(
+        self, link: dict[str, Any], mac: str, *, dst: str | None = None, self_entry: bool = False
+    ) -> None:
+        self.state["fdb"][f"{link['netns']}|{link['index']}|{mac}|{dst}|None|{self_entry}"] = {
+            "netns": link["netns"], "ifindex": link["index"], "ifname": link["name"],
+            "master": None if self_entry else link["master"], "mac": mac, "dst": dst, "vlan": None,
+            "vni": None, "state": "permanent" if self_entry else "reachable", "self_entry": self_entry,
+        }
+
+    def endpoint(
+        self, node: str, bridge: str, cidr: str, gateway: str, *, kind: str = "named"
+    ) -> dict[str, Any]:
+        """A container-like namespace with eth0 on `bridge`: address, on-link and default routes."""
+        self.namespace(node, kind=kind)
+        _, eth0 = self.veth("host", f"{node}-{bridge.split('-')[-1]}"[:15], node, "eth0", master=bridge)
+        self.address(eth0, cidr)
+        self.route(eth0, str(ipaddress.ip_interface(cidr).network), protocol="kernel", scope="link")
+        self.route(eth0, "default", gateway=gateway)
+        return eth0
+
+    def snapshot_frame(self, host: str, *, seq: int = 1, online: bool = True) -> dict[str, Any]:
+        return {"type": "topology.snapshot", "host": host, "online": online, "seq": seq,
+                "state": copy.deepcopy(self.state)}
+
+    def as_netcore_snapshot(self) -> dict[str, Any]:
+        """The same objects as a netcore Snapshot.to_dict() (lists), for schema validation."""
+        return {"version": 1, **{kind: list(self.state[kind].values()) for kind in KINDS}}
+
+
+def link_id(host: str, link: dict[str, Any]) -> str:
+    """The graph node id of a link, as the page builds it."""
+    return f"{host}|{link['netns']}|{link['index']}"
+
+
+def demo_host() -> tuple[HostState, dict[str, dict[str, Any]]]:
+    """A bridge network with two endpoints, a VXLAN-backed network, a Docker namespace and a down link.
+
+    Returns the state and the links the tests talk about, by role.
+    """
+    s = HostState()
+    eth0 = s.link("host", "eth0", kind=None)
+    front = s.link("host", "demo-front", kind="bridge", alias="switchboard:demo:bridge:network=front")
+    back = s.link("host", "demo-back", kind="bridge")
+    vx = s.link(
+        "host", "demo-back.vx", kind="vxlan", master="demo-back",
+        vxlan={"vni": 4242, "local": "198.18.0.1", "group": None, "remote": "198.18.0.2", "dstport": 4789,
+               "learning": True, "underlay": eth0["index"]},
+    )
+    s.address(front, "198.18.1.1/24")
+    s.address(back, "198.18.2.1/24")
+    web1 = s.endpoint("demo-web1", "demo-front", "198.18.1.2/24", "198.18.1.1")
+    web2 = s.endpoint("demo-web2", "demo-front", "198.18.1.3/24", "198.18.1.1")
+    port1 = s.state["links"][f"host|{web1['peer']['index']}"]
+    db = s.endpoint("demo-db", "demo-back", "198.18.2.2/24", "198.18.2.1", kind="docker")
+    spare = s.link("host", "spare0", kind="veth", up=False, state="down")
+    s.neighbour(web1, "198.18.1.1", "02:aa:00:00:00:01")
+    s.fdb(port1, web1["mac"])
+    s.fdb(vx, "00:00:00:00:00:00", dst="198.18.0.2", self_entry=True)
+    links = {"eth0": eth0, "front": front, "back": back, "vxlan": vx, "web1": web1, "web2": web2,
+             "port1": port1, "db": db, "spare": spare}
+    return s, links
+
+
+def endpoints_host(count: int, *, per_bridge: int = 125) -> HostState:
+    """`count` single-veth namespaces spread over bridges of `per_bridge` ports, like netcore segments."""
+    s = HostState()
+    for segment in range(-(-count // per_bridge)):
+        s.link("host", f"big-net.{segment}", kind="bridge")
+    for i in range(count):
+        bridge = f"big-net.{i // per_bridge}"
+        node = f"big-n{i}"
+        s.namespace(node)
+        _, eth0 = s.veth("host", f"big-n{i}-p", node, "eth0", master=bridge)
+        s.address(eth0, f"198.18.{16 + i // 250}.{i % 250 + 2}/20")
+    return s
