@@ -128,13 +128,16 @@ def link_set(
     master: int | None = None,
     mtu: int | None = None,
     alias: str | None = None,
-    l2_only: bool = False,
+    ipv6_ll: bool = True,
 ) -> Request:
     """Change a link found by index or by name; only the given settings are touched.
 
-    l2_only stops IPv6 from giving the link a link-local address (addr_gen_mode none): a
-    bridge port needs none, and skipping it saves the kernel address, route, MLD and
-    neighbour work for every port. It takes effect before `up` in the same request.
+    ipv6_ll=False stops IPv6 from giving the link a link-local address (addr_gen_mode none).
+    A bridge port needs none, nor does an endpoint on an IPv4 network (Docker disables IPv6
+    in such containers too); without it the link sends no DAD, router solicitation or MLD
+    packets, which every new endpoint otherwise floods to every port of its L2 network —
+    the cost that made endpoint #2000 twice as dear as #100. Applied before `up` in the
+    same request.
     """
     body = _ifinfo(index, up=up)
     if name and not index:
@@ -145,7 +148,7 @@ def link_set(
         body += c.attr_u32(c.IFLA_MTU, mtu)
     if alias is not None:
         body += c.attr_str(c.IFLA_IFALIAS, alias)
-    if l2_only:
+    if not ipv6_ll:
         inet6 = c.attr_u8(c.IFLA_INET6_ADDR_GEN_MODE, c.IN6_ADDR_GEN_MODE_NONE)
         body += c.attr_nested(c.IFLA_AF_SPEC, c.attr_nested(c.AF_INET6, inet6))
     return Request(c.RTM_NEWLINK, 0, body, "change link", name or f"index {index}")

@@ -297,9 +297,9 @@ class _Run:
                     up=True,
                     master=self.index.get(u.segment_bridge),
                     alias=u.alias,
-                    l2_only=True,
+                    ipv6_ll=False,
                 ),
-                rq.link_set(name=u.root_side, up=True, alias=u.alias, l2_only=True),
+                rq.link_set(name=u.root_side, up=True, alias=u.alias, ipv6_ll=False),
             ]
             created.append(u.root_side)
         self.send_host(requests, created=created)
@@ -351,7 +351,7 @@ class _Run:
                             mtu=p.mtu,
                             master=self.index[p.bridge],
                         ),
-                        rq.link_set(name=p.host_name, up=True, alias=p.alias, l2_only=True),
+                        rq.link_set(name=p.host_name, up=True, alias=p.alias, ipv6_ll=False),
                     ]
                     created.append(p.host_name)
             self.send_host(host_requests, created=created)
@@ -432,13 +432,18 @@ class _Run:
                         mtu=p.mtu,
                         master=self.index[p.bridge],
                     ),
-                    rq.link_set(name=p.host_name, up=True, alias=p.alias, l2_only=True),
+                    rq.link_set(name=p.host_name, up=True, alias=p.alias, ipv6_ll=False),
                 ]
             self.send_host(host_requests, created=[p.host_name for p in ports])
         finally:
             os.close(fd)
         index_of = {p.ifname: link_index(sock, p.ifname, netns=node.netns) for p in ports}
-        sock.run([rq.link_set(index=index_of[p.ifname], name=p.ifname, up=True) for p in ports])
+        sock.run(
+            [
+                rq.link_set(index=index_of[p.ifname], name=p.ifname, up=True, ipv6_ll=p.address.version == 6)
+                for p in ports
+            ]
+        )
         return index_of
 
     def converge_addresses(
@@ -512,7 +517,8 @@ def _inside_requests(node: NodeWant) -> list[Request]:
     """Everything inside a fresh namespace, pipelined: lo up (with the owner alias), addresses, routes."""
     out = [rq.link_set(index=1, name="lo", up=True, alias=node.alias)]
     for p in node.ports:
-        out.append(rq.link_set(index=p.index, name=f"{node.netns}:{p.ifname}", up=True))
+        v6 = p.address.version == 6
+        out.append(rq.link_set(index=p.index, name=f"{node.netns}:{p.ifname}", up=True, ipv6_ll=v6))
         out.append(
             rq.address_add(
                 index=p.index,
