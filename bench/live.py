@@ -51,7 +51,12 @@ FANOUT_CHANGES = 20
 SPACING_S = 0.1
 CHANGE_TIMEOUT_S = 5.0  # a single change not at a client after this long counts as missed
 # daphne as `make run` starts it (scripts/run-local.sh), with the same options.
-DAPHNE_OPTIONS: tuple[str, ...] = ("--websocket-max-message-size", "268435456")  # as scripts/run-local.sh
+DAPHNE_OPTIONS: tuple[str, ...] = (
+    "--websocket-max-message-size",
+    "268435456",
+    "--websocket-max-frame-size",
+    "268435456",
+)  # as scripts/run-local.sh
 WEAVE_NOTE = "no side-by-side baseline (Weave Scope pushes once a second: nominal p95 1000 ms)"
 
 # Wait (inside the namespace) until daphne accepts connections on PORT; exit 1 after 30 s.

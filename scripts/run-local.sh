@@ -14,7 +14,7 @@ TOKEN=$({ $PY manage.py hosttoken "$HOST" --rotate 2>/dev/null || $PY manage.py 
 
 # A host's snapshot is one frame and grows with its size (about 4 MiB at 1000 endpoints):
 # allow frames well beyond daphne's default of 1 MiB.
-.venv/bin/daphne -b 127.0.0.1 -p "$PORT" --websocket-max-message-size 268435456 webapp.asgi:application &
+.venv/bin/daphne -b 127.0.0.1 -p "$PORT" --websocket-max-message-size 268435456 --websocket-max-frame-size 268435456 webapp.asgi:application &
 WEB=$!
 AGENT=
 trap 'kill $WEB $AGENT 2>/dev/null; wait 2>/dev/null' EXIT INT TERM

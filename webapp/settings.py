@@ -124,7 +124,10 @@ DATABASES = {"default": _database(os.environ.get("DATABASE_URL"))}
 def _channel_layer(url: str | None) -> dict[str, Any]:
     """Redis channel layer when REDIS_URL is set (several workers), else in-memory (one process)."""
     if url:
-        return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+        # redis-py 8 times out idle sockets after 5 s, which channels_redis' blocking receive
+        # takes for an error (redis/redis-py#4091): every quiet websocket would be dropped
+        host = {"address": url, "socket_timeout": None}
+        return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
     return {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 
 

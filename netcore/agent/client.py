@@ -23,6 +23,7 @@ log = logging.getLogger("netcore.agent")
 FIRST_DELAY = 0.01  # the first change after a quiet spell leaves within 10 ms
 WINDOW = 0.05  # during a burst, at most one delta per 50 ms
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+HEALTHY_SESSION = 10.0  # seconds a connection must last before the backoff starts over
 EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few hundred KiB
 
 
@@ -59,8 +60,14 @@ class Agent:
                         compression=None,
                         open_timeout=10,
                     ) as ws:
-                        backoff = BACKOFF_START
-                        await self._session(ws)
+                        started = asyncio.get_running_loop().time()
+                        try:
+                            await self._session(ws)
+                        finally:
+                            # only a session that lasted resets the backoff: a server that accepts
+                            # and then drops at once must not be hammered
+                            if asyncio.get_running_loop().time() - started > HEALTHY_SESSION:
+                                backoff = BACKOFF_START
                 except ConnectionClosed as exc:
                     log.warning("connection to %s closed: %s", self.url, exc)
                 except (OSError, InvalidHandshake, TimeoutError) as exc:

@@ -15,6 +15,7 @@ from django.db import DatabaseError
 from webapp import layer
 from webapp.hosts import protocol
 from webapp.hosts.models import Host
+from webapp.hosts.selectors import host_token_current
 from webapp.hosts.services import host_authenticate, host_connected, host_disconnected
 from webapp.sockets import header_token
 from webapp.topology.services import host_state_save
@@ -23,6 +24,7 @@ from webapp.topology.state import InvalidState, LiveState
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL = 1.0  # seconds: the state is persisted at most this often while deltas flow
+TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token still stands
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
@@ -44,6 +46,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.saved_at = 0.0
         self.save_lock = asyncio.Lock()
         self.save_task: asyncio.Task | None = None
+        self.token_task = asyncio.create_task(self._watch_token())
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
         await self.channel_layer.group_add(group, self.channel_name)
@@ -60,6 +63,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.send(reply, {"type": "agent.gone", "id": command_id})
         if self.save_task:
             self.save_task.cancel()
+        self.token_task.cancel()
         if self.replaced:
             return  # the newer connection owns the host's state and presence now
         if self.live.known:
@@ -170,6 +174,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 last_seen=host.last_seen.isoformat() if host.last_seen else None,
             ),
         )
+
+    async def _watch_token(self) -> None:
+        """Close the connection once its token is revoked or rotated, even when that happened in
+        another process the channel layer does not reach (the in-memory layer)."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_INTERVAL)
+            current = await database_sync_to_async(host_token_current)(
+                host_id=self.host.id, token_hash=self.host.token_hash
+            )
+            if not current:
+                await self.close(code=layer.CLOSE_FORBIDDEN)
+                return
 
     async def _save(self) -> None:
         """Persist the live state now (saves run one at a time, each taking the latest state)."""

@@ -21,6 +21,11 @@ def host_get(*, name: str) -> Host:
     return host
 
 
+def host_token_current(*, host_id: int, token_hash: str) -> bool:
+    """Whether a host still has this token: it was neither rotated nor revoked since."""
+    return Host.objects.filter(id=host_id, token_hash=token_hash, revoked_at__isnull=True).exists()
+
+
 def hosts_online_count() -> int:
     """How many hosts have an agent connected now."""
     return Host.objects.filter(online=True, revoked_at__isnull=True).count()

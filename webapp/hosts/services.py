@@ -127,7 +127,9 @@ async def host_command(*, host: Host, action: str, topology_text: str, timeout: 
     if host.revoked or not host.online:
         raise HostOffline(f"host {host.name!r} has no agent connected")
     channel_layer = get_channel_layer()
-    reply = await channel_layer.new_channel("command.")
+    # the default prefix matters with Redis: a worker reads all its own channels through one
+    # receive loop, which only wakes for channels of that prefix
+    reply = await channel_layer.new_channel()
     command_id = secrets.token_hex(8)
     await channel_layer.group_send(
         layer.agent_group(host.id),

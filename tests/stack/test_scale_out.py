@@ -1,0 +1,95 @@
+"""Several daphne workers sharing a private PostgreSQL and a private Redis channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import RUN
+from tests.stack.harness import agent_connected, start_postgres, start_redis, until
+from tests.stack.scenarios import kernel_links, live, topology_life, topology_text
+
+pytestmark = pytest.mark.asyncio
+
+PAIRS = 20
+
+
+@pytest.fixture
+def scaled_stack(make_stack):
+    """A stack on PostgreSQL + Redis (migrated, with an operator and a host), no web worker yet."""
+    stack = make_stack()
+    stack.redis_url = start_redis(stack)
+    stack.db_url = start_postgres(stack)
+    stack.manage("migrate", "--noinput")
+    stack.user_token = stack.manage("adduser", "op", "--role", "operator").strip().splitlines()[-1]
+    stack.host_token("alpha")
+    return stack
+
+
+async def test_two_workers_show_the_same_stream_and_relay_commands(scaled_stack, topo):
+    stack = scaled_stack
+    web_a, web_b = stack.start_web(name="daphne-a"), stack.start_web(name="daphne-b")
+    agent = stack.start_agent(web_a, token=stack.host_tokens["alpha"])
+    await agent_connected(agent)
+    on_a, on_b = await stack.browser(web_a), await stack.browser(web_b)
+    await live(on_a, "alpha")
+    await live(on_b, "alpha")  # worker B asked worker A's agent connection over Redis
+    start = max(on_a.snapshot_seqs["alpha"][-1], on_b.snapshot_seqs["alpha"][-1])
+
+    made = {f"sc{RUN}{i:02d}{end}" for i in range(PAIRS) for end in "ab"}
+    batch = "".join(f"link add sc{RUN}{i:02d}a type veth peer name sc{RUN}{i:02d}b\n" for i in range(PAIRS))
+    stack.ns.run(["ip", "-batch", "-"], input=batch)
+    for browser in (on_a, on_b):
+        await browser.until(lambda br=browser: made <= set(br.links("alpha")), what="all 40 veth ends")
+
+    # The same seq stream on both workers. The agent also reports the named namespaces of anything
+    # else running on this machine, which may add deltas: wait until both sockets reached the same
+    # seq, then compare everything after both snapshots.
+    await on_a.until(lambda: on_a.seq["alpha"] == on_b.seq["alpha"], what="both workers at the same seq")
+    end = on_a.seq["alpha"]
+    seqs_a = [s for s in on_a.delta_seqs["alpha"] if start < s <= end]
+    seqs_b = [s for s in on_b.delta_seqs["alpha"] if start < s <= end]
+    assert seqs_a == seqs_b == list(range(start + 1, end + 1))
+    assert all(on_a.deltas["alpha"][s] == on_b.deltas["alpha"][s] for s in seqs_a)
+    assert len(on_a.snapshot_seqs["alpha"]) == len(on_b.snapshot_seqs["alpha"]) == 1  # no resync needed
+    assert set(on_a.links("alpha")) == set(on_b.links("alpha")) == kernel_links(stack.ns)
+    assert not on_a.problems and not on_b.problems, on_a.problems + on_b.problems
+
+    # worker B's REST API: the host online with those links (its state is saved at most 1 s late)
+    def stored() -> bool:
+        status, body = web_b.api("GET", "/api/v1/topology/?host=alpha")
+        assert status == 200, body
+        (host,) = body["hosts"]
+        names = {link["name"] for link in host["snapshot"]["links"] if link["netns"] == "host"}
+        return host["online"] and made <= names
+
+    await until(stored, timeout=5, what="worker B's API showing alpha online with the new links")
+    assert web_b.healthz()["agents"] == web_a.healthz()["agents"] == 1
+
+    # Commands sent through worker B reach the agent held by worker A.
+    await topology_life(stack, web_b, agent, on_a, topo=topo)
+    assert agent.alive and web_a.proc.alive and web_b.proc.alive
+
+
+async def test_a_command_is_answered_while_a_browser_watches_the_same_worker(make_stack, topo):
+    stack = make_stack(redis=True)
+    web = stack.start_web()
+    agent = stack.start_agent(web, token=stack.host_tokens["alpha"])
+    await agent_connected(agent)
+    browser = await stack.browser(web)  # the dashboard is open
+    await live(browser, "alpha")
+    status, body = await web.aapi("POST", "/api/v1/hosts/alpha/plan/", {"topology": topology_text(topo)})
+    assert status == 200, body  # fails: 503 HostOffline after ACK_TIMEOUT
+    assert body["counts"]["create"] > 0
+
+
+async def test_sockets_stay_open_when_the_channel_layer_is_quiet(make_stack):
+    stack = make_stack(redis=True)
+    web = stack.start_web()
+    browser = await stack.browser(web)
+    await browser.until(lambda: {"alpha", "beta"} <= set(browser.states), what="stored snapshots")
+    await asyncio.sleep(6.5)  # no agent, nothing on the channel layer
+    assert not browser.done, f"the server closed the browser socket: {browser.closed}"  # fails
+    await browser.ws.send('{"type": "resync"}')
+    await browser.until(lambda: len(browser.snapshot_seqs["alpha"]) == 2, what="the resync's snapshots")

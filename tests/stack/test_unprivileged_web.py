@@ -1,0 +1,78 @@
+"""The web app runs as an ordinary user with no capabilities; only the agent is root."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.stack.harness import REPO
+from tests.stack.scenarios import connected, hand_made_links, topology_life
+
+NOBODY = 65534
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as fh:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+
+
+@pytest.mark.asyncio
+async def test_core_flow_with_daphne_as_nobody(make_stack, topo):
+    stack = make_stack(unprivileged=True)
+    web, agent, browser = await connected(stack)
+
+    status = proc_status(web.proc.pid)
+    assert "daphne" in Path(f"/proc/{web.proc.pid}/cmdline").read_bytes().decode()
+    assert status["Uid"].split() == [str(NOBODY)] * 4, status["Uid"]
+    assert status["Gid"].split() == [str(NOBODY)] * 4, status["Gid"]
+    assert status["Groups"].split() == []
+    for caps in ("CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
+        assert int(status[caps], 16) == 0, f"{caps} = {status[caps]}"
+    assert proc_status(agent.pid)["Uid"].split()[0] == "0"  # the agent is the root half
+
+    await hand_made_links(stack, [browser])
+    await topology_life(stack, web, agent, browser, topo=topo)
+
+    # everything the web tier wrote is nobody's, in its own directory
+    assert os.stat(stack.workdir / "db.sqlite3").st_uid == NOBODY
+    assert web.proc.alive and agent.alive
+
+
+FORBIDDEN_MODULES = ("pyroute2", "netcore", "docker")
+
+
+def _imported(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+        elif (  # importlib.import_module("x") / __import__("x")
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def test_webapp_never_touches_the_kernel_or_docker():
+    files = sorted((REPO / "webapp").rglob("*.py"))
+    assert len(files) > 20
+    problems = []
+    for path in files:
+        where = path.relative_to(REPO)
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for line, module in _imported(tree):
+            if module.split(".")[0] in FORBIDDEN_MODULES:
+                problems.append(f"{where}:{line} imports {module}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "docker.sock" in node.value:
+                problems.append(f"{where}:{node.lineno} names the Docker socket")
+    assert not problems, "\n".join(problems)
