@@ -6,7 +6,7 @@ thread the test thread creates, and a new thread (and every process it starts) b
 creator's network namespace, so the browser reaches daphne at 127.0.0.1 of that namespace and
 nothing else.
 
-The agent runs `quiet` (a private /run of its own): it reports the test's namespace only, not the
+The agent has a private /run of its own (see tests/stack/harness.py): it reports the test's namespace only, not the
 namespaces of whatever else runs on the machine (a benchmark's thousand endpoints would otherwise
 fill the graph). The namespace this test makes by hand is created in the agent's mount namespace,
 where the agent sees it appear under /run/netns exactly as on a real host.
@@ -188,7 +188,7 @@ def kernel_link(ns: HostNs, name: str) -> dict[str, Any]:
 
 def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
     web = stack.start_web()
-    agent = stack.start_agent(web, token=stack.host_token(HOST), quiet=True)
+    agent = stack.start_agent(web, token=stack.host_token(HOST))
     wait_for_agent(agent)
 
     # Without a session the page is not served: the login page is, with the way back.
