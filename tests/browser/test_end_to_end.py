@@ -6,10 +6,11 @@ thread the test thread creates, and a new thread (and every process it starts) b
 creator's network namespace, so the browser reaches daphne at 127.0.0.1 of that namespace and
 nothing else.
 
-The agent has a private /run of its own (see tests/stack/harness.py): it reports the test's namespace only, not the
-namespaces of whatever else runs on the machine (a benchmark's thousand endpoints would otherwise
-fill the graph). The namespace this test makes by hand is created in the agent's mount namespace,
-where the agent sees it appear under /run/netns exactly as on a real host.
+The agent has a private /run of its own (see tests/stack/harness.py): it reports the test's
+namespace only, not the namespaces of whatever else runs on the machine (a benchmark's
+thousand endpoints would otherwise fill the graph). The namespace this test makes by hand is
+created in the agent's mount namespace, where the agent sees it appear under /run/netns
+exactly as on a real host.
 """
 
 from __future__ import annotations
