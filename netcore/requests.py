@@ -135,9 +135,8 @@ def link_set(
     ipv6_ll=False stops IPv6 from giving the link a link-local address (addr_gen_mode none).
     A bridge port needs none, nor does an endpoint on an IPv4 network (Docker disables IPv6
     in such containers too); without it the link sends no DAD, router solicitation or MLD
-    packets, which every new endpoint otherwise floods to every port of its L2 network —
-    the cost that made endpoint #2000 twice as dear as #100. Applied before `up` in the
-    same request.
+    packets, which every new endpoint otherwise floods to every port of its L2 network.
+    Use link_bring_up to combine it with `up`.
     """
     body = _ifinfo(index, up=up)
     if name and not index:
@@ -152,6 +151,17 @@ def link_set(
         inet6 = c.attr_u8(c.IFLA_INET6_ADDR_GEN_MODE, c.IN6_ADDR_GEN_MODE_NONE)
         body += c.attr_nested(c.IFLA_AF_SPEC, c.attr_nested(c.AF_INET6, inet6))
     return Request(c.RTM_NEWLINK, 0, body, "change link", name or f"index {index}")
+
+
+def link_bring_up(
+    *, name: str | None = None, index: int = 0, ipv6_ll: bool = True, **settings
+) -> list[Request]:
+    """Settings first, `up` in a second request: as a link comes up the kernel may already give
+    it an IPv6 link-local address before it reads the rest of the same request (seen under load)."""
+    return [
+        link_set(name=name, index=index, ipv6_ll=ipv6_ll, **settings),
+        link_set(name=name, index=index, up=True),
+    ]
 
 
 def link_delete(*, name: str, missing_ok: bool = False) -> Request:

@@ -292,14 +292,10 @@ class _Run:
                     mtu=u.mtu,
                     master=self.index.get(u.root_bridge),
                 ),
-                rq.link_set(
-                    name=u.segment_side,
-                    up=True,
-                    master=self.index.get(u.segment_bridge),
-                    alias=u.alias,
-                    ipv6_ll=False,
+                *rq.link_bring_up(
+                    name=u.segment_side, master=self.index.get(u.segment_bridge), alias=u.alias, ipv6_ll=False
                 ),
-                rq.link_set(name=u.root_side, up=True, alias=u.alias, ipv6_ll=False),
+                *rq.link_bring_up(name=u.root_side, alias=u.alias, ipv6_ll=False),
             ]
             created.append(u.root_side)
         self.send_host(requests, created=created)
@@ -351,7 +347,7 @@ class _Run:
                             mtu=p.mtu,
                             master=self.index[p.bridge],
                         ),
-                        rq.link_set(name=p.host_name, up=True, alias=p.alias, ipv6_ll=False),
+                        *rq.link_bring_up(name=p.host_name, alias=p.alias, ipv6_ll=False),
                     ]
                     created.append(p.host_name)
             self.send_host(host_requests, created=created)
@@ -432,7 +428,7 @@ class _Run:
                         mtu=p.mtu,
                         master=self.index[p.bridge],
                     ),
-                    rq.link_set(name=p.host_name, up=True, alias=p.alias, ipv6_ll=False),
+                    *rq.link_bring_up(name=p.host_name, alias=p.alias, ipv6_ll=False),
                 ]
             self.send_host(host_requests, created=[p.host_name for p in ports])
         finally:
@@ -440,8 +436,11 @@ class _Run:
         index_of = {p.ifname: link_index(sock, p.ifname, netns=node.netns) for p in ports}
         sock.run(
             [
-                rq.link_set(index=index_of[p.ifname], name=p.ifname, up=True, ipv6_ll=p.address.version == 6)
+                request
                 for p in ports
+                for request in rq.link_bring_up(
+                    index=index_of[p.ifname], name=p.ifname, ipv6_ll=p.address.version == 6
+                )
             ]
         )
         return index_of
@@ -518,7 +517,7 @@ def _inside_requests(node: NodeWant) -> list[Request]:
     out = [rq.link_set(index=1, name="lo", up=True, alias=node.alias)]
     for p in node.ports:
         v6 = p.address.version == 6
-        out.append(rq.link_set(index=p.index, name=f"{node.netns}:{p.ifname}", up=True, ipv6_ll=v6))
+        out += rq.link_bring_up(index=p.index, name=f"{node.netns}:{p.ifname}", ipv6_ll=v6)
         out.append(
             rq.address_add(
                 index=p.index,
