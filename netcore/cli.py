@@ -45,7 +45,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"valid": True, "name": topo.name, "networks": len(topo.networks), "nodes": len(topo.nodes)})
     else:
-        counts = f"{len(topo.networks)} networks, {len(topo.nodes)} nodes, {len(topo.routes)} routes"
+        counts = ", ".join(
+            f"{n} {word}{'' if n == 1 else 's'}"
+            for n, word in (
+                (len(topo.networks), "network"),
+                (len(topo.nodes), "node"),
+                (len(topo.routes), "route"),
+            )
+        )
         print(f"{args.file}: topology {topo.name} is valid ({counts})")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -825,3 +826,9 @@ def test_any_network_and_node_bodies_give_a_spec_or_invalid_spec(network, node):
         topo.parse(with_changes(networks={"front": network}, nodes={"web1": node}))
     except InvalidSpec as exc:
         assert exc.problems
+
+
+def test_the_documented_example_is_valid():
+    demo = topo.load(Path(__file__).resolve().parents[2] / "docs" / "examples" / "demo.yaml")
+    assert demo.name == "demo" and set(demo.nodes) == {"web1", "web2", "db", "side"}
+    assert [a.ifname for a in demo.nodes["web1"].attachments] == ["eth0", "eth1"]
