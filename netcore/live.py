@@ -458,20 +458,7 @@ class LiveModel:
     def _set_link(self, space: _Space, raw: parse.RawLink, emit: bool) -> None:
         peer = self._peer(space, raw)
         master = space.raw[raw.master].name if raw.master in space.raw else None
-        link = Link(
-            space.info.name,
-            raw.index,
-            raw.name,
-            raw.kind,
-            raw.mtu,
-            raw.mac,
-            raw.up,
-            raw.state,
-            master,
-            raw.alias,
-            peer,
-            raw.vxlan,
-        )
+        link = raw.to_link(netns=space.info.name, master=master, peer=peer)
         if space.links.get(raw.index) == link:
             return
         space.links[raw.index] = link

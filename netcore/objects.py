@@ -66,20 +66,7 @@ def link_get(*, name: str, netns: str | None = None) -> Link:
         if raw.master:
             found = link_by_index(sock, raw.master)
             master = found.name if found else None
-    return Link(
-        netns or ns.HOST,
-        raw.index,
-        raw.name,
-        raw.kind,
-        raw.mtu,
-        raw.mac,
-        raw.up,
-        raw.state,
-        master,
-        raw.alias,
-        None,
-        raw.vxlan,
-    )
+    return raw.to_link(netns=netns or ns.HOST, master=master, peer=None)
 
 
 def _create(

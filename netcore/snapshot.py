@@ -76,22 +76,8 @@ def resolve_links(dumps: Sequence[NamespaceDump], peer_of: dict[tuple[str, int],
         names = d.names
         netns_name = d.info.name
         for x in d.raw_links:
-            links.append(
-                Link(
-                    netns_name,
-                    x.index,
-                    x.name,
-                    x.kind,
-                    x.mtu,
-                    x.mac,
-                    x.up,
-                    x.state,
-                    names.get(x.master) if x.master else None,
-                    x.alias,
-                    peer_of.get((netns_name, x.index)),
-                    x.vxlan,
-                )
-            )
+            master = names.get(x.master) if x.master else None
+            links.append(x.to_link(netns=netns_name, master=master, peer=peer_of.get((netns_name, x.index))))
     return links
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from netcore.model import Address, FdbEntry, Neighbour, Route, VxlanInfo
+from netcore.model import Address, FdbEntry, Link, LinkRef, Neighbour, Route, VxlanInfo
 from netcore.netlink import codec as c
 
 PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp", 186: "bgp"}
@@ -59,6 +59,23 @@ class RawLink:
     link_netnsid: int | None
     vxlan: VxlanInfo | None
     group: int = 0
+
+    def to_link(self, *, netns: str, master: str | None, peer: LinkRef | None) -> Link:
+        """The public record, once the master's name and the peer are known."""
+        return Link(
+            netns,
+            self.index,
+            self.name,
+            self.kind,
+            self.mtu,
+            self.mac,
+            self.up,
+            self.state,
+            master,
+            self.alias,
+            peer,
+            self.vxlan,
+        )
 
 
 def link(buf: bytearray, start: int, end: int) -> RawLink:
