@@ -338,17 +338,7 @@ class _Run:
             host_requests, created = [], []
             for node, handle in zip(chunk, handles, strict=True):
                 for p in node.ports:
-                    host_requests += [
-                        rq.veth_create(
-                            devgroup=self.group,
-                            name=p.host_name,
-                            peer=p.ifname,
-                            peer_netns_fd=handle.fd,
-                            mtu=p.mtu,
-                            master=self.index[p.bridge],
-                        ),
-                        *rq.link_bring_up(name=p.host_name, alias=p.alias, ipv6_ll=False),
-                    ]
+                    host_requests += self.port_requests(p, netns_fd=handle.fd)
                     created.append(p.host_name)
             self.send_host(host_requests, created=created)
             for node, handle in zip(chunk, handles, strict=True):
@@ -356,6 +346,18 @@ class _Run:
         finally:
             for handle in handles:
                 handle.close()
+
+    def port_requests(self, p: PortWant, *, netns_fd: int) -> list[Request]:
+        """An endpoint's veth: the host side a port of its bridge, the other end straight into the node."""
+        create = rq.veth_create(
+            name=p.host_name,
+            peer=p.ifname,
+            peer_netns_fd=netns_fd,
+            mtu=p.mtu,
+            master=self.index[p.bridge],
+            devgroup=self.group,
+        )
+        return [create, *rq.link_bring_up(name=p.host_name, alias=p.alias, ipv6_ll=False)]
 
     def converge_node(self, node: NodeWant) -> None:
         """Bring an existing namespace of the topology in line with the file."""
@@ -419,17 +421,7 @@ class _Run:
         fd = os.open(ns.netns_path(node.netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
             for p in ports:
-                host_requests += [
-                    rq.veth_create(
-                        devgroup=self.group,
-                        name=p.host_name,
-                        peer=p.ifname,
-                        peer_netns_fd=fd,
-                        mtu=p.mtu,
-                        master=self.index[p.bridge],
-                    ),
-                    *rq.link_bring_up(name=p.host_name, alias=p.alias, ipv6_ll=False),
-                ]
+                host_requests += self.port_requests(p, netns_fd=fd)
             self.send_host(host_requests, created=[p.host_name for p in ports])
         finally:
             os.close(fd)
