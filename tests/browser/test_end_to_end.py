@@ -62,7 +62,8 @@ def stack(host_ns: HostNs) -> Iterator[Stack]:
     )
     try:
         stack.manage("migrate", "--noinput")
-        stack.user_token = stack.manage("adduser", VIEWER, "--role", "viewer", "--password", PASSWORD)
+        # one argument, "--password=…": a generated password may start with "-"
+        stack.user_token = stack.manage("adduser", VIEWER, "--role", "viewer", f"--password={PASSWORD}")
         stack.user_token = stack.user_token.strip().splitlines()[-1]
         yield stack
     finally:
