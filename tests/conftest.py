@@ -106,10 +106,26 @@ def tcp_echo(
 ) -> bytes:
     """Send bytes over real TCP from a socket in client_ns to one listening in server_ns; return the echo.
 
-    Namespaces are /run/netns names ("host" = the caller's namespace). Sockets stay in the
-    namespace they were created in, so both are made there and then used from here.
+    Namespaces are /run/netns names ("host" = the caller's namespace).
     """
-    from netcore.netns import HOST, netns_path, netns_run
+    from netcore.netns import HOST, netns_path
+
+    def path(name: str) -> str | None:
+        return None if name == HOST else netns_path(name)
+
+    return tcp_echo_at(
+        server=path(server_ns), client=path(client_ns), address=address, port=port, timeout=timeout
+    )
+
+
+def tcp_echo_at(
+    *, server: str | None, client: str | None, address: str, port: int = 7000, timeout: float = 3.0
+) -> bytes:
+    """tcp_echo between namespace files (paths; None = the caller's namespace).
+
+    Sockets stay in the namespace they were created in, so both are made there and then used here.
+    """
+    from netcore.netns import netns_run
 
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
@@ -122,19 +138,19 @@ def tcp_echo(
             s.listen(1)
         return s
 
-    def in_ns(where: str, listen: bool) -> socket.socket:
-        if where == HOST:
+    def in_ns(where: str | None, listen: bool) -> socket.socket:
+        if where is None:
             return make(listen)
-        return netns_run(path=netns_path(where), fn=lambda: make(listen))
+        return netns_run(path=where, fn=lambda: make(listen))
 
-    server = in_ns(server_ns, True)
-    client = in_ns(client_ns, False)
+    listener = in_ns(server, True)
+    sender = in_ns(client, False)
     payload = secrets.token_bytes(16)
     echoed: list[bytes] = []
 
     def serve() -> None:
         try:
-            conn, _ = server.accept()
+            conn, _ = listener.accept()
         except OSError:
             return  # the client never got through: its side reports that
         with conn:
@@ -143,13 +159,13 @@ def tcp_echo(
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        client.connect((address, port))
-        client.sendall(payload)
-        echoed.append(client.recv(64))
+        sender.connect((address, port))
+        sender.sendall(payload)
+        echoed.append(sender.recv(64))
     finally:
-        client.close()
+        sender.close()
         thread.join(timeout)
-        server.close()
+        listener.close()
     assert echoed[0] == payload
     return echoed[0]
 

@@ -194,7 +194,11 @@ class _Run:
     @staticmethod
     def _peer_already_doomed(name: str, doomed: list[str], owned: dict) -> bool:
         """A segment uplink is one veth pair: deleting the root side removes the segment side."""
-        return owned[name].role == "segment" and name.endswith("s") and name[:-1] + "r" in doomed
+        tag = owned[name]
+        if tag.role != "segment" or tag.network is None or tag.segment is None:
+            return False
+        root_side, segment_side = names.segment_link_names(tag.topology, tag.network, tag.segment)
+        return name == segment_side and root_side in doomed
 
     # -- host side ----------------------------------------------------------------------------
 

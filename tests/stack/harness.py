@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -223,41 +222,6 @@ async def ws_connect(ns: HostNs, port: int, path: str, *, token: str | None) -> 
         max_size=None,
         open_timeout=10,
     )
-
-
-def tcp_echo_at(*, server: str, client: str, address: str, port: int = 7000, timeout: float = 3.0) -> None:
-    """Real TCP from a socket made in namespace file `client` to a listener made in `server`, echoed.
-
-    (tests.conftest.tcp_echo takes /run/netns names; the agent's namespaces live elsewhere.)
-    """
-
-    def make(listen: bool) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        if listen:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((address, port))
-            s.listen(1)
-        return s
-
-    listener = netns_run(path=server, fn=lambda: make(True))
-    sender = netns_run(path=client, fn=lambda: make(False))
-    payload = os.urandom(16)
-
-    def serve() -> None:
-        with contextlib.suppress(OSError), listener.accept()[0] as conn:
-            conn.sendall(conn.recv(64))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        sender.connect((address, port))
-        sender.sendall(payload)
-        assert sender.recv(64) == payload, f"{client} → {server} {address}: wrong echo"
-    finally:
-        sender.close()
-        thread.join(timeout)
-        listener.close()
 
 
 async def until(check: Callable[[], Any], *, timeout: float = 5.0, what: str, interval: float = 0.05) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from netcore import names
-from tests.conftest import RUN, HostNs
-from tests.stack.harness import Browser, Proc, Stack, Web, agent_connected, tcp_echo_at
+from tests.conftest import RUN, HostNs, tcp_echo_at
+from tests.stack.harness import Browser, Proc, Stack, Web, agent_connected
 
 SUBNET, GATEWAY, NODE_B = "198.18.40.0/24", "198.18.40.1", "198.18.40.20"
 
