@@ -136,12 +136,12 @@ def snapshot(*, namespaces: Iterable[str] | None = None, processes: bool = True)
     """
     infos = ns.netns_list(processes=processes)
     if namespaces is not None:
-        wanted = list(namespaces)
+        wanted = set(namespaces)
         known = {i.name for i in infos}
-        missing = [n for n in wanted if n not in known]
+        missing = sorted(wanted - known)
         if missing:
             raise NotFound(f"namespace {missing[0]} does not exist", obj=missing[0])
-        infos = [i for i in infos if i.name in set(wanted)]
+        infos = [i for i in infos if i.name in wanted]
     host_sock = NetlinkSocket.open()
     others = [i for i in infos if i.kind != "host"]
     socks = dict(zip((i.name for i in others), ns.netns_open_sockets([i.path for i in others]), strict=True))
