@@ -21,9 +21,14 @@ APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 # Re-run `pip install -e .[dev]` only when pyproject.toml is newer than this stamp.
 DEPS_STAMP := $(VENV)/.deps-stamp
 
-.PHONY: setup system-packages migrate run test bench lint clean
+# The agent as one file any host's python3 (3.11+) runs, served by the web app's Hosts page.
+# Rebuilt only when a file of netcore, the build script or the pinned dependencies change.
+AGENT_PYZ := dist/switchboard-agent.pyz
+AGENT_SOURCES := $(shell find netcore -type f -not -path '*/__pycache__/*')
 
-setup: system-packages $(DEPS_STAMP) node_modules/.stamp migrate
+.PHONY: setup system-packages migrate agent run test bench lint clean
+
+setup: system-packages $(DEPS_STAMP) node_modules/.stamp migrate $(AGENT_PYZ)
 
 # Install only what `dpkg -s` reports missing; `apt-get update` only if the first install fails.
 system-packages:
@@ -53,6 +58,12 @@ node_modules/.stamp: package.json package-lock.json | system-packages
 migrate: $(DEPS_STAMP)
 	$(VPY) manage.py migrate --noinput
 
+# netcore with the pure-Python code of what it imports (websockets, PyYAML): no Django, no web app.
+agent: $(AGENT_PYZ)
+
+$(AGENT_PYZ): scripts/build_agent.py $(AGENT_SOURCES) $(DEPS_STAMP)
+	$(VPY) scripts/build_agent.py --output $@
+
 # The web app (daphne) and this machine's agent together; see scripts/run-local.sh.
 run: setup
 	PORT=$(PORT) exec scripts/run-local.sh
@@ -67,4 +78,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) node_modules *.egg-info build
+	rm -rf $(VENV) node_modules *.egg-info build dist
