@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -33,9 +34,20 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+# Names this run makes start with a short letter prefix and then RUN ("sbt-<RUN>-h3", "t<RUN>05-a",
+# "sb<RUN>pa"). Matching RUN anywhere in a name would also claim other people's objects (benchmarks name
+# namespaces like "p7-n00937" or "sbnlb-e296"), and the fixtures delete what they claim.
+_OURS = re.compile(rf"[a-z]{{0,3}}-?{RUN}")
+
+
+def ours(name: str) -> bool:
+    """True if a namespace or link name was made by this run."""
+    return _OURS.match(name) is not None
+
+
 def _ours() -> list[str]:
     try:
-        return sorted(n for n in os.listdir(NETNS_DIR) if RUN in n)
+        return sorted(n for n in os.listdir(NETNS_DIR) if ours(n))
     except FileNotFoundError:
         return []
 
@@ -94,9 +106,10 @@ def _no_leaks_at_end() -> Iterator[None]:
     for name in left:
         subprocess.run(["ip", "netns", "del", name], check=False)
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    stray = [line.split(":")[1].strip() for line in links.splitlines() if RUN in line]
+    names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
+    stray = [name for name in names if ours(name)]
     for name in stray:
-        subprocess.run(["ip", "link", "del", name.split("@")[0]], check=False)
+        subprocess.run(["ip", "link", "del", name], check=False)
     assert not left, f"the suite left namespaces behind: {left}"
     assert not stray, f"the suite left links in the machine's namespace: {stray}"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from netcore import names
-from tests.conftest import RUN, tcp_echo
+from tests.conftest import ours, tcp_echo
 
 SUMMARY = re.compile(r"^topology (\S+): (\d+) (?:to create|created), (\d+) (?:to change|changed), (\d+)")
 
@@ -40,7 +40,7 @@ def node_namespaces(topo: str) -> list[str]:
 
 def ours_in_run_netns() -> list[str]:
     """Namespaces of this run other than the fixtures' host namespaces."""
-    return sorted(n for n in os.listdir("/run/netns") if RUN in n and not n.startswith("sbt-"))
+    return sorted(n for n in os.listdir("/run/netns") if ours(n) and not n.startswith("sbt-"))
 
 
 def host_links(host_ns) -> list[str]:
