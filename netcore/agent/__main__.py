@@ -1,4 +1,4 @@
-"""`python -m netcore.agent --url ws://HOST:PORT/ws/agent/ --token TOKEN`."""
+"""`python3 -m netcore.agent --url ws://HOST:PORT/ws/agent/ --token-file FILE`."""
 
 import sys
 

@@ -10,7 +10,7 @@ import random
 import socket
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from netcore import __version__
 from netcore.agent import PROTOCOL_VERSION
@@ -23,8 +23,42 @@ log = logging.getLogger("netcore.agent")
 FIRST_DELAY = 0.01  # the first change after a quiet spell leaves within 10 ms
 WINDOW = 0.05  # during a burst, at most one delta per 50 ms
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+# a refused token will not fix itself: retry slowly, up to every 5 minutes, saying why each time
+REFUSED_BACKOFF_START, REFUSED_BACKOFF_MAX = 2.0, 300.0
+REFUSED_CLOSE_CODE = 4003  # the web app revoked or replaced the token of a connected host
+REFUSED = (
+    "the web app refused this host's token: ask an admin for a new one "
+    "(Hosts page or `manage.py hosttoken NAME --rotate`)"
+)
 HEALTHY_SESSION = 10.0  # seconds a connection must last before the backoff starts over
 EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few hundred KiB
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the web app refused this host's token (for the log), or None when `exc` is no refusal."""
+    if isinstance(exc, InvalidStatus) and exc.response.status_code == 403:
+        return "HTTP 403 on the handshake"
+    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == REFUSED_CLOSE_CODE:
+        return f"close code {REFUSED_CLOSE_CODE}: the token was revoked or replaced"
+    return None
+
+
+class Backoff:
+    """Delays that double from `start` up to `limit`, each with ±20 % jitter."""
+
+    def __init__(self, *, start: float, limit: float) -> None:
+        self.start = start
+        self.limit = limit
+        self.current = start
+
+    def next(self) -> float:
+        """The delay before the next attempt; the one after it will be twice as long (up to the limit)."""
+        delay = self.current * random.uniform(0.8, 1.2)
+        self.current = min(self.current * 2, self.limit)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.start
 
 
 class Agent:
@@ -44,13 +78,19 @@ class Agent:
         self._tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
-        """Run until cancelled: reconnect with backoff whenever the connection drops."""
+        """Run until cancelled: reconnect with backoff whenever the connection drops.
+
+        A refused token (HTTP 403 on the handshake, or close code 4003) is logged as an error
+        each time and retried on a backoff of its own, from 2 s doubling to 5 minutes.
+        """
         self.model = LiveModel(processes=self.processes)
         await self.model.start()
         pump = asyncio.create_task(self._pump_events())
-        backoff = BACKOFF_START
+        backoff = Backoff(start=BACKOFF_START, limit=BACKOFF_MAX)
+        refused_backoff = Backoff(start=REFUSED_BACKOFF_START, limit=REFUSED_BACKOFF_MAX)
         try:
             while True:
+                refused = None
                 try:
                     async with connect(
                         self.url,
@@ -67,15 +107,21 @@ class Agent:
                             # only a session that lasted resets the backoff: a server that accepts
                             # and then drops at once must not be hammered
                             if asyncio.get_running_loop().time() - started > HEALTHY_SESSION:
-                                backoff = BACKOFF_START
+                                backoff.reset()
+                                refused_backoff.reset()
                 except ConnectionClosed as exc:
-                    log.warning("connection to %s closed: %s", self.url, exc)
+                    if not (refused := refusal(exc)):
+                        log.warning("connection to %s closed: %s", self.url, exc)
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
-                    log.warning("cannot connect to %s: %s", self.url, exc)
-                delay = backoff * random.uniform(0.8, 1.2)
-                log.info("reconnecting in %.1f s", delay)
+                    if not (refused := refusal(exc)):
+                        log.warning("cannot connect to %s: %s", self.url, exc)
+                if refused:
+                    delay = refused_backoff.next()
+                    log.error("%s [%s]; retrying in %.0f s", REFUSED, refused, delay)
+                else:
+                    delay = backoff.next()
+                    log.info("reconnecting in %.1f s", delay)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             pump.cancel()
             self.model.close()
