@@ -483,8 +483,20 @@ class Stack:
             assert time.monotonic() < deadline, f"daphne did not answer /healthz:\n{proc.tail()}"
             time.sleep(0.1)
 
-    def start_agent(self, web: Web, *, token: str, name: str = "agent") -> Proc:
+    def start_agent(
+        self,
+        web: Web,
+        *,
+        token: str | None,
+        name: str = "agent",
+        program: list[str] | None = None,
+        args: list[str] | None = None,
+    ) -> Proc:
         """The real agent, as root, inside the namespace (it treats the namespace as its host).
+
+        `program` runs instead of the virtualenv's `python -m netcore.agent` (e.g. the zipapp under
+        the system's python3), with `args` after the URL; `token` None passes no
+        SWITCHBOARD_AGENT_TOKEN (give `--token-file` in `args` then).
 
         /run/netns is one directory for every network namespace of the machine, so an agent would
         also report (and be slowed down and flooded by) the named namespaces of everything else
@@ -494,11 +506,11 @@ class Stack:
         vanish with the agent's mount namespace when it is killed.
         """
         script = 'mount -t tmpfs -o mode=755 sbstack /run && mkdir /run/netns && exec "$@"'
-        agent = [PYTHON, "-m", "netcore.agent", "--url", web.agent_url, "--no-processes"]
+        agent = [*(program or [PYTHON, "-m", "netcore.agent"]), "--url", web.agent_url, "--no-processes"]
         private = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-        args = ["nsenter", f"--net={self.ns.path}", *private, *agent]
-        env = base_env(SWITCHBOARD_AGENT_TOKEN=token)
-        return self.cleanups.start(name, args, env=env, log=self.log(name))
+        command = ["nsenter", f"--net={self.ns.path}", *private, *agent, *(args or [])]
+        env = base_env(**({"SWITCHBOARD_AGENT_TOKEN": token} if token else {}))
+        return self.cleanups.start(name, command, env=env, log=self.log(name))
 
     def netns_path(self, agent: Proc, name: str) -> str:
         """Path of a namespace as the agent sees it ("host": the stack's namespace)."""
