@@ -9,6 +9,7 @@ run's prefix, and the suite fails if any namespace it made is left behind.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
 import re
 import secrets
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -98,6 +100,36 @@ def host_ns() -> Iterator[HostNs]:
         assert not left, f"test left namespaces behind: {left}"
 
 
+# How to make one device of each kind with iproute2; kinds that need a lower device get a veth.
+_KIND_PROBES = {
+    "vlan": "ip link add p0 type veth peer name p1 && ip link add x0 link p0 type vlan id 5",
+    "ipvlan": "ip link add p0 type veth peer name p1 && ip link add x0 link p0 type ipvlan",
+    "macvlan": "ip link add p0 type veth peer name p1 && ip link add x0 link p0 type macvlan",
+}
+
+
+@pytest.fixture(scope="session")
+def kernel_has_link_kind():
+    """kernel_has_link_kind("dummy") tells whether the running kernel can create that device kind.
+
+    Probed once per kind by creating one with iproute2 (not netcore) inside a throwaway namespace
+    (`unshare --net`: it disappears with the probe). The kernel answers an unknown kind with the
+    extended ack "Unknown device type"; any other failure means the probe itself is wrong, and fails.
+    """
+    known: dict[str, bool] = {}
+
+    def has(kind: str) -> bool:
+        if kind not in known:
+            script = _KIND_PROBES.get(kind, f"ip link add x0 type {kind}")
+            probe = subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True, text=True)
+            if probe.returncode != 0 and "Unknown device type" not in probe.stderr:
+                raise RuntimeError(f"probing device kind {kind} failed: {probe.stderr.strip()}")
+            known[kind] = probe.returncode == 0
+        return known[kind]
+
+    return has
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaks_at_end() -> Iterator[None]:
     """Fail the suite if it left a namespace, or a link in the machine's own namespace, behind."""
@@ -114,50 +146,58 @@ def _no_leaks_at_end() -> Iterator[None]:
     assert not stray, f"the suite left links in the machine's namespace: {stray}"
 
 
-def tcp_echo(
-    *, server_ns: str, client_ns: str, address: str, port: int = 7000, timeout: float = 3.0
-) -> bytes:
-    """Send bytes over real TCP from a socket in client_ns to one listening in server_ns; return the echo.
-
-    Namespaces are /run/netns names ("host" = the caller's namespace).
-    """
+def _ns_path(name: str) -> str | None:
+    """The namespace file of a /run/netns name; None for "host" (the caller's namespace)."""
     from netcore.netns import HOST, netns_path
 
-    def path(name: str) -> str | None:
-        return None if name == HOST else netns_path(name)
-
-    return tcp_echo_at(
-        server=path(server_ns), client=path(client_ns), address=address, port=port, timeout=timeout
-    )
+    return None if name == HOST else netns_path(name)
 
 
-def tcp_echo_at(
-    *, server: str | None, client: str | None, address: str, port: int = 7000, timeout: float = 3.0
-) -> bytes:
-    """tcp_echo between namespace files (paths; None = the caller's namespace).
-
-    Sockets stay in the namespace they were created in, so both are made there and then used here.
-    """
+def _in_ns(where: str | None, fn):
+    """fn() run inside the namespace file `where` (None = here); sockets made there stay there."""
     from netcore.netns import netns_run
 
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return fn() if where is None else netns_run(path=where, fn=fn)
 
-    def make(listen: bool) -> socket.socket:
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        if listen:
+
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _listening(*, where: str | None, address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP socket bound to address:port and listening, made inside `where`. Errors propagate."""
+
+    def make() -> socket.socket:
+        s = socket.socket(_family(address), socket.SOCK_STREAM)
+        try:
+            s.settimeout(timeout)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((address, port))
             s.listen(1)
+        except BaseException:
+            s.close()
+            raise
         return s
 
-    def in_ns(where: str | None, listen: bool) -> socket.socket:
-        if where is None:
-            return make(listen)
-        return netns_run(path=where, fn=lambda: make(listen))
+    return _in_ns(where, make)
 
-    listener = in_ns(server, True)
-    sender = in_ns(client, False)
+
+def _client(*, where: str | None, address: str, timeout: float) -> socket.socket:
+    def make() -> socket.socket:
+        s = socket.socket(_family(address), socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        return s
+
+    return _in_ns(where, make)
+
+
+def _echo(
+    listener: socket.socket, sender: socket.socket, *, address: str, port: int, timeout: float
+) -> bytes:
+    """Connect `sender` to the listener, send random bytes, return what came back; closes both sockets.
+
+    Raises OSError from the client's side (connect, send, receive) when the bytes do not get through.
+    """
     payload = secrets.token_bytes(16)
     echoed: list[bytes] = []
 
@@ -179,16 +219,109 @@ def tcp_echo_at(
         sender.close()
         thread.join(timeout)
         listener.close()
-    assert echoed[0] == payload
+    assert echoed[0] == payload, f"the echo from {address} came back as {echoed[0]!r}, not {payload!r}"
     return echoed[0]
+
+
+def tcp_echo(
+    *, server_ns: str, client_ns: str, address: str, port: int = 7000, timeout: float = 3.0
+) -> bytes:
+    """Send bytes over real TCP from a socket in client_ns to one listening in server_ns; return the echo.
+
+    Namespaces are /run/netns names ("host" = the caller's namespace).
+    """
+    return tcp_echo_at(
+        server=_ns_path(server_ns), client=_ns_path(client_ns), address=address, port=port, timeout=timeout
+    )
+
+
+def tcp_echo_at(
+    *, server: str | None, client: str | None, address: str, port: int = 7000, timeout: float = 3.0
+) -> bytes:
+    """tcp_echo between namespace files (paths; None = the caller's namespace).
+
+    Sockets stay in the namespace they were created in, so both are made there and then used here.
+    """
+    listener = _listening(where=server, address=address, port=port, timeout=timeout)
+    try:
+        sender = _client(where=client, address=address, timeout=timeout)
+    except BaseException:
+        listener.close()
+        raise
+    return _echo(listener, sender, address=address, port=port, timeout=timeout)
+
+
+_IFA_F_TENTATIVE = 0x40
+_IFA_F_DADFAILED = 0x08
+
+
+def _ipv6_flags(where: str | None) -> list[tuple[str, str, int]]:
+    """(interface, address, IFA flags) of every IPv6 address in namespace file `where`."""
+
+    def read() -> list[tuple[str, str, int]]:
+        try:
+            with open("/proc/thread-self/net/if_inet6") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:  # IPv6 disabled
+            return []
+        out = []
+        for line in lines:
+            addr, _index, _plen, _scope, flags, ifname = line.split()
+            text = str(ipaddress.IPv6Address(bytes.fromhex(addr)))
+            out.append((ifname, text, int(flags, 16)))
+        return out
+
+    return _in_ns(where, read)
+
+
+def wait_for_dad(where: str | None, *, timeout: float = 5.0) -> None:
+    """Wait until no IPv6 address in namespace file `where` is tentative; fail on one that failed DAD.
+
+    A tentative address cannot be bound or used as a source, so a connection could fail for that
+    reason alone: negative reachability checks must not start before DAD is over.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        flags = _ipv6_flags(where)
+        failed = [(i, a) for i, a, f in flags if f & _IFA_F_DADFAILED]
+        assert not failed, f"IPv6 duplicate address detection failed for {failed} in {where or 'host'}"
+        tentative = [(i, a) for i, a, f in flags if f & _IFA_F_TENTATIVE]
+        if not tentative:
+            return
+        assert time.monotonic() < deadline, (
+            f"IPv6 addresses {tentative} in {where or 'host'} still tentative after {timeout} s"
+            " (add them with nodad, or wait for DAD) : a reachability check would be unfair"
+        )
+        time.sleep(0.05)
 
 
 def can_connect(
     *, server_ns: str, client_ns: str, address: str, port: int = 7001, timeout: float = 1.0
 ) -> bool:
-    """True if a TCP connection gets through (used to show that something is NOT reachable)."""
+    """True if a TCP connection from client_ns reaches a server listening on address in server_ns.
+
+    Used to show that something is NOT reachable, so only the client's side may fail: the server
+    must bind and listen (an error there propagates, it would make "cannot connect" true for the
+    wrong reason), and no IPv6 address of the client may still be in DAD. False means the client's
+    connect, send or receive failed (refused, unreachable, timed out).
+    """
+    server, client = _ns_path(server_ns), _ns_path(client_ns)
     try:
-        tcp_echo(server_ns=server_ns, client_ns=client_ns, address=address, port=port, timeout=timeout)
+        listener = _listening(where=server, address=address, port=port, timeout=timeout)
+    except OSError as exc:
+        raise AssertionError(
+            f"cannot listen on {address} port {port} in {server_ns} ({exc}): a check that the client cannot"
+            " connect needs a server that is listening"
+        ) from exc
+    try:
+        if _family(address) == socket.AF_INET6:
+            wait_for_dad(client)
+        sender = _client(where=client, address=address, timeout=timeout)
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        _echo(listener, sender, address=address, port=port, timeout=timeout)
     except OSError:
         return False
     return True
