@@ -374,11 +374,20 @@ def test_veth_peers_resolve_with_two_lookalike_pairs(host_ns, spaces):
     assert snap.link(c, "cd").peer == LinkRef(d, snap.link(d, "dc").index, "dc")
 
 
-def test_veth_peer_is_never_a_wrong_namespace(host_ns, spaces):
-    a, _b, c, _d = _two_pairs_between_namespaces(host_ns, spaces)
-    snap = snapshot(namespaces=[a, c])
-    assert snap.link(a, "ab").peer is None or snap.link(a, "ab").peer.netns != c
-    assert snap.link(c, "cd").peer is None or snap.link(c, "cd").peer.netns != a
+def test_veth_peer_outside_the_snapshot_is_none_never_a_lookalike(host_ns, spaces):
+    """A peer in a namespace the snapshot was not asked for is unresolved (None); a look-alike at the
+    same index in a namespace that was asked for must not stand in for it."""
+    a, b, c, d = _two_pairs_between_namespaces(host_ns, spaces)
+    [dc] = ip(host_ns, d, "ip link show dev dc")
+    snap = snapshot(namespaces=[a, b, c])
+    ab, ba, cd = snap.link(a, "ab"), snap.link(b, "ba"), snap.link(c, "cd")
+    assert ba.index == dc["ifindex"]  # cd's real peer (d:dc) has a look-alike in the snapshot: b:ba
+    assert ab.peer == LinkRef(b, ba.index, "ba")
+    assert ba.peer == LinkRef(a, ab.index, "ab")
+    assert cd.peer is None
+    # with neither far end asked for, both are unresolved
+    only = snapshot(namespaces=[a, c])
+    assert (only.link(a, "ab").peer, only.link(c, "cd").peer) == (None, None)
 
 
 def test_missing_namespace_is_not_found(host_ns, topo):
