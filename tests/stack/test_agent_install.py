@@ -1,19 +1,22 @@
-"""The agent as a host installs it: the zipapp `make agent` builds, run by the system's plain python3."""
+"""The agent as a host installs it: the zipapp `make agent` builds, run by the system's plain python3,
+installed by the commands the Hosts page shows, and its systemd unit."""
 
 from __future__ import annotations
 
 import asyncio
+import shlex
+import shutil
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from netcore.agent.client import REFUSED, REFUSED_BACKOFF_MAX, REFUSED_BACKOFF_START, Backoff
-from tests.stack.harness import PYTHON, REPO, agent_connected, log_count, make_tmpdir, remove_tree, until
+from tests.stack.harness import PYTHON, REPO, agent_connected, log_count, until
 from tests.stack.scenarios import live
+from webapp.hosts.views import AGENT_PYZ, AGENT_UNIT, agent_archive, install_command
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, without the virtualenv's site-packages
 
@@ -38,22 +41,17 @@ print("probe ok")
 
 
 @pytest.fixture(scope="module")
-def agent_pyz() -> Iterator[Path]:
-    """The zipapp, built by the script `make agent` runs, into a throwaway directory."""
-    workdir = make_tmpdir("pyz")
-    pyz = workdir / "switchboard-agent.pyz"
-    try:
-        done = subprocess.run(
-            [PYTHON, "scripts/build_agent.py", "--output", str(pyz)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        yield pyz
-    finally:
-        remove_tree(workdir)
+def agent_pyz() -> Path:
+    """The zipapp as `make agent` builds it (dist/switchboard-agent.pyz: the file the web app serves)."""
+    done = subprocess.run(
+        [PYTHON, "scripts/build_agent.py", "--output", str(AGENT_PYZ)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return AGENT_PYZ
 
 
 def test_the_zipapp_holds_netcore_and_pure_python_dependencies_only(agent_pyz: Path) -> None:
@@ -138,3 +136,60 @@ def test_the_refused_backoff_grows_to_five_minutes() -> None:
     assert 1.6 <= delays[0] <= 2.4
     assert all(later > earlier for earlier, later in zip(delays[:5], delays[1:6], strict=True))
     assert all(240 <= d <= 360 for d in delays[-3:])
+
+
+@pytest.mark.asyncio
+async def test_the_install_commands_of_the_hosts_page_work_as_written(make_stack, agent_pyz: Path) -> None:
+    """The commands run by a plain root shell bring the host online (paths moved under a test directory)."""
+    stack = make_stack()
+    web = stack.start_web()
+    token = stack.host_tokens["alpha"]
+    root = stack.workdir / "host"
+    moved = {
+        "/usr/local/lib/switchboard": root / "lib",
+        "/etc/switchboard": root / "etc",
+        "/etc/systemd/system": root / "systemd",
+    }
+    moved["/etc/systemd/system"].mkdir(parents=True)  # there on any systemd host
+
+    def relocate(text: str) -> str:
+        for real, test in moved.items():
+            text = text.replace(real, str(test))
+        return text
+
+    archive = agent_archive()
+    assert archive is not None
+    base_url, ws_url = f"http://127.0.0.1:{web.port}", web.agent_url
+    command = install_command(base_url=base_url, ws_url=ws_url, host="alpha", token=token, archive=archive)
+    command = relocate(command).replace("systemctl ", ": systemctl ")  # no systemd to talk to here
+    clean = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"]
+    done = await asyncio.to_thread(stack.ns.run, [*clean, "sh", "-c", command], check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{moved['/usr/local/lib/switchboard']}/switchboard-agent.pyz: OK" in done.stdout
+
+    token_file = moved["/etc/switchboard"] / "agent.token"
+    assert token_file.read_text() == token + "\n"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert (moved["/etc/switchboard"] / "agent.env").read_text() == f"SWITCHBOARD_AGENT_URL={web.agent_url}\n"
+    unit = (moved["/etc/systemd/system"] / "switchboard-agent.service").read_text()
+    assert unit == AGENT_UNIT.read_text()
+
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    program = shlex.split(relocate(exec_start.removeprefix("ExecStart=")))
+    agent = stack.start_agent(web, token=None, program=program)
+    await agent_connected(agent)
+    browser = await stack.browser(web)
+    await live(browser, "alpha")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_systemd_unit_is_valid() -> None:
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(AGENT_UNIT)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    unit = AGENT_UNIT.read_text()
+    env_file = "EnvironmentFile=/etc/switchboard/agent.env"
+    for line in ("Restart=on-failure", "RestartPreventExitStatus=2", env_file):
+        assert line in unit.splitlines(), line
+    assert "--token-file /etc/switchboard/agent.token" in unit

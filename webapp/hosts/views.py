@@ -1,20 +1,114 @@
-"""The hosts page: every host with its agent's presence; admins create, rotate and revoke tokens."""
+"""The hosts page: every host with its agent's presence; admins create, rotate and revoke tokens.
+
+The page also offers the agent itself (the zipapp `make agent` builds) and its systemd unit for
+download, with the commands that install them on a host.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_http_methods
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_safe
 
 from webapp.accounts.selectors import user_can_manage
 from webapp.api_errors import status_for
 from webapp.errors import DomainError
 from webapp.hosts.forms import HostActionForm
 from webapp.hosts.selectors import host_get, host_list
-from webapp.hosts.services import host_create, host_revoke, host_token_rotate
+from webapp.hosts.services import host_authenticate, host_create, host_revoke, host_token_rotate
+
+AGENT_PYZ = Path(settings.BASE_DIR) / "dist" / "switchboard-agent.pyz"
+AGENT_UNIT = Path(settings.BASE_DIR) / "deploy" / "switchboard-agent.service"
+NOT_BUILT = "The agent has not been built on this server: run `make agent` in the Switchboard checkout."
+
+
+@dataclass(frozen=True)
+class AgentArchive:
+    """The built agent as the page shows it."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+def agent_archive() -> AgentArchive | None:
+    """The built zipapp's name, size and sha256, or None when it has not been built."""
+    try:
+        stat = AGENT_PYZ.stat()
+    except FileNotFoundError:
+        return None
+    return _digest(AGENT_PYZ, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _digest(path: Path, mtime_ns: int, size: int) -> AgentArchive:
+    """Hash the archive once per version of the file (keyed by its mtime and size)."""
+    with path.open("rb") as fh:
+        sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    return AgentArchive(name=path.name, size=size, sha256=sha256)
+
+
+def install_command(*, base_url: str, ws_url: str, host: str, token: str, archive: AgentArchive) -> str:
+    """The shell commands that install and start one host's agent (templates/hosts/agent_install.sh).
+
+    base_url is the dashboard as the host reaches it (http://NAME:PORT); the host downloads the
+    agent and its unit from there with its own token.
+    """
+    context = {
+        "download_url": base_url + reverse("hosts:agent-download"),
+        "unit_url": base_url + reverse("hosts:agent-unit"),
+        "ws_url": ws_url,
+        "host": host,
+        "token": token,
+        "archive": archive,
+    }
+    return render_to_string("hosts/agent_install.sh", context).strip() + "\n"
+
+
+def _downloader(request: HttpRequest) -> HttpResponse | None:
+    """None when the request may download the agent (a logged-in user, or a host's own token)."""
+    if request.user.is_authenticated:
+        return None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if not scheme:
+        return redirect_to_login(request.get_full_path())
+    if scheme != "Token" or host_authenticate(token=token.strip()) is None:
+        raise PermissionDenied("Unknown or revoked host token.")
+    return None
+
+
+@require_safe
+def agent_download_view(request: HttpRequest) -> HttpResponse:
+    """The agent's zipapp, for a logged-in user or (`Authorization: Token <host token>`) a host."""
+    if refused := _downloader(request):
+        return refused
+    if agent_archive() is None:
+        raise Http404(NOT_BUILT)
+    return FileResponse(
+        AGENT_PYZ.open("rb"), as_attachment=True, filename=AGENT_PYZ.name, content_type="application/zip"
+    )
+
+
+@require_safe
+def agent_unit_view(request: HttpRequest) -> HttpResponse:
+    """The agent's systemd unit (deploy/switchboard-agent.service), with the same access as the agent."""
+    if refused := _downloader(request):
+        return refused
+    return FileResponse(
+        AGENT_UNIT.open("rb"), as_attachment=True, filename=AGENT_UNIT.name, content_type="text/plain"
+    )
 
 
 def _run(request: HttpRequest, *, action: str, name: str) -> tuple[str, str | None]:
@@ -52,11 +146,29 @@ def host_list_view(request: HttpRequest) -> HttpResponse:
                 status = status_for(err)
         else:
             status = 400
+    archive = agent_archive()
     context = {
         "hosts": host_list(),
         "can_manage": can_manage,
         "form": form,
         "new_token": new_token,
         "new_token_host": new_token_host if new_token else None,
+        "agent": archive,
+        "ws_url": _ws_url(request),
+        "install_command": None,
+        "agent_not_built": NOT_BUILT,
     }
+    if new_token and archive:
+        context["install_command"] = install_command(
+            base_url=f"{request.scheme}://{request.get_host()}",
+            ws_url=_ws_url(request),
+            host=new_token_host,
+            token=new_token,
+            archive=archive,
+        )
     return render(request, "hosts/host_list.html", context, status=status)
+
+
+def _ws_url(request: HttpRequest) -> str:
+    """The agent socket's URL as seen by whoever is looking at the page."""
+    return f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}/ws/agent/"
