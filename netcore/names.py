@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import reprlib
 import unicodedata
 from dataclasses import dataclass
 
@@ -38,13 +39,48 @@ MAX_NETNS_BYTES = 255
 ROLES = ("bridge", "segment", "vxlan", "veth", "node")
 ALIAS_PREFIX = "switchboard"
 
+#: Longest excerpt of a value that an error message quotes.
+EXCERPT_CHARS = 60
+
 _TOPOLOGY_NAME = re.compile(r"[a-z0-9-]{1,8}")
 _FIT_PREFIX_BYTES = 10
 
 
+class _ShortRepr(reprlib.Repr):
+    """reprlib's size-bounded repr; strings cut at the end, integers too long to print described."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = self.maxother = self.maxlong = EXCERPT_CHARS
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 6
+        self.maxdict = 4
+
+    def repr_str(self, x: str, level: int) -> str:
+        return repr(x[: EXCERPT_CHARS + 1])
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than int-to-str converts (sys.get_int_max_str_digits)
+            return f"<an integer of {x.bit_length()} bits>"
+
+
+_short_repr = _ShortRepr()
+
+
+def excerpt(value: object) -> str:
+    """repr(value) for an error message: at most EXCERPT_CHARS characters, cut with "…".
+
+    Never builds the whole repr of a large value (a long string, a deep or wide structure).
+    """
+    text = _short_repr.repr(value)
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
+
+
 def _name_problem(name: object, *, max_bytes: int) -> str | None:
     if not isinstance(name, str):
-        return f"the name must be a string, not {type(name).__name__} {name!r}"
+        return f"the name must be a string, not {type(name).__name__} {excerpt(name)}"
     if not name:
         return "the name is empty"
     if name in (".", ".."):
@@ -52,14 +88,14 @@ def _name_problem(name: object, *, max_bytes: int) -> str | None:
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        return f"{name!r} cannot be encoded as UTF-8"
+        return f"{excerpt(name)} cannot be encoded as UTF-8"
     if size > max_bytes:
-        return f"{name!r} is {size} bytes long (at most {max_bytes})"
+        return f"{excerpt(name)} is {size} bytes long (at most {max_bytes})"
     for char in name:
         if char in "/:":
-            return f"{name!r} contains {char!r}, which names cannot contain"
+            return f"{excerpt(name)} contains {char!r}, which names cannot contain"
         if char.isspace() or unicodedata.category(char) == "Cc":
-            return f"{name!r} contains whitespace or a control character"
+            return f"{excerpt(name)} contains whitespace or a control character"
     return None
 
 
@@ -83,7 +119,9 @@ def validate_netns_name(name: object, *, field: str) -> None:
 def validate_topology_name(name: object, *, field: str = "name") -> None:
     """Refuse a topology name that is not 1-8 characters of a-z, 0-9 and '-'."""
     if not isinstance(name, str) or not _TOPOLOGY_NAME.fullmatch(name):
-        raise InvalidSpec(f"{field}: {name!r} must be 1 to 8 characters of a-z, 0-9 and '-'", obj=field)
+        raise InvalidSpec(
+            f"{field}: {excerpt(name)} must be 1 to 8 characters of a-z, 0-9 and '-'", obj=field
+        )
 
 
 def fit_ifname(name: str) -> str:

@@ -26,6 +26,12 @@ Format (YAML)::
 Addresses are resolved here: every static address in file order first, then allocations in node
 order and, within a node, network order. Every problem is collected and raised as one
 :class:`~netcore.errors.InvalidSpec` with one problem per line and the list in ``.problems``.
+
+Files are read with limits, since whoever may send one to the agent should not be able to make it
+spend more than the file is worth: at most MAX_DOCUMENT_BYTES and MAX_NODES nodes; YAML anchors
+and aliases refused (an "alias bomb" of a few hundred bytes expands to gigabytes); at most
+MAX_YAML_VALUES values nested at most MAX_DEPTH deep, checked on the event stream before anything
+is built; messages quote at most an excerpt of a value (netcore.names.excerpt).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import yaml
 from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.ipam import IPAddress, Ipam, IPNetwork, Pool, parse_address, parse_host, parse_subnet
+from netcore.names import excerpt
 
 DRIVERS = ("bridge", "vxlan")
 MODES = ("bridge", "none", "host", "container")
@@ -48,6 +55,16 @@ VXLAN_PORT = 4789
 VNI_RANGE = (1, 2**24 - 1)
 MTU_RANGE = (68, 65535)
 IPV6_MIN_MTU = 1280
+#: Largest topology file, in bytes.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Most nodes in one topology.
+MAX_NODES = 10_000
+#: Most YAML values (scalars, mappings and sequences) in one file; 10,000 nodes take about 80,000.
+MAX_YAML_VALUES = 200_000
+#: Deepest nesting of YAML mappings and sequences (a topology needs 6).
+MAX_DEPTH = 32
+#: Most problems listed in an InvalidSpec message (all of them are in `.problems`).
+MAX_LISTED_PROBLEMS = 100
 
 _TOP_KEYS = ("name", "networks", "nodes", "routes")
 _NETWORK_KEYS = (
@@ -143,7 +160,10 @@ def parse(data: object, *, source: str = "<input>") -> TopologySpec:
     parser = _Parser()
     spec = parser.read(data)
     if parser.problems:
-        error = InvalidSpec("\n".join(f"{source}: {problem}" for problem in parser.problems), obj=source)
+        lines = [f"{source}: {problem}" for problem in parser.problems[:MAX_LISTED_PROBLEMS]]
+        if len(parser.problems) > MAX_LISTED_PROBLEMS:
+            lines.append(f"{source}: ... and {len(parser.problems) - MAX_LISTED_PROBLEMS} more problems")
+        error = InvalidSpec("\n".join(lines), obj=source)
         error.problems = parser.problems
         raise error
     return spec
@@ -151,6 +171,9 @@ def parse(data: object, *, source: str = "<input>") -> TopologySpec:
 
 def loads(text: str, *, source: str = "<string>") -> TopologySpec:
     """Parse a topology from YAML text."""
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+        raise InvalidSpec(f"{source}: the topology is larger than {MAX_DOCUMENT_BYTES} bytes", obj=source)
+    _check_yaml_shape(text, source=source)
     loader = _StrictLoader(text)
     try:
         data = loader.get_single_data()
@@ -165,8 +188,11 @@ def load(path: str | os.PathLike[str]) -> TopologySpec:
     """Parse a topology file."""
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(source, "rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise InvalidSpec(f"{source}: the file is larger than {MAX_DOCUMENT_BYTES} bytes", obj=source)
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise InvalidSpec(f"{source}: cannot read the topology file: {exc.strerror}", obj=source) from None
     except UnicodeDecodeError as exc:
@@ -176,8 +202,56 @@ def load(path: str | os.PathLike[str]) -> TopologySpec:
     return loads(text, source=source)
 
 
-class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe YAML loader (libyaml's if available); refuses duplicate keys instead of keeping the last."""
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_yaml_shape(text: str, *, source: str) -> None:
+    """Refuse, from the event stream and before anything is built, what could cost more than the text:
+    anchors and aliases, more than MAX_YAML_VALUES values, nesting deeper than MAX_DEPTH."""
+    values = depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            problem = None
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+                shown = anchor if len(anchor) <= 40 else anchor[:39] + "…"
+                problem = (
+                    f"YAML anchors and aliases ({sign}{shown}) are not allowed in a topology file;"
+                    " write the value out"
+                )
+            elif isinstance(event, yaml.ScalarEvent | yaml.CollectionStartEvent):
+                values += 1
+                if values > MAX_YAML_VALUES:
+                    problem = f"more than {MAX_YAML_VALUES} values in one topology"
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    problem = f"nested more than {MAX_DEPTH} levels deep"
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if problem:
+                raise InvalidSpec(f"{_where(source, event.start_mark)}: {problem}", obj=source)
+    except yaml.YAMLError as exc:
+        raise InvalidSpec(_yaml_message(exc, source=source), obj=source) from None
+
+
+class LongNumber:
+    """A YAML integer with more digits than Python converts (sys.get_int_max_str_digits): kept as its
+    text so that the field it is in can be named in the error."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"{self.text[:12]}… (an integer of {len(self.text)} characters)"
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe YAML loader (libyaml's if available); refuses duplicate keys instead of keeping the last,
+    and keeps integers too long to convert as LongNumber."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -191,23 +265,43 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ign
                 continue
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, f"duplicate key {excerpt(key)}", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int | LongNumber:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            return LongNumber(node.value)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
+
+def _where(source: str, mark: yaml.Mark | None) -> str:
+    return source if mark is None else f"{source}:{mark.line + 1}:{mark.column + 1}"
+
 
 def _yaml_message(exc: yaml.YAMLError, *, source: str) -> str:
-    mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
-    if mark is None:
-        return f"{source}: invalid YAML: {problem}"
-    return f"{source}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}"
+    return f"{_where(source, getattr(exc, 'problem_mark', None))}: invalid YAML: {problem[:200]}"
 
 
 def _key(key: object) -> str:
     """A mapping key as it appears in a field path."""
-    return key if isinstance(key, str) and key.isprintable() else repr(key)
+    if isinstance(key, str) and key.isprintable() and len(key) <= names.EXCERPT_CHARS:
+        return key
+    return excerpt(key)
+
+
+def _ip_text(value: object) -> object:
+    """`value` for ipam's parsers, which quote it whole: one too long to quote is refused here."""
+    short = excerpt(value)
+    if short.endswith("…"):
+        raise InvalidSpec(f"{short} is not an IP address or subnet")
+    return value
 
 
 def _is_name(key: object) -> bool:
@@ -266,6 +360,9 @@ class _Parser:
             self.topology_name(data)
             networks = self.section(data, "networks", Mapping)
             nodes = self.section(data, "nodes", Mapping)
+            if len(nodes) > MAX_NODES:
+                self.problem(f"nodes: {len(nodes)} nodes; a topology holds at most {MAX_NODES}")
+                nodes = {}
             routes = self.section(data, "routes", list)
             self.declared_networks = set(networks)
             for key, body in networks.items():
@@ -304,7 +401,7 @@ class _Parser:
         for key in body:
             if key not in allowed:
                 where = f"{path}: unknown key" if path else "unknown top-level key"
-                self.problem(f"{where} {key!r} (expected one of: {', '.join(allowed)})")
+                self.problem(f"{where} {excerpt(key)} (expected one of: {', '.join(allowed)})")
 
     def section(self, data: Mapping, key: str, kind: type) -> Mapping | list:
         value = data.get(key)
@@ -337,14 +434,14 @@ class _Parser:
             return None
         low, high = bounds
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            self.problem(f"{path}.{key}: {value!r} is not an integer in {low}..{high}")
+            self.problem(f"{path}.{key}: {excerpt(value)} is not an integer in {low}..{high}")
             return None
         return value
 
     def address(self, body: Mapping, key: str, path: str) -> IPAddress | None:
         if body.get(key) is None:
             return None
-        return self.check(f"{path}.{key}", lambda: parse_address(body[key]))
+        return self.check(f"{path}.{key}", lambda: parse_address(_ip_text(body[key])))
 
     # -- sections ------------------------------------------------------------------------------------
 
@@ -372,16 +469,16 @@ class _Parser:
         self.unknown_keys(body, _NETWORK_KEYS, path=path)
         driver = body.get("driver", "bridge")
         if driver not in DRIVERS:
-            self.problem(f"{path}.driver: unknown driver {driver!r} (expected bridge or vxlan)")
+            self.problem(f"{path}.driver: unknown driver {excerpt(driver)} (expected bridge or vxlan)")
         subnet = None
         if body.get("subnet") is None:
             self.problem(f"{path}.subnet: missing")
         else:
-            subnet = self.check(f"{path}.subnet", lambda: parse_subnet(body["subnet"]))
+            subnet = self.check(f"{path}.subnet", lambda: parse_subnet(_ip_text(body["subnet"])))
         gateway = None
         if subnet is not None and body.get("gateway") is not None:
             gateway = self.check(
-                f"{path}.gateway", lambda: parse_host(body["gateway"], subnet=subnet, network=name)
+                f"{path}.gateway", lambda: parse_host(_ip_text(body["gateway"]), subnet=subnet, network=name)
             )
         mtu = self.integer(body, "mtu", path, MTU_RANGE)
         if mtu is not None and subnet is not None and subnet.version == 6 and mtu < IPV6_MIN_MTU:
@@ -427,7 +524,7 @@ class _Parser:
         dstport = self.integer(body, "dstport", path, (1, 65535))
         learning = body.get("learning", True)
         if not isinstance(learning, bool):
-            self.problem(f"{path}.learning: {learning!r} is not true or false")
+            self.problem(f"{path}.learning: {excerpt(learning)} is not true or false")
         return {
             "vni": vni,
             "local": local,
@@ -466,7 +563,9 @@ class _Parser:
             prefix, sep, target = value.partition(":")
             if prefix == "container" and sep and target:
                 return "container", target
-        self.problem(f"{path}: unknown mode {value!r} (expected bridge, none, host or container:<node>)")
+        self.problem(
+            f"{path}: unknown mode {excerpt(value)} (expected bridge, none, host or container:<node>)"
+        )
         return None, None
 
     def wants(self, value: object, path: str) -> list[_Want]:
@@ -496,9 +595,9 @@ class _Parser:
         listed: set[str] = set()
         for network, address, item_path in items:
             if not isinstance(network, str):
-                self.problem(f"{item_path}: {network!r} is not a network name")
+                self.problem(f"{item_path}: {excerpt(network)} is not a network name")
             elif network not in self.declared_networks:
-                self.problem(f"{item_path}: unknown network {network!r}")
+                self.problem(f"{item_path}: unknown network {excerpt(network)}")
             elif network in listed:
                 self.problem(f"{item_path}: network {_key(network)} is listed twice")
             else:
@@ -512,7 +611,7 @@ class _Parser:
                 if raw.container == key:
                     self.problem(f"{raw.path}.mode: node {_key(key)} cannot share its own namespace")
                 elif raw.container not in self.nodes:
-                    self.problem(f"{raw.path}.mode: unknown node {raw.container!r}")
+                    self.problem(f"{raw.path}.mode: unknown node {excerpt(raw.container)}")
         done: set[object] = set()
         for start in self.nodes:
             position: dict[object, int] = {}
@@ -557,7 +656,7 @@ class _Parser:
                         continue
                     try:
                         if static:
-                            raw.addresses[want.network] = pool.claim(want.address, owner=owner)
+                            raw.addresses[want.network] = pool.claim(_ip_text(want.address), owner=owner)
                         else:
                             raw.addresses[want.network] = pool.allocate(owner=owner)
                     except InvalidSpec as exc:
@@ -574,17 +673,17 @@ class _Parser:
         if node is None:
             self.problem(f"{path}.node: missing")
         elif not isinstance(node, str) or node not in self.nodes:
-            self.problem(f"{path}.node: unknown node {node!r}")
+            self.problem(f"{path}.node: unknown node {excerpt(node)}")
             node = None
         to: IPNetwork | None = None
         if body.get("to") is None:
             self.problem(f"{path}.to: missing")
         else:
-            to = self.check(f"{path}.to", lambda: parse_subnet(body["to"]))
+            to = self.check(f"{path}.to", lambda: parse_subnet(_ip_text(body["to"])))
         via = self.address(body, "via", path)
         dev = body.get("dev")
         if dev is not None and not isinstance(dev, str):
-            self.problem(f"{path}.dev: {dev!r} is not an interface name")
+            self.problem(f"{path}.dev: {excerpt(dev)} is not an interface name")
             dev = None
         if body.get("via") is None and body.get("dev") is None:
             self.problem(f"{path}: a route needs via, dev or both")
@@ -620,7 +719,7 @@ class _Parser:
         }
         if dev is not None and dev != "lo" and dev not in interfaces:
             have = ", ".join(["lo", *interfaces])
-            self.problem(f"{path}.dev: {owner} has no interface {dev!r} (it has {have})")
+            self.problem(f"{path}.dev: {owner} has no interface {excerpt(dev)} (it has {have})")
             return
         if via is None:
             return

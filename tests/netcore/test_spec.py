@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
@@ -743,12 +744,139 @@ def test_yaml_duplicate_key_is_an_error_not_silently_merged():
         topo.loads("name: demo\nnodes:\n  web1: {}\n  web1: {mode: host}\n")
 
 
-def test_yaml_merge_keys_still_work():
-    spec = topo.loads(
-        "name: demo\nnetworks:\n  front: &n {subnet: 198.18.1.0/24, mtu: 9000}\n"
-        "  back: {<<: *n, subnet: 198.18.2.0/24}\n"
+def test_yaml_anchors_aliases_and_merge_keys_are_refused_with_their_line():
+    with pytest.raises(InvalidSpec, match=r"^<string>:3:10: YAML anchors and aliases \(&n\) are not allowed"):
+        topo.loads(
+            "name: demo\nnetworks:\n  front: &n {subnet: 198.18.1.0/24, mtu: 9000}\n"
+            "  back: {<<: *n, subnet: 198.18.2.0/24}\n"
+        )
+    with pytest.raises(InvalidSpec, match=r"^<string>:3:\d+: YAML anchors and aliases \(\*n\)"):
+        topo.loads("name: demo\nnetworks:\n  front: {subnet: 198.18.1.0/24, mtu: *n}\n")
+
+
+def alias_bomb(levels: int) -> str:
+    """The "billion laughs": each level nine aliases of the one before, all expanded in one field."""
+    text = "name: demo\nl0: &l0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+    for level in range(1, levels + 1):
+        text += f"l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]\n"
+    return text + f"networks: {{front: {{subnet: 198.18.1.0/24, mtu: *l{levels}}}}}\n"
+
+
+def test_alias_bomb_is_refused_small_and_cheap():
+    # 9**8 = 43 million strings once expanded; refused from the event stream before anything is built
+    text = alias_bomb(8)
+    assert len(text) < 500
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidSpec) as caught:
+            topo.loads(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == (
+        "<string>:2:5: YAML anchors and aliases (&l0) are not allowed in a topology file; write the value out"
     )
-    assert (str(spec.networks["back"].subnet), spec.networks["back"].mtu) == ("198.18.2.0/24", 9000)
+    assert peak < 1_000_000
+
+
+def test_long_anchor_names_are_cut():
+    with pytest.raises(InvalidSpec) as caught:
+        topo.loads(f"name: &{'a' * 5000} demo\n")
+    assert len(str(caught.value)) < 200 and "aaaa…" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("{subnet: 198.18.1.0/24, mtu: NUMBER}", "networks.front.mtu"),
+        ("{driver: vxlan, subnet: 198.18.1.0/24, vni: NUMBER}", "networks.front.vni"),
+        ("{driver: vxlan, subnet: 198.18.1.0/24, vni: 7, dstport: -NUMBER}", "networks.front.dstport"),
+        ("{subnet: NUMBER}", "networks.front.subnet"),
+        ("{subnet: 198.18.1.0/24, gateway: NUMBER}", "networks.front.gateway"),
+    ],
+)
+def test_a_number_too_long_to_convert_names_its_field(body, field):
+    number = "9" * 5000  # more digits than int() converts (4300)
+    with pytest.raises(InvalidSpec) as caught:
+        topo.loads(f"name: demo\nnetworks:\n  front: {body.replace('NUMBER', number)}\n")
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{field}: ") and "… (an integer of 500" in problem
+    assert len(problem) < 200
+
+
+def test_a_long_number_as_a_name_or_address_is_an_error_not_a_crash():
+    number = "1" * 5000
+    with pytest.raises(InvalidSpec) as caught:
+        topo.loads(
+            "name: demo\nnetworks:\n  front: {subnet: 198.18.1.0/24}\n"
+            f"nodes:\n  a: {{networks: {{front: {{address: {number}}}}}}}\n  b: {{networks: [{number}]}}\n"
+        )
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "nodes.b.networks[0]",
+        "nodes.a.networks.front.address",
+    ]
+    assert all(len(p) < 200 for p in caught.value.problems)
+
+
+_LONG = 100_000
+_NET = "198.18.1.0/24"
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        (with_changes(networks={"front": {"subnet": "x" * _LONG}}), "networks.front.subnet"),
+        (with_changes(networks={"front": {"subnet": _NET, "driver": "x" * _LONG}}), "networks.front"),
+        (with_changes(networks={"front": {"subnet": _NET, "mtu": 10**5000}}), "networks.front.mtu"),
+        (with_changes(nodes={"web1": {"mode": ["host"] * _LONG}}), "nodes.web1.mode"),
+        (with_changes(nodes={"x" * _LONG: {}}), "nodes.'xxxx"),
+        (with_changes(nodes={"web1": {"networks": {"front": {"address": "1" * _LONG}}}}), "nodes.web1"),
+        (with_changes(routes=[{"node": "web1", "to": "198.18.9.0/24", "dev": "e" * _LONG}]), "routes[0].dev"),
+    ],
+)
+def test_messages_quote_only_an_excerpt_of_a_value(doc, field):
+    with pytest.raises(InvalidSpec) as caught:
+        topo.parse(doc)
+    assert any(p.startswith(field) for p in caught.value.problems), caught.value.problems
+    assert all(len(p) < 250 for p in caught.value.problems), caught.value.problems
+
+
+def test_document_size_is_capped(tmp_path, monkeypatch):
+    monkeypatch.setattr(topo, "MAX_DOCUMENT_BYTES", 1000)
+    text = "name: demo\n" + "# padding\n" * 100
+    with pytest.raises(InvalidSpec, match=r"^<string>: the topology is larger than 1000 bytes$"):
+        topo.loads(text)
+    path = tmp_path / "huge.yaml"
+    with open(path, "wb") as handle:
+        handle.truncate(10**9)  # sparse: only the first 1001 bytes are ever read
+    with pytest.raises(InvalidSpec, match=rf"^{path}: the file is larger than 1000 bytes$"):
+        topo.load(path)
+
+
+def test_node_count_is_capped(monkeypatch):
+    monkeypatch.setattr(topo, "MAX_NODES", 3)
+    doc = with_changes()
+    doc["nodes"] = {f"n{i}": {"networks": ["front"]} for i in range(4)}
+    assert only_problem(doc) == "nodes: 4 nodes; a topology holds at most 3"
+    doc["nodes"].pop("n3")
+    assert len(topo.parse(doc).nodes) == 3
+
+
+def test_yaml_values_and_depth_are_capped(monkeypatch):
+    monkeypatch.setattr(topo, "MAX_YAML_VALUES", 50)
+    with pytest.raises(InvalidSpec, match=r"^<string>:2:\d+: more than 50 values in one topology$"):
+        topo.loads("name: demo\nnodes: {" + ", ".join(f"n{i}: {{}}" for i in range(30)) + "}\n")
+    with pytest.raises(InvalidSpec, match=r"^<string>:2:\d+: nested more than 32 levels deep$"):
+        topo.loads("name: demo\nx: " + "[" * 40 + "]" * 40 + "\n")
+
+
+def test_the_message_lists_at_most_100_problems_and_keeps_them_all():
+    nodes = {f"n{i}": {"networks": ["nowhere"]} for i in range(150)}
+    with pytest.raises(InvalidSpec) as caught:
+        topo.parse(with_changes(nodes=nodes))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 101 and lines[-1] == "<input>: ... and 50 more problems"
+    assert len(caught.value.problems) == 150
 
 
 def test_missing_file_is_named(tmp_path):
