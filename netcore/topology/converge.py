@@ -156,8 +156,9 @@ class _Run:
         for node in self.want.nodes:
             existing = self.actual.namespaces.get(node.netns)
             if existing and not (existing.owner and existing.owner.topology == topo):
+                what = "namespace" if existing.mounted else "namespace file (holding no namespace)"
                 raise AlreadyExists(
-                    f"namespace {node.netns} already exists and was not made by topology {topo}; "
+                    f"{what} {node.netns} already exists and was not made by topology {topo}; "
                     "rename the node, or remove that namespace",
                     obj=node.netns,
                 )
@@ -219,11 +220,15 @@ class _Run:
                     rq.link_set(name=b.name, alias=b.alias),
                 ]
                 created.append(b.name)
-            elif (b.mtu and have.mtu != b.mtu) or not have.up:
-                self.record(
-                    "update", "bridge", b.name, f"mtu {b.mtu}" if b.mtu and have.mtu != b.mtu else "up"
-                )
-                requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu))
+                continue
+            wrong = {
+                "owner alias": have.alias != b.alias,
+                f"mtu {b.mtu}": bool(b.mtu and have.mtu != b.mtu),
+                "up": not have.up,
+            }
+            if any(wrong.values()):
+                self.record("update", "bridge", b.name, ", ".join(k for k, bad in wrong.items() if bad))
+                requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu, alias=b.alias))
         self.send_host(requests, created=created)
         self.lookup_indexes(b.name for b in self.want.bridges)
         requests = []
@@ -249,10 +254,12 @@ class _Run:
         for v in self.want.vxlans:
             have = self.actual.host_links.get(v.name)
             if have is not None and _vxlan_matches(have, v):
-                if have.master != self.index.get(v.bridge):
-                    self.record("update", "vxlan", v.name, f"port of {v.bridge}")
+                if have.master != self.index.get(v.bridge) or have.alias != v.alias:
+                    self.record("update", "vxlan", v.name, f"port of {v.bridge}, owner alias")
                     requests.append(
-                        rq.link_set(index=have.index, name=v.name, master=self.index.get(v.bridge, 0))
+                        rq.link_set(
+                            index=have.index, name=v.name, master=self.index.get(v.bridge, 0), alias=v.alias
+                        )
                     )
                 continue
             action = "update" if have else "create"
@@ -279,11 +286,16 @@ class _Run:
 
     def uplinks(self) -> None:
         requests, created = [], []
+        links = self.actual.host_links
         for u in self.want.uplinks:
-            if u.root_side in self.actual.host_links and u.segment_side in self.actual.host_links:
+            if u.root_side in links and u.segment_side in links:
+                unmarked = [n for n in (u.root_side, u.segment_side) if links[n].alias != u.alias]
+                for name in unmarked:
+                    self.record("update", "segment", name, "owner alias")
+                    requests.append(rq.link_set(index=links[name].index, name=name, alias=u.alias))
                 continue
             self.record("create", "segment", u.root_side, f"joins {u.segment_bridge} to {u.root_bridge}")
-            if u.root_side in self.actual.host_links or u.segment_side in self.actual.host_links:
+            if u.root_side in links or u.segment_side in links:
                 requests += [
                     rq.link_delete(name=u.root_side, missing_ok=True),
                     rq.link_delete(name=u.segment_side, missing_ok=True),
@@ -307,8 +319,9 @@ class _Run:
     # -- nodes --------------------------------------------------------------------------------
 
     def nodes(self) -> None:
-        fresh = [n for n in self.want.nodes if n.netns not in self.actual.namespaces]
-        existing = [n for n in self.want.nodes if n.netns in self.actual.namespaces]
+        spaces = self.actual.namespaces
+        fresh = [n for n in self.want.nodes if n.netns not in spaces or not spaces[n.netns].mounted]
+        existing = [n for n in self.want.nodes if n.netns in spaces and spaces[n.netns].mounted]
         total = len(self.want.nodes)
         done = 0
         self.progress(done, total)
@@ -336,7 +349,9 @@ class _Run:
             self.record("create", "route", f"{r.to} in {node.netns}", _route_detail(r))
 
     def build_fresh(self, chunk: Sequence[NodeWant]) -> None:
-        handles = ns.netns_create_many(n.netns for n in chunk)
+        leftovers = [n.netns for n in chunk if n.netns in self.actual.namespaces]  # mount points only
+        ns.netns_delete_many(leftovers, missing_ok=True)
+        handles = ns.netns_create_many((n.netns for n in chunk), marks={n.netns: n.alias for n in chunk})
         self.undo.namespaces.extend(n.netns for n in chunk)
         try:
             host_requests, created = [], []
@@ -382,11 +397,17 @@ class _Run:
                     rebuilt.append(p)
                     continue
                 index_of[p.ifname] = peer.index
-                if host.master != self.index.get(p.bridge) or not host.up or not peer.up:
-                    self.record("update", "veth", p.host_name, f"port of {p.bridge}, up")
-                    bridge = self.index.get(p.bridge, 0)
-                    self.send_host([rq.link_set(index=host.index, name=p.host_name, up=True, master=bridge)])
-                    inside.append(rq.link_set(index=peer.index, name=p.ifname, up=True))
+                bridge = self.index.get(p.bridge, 0)
+                if host.master != bridge or host.alias != p.alias or not host.up or not peer.up:
+                    self.record("update", "veth", p.host_name, f"port of {p.bridge}, owner alias, up")
+                    self.send_host(
+                        rq.link_bring_up(
+                            index=host.index, name=p.host_name, master=bridge, alias=p.alias, ipv6_ll=False
+                        )
+                    )
+                    inside += rq.link_bring_up(
+                        index=peer.index, name=p.ifname, ipv6_ll=p.address.version == 6
+                    )
             if rebuilt:
                 index_of.update(self.rebuild_ports(node, rebuilt, have, sock))
             for p in node.ports:
@@ -509,8 +530,9 @@ def _paired(host, peer) -> bool:
 
 
 def _inside_requests(node: NodeWant) -> list[Request]:
-    """Everything inside a fresh namespace, pipelined: lo up (with the owner alias), addresses, routes."""
-    out = [rq.link_set(index=1, name="lo", up=True, alias=node.alias)]
+    """Everything inside a fresh namespace, pipelined: lo up (its alias was set at creation), addresses,
+    routes."""
+    out = [rq.link_set(index=1, name=f"{node.netns}:lo", up=True)]
     for p in node.ports:
         v6 = p.address.version == 6
         out += rq.link_bring_up(index=p.index, name=f"{node.netns}:{p.ifname}", ipv6_ll=v6)

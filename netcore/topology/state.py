@@ -2,6 +2,12 @@
 
 Only namespaces named `<topology>-*` are opened, and only the host namespace is dumped
 whole, so reading a fresh topology's state costs one link dump.
+
+Ownership is read from the marks netcore sets when it creates something (names alone are
+never proof): a link's owner alias, or, for a link cut off between the request that created
+it and the one that set its alias, the topology's device group, which the creating request
+itself sets; a namespace's alias on `lo`, or the mark on a mount point left without its
+namespace (see netcore.netns).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class NamespaceState:
     links: dict[str, parse.RawLink] = field(default_factory=dict)
     addresses: list[Address] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    mounted: bool = True  # False: only the mount point is left (a creation or deletion cut short)
 
 
 @dataclass(slots=True)
@@ -40,8 +47,7 @@ class Actual:
     def owned(self, name: str) -> names.OwnerTag | None:
         """The owner tag of host link `name` if this topology made it."""
         link = self.host_links.get(name)
-        tag = names.parse_owner_alias(link.alias) if link else None
-        return tag if tag and tag.topology == self.topology else None
+        return link_owner(link, self.topology) if link else None
 
     def owned_host_links(self) -> dict[str, names.OwnerTag]:
         out = {}
@@ -50,6 +56,29 @@ class Actual:
             if tag:
                 out[name] = tag
         return out
+
+
+_KIND_ROLE = {"bridge": "bridge", "vxlan": "vxlan", "veth": "veth"}
+
+
+def link_owner(link: parse.RawLink, topology: str) -> names.OwnerTag | None:
+    """`topology`'s tag for a link it made, else None.
+
+    The kernel ignores IFLA_IFALIAS in the request that creates a link, so the alias follows in
+    the next request; a link without an alias is ours when the creating request's marks are there:
+    the topology's device group, a kind netcore creates and the topology's name prefix.
+    """
+    tag = names.parse_owner_alias(link.alias)
+    if tag is not None:
+        return tag if tag.topology == topology else None
+    if (
+        link.alias
+        or link.group != names.owner_group(topology)
+        or link.kind not in _KIND_ROLE
+        or not link.name.startswith(f"{topology}-")
+    ):
+        return None
+    return names.OwnerTag(topology=topology, role=_KIND_ROLE[link.kind])
 
 
 def _from_dump(d: NamespaceDump) -> NamespaceState:
@@ -75,6 +104,9 @@ def read(*, topology: str, host_sock: NetlinkSocket) -> Actual:
     namespaces: dict[str, NamespaceState] = {}
     for name, path, sock in zip(candidates, paths, ns.netns_open_sockets(paths), strict=True):
         if sock is None:
+            if os.path.lexists(path):
+                mark = names.parse_owner_alias(ns.netns_placeholder_mark(name))
+                namespaces[name] = NamespaceState(name, mark, mounted=False)
             continue
         try:
             info = ns.NamespaceInfo(name, os.stat(path).st_ino, "named", path)
