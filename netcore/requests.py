@@ -184,9 +184,14 @@ def address_add(
     )
 
 
-def address_delete(*, index: int, ifname: str, address: IPAddress, prefixlen: int) -> Request:
+def address_delete(
+    *, index: int, ifname: str, address: IPAddress, prefixlen: int, missing_ok: bool = False
+) -> Request:
+    """Delete an address; `missing_ok` for one the kernel may already have removed (deleting an IPv4
+    primary address also deletes the secondaries of its subnet)."""
     body = c.IFADDRMSG.pack(_family(address), prefixlen, 0, 0, index) + c.attr(c.IFA_LOCAL, address.packed)
-    return Request(c.RTM_DELADDR, 0, body, "delete address", f"{address}/{prefixlen} on {ifname}")
+    tolerate = (errno.EADDRNOTAVAIL,) if missing_ok else ()
+    return Request(c.RTM_DELADDR, 0, body, "delete address", f"{address}/{prefixlen} on {ifname}", tolerate)
 
 
 def route_add(
@@ -215,12 +220,14 @@ def route_add(
     return Request(c.RTM_NEWROUTE, nl_flags, body, "add route", what or str(to))
 
 
-def route_delete(*, to: IPNetwork, what: str = "") -> Request:
+def route_delete(*, to: IPNetwork, what: str = "", missing_ok: bool = False) -> Request:
+    """Delete a main-table route; `missing_ok` for one the kernel may already have dropped with an address."""
     # scope "nowhere" matches a route of any scope, as `ip route del` does
     body = c.RTMSG.pack(_family(to), to.prefixlen, 0, 0, c.RT_TABLE_MAIN, 0, c.RT_SCOPE_NOWHERE, 0, 0)
     if to.prefixlen:
         body += c.attr(c.RTA_DST, to.network_address.packed)
-    return Request(c.RTM_DELROUTE, 0, body, "delete route", what or str(to))
+    tolerate = (errno.ESRCH,) if missing_ok else ()
+    return Request(c.RTM_DELROUTE, 0, body, "delete route", what or str(to), tolerate)
 
 
 def neighbour_add(*, index: int, ifname: str, address: IPAddress, mac: str) -> Request:

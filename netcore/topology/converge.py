@@ -231,15 +231,29 @@ class _Run:
                 requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu, alias=b.alias))
         self.send_host(requests, created=created)
         self.lookup_indexes(b.name for b in self.want.bridges)
-        requests = []
+        removals, additions = [], []
         for b in self.want.bridges:
-            if b.gateway is None:
-                continue
             index = self.index.get(b.name, 0)
-            present = {(a.address, a.prefixlen) for a in self.actual.host_addresses if a.ifindex == index}
-            if (str(b.gateway.ip), b.gateway.network.prefixlen) not in present:
+            wanted = {(str(b.gateway.ip), b.gateway.network.prefixlen)} if b.gateway else set()
+            present = {
+                (a.address, a.prefixlen)
+                for a in self.actual.host_addresses
+                if a.ifindex == index and a.scope == "universe"
+            }
+            for address, prefixlen in sorted(present - wanted):
+                self.record("delete", "address", f"{address}/{prefixlen} on {b.name}")
+                removals.append(
+                    rq.address_delete(
+                        index=index,
+                        ifname=b.name,
+                        address=ipaddress.ip_address(address),
+                        prefixlen=prefixlen,
+                        missing_ok=True,
+                    )
+                )
+            if b.gateway is not None and not wanted <= present:
                 self.record("create", "address", f"{_interface(b.gateway)} on {b.name}", "gateway")
-                requests.append(
+                additions.append(
                     rq.address_add(
                         index=index,
                         ifname=b.name,
@@ -247,7 +261,8 @@ class _Run:
                         prefixlen=b.gateway.network.prefixlen,
                     )
                 )
-        self.send_host(requests)
+        # stale first: an IPv4 primary deleted after its replacement in the same subnet takes it along
+        self.send_host(removals + additions)
 
     def vxlans(self) -> None:
         requests, created = [], []
@@ -410,9 +425,16 @@ class _Run:
                     )
             if rebuilt:
                 index_of.update(self.rebuild_ports(node, rebuilt, have, sock))
+            removals: list[Request] = []
+            additions: list[Request] = []
             for p in node.ports:
-                inside += self.converge_addresses(node, p, index_of[p.ifname], have)
-            inside += self.converge_routes(node, have, index_of)
+                gone, new = self.converge_addresses(node, p, index_of[p.ifname], have)
+                removals += gone
+                additions += new
+            # stale addresses first (an IPv4 primary deleted after its replacement in the same subnet
+            # takes it along); deleting them can take routes with them, so every route is then re-sent
+            inside += removals + additions
+            inside += self.converge_routes(node, have, index_of, resend=bool(removals))
             if sock is not None and inside:
                 sock.run(inside)
         finally:
@@ -464,34 +486,41 @@ class _Run:
 
     def converge_addresses(
         self, node: NodeWant, p: PortWant, index: int, have: state.NamespaceState
-    ) -> list[Request]:
-        out: list[Request] = []
+    ) -> tuple[list[Request], list[Request]]:
+        """The requests removing an endpoint's addresses the file no longer asks for, and adding its own."""
+        removals: list[Request] = []
+        additions: list[Request] = []
         want = (str(p.address.ip), p.address.network.prefixlen)
         present = [a for a in have.addresses if a.ifindex == index and a.scope == "universe"]
-        if want not in {(a.address, a.prefixlen) for a in present}:
-            self.record("create", "address", f"{_interface(p.address)} on {node.netns}:{p.ifname}")
-            out.append(
-                rq.address_add(
-                    index=index, ifname=p.ifname, address=p.address.ip, prefixlen=p.address.network.prefixlen
-                )
-            )
         for a in present:
             if (a.address, a.prefixlen) != want:
                 self.record("delete", "address", f"{a.address}/{a.prefixlen} on {node.netns}:{p.ifname}")
-                out.append(
+                removals.append(
                     rq.address_delete(
                         index=index,
                         ifname=p.ifname,
                         address=ipaddress.ip_address(a.address),
                         prefixlen=a.prefixlen,
+                        missing_ok=True,
                     )
                 )
-        return out
+        if want not in {(a.address, a.prefixlen) for a in present}:
+            self.record("create", "address", f"{_interface(p.address)} on {node.netns}:{p.ifname}")
+            additions.append(
+                rq.address_add(
+                    index=index, ifname=p.ifname, address=p.address.ip, prefixlen=p.address.network.prefixlen
+                )
+            )
+        return removals, additions
 
     def converge_routes(
-        self, node: NodeWant, have: state.NamespaceState, index_of: dict[str, int]
+        self, node: NodeWant, have: state.NamespaceState, index_of: dict[str, int], *, resend: bool = False
     ) -> list[Request]:
-        """Routes netcore put in the namespace (proto static) that differ from the file are replaced."""
+        """Routes netcore put in the namespace (proto static) that differ from the file are replaced.
+
+        `resend`: send every wanted route again (replacing), because address changes just made
+        may have made the kernel drop some of them; only the ones that differed are reported.
+        """
         out: list[Request] = []
         current = {(r.family, r.dst): r for r in have.routes if r.protocol == "static"}
         wanted = set()
@@ -502,9 +531,14 @@ class _Run:
             )
             wanted.add(key)
             now = current.get(key)
-            if now and now.gateway == (str(r.via) if r.via else None) and (r.dev is None or now.dev == r.dev):
+            via = str(r.via) if r.via else None
+            same = now is not None and now.gateway == via and (r.dev is None or now.dev == r.dev)
+            if same and not resend:
                 continue
-            self.record("update" if now else "create", "route", f"{r.to} in {node.netns}", _route_detail(r))
+            if not same:
+                self.record(
+                    "update" if now else "create", "route", f"{r.to} in {node.netns}", _route_detail(r)
+                )
             oif = index_of.get(r.dev) if r.dev in index_of else (have.links[r.dev].index if r.dev else None)
             out.append(
                 rq.route_add(to=r.to, via=r.via, oif=oif, replace=True, what=f"{r.to} in {node.netns}")
@@ -514,7 +548,7 @@ class _Run:
                 self.record("delete", "route", f"{dst} in {node.netns}")
                 default = "0.0.0.0/0" if family == socket.AF_INET else "::/0"
                 to = ipaddress.ip_network(default if dst == "default" else dst)
-                out.append(rq.route_delete(to=to, what=f"{dst} in {node.netns}"))
+                out.append(rq.route_delete(to=to, what=f"{dst} in {node.netns}", missing_ok=True))
         return out
 
 

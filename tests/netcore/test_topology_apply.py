@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 
 import pytest
 
@@ -123,6 +125,66 @@ nodes:
     assert not ns.netns_exists(f"{topo}-web1")
     tcp_echo(server_ns="host", client_ns=f"{topo}-web2", address="198.18.1.1")
     converge.destroy(smaller)
+
+
+def global_addresses(host_ns, dev: str, netns: str | None = None) -> list[str]:
+    where = f"-n {netns} " if netns else ""
+    shown = json.loads(host_ns.run(f"ip {where}-j addr show dev {dev} scope global").stdout)
+    return sorted(f"{a['local']}/{a['prefixlen']}" for x in shown for a in x["addr_info"] if "local" in a)
+
+
+def host_answers(client_ns: str, address: str, port: int = 7002) -> bool:
+    """True if a TCP connection from client_ns to `address` reaches a server listening on every
+    address of the host namespace: it does exactly when the host holds `address`."""
+    with socket.create_server(("0.0.0.0", port)) as listener:
+        client = ns.netns_run(path=ns.netns_path(client_ns), fn=socket.socket)
+        client.settimeout(1.0)
+        with client:
+            try:
+                client.connect((address, port))
+            except OSError:
+                return False
+            listener.accept()[0].close()
+            return True
+
+
+def test_moving_a_network_removes_the_addresses_the_file_no_longer_asks_for(host_ns, topo):
+    def network(subnet: str, static: str) -> spec.TopologySpec:
+        return spec.loads(f"""
+name: {topo}
+networks:
+  front: {{subnet: {subnet}}}
+nodes:
+  a: {{networks: [front]}}
+  b: {{networks: {{front: {{address: {static}}}}}}}
+""")
+
+    bridge = f"{topo}-front"
+    converge.apply(network("198.18.4.0/24", "198.18.4.20"))
+    host_ns.run(f"ip addr add 198.18.4.99/24 dev {bridge}")  # drift: not asked for by the file
+    # the same addresses with a longer prefix, then a new subnet: every old address goes
+    steps = [
+        ("198.18.4.0/23", "198.18.4.30", "198.18.4.1/24", "198.18.4.2/24"),
+        ("198.18.8.0/24", "198.18.8.20", "198.18.4.1/23", "198.18.4.2/23"),
+    ]
+    for subnet, static, old_gateway, old_a in steps:
+        moved = network(subnet, static)
+        planned = [str(c) for c in converge.plan(moved).changes]
+        assert f"- address {old_gateway} on {bridge}" in planned
+        assert f"- address {old_a} on {topo}-a:eth0" in planned
+        converge.apply(moved)
+        prefix = subnet.split("/")[1]
+        gateway = str(ipaddress.ip_network(subnet).network_address + 1)
+        assert global_addresses(host_ns, bridge) == [f"{gateway}/{prefix}"]
+        assert global_addresses(host_ns, "eth0", f"{topo}-b") == [f"{static}/{prefix}"]
+        assert converge.plan(moved).changes == ()
+        # the nodes reach the new gateway and each other; an old gateway address answers no more
+        tcp_echo(server_ns="host", client_ns=f"{topo}-a", address=gateway)
+        tcp_echo(server_ns=f"{topo}-b", client_ns=f"{topo}-a", address=static)
+        old_ip = old_gateway.split("/")[0]
+        if old_ip != gateway:
+            assert not host_answers(f"{topo}-a", old_ip)
+    converge.destroy(moved)
 
 
 def test_large_network_spreads_over_segments_and_stays_one_l2(host_ns, topo, monkeypatch):
