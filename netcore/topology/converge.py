@@ -117,6 +117,7 @@ class _Run:
         self.undo = _Undo()
         self.index: dict[str, int] = {name: link.index for name, link in actual.host_links.items()}
         self.group = names.owner_group(want.topology)
+        self.stripped: set[str] = set()  # host links that stale addresses were deleted from
 
     def record(self, action: str, kind: str, name: str, detail: str = "") -> None:
         self.changes.append(Change(action, kind, name, detail))
@@ -181,6 +182,7 @@ class _Run:
         if members and members <= set(unwanted):
             requests.append(rq.link_group_delete(group=self.group, what=f"topology {self.want.topology}"))
         self.send_host(requests + [rq.link_delete(name=n, missing_ok=True) for n in doomed])
+        self.remove_stale_addresses(wanted, owned)
         wanted_ns = {n.netns for n in self.want.nodes}
         stale = [
             name
@@ -191,6 +193,35 @@ class _Run:
             self.record("delete", "namespace", name)
         if self.execute and stale:
             ns.netns_delete_many(stale, missing_ok=True)
+
+    def remove_stale_addresses(self, wanted: set[str], owned: dict[str, names.OwnerTag]) -> None:
+        """Delete the global addresses on the topology's host links that the file does not ask for:
+        a moved subnet's old gateway, or one added by hand. Only a network's bridge holds one."""
+        keep = {
+            (b.name, str(b.gateway.ip), b.gateway.network.prefixlen) for b in self.want.bridges if b.gateway
+        }
+        name_of = {link.index: name for name, link in self.actual.host_links.items()}
+        stale = sorted(
+            (name_of[a.ifindex], a.address, a.prefixlen)
+            for a in self.actual.host_addresses
+            if a.scope == "universe" and name_of.get(a.ifindex) in wanted and name_of[a.ifindex] in owned
+        )
+        requests = []
+        for name, address, prefixlen in stale:
+            if (name, address, prefixlen) in keep:
+                continue
+            self.record("delete", "address", f"{address}/{prefixlen} on {name}")
+            self.stripped.add(name)
+            requests.append(
+                rq.address_delete(
+                    index=self.index[name],
+                    ifname=name,
+                    address=ipaddress.ip_address(address),
+                    prefixlen=prefixlen,
+                    missing_ok=True,  # deleting an IPv4 primary deletes the secondaries of its subnet
+                )
+            )
+        self.send_host(requests)
 
     @staticmethod
     def _peer_already_doomed(name: str, doomed: list[str], owned: dict) -> bool:
@@ -231,38 +262,26 @@ class _Run:
                 requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu, alias=b.alias))
         self.send_host(requests, created=created)
         self.lookup_indexes(b.name for b in self.want.bridges)
-        removals, additions = [], []
+        requests = []
         for b in self.want.bridges:
+            if b.gateway is None:
+                continue
             index = self.index.get(b.name, 0)
-            wanted = {(str(b.gateway.ip), b.gateway.network.prefixlen)} if b.gateway else set()
-            present = {
-                (a.address, a.prefixlen)
-                for a in self.actual.host_addresses
-                if a.ifindex == index and a.scope == "universe"
-            }
-            for address, prefixlen in sorted(present - wanted):
-                self.record("delete", "address", f"{address}/{prefixlen} on {b.name}")
-                removals.append(
-                    rq.address_delete(
-                        index=index,
-                        ifname=b.name,
-                        address=ipaddress.ip_address(address),
-                        prefixlen=prefixlen,
-                        missing_ok=True,
-                    )
-                )
-            if b.gateway is not None and not wanted <= present:
+            present = {(a.address, a.prefixlen) for a in self.actual.host_addresses if a.ifindex == index}
+            missing = (str(b.gateway.ip), b.gateway.network.prefixlen) not in present
+            if missing:
                 self.record("create", "address", f"{_interface(b.gateway)} on {b.name}", "gateway")
-                additions.append(
+            if missing or b.name in self.stripped:  # a deleted IPv4 primary may have taken the gateway along
+                requests.append(
                     rq.address_add(
                         index=index,
                         ifname=b.name,
                         address=b.gateway.ip,
                         prefixlen=b.gateway.network.prefixlen,
+                        exist_ok=True,
                     )
                 )
-        # stale first: an IPv4 primary deleted after its replacement in the same subnet takes it along
-        self.send_host(removals + additions)
+        self.send_host(requests)
 
     def vxlans(self) -> None:
         requests, created = [], []
@@ -504,11 +523,17 @@ class _Run:
                         missing_ok=True,
                     )
                 )
-        if want not in {(a.address, a.prefixlen) for a in present}:
+        missing = want not in {(a.address, a.prefixlen) for a in present}
+        if missing:
             self.record("create", "address", f"{_interface(p.address)} on {node.netns}:{p.ifname}")
+        if missing or removals:  # a deleted IPv4 primary may have taken the wanted address along
             additions.append(
                 rq.address_add(
-                    index=index, ifname=p.ifname, address=p.address.ip, prefixlen=p.address.network.prefixlen
+                    index=index,
+                    ifname=p.ifname,
+                    address=p.address.ip,
+                    prefixlen=p.address.network.prefixlen,
+                    exist_ok=True,
                 )
             )
         return removals, additions

@@ -159,9 +159,30 @@ nodes:
   b: {{networks: {{front: {{address: {static}}}}}}}
 """)
 
-    bridge = f"{topo}-front"
-    converge.apply(network("198.18.4.0/24", "198.18.4.20"))
-    host_ns.run(f"ip addr add 198.18.4.99/24 dev {bridge}")  # drift: not asked for by the file
+    bridge, veth = f"{topo}-front", names.host_veth_name(topo, "a", "front")
+    first = network("198.18.4.0/24", "198.18.4.20")
+    converge.apply(first)
+    # drift: addresses the file does not ask for, one making the gateway an IPv4 secondary that the
+    # kernel deletes along with its primary
+    host_ns.run(f"ip addr flush dev {bridge} scope global && ip addr add 198.18.4.99/24 dev {bridge}")
+    host_ns.run(f"ip addr add 198.18.4.1/24 dev {bridge} && ip addr add 198.18.77.1/24 dev {veth}")
+    inside = f"ip -n {topo}-b addr"  # flushing eth0 drops b's default route too
+    host_ns.run(f"{inside} flush dev eth0 && {inside} add 198.18.4.98/24 dev eth0")
+    host_ns.run(f"{inside} add 198.18.4.20/24 dev eth0")
+    planned = [str(c) for c in converge.plan(first).changes]
+    assert sorted(planned) == [
+        f"+ route 0.0.0.0/0 in {topo}-b (via 198.18.4.1 dev eth0)",
+        f"- address 198.18.4.98/24 on {topo}-b:eth0",
+        f"- address 198.18.4.99/24 on {bridge}",
+        f"- address 198.18.77.1/24 on {veth}",
+    ]
+    converge.apply(first)
+    assert global_addresses(host_ns, bridge) == ["198.18.4.1/24"] and global_addresses(host_ns, veth) == []
+    assert global_addresses(host_ns, "eth0", f"{topo}-b") == ["198.18.4.20/24"]
+    assert converge.plan(first).changes == ()
+    tcp_echo(server_ns="host", client_ns=f"{topo}-b", address="198.18.4.1")
+    tcp_echo(server_ns="host", client_ns=f"{topo}-a", address="198.18.4.1")
+    host_ns.run(f"ip addr add 198.18.4.99/24 dev {bridge}")
     # the same addresses with a longer prefix, then a new subnet: every old address goes
     steps = [
         ("198.18.4.0/23", "198.18.4.30", "198.18.4.1/24", "198.18.4.2/24"),
