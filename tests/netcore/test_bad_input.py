@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -253,3 +254,50 @@ def test_the_base_topology_is_valid(host_ns, topo, tmp_path):
     path = tmp_path / "topology.yaml"
     path.write_text(yaml.safe_dump(base(topo), sort_keys=False))
     assert host_ns.netcore("validate", str(path)).returncode == 0
+
+
+def alias_bomb(topo: str, levels: int = 8) -> str:
+    """About 480 bytes that expand to 9**8 = 43 million strings in one field."""
+    text = f"name: {topo}\nx0: &x0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+    for level in range(1, levels + 1):
+        text += f"x{level}: &x{level} [" + ",".join([f"*x{level - 1}"] * 9) + "]\n"
+    return text + f"networks: {{lan: {{subnet: 198.18.10.0/24, mtu: *x{levels}}}}}\n"
+
+
+HOSTILE = [
+    pytest.param(alias_bomb, ":2:5: YAML anchors and aliases (&x0) are not allowed", id="alias-bomb"),
+    pytest.param(
+        lambda topo: f"name: {topo}\nnetworks: {{lan: {{subnet: 198.18.10.0/24, mtu: {'9' * 5000}}}}}\n",
+        ": networks.lan.mtu: 999999999999… (an integer of 5000 characters) is not an integer",
+        id="5000-digit-number",
+    ),
+    pytest.param(
+        lambda topo: f"name: {topo}\nnetworks: {{lan: {{subnet: '{'1' * 500_000}'}}}}\n",
+        ": networks.lan.subnet: '1111111111",
+        id="500-kB-value",
+    ),
+    pytest.param(
+        lambda topo: f"name: {topo}\n" + "#" * (1 << 20) + "\n",
+        ": the file is larger than 1048576 bytes",
+        id="over-1-MiB",
+    ),
+    pytest.param(
+        lambda topo: f"name: {topo}\nx: {'[' * 40}{']' * 40}\n",
+        ": nested more than 32 levels deep",
+        id="deep-nesting",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "expected"), HOSTILE)
+def test_hostile_files_are_refused_small_and_cheap(host_ns, topo, tmp_path, make, expected):
+    """Under a 256 MiB address-space limit: expanding, quoting or recursing into the file would fail it."""
+    path = tmp_path / "hostile.yaml"
+    path.write_text(make(topo))
+    for command in ("validate", "apply"):
+        limited = ["prlimit", f"--as={256 << 20}", sys.executable, "-m", "netcore", command, str(path)]
+        done = host_ns.run(limited, check=False)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.startswith(f"error: {path}") and expected in done.stderr, done.stderr[:500]
+        assert len(done.stderr) < 300 and "Traceback" not in done.stderr
+    assert created_anything(host_ns) == []
