@@ -178,3 +178,33 @@ def test_host_is_the_callers_namespace_under_nsenter(host_ns):
     listed = json.loads(result.stdout)
     assert listed[0] == ["host", inode_of(host_ns.path), "host"]
     assert host_ns.name not in {name for name, _, _ in listed}
+
+
+def test_a_mark_is_on_lo_and_on_the_mount_point_from_the_start(host_ns, topo, cleanup):
+    name = f"{topo}-m"
+    cleanup.append(name)
+    mark = f"switchboard:{topo}:node:node=m"
+    ns.netns_create(name=name, mark=mark)
+    (lo,) = json.loads(host_ns.run(f"ip -n {name} -j -d link show lo").stdout)
+    assert lo["ifalias"] == mark and lo["operstate"] == "DOWN"
+    assert ns.netns_placeholder_mark(name) is None  # a namespace is mounted there: not a leftover
+    # what a kill between umount and unlink leaves: the mount point, still carrying the mark
+    host_ns.run(f"umount {ns.netns_path(name)}")
+    assert ns.netns_placeholder_mark(name) == mark
+    with pytest.raises(AlreadyExists, match=f"namespace {name} already exists"):
+        ns.netns_create(name=name, mark=mark)
+    ns.netns_delete(name=name)
+    assert not os.path.lexists(ns.netns_path(name))
+
+
+def test_creating_a_marked_namespace_over_a_taken_name_leaves_the_other_alone(host_ns, topo, cleanup):
+    name = f"{topo}-t"
+    cleanup.append(name)
+    ns.netns_create(name=name)
+    with pytest.raises(AlreadyExists):
+        ns.netns_create(name=name, mark=f"switchboard:{topo}:node:node=t")
+    # the mount point was never named: nothing else of ours appeared
+    assert [n for n in os.listdir(ns.NETNS_DIR) if n.startswith(topo)] == [name]
+    (lo,) = json.loads(host_ns.run(f"ip -n {name} -j -d link show lo").stdout)
+    assert "ifalias" not in lo
+    ns.netns_delete(name=name)
