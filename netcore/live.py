@@ -4,7 +4,15 @@ LiveModel subscribes to link, address, route and neighbour events in the host an
 every namespace it can see (new namespaces are found through inotify on /run/netns and
 Docker's netns directory, and by a periodic /proc scan), applies each event to its
 state, and yields it as a typed Event. `snapshot()` answers from memory, without
-dumping anything.
+dumping anything; `refresh()` re-reads the kernel and reconciles the model with it.
+
+The kernel does not announce everything, so the model also follows what it changes
+silently: veth peers are resolved through each namespace's own ids for the others (as
+`snapshot()` does) and resolved again when a namespace or a link they point at comes or
+goes; a link's routes are re-read (one filtered dump of that link) when a link goes up or
+down or an address is removed, which flushes routes without RTM_DELROUTE; lost events
+(ENOBUFS, a malformed message) are answered by a re-dump of that namespace that reports
+only the differences.
 """
 
 from __future__ import annotations
@@ -15,9 +23,11 @@ import ctypes
 import dataclasses
 import functools
 import os
+import resource
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from netcore import netns as ns
@@ -27,7 +37,7 @@ from netcore.netlink import codec as c
 from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
 from netcore.objects import link_by_index
-from netcore.snapshot import dump_namespace
+from netcore.snapshot import NamespaceDump, dump_namespace, fdb_listed, neighbour_listed
 
 GROUPS = (
     c.RTNLGRP_LINK,
@@ -39,9 +49,13 @@ GROUPS = (
 )
 PROCESS_SCAN_SECONDS = 2.0
 REQUERY_DELAY = 0.02
+RESYNC_RETRY = 0.1  # seconds before a failed re-dump of a namespace is tried again
+MISS_TTL = 0.25  # seconds an id a namespace did not know is not asked again
+REROUTE_WHOLE = 64  # more links than this to re-read at once: one route dump of the namespace instead
 
 _IN_CREATE, _IN_DELETE, _IN_MOVED_FROM, _IN_MOVED_TO = 0x100, 0x200, 0x40, 0x80
 _IN_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
+_SO_RCVBUFFORCE = 33
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -81,26 +95,47 @@ class _Space:
     """What the model knows about one namespace."""
 
     info: ns.NamespaceInfo
-    sock: NetlinkSocket | None = None
+    sock: NetlinkSocket | None = None  # subscribed to events; never used for requests
+    query: NetlinkSocket | None = None  # requests: ids, link and route re-reads, re-dumps
     raw: dict[int, parse.RawLink] = field(default_factory=dict)
     links: dict[int, Link] = field(default_factory=dict)
     addresses: dict[tuple, Address] = field(default_factory=dict)
     routes: dict[tuple, Route] = field(default_factory=dict)
     neighbours: dict[tuple, Neighbour] = field(default_factory=dict)
     fdb: dict[tuple, FdbEntry] = field(default_factory=dict)
+    nsids: dict[int, str] = field(default_factory=dict)  # the id this namespace gives another -> its name
+    nsid_misses: dict[int, float] = field(default_factory=dict)  # id -> when it was last asked in vain
+    reroute: set[int] = field(default_factory=set)  # links whose routes are to be re-read
+    resync_pending: bool = False
 
     def names(self) -> dict[int, str]:
         return {i: x.name for i, x in self.raw.items()}
 
+    def stores(self) -> tuple[tuple[str, dict], ...]:
+        return (
+            ("address", self.addresses),
+            ("route", self.routes),
+            ("neighbour", self.neighbours),
+            ("fdb", self.fdb),
+        )
+
 
 class LiveModel:
-    """The current topology, updated from netlink events; use `async for event in model.events()`."""
+    """The current topology, updated from netlink events; use `async for event in model.events()`.
 
-    def __init__(self, *, processes: bool = True) -> None:
+    `event_rcvbuf` sets the event sockets' receive buffer (bytes); tests make it small to
+    force lost events.
+    """
+
+    def __init__(self, *, processes: bool = True, event_rcvbuf: int | None = None) -> None:
         self.processes = processes
+        self.event_rcvbuf = event_rcvbuf
         self._spaces: dict[str, _Space] = {}
-        self._host_sock: NetlinkSocket | None = None
-        self._nsid: dict[int, str] = {}  # the host's id for a namespace -> its name
+        self._generation = 0  # bumped whenever a namespace is added: ids may then resolve anew
+        self._unresolved: set[tuple[str, int]] = set()  # veths whose peer is not known yet
+        self._referrer: dict[tuple[str, int], tuple[str, int]] = {}  # a veth end -> the end naming it
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = MISS_TTL
         self._loading = False
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._inotify = -1
@@ -121,22 +156,34 @@ class LiveModel:
             fdb=tuple(x for s in spaces for x in s.fdb.values()),
         )
 
+    def refresh(self) -> Snapshot:
+        """Re-read every namespace from the kernel, reconcile the model with it (the differences
+        are emitted as events), and return the snapshot. For a state sent as the truth (an
+        agent's snapshot on connect or on request), not for answering from memory."""
+        current = {i.inode: i for i in ns.netns_list(processes=self.processes)}
+        for space in list(self._spaces.values()):
+            if space.info.inode not in current:
+                self._remove_space(space.info.name)
+        known = {s.info.inode for s in self._spaces.values()}
+        for space in list(self._spaces.values()):
+            self._resync(space)
+        for inode, info in current.items():
+            if inode not in known:
+                self._add_space(info, emit=True)
+        return self.snapshot()
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Subscribe everywhere and load the initial state (events queued meanwhile are kept)."""
+        _raise_fd_limit()
         loop = asyncio.get_running_loop()
-        self._host_sock = NetlinkSocket.open()
         self._start_inotify(loop)
         self._loading = True
         for info in ns.netns_list(processes=self.processes):
             self._add_space(info, emit=False)
         self._loading = False
-        self._refresh_nsids()
-        for space in self._spaces.values():  # peers in namespaces loaded after their veth's
-            for raw in space.raw.values():
-                if raw.kind == "veth" and space.links[raw.index].peer is None:
-                    self._set_link(space, raw, False)
+        self._resolve_unresolved(emit=False)
         if self.processes:
             self._tasks.append(loop.create_task(self._scan_processes()))
 
@@ -144,20 +191,16 @@ class LiveModel:
         loop = asyncio.get_event_loop()
         for task in self._tasks:
             task.cancel()
+        if self._retry is not None:
+            self._retry.cancel()
         for space in self._spaces.values():
-            if space.sock:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(space.sock.fileno())
-                space.sock.close()
+            self._close_space(space, loop)
         self._spaces.clear()
         if self._inotify >= 0:
             with contextlib.suppress(Exception):
                 loop.remove_reader(self._inotify)
             os.close(self._inotify)
             self._inotify = -1
-        if self._host_sock:
-            self._host_sock.close()
-            self._host_sock = None
 
     async def events(self) -> AsyncIterator[Event]:
         """Every change from now on, in the order the kernel reported it."""
@@ -172,82 +215,62 @@ class LiveModel:
         try:
             if info.kind == "host":
                 sock = NetlinkSocket.open(groups=GROUPS)
-                dumper = NetlinkSocket.open()
+                query = NetlinkSocket.open()
             else:
                 sock = ns.netns_open_socket(path=info.path, groups=GROUPS)
-                dumper = ns.netns_open_socket(path=info.path)
-        except Exception:
+                try:
+                    query = ns.netns_open_socket(path=info.path)
+                except NetcoreError:
+                    sock.close()
+                    raise
+        except (OSError, NetcoreError):
             return  # it vanished or is not a namespace yet: the next scan or inotify event retries
-        sock.sock.setblocking(False)
-        space = _Space(info, sock)
+        space = _Space(info, sock, query)
         try:
-            d = dump_namespace(info, dumper)
-        except Exception:
-            sock.close()
+            d = dump_namespace(info, query)
+        except (OSError, NetcoreError):
+            self._close_space(space, None)
             return
-        finally:
-            dumper.close()
+        if self.event_rcvbuf:
+            sock.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self.event_rcvbuf)
+        sock.sock.setblocking(False)
         self._spaces[info.name] = space
+        self._generation += 1
         if emit:
             self._emit("namespace", "new", info.name, Namespace(info.name, info.inode, info.kind))
-        space.raw = {x.index: x for x in d.raw_links}
-        if not self._loading:
-            self._refresh_nsids()
-        for x in d.raw_links:
-            self._set_link(space, x, emit)
-        for kind, items, store in (
-            ("address", d.addresses, space.addresses),
-            ("route", d.routes, space.routes),
-            ("neighbour", d.neighbours, space.neighbours),
-            ("fdb", d.fdb, space.fdb),
-        ):
-            for item in items:
-                store[item.key] = item
-                if emit:
-                    self._emit(kind, "new", info.name, item)
+        self._reconcile(space, d, emit=emit)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, space)
+        if not self._loading:
+            self._resolve_unresolved(emit=emit)
 
     def _remove_space(self, name: str) -> None:
         space = self._spaces.pop(name, None)
         if space is None:
             return
-        self._nsid = {nsid: other for nsid, other in self._nsid.items() if other != name}
-        if space.sock:
-            asyncio.get_running_loop().remove_reader(space.sock.fileno())
-            space.sock.close()
-        for kind, store in (
-            ("fdb", space.fdb),
-            ("neighbour", space.neighbours),
-            ("route", space.routes),
-            ("address", space.addresses),
-            ("link", space.links),
-        ):
+        self._close_space(space, asyncio.get_running_loop())
+        for kind, store in (*reversed(space.stores()), ("link", space.links)):
             for item in store.values():
                 self._emit(kind, "del", name, item)
         self._emit("namespace", "del", name, Namespace(name, space.info.inode, space.info.kind))
+        self._unresolved = {key for key in self._unresolved if key[0] != name}
+        for key in [k for k in self._referrer if k[0] == name]:
+            self._referrer.pop(key)
+        for other in self._spaces.values():
+            if name in other.nsids.values():
+                other.nsids = {i: n for i, n in other.nsids.items() if n != name}
+                for index, link in list(other.links.items()):
+                    if link.peer is not None and link.peer.netns == name:
+                        self._set_link(other, other.raw[index], True)
+        self._resolve_unresolved(emit=True)
 
-    def _refresh_nsids(self) -> None:
-        """Ask the host for its ids of the namespaces that have none known yet (ids are given
-        lazily, when a veth end first goes there), so resolving peers costs one batched
-        query per burst of new namespaces, not one per veth."""
-        if self._host_sock is None:
-            return
-        known = set(self._nsid.values())
-        others = [s for s in self._spaces.values() if s.info.kind != "host" and s.info.name not in known]
-        fds = []
-        try:
-            for s in others:
-                try:
-                    fds.append(os.open(s.info.path, os.O_RDONLY | os.O_CLOEXEC))
-                except OSError:
-                    fds.append(-1)
-            ids = self._host_sock.nsids([fd for fd in fds if fd >= 0])
-            live = [s for s, fd in zip(others, fds, strict=True) if fd >= 0]
-            self._nsid.update({nsid: s.info.name for s, nsid in zip(live, ids, strict=True) if nsid >= 0})
-        finally:
-            for fd in fds:
-                if fd >= 0:
-                    os.close(fd)
+    def _close_space(self, space: _Space, loop: asyncio.AbstractEventLoop | None) -> None:
+        if space.sock:
+            if loop is not None:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(space.sock.fileno())
+            space.sock.close()
+        if space.query:
+            space.query.close()
 
     def _start_inotify(self, loop: asyncio.AbstractEventLoop) -> None:
         fd = _libc.inotify_init1(_IN_NONBLOCK_CLOEXEC)
@@ -305,19 +328,69 @@ class LiveModel:
                 if info.kind == "process":
                     self._add_space(info, emit=True)
 
-    # -- events -------------------------------------------------------------------------------
+    # -- lost events: re-dump and report the differences ----------------------------------------
 
     def _on_readable(self, space: _Space) -> None:
+        lost = False
+
+        def handle(buf: bytearray, kind: int, start: int, end: int) -> None:
+            nonlocal lost
+            try:
+                self._apply(space, buf, kind, start, end)
+            except NetcoreError:
+                lost = True  # one message could not be read: the rest of the batch still applies
+
         try:
-            space.sock.read_events(lambda buf, kind, start, end: self._apply(space, buf, kind, start, end))
-        except OSError:
+            space.sock.read_events(handle)
+        except (OSError, NetcoreError):
+            lost = True
+        if lost and self._spaces.get(space.info.name) is space:
+            # what is still queued predates the re-dump, and the events that followed it are lost:
+            # applied after the re-dump it would take the model back in time
+            _discard_queued(space.sock)
             self._resync(space)
 
     def _resync(self, space: _Space) -> None:
-        """Events were lost (ENOBUFS): reload the namespace and report what changed."""
-        info = space.info
-        self._remove_space(info.name)
-        self._add_space(info, emit=True)
+        """Re-dump the namespace and apply only the differences; on failure keep what is known and
+        try again shortly (unless the namespace itself is gone, which inotify or the scan reports)."""
+        space.resync_pending = False
+        try:
+            d = dump_namespace(space.info, space.query)
+        except (OSError, NetcoreError):
+            if self._spaces.get(space.info.name) is space and os.path.exists(space.info.path):
+                space.resync_pending = True
+                asyncio.get_running_loop().call_later(RESYNC_RETRY, self._resync_again, space)
+            return
+        self._reconcile(space, d, emit=True)
+        self._resolve_unresolved(emit=True)
+
+    def _resync_again(self, space: _Space) -> None:
+        if space.resync_pending and self._spaces.get(space.info.name) is space:
+            self._resync(space)
+
+    def _reconcile(self, space: _Space, d: NamespaceDump, *, emit: bool) -> None:
+        """Make the namespace's part of the model equal a dump of it, emitting each difference."""
+        name = space.info.name
+        fresh = {x.index: x for x in d.raw_links}
+        for index in [i for i in space.raw if i not in fresh]:
+            space.raw.pop(index)
+            self._forget_link(space, index, emit)
+        for kind, store in space.stores():
+            items = {x.key: x for x in getattr(d, _DUMP_FIELD[kind])}
+            for key in [k for k in store if k not in items]:
+                gone = store.pop(key)
+                if emit:
+                    self._emit(kind, "del", name, gone)
+            for key, item in items.items():
+                if store.get(key) != item:
+                    store[key] = item
+                    if emit:
+                        self._emit(kind, "new", name, item)
+        space.raw.update(fresh)
+        for raw in d.raw_links:
+            self._set_link(space, raw, emit)
+
+    # -- events -------------------------------------------------------------------------------
 
     def _apply(self, space: _Space, buf: bytearray, kind: int, start: int, end: int) -> None:
         name = space.info.name
@@ -333,33 +406,26 @@ class LiveModel:
             return
         names = space.names()
         if kind in (c.RTM_NEWADDR, c.RTM_DELADDR):
-            self._store(
-                space,
-                "address",
-                space.addresses,
-                kind == c.RTM_NEWADDR,
-                parse.address(name, names, buf, start, end),
-            )
+            address = parse.address(name, names, buf, start, end)
+            self._store(space, "address", space.addresses, kind == c.RTM_NEWADDR, address)
+            if kind == c.RTM_DELADDR and address is not None:
+                # a link's last IPv4 address takes its IPv4 routes with it, and routes using an address
+                # as their source go (IPv4) or lose it (IPv6): none of that is announced
+                affected = {r.oif for r in space.routes.values() if r.prefsrc == address.address}
+                self._reroute_soon(space, {address.ifindex, *affected})
         elif kind in (c.RTM_NEWROUTE, c.RTM_DELROUTE):
-            self._store(
-                space,
-                "route",
-                space.routes,
-                kind == c.RTM_NEWROUTE,
-                parse.route(name, names, buf, start, end),
-            )
+            route = parse.route(name, names, buf, start, end)
+            self._store(space, "route", space.routes, kind == c.RTM_NEWROUTE, route)
         elif kind in (c.RTM_NEWNEIGH, c.RTM_DELNEIGH):
             new = kind == c.RTM_NEWNEIGH
             if buf[start] == c.AF_BRIDGE:
                 entry = parse.fdb(name, names, buf, start, end)
-                device = space.raw.get(entry.ifindex) if entry else None
-                if entry and entry.self_entry and not (device and device.kind == "vxlan"):
-                    return  # a device's own address list, left out as in snapshot()
-                self._store(space, "fdb", space.fdb, new, entry)
+                if entry is not None and fdb_listed(entry, space.raw):
+                    self._store(space, "fdb", space.fdb, new, entry)
             else:
-                self._store(
-                    space, "neighbour", space.neighbours, new, parse.neighbour(name, names, buf, start, end)
-                )
+                entry = parse.neighbour(name, names, buf, start, end)
+                if entry is not None and neighbour_listed(entry):
+                    self._store(space, "neighbour", space.neighbours, new, entry)
 
     def _store(self, space: _Space, kind: str, store: dict, new: bool, item) -> None:
         if item is None:
@@ -375,47 +441,57 @@ class LiveModel:
     def _link_changed(self, space: _Space, raw: parse.RawLink) -> None:
         was = space.raw.get(raw.index)
         space.raw[raw.index] = raw
-        if raw.link_netnsid is not None and raw.link_netnsid not in self._nsid:
-            self._refresh_nsids()
         if was is None:
             self._name_orphans(space, raw)
-        elif was.up and not raw.up:
-            # the kernel flushes a downed link's IPv4 routes without announcing each one
-            self._drop(space, lambda r: r.oif == raw.index and r.family == socket.AF_INET, routes_only=True)
+        elif was.name != raw.name:
+            self._renamed(space, raw)
+        if was is not None and (was.up != raw.up or was.state != raw.state):
+            # the kernel flushes a downed link's routes without announcing each one
+            self._reroute_soon(space, {raw.index})
+        if was is not None and was.master and was.master != raw.master:
+            self._port_left(space, raw.index, was.master)
         self._set_link(space, raw, True)
         if raw.kind == "veth" and not raw.link:
             # a veth end is first announced before its peer exists (IFLA_LINK 0): ask again shortly
             asyncio.get_running_loop().call_later(REQUERY_DELAY, self._requery, space.info.name, raw.index)
 
     def _link_gone(self, space: _Space, index: int) -> None:
-        gone = space.raw.pop(index, None)
-        self._drop(space, lambda x: getattr(x, "oif", None) == index or getattr(x, "ifindex", None) == index)
-        old = space.links.pop(index, None)
-        if old:
-            self._emit("link", "del", space.info.name, old)
-        # a veth end that moved to another namespace leaves its peer pointing at nothing; the
-        # kernel does not announce the peer again, so look at it afresh
-        if old is not None and old.peer is not None:
-            self._requery(old.peer.netns, old.peer.index)
-        elif gone is not None:
-            for x in [x for x in space.raw.values() if x.kind == "veth" and x.link == index]:
-                self._requery(space.info.name, x.index)
+        gone = space.raw.get(index)
+        if gone is None:
+            return
+        if gone.master:
+            self._port_left(space, index, gone.master)
+        del space.raw[index]
+        name = space.info.name
+        for kind, store in space.stores():
+            for key in [k for k, x in store.items() if _on_link(x, index)]:
+                self._emit(kind, "del", name, store.pop(key))
+        self._forget_link(space, index, True)
 
-    def _drop(self, space: _Space, doomed: Callable[[object], bool], *, routes_only: bool = False) -> None:
-        """Forget (and announce the removal of) the objects of a link the kernel removed silently."""
-        stores = (
-            (("route", space.routes),)
-            if routes_only
-            else (
-                ("route", space.routes),
-                ("address", space.addresses),
-                ("neighbour", space.neighbours),
-                ("fdb", space.fdb),
-            )
-        )
-        for kind, store in stores:
-            for key in [k for k, item in store.items() if doomed(item)]:
-                self._emit(kind, "del", space.info.name, store.pop(key))
+    def _forget_link(self, space: _Space, index: int, emit: bool) -> None:
+        """Drop a link the kernel no longer has. A veth end that went (deleted, or moved to another
+        namespace) changes its other end without a word from the kernel, so read that end again:
+        its peer, the end naming it, or an unresolved end pointing at its index."""
+        key = (space.info.name, index)
+        old = space.links.pop(index, None)
+        self._unresolved.discard(key)
+        if old is not None and emit:
+            self._emit("link", "del", space.info.name, old)
+        suspects = set()
+        if old is not None and old.peer is not None:
+            target = (old.peer.netns, old.peer.index)
+            if self._referrer.get(target) == key:
+                del self._referrer[target]
+            suspects.add(target)
+        referrer = self._referrer.pop(key, None)
+        if referrer is not None:
+            suspects.add(referrer)
+        for netns, i in self._unresolved:
+            raw = self._spaces[netns].raw.get(i) if netns in self._spaces else None
+            if raw is not None and raw.link == index:
+                suspects.add((netns, i))
+        for netns, i in suspects:
+            self._requery(netns, i)
 
     def _name_orphans(self, space: _Space, raw: parse.RawLink) -> None:
         """Objects announced before their link (a new bridge's own FDB entry) get its name now."""
@@ -436,79 +512,250 @@ class LiveModel:
                     store[key] = dataclasses.replace(item, **fixes)
                     self._emit(kind, "new", space.info.name, store[key])
 
+    def _port_left(self, space: _Space, port: int, bridge: int) -> None:
+        """A port leaving its bridge takes its own ("local") FDB entries with it, except that the
+        kernel silently hands such an entry to another port of that bridge with the same MAC, or
+        else to the bridge itself when the bridge has that MAC (br_fdb.c, fdb_delete_local)."""
+        br = space.raw.get(bridge)
+        for key, entry in list(space.fdb.items()):
+            if entry.ifindex != port or entry.self_entry or entry.state != "permanent":
+                continue
+            heir = next(
+                (
+                    x
+                    for x in space.raw.values()
+                    if x.master == bridge and x.index != port and x.mac == entry.mac
+                ),
+                br if br is not None and br.mac == entry.mac else None,
+            )
+            del space.fdb[key]
+            if heir is None:
+                self._emit("fdb", "del", space.info.name, entry)
+                continue
+            moved = dataclasses.replace(entry, ifindex=heir.index, ifname=heir.name)
+            space.fdb[moved.key] = moved
+            self._emit("fdb", "del", space.info.name, entry)
+            self._emit("fdb", "new", space.info.name, moved)
+
+    def _renamed(self, space: _Space, raw: parse.RawLink) -> None:
+        """A rename is announced for the link only: objects naming it (addresses, routes,
+        neighbours, FDB entries, the ports of a bridge) take the new name here."""
+        index, name = raw.index, raw.name
+        for kind, store in space.stores():
+            for key, item in list(store.items()):
+                if isinstance(item, Route):
+                    fixes = {"dev": name} if item.oif == index else {}
+                else:
+                    fixes = {"ifname": name} if item.ifindex == index else {}
+                    if (
+                        isinstance(item, FdbEntry)
+                        and item.master is not None
+                        and (
+                            (port := space.raw.get(item.ifindex)) is not None
+                            and port.master == index
+                            or item.ifindex == index
+                            and raw.kind == "bridge"
+                        )
+                    ):
+                        fixes["master"] = name
+                if fixes:
+                    store[key] = dataclasses.replace(item, **fixes)
+                    self._emit(kind, "new", space.info.name, store[key])
+        for port in [x for x in space.raw.values() if x.master == index]:
+            self._set_link(space, port, True)
+
     def _requery(self, netns: str, index: int) -> None:
         """Read one link again with a plain query (the event socket only listens)."""
         space = self._spaces.get(netns)
-        if space is None or index not in space.raw:
+        if space is None or index not in space.raw or space.query is None:
             return
         try:
-            if space.info.kind == "host" and self._host_sock is not None:
-                raw = link_by_index(self._host_sock, index)
-            else:
-                sock = ns.netns_open_socket(path=space.info.path)
-                try:
-                    raw = link_by_index(sock, index)
-                finally:
-                    sock.close()
+            raw = link_by_index(space.query, index)
         except NetcoreError:
             return
         if raw is not None and raw != space.raw.get(index):
             self._link_changed(space, raw)
+        else:
+            self._reset((netns, index), True)  # unchanged itself, but its peer may be gone
+
+    # -- routes the kernel removes silently -----------------------------------------------------
+
+    def _reroute_soon(self, space: _Space, indexes: Iterable[int]) -> None:
+        """Re-read these links' routes shortly: the kernel finishes its silent flush after it
+        announces the change that caused it, and a burst of changes is read once."""
+        if not space.reroute:
+            asyncio.get_running_loop().call_later(REQUERY_DELAY, self._reroute, space)
+        space.reroute.update(i for i in indexes if i)
+
+    def _reroute(self, space: _Space) -> None:
+        pending, space.reroute = space.reroute, set()
+        if self._spaces.get(space.info.name) is not space or not pending:
+            return
+        name = space.info.name
+        if len(pending) > REROUTE_WHOLE:
+            scope: Callable[[Route], bool] = lambda r: True  # noqa: E731
+            body = [_route_dump(None)]
+        else:
+            scope = lambda r: r.oif in pending  # noqa: E731
+            body = [_route_dump(i) for i in pending if i in space.raw]
+        fresh: dict[tuple, Route] = {}
+        names = space.names()
+        what = f"routes of {name}"
+        try:
+            for request in body:
+                for buf, kind, start, end in space.query.dump(c.RTM_GETROUTE, request, what=what):
+                    if kind == c.RTM_NEWROUTE and (r := parse.route(name, names, buf, start, end)):
+                        fresh[r.key] = r
+        except (OSError, NetcoreError):
+            self._resync(space)
+            return
+        for key in [k for k, r in space.routes.items() if scope(r) and k not in fresh]:
+            self._emit("route", "del", name, space.routes.pop(key))
+        for key, route in fresh.items():
+            if space.routes.get(key) != route:
+                space.routes[key] = route
+                self._emit("route", "new", name, route)
+
+    # -- veth peers ---------------------------------------------------------------------------
 
     def _set_link(self, space: _Space, raw: parse.RawLink, emit: bool) -> None:
+        key = (space.info.name, raw.index)
         peer = self._peer(space, raw)
         master = space.raw[raw.master].name if raw.master in space.raw else None
         link = raw.to_link(netns=space.info.name, master=master, peer=peer)
-        if space.links.get(raw.index) == link:
+        old = space.links.get(raw.index)
+        if raw.kind == "veth" and raw.link and peer is None:
+            self._unresolved.add(key)
+        else:
+            self._unresolved.discard(key)
+        if old == link:
             return
+        if old is not None and old.peer is not None and old.peer != peer:
+            target = (old.peer.netns, old.peer.index)
+            if self._referrer.get(target) == key:
+                del self._referrer[target]
         space.links[raw.index] = link
         if emit:
             self._emit("link", "new", space.info.name, link)
-        if peer and peer.netns in self._spaces:
-            other = self._spaces[peer.netns]
-            theirs = other.links.get(peer.index)
-            if theirs is not None and theirs.peer is None and other.raw.get(peer.index):
-                self._set_link(other, other.raw[peer.index], emit)
+        if peer is not None:
+            target = (peer.netns, peer.index)
+            self._referrer[target] = key
+            if target in self._unresolved:
+                self._reset(target, emit)
+        referrer = self._referrer.get(key)
+        if referrer is not None and (old is None or old.name != link.name):
+            self._reset(referrer, emit)  # the end naming this one shows its new name
+
+    def _reset(self, key: tuple[str, int], emit: bool) -> None:
+        space = self._spaces.get(key[0])
+        if space is not None and key[1] in space.raw:
+            self._set_link(space, space.raw[key[1]], emit)
+
+    def _resolve_unresolved(self, *, emit: bool) -> None:
+        """Try again the veths whose peer was not known (a namespace came, or ids changed)."""
+        for key in list(self._unresolved):
+            self._reset(key, emit)
+
+    def _retry_unresolved_later(self) -> None:
+        """While veths stay unresolved for want of a namespace id, retry with a growing delay."""
+        if self._retry is not None or self._loading:
+            return
+
+        def retry() -> None:
+            self._retry = None
+            before = len(self._unresolved)
+            self._resolve_unresolved(emit=True)
+            self._retry_delay = (
+                MISS_TTL if len(self._unresolved) < before else min(self._retry_delay * 2, 30.0)
+            )
+
+        self._retry = asyncio.get_running_loop().call_later(self._retry_delay, retry)
 
     def _peer(self, space: _Space, raw: parse.RawLink) -> LinkRef | None:
+        """Where a veth's other end is, through this namespace's own id for the peer's namespace."""
         if raw.kind != "veth" or not raw.link:
             return None
         if raw.link_netnsid is None:
-            there = space
-        elif space.info.kind == "host":
-            there = self._spaces.get(self._nsid.get(raw.link_netnsid, ""))
+            there: _Space | None = space
         else:
-            there = self._peer_space(space, raw)
+            there = self._spaces.get(self._nsid_name(space, raw.link_netnsid) or "")
         if there is None or raw.link not in there.raw:
             return None
         return LinkRef(there.info.name, raw.link, there.raw[raw.link].name)
 
-    def _peer_space(self, space: _Space, raw: parse.RawLink) -> _Space | None:
-        """Where a veth of a non-host namespace leads: the host if the host's veth points back
-        at it (the common case), else the one other namespace whose veth does; None if unsure."""
-        host = self._spaces.get(ns.HOST)
-        x = host.raw.get(raw.link) if host else None
-        if (
-            x
-            and x.kind == "veth"
-            and x.link == raw.index
-            and self._nsid.get(x.link_netnsid) == space.info.name
-        ):
-            return host
-        candidates = [
-            s
-            for s in self._spaces.values()
-            if s is not space
-            and s is not host
-            and (x := s.raw.get(raw.link)) is not None
-            and x.kind == "veth"
-            and x.link == raw.index
-            and x.link_netnsid is not None
-        ]
-        return candidates[0] if len(candidates) == 1 else None
+    def _nsid_name(self, space: _Space, nsid: int) -> str | None:
+        """The namespace `space` calls `nsid`: asked of the kernel (one batched RTM_GETNSID for all
+        namespaces `space` has no id for) when unknown, at most once per new namespace seen."""
+        name = space.nsids.get(nsid)
+        if name is not None or space.query is None:
+            return name
+        now = time.monotonic()
+        if now - space.nsid_misses.get(nsid, -MISS_TTL) < MISS_TTL:
+            return None  # asked in vain a moment ago: its namespace is not (yet) one the model holds
+        known = set(space.nsids.values())
+        others = [s for s in self._spaces.values() if s is not space and s.info.name not in known]
+        fds: list[int] = []
+        try:
+            for s in others:
+                try:
+                    fds.append(os.open(s.info.path, os.O_RDONLY | os.O_CLOEXEC))
+                except OSError:
+                    fds.append(-1)
+            live = [s for s, fd in zip(others, fds, strict=True) if fd >= 0]
+            ids = space.query.nsids([fd for fd in fds if fd >= 0])
+        except (OSError, NetcoreError):
+            return None
+        finally:
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)
+        space.nsids.update({i: s.info.name for s, i in zip(live, ids, strict=True) if i >= 0})
+        name = space.nsids.get(nsid)
+        if name is None:
+            # ids are freed only when the kernel finally destroys a namespace, and then reused: ask
+            # again later rather than trust this answer for good
+            space.nsid_misses[nsid] = now
+            self._retry_unresolved_later()
+        else:
+            space.nsid_misses.pop(nsid, None)
+        return name
 
     def _emit(self, kind: str, action: str, netns: str, obj) -> None:
         self._queue.put_nowait(Event(kind, action, netns, obj))
+
+
+_DUMP_FIELD = {"address": "addresses", "route": "routes", "neighbour": "neighbours", "fdb": "fdb"}
+
+
+def _on_link(obj: Address | Route | Neighbour | FdbEntry, index: int) -> bool:
+    """Whether an object belongs to the link with this index (a route by its output link)."""
+    return (obj.oif if isinstance(obj, Route) else obj.ifindex) == index
+
+
+def _route_dump(oif: int | None) -> bytes:
+    """A main-table route dump request, of one link's routes only when `oif` is given."""
+    body = c.RTMSG.pack(0, 0, 0, 0, c.RT_TABLE_MAIN, 0, 0, 0, 0)
+    return body + c.attr_u32(c.RTA_OIF, oif) if oif else body
+
+
+def _discard_queued(sock: NetlinkSocket) -> None:
+    """Read and drop every message waiting on a non-blocking event socket."""
+    buf = bytearray(65536)
+    for _ in range(1_000_000):
+        try:
+            sock.sock.recv_into(buf)
+        except BlockingIOError:
+            return
+        except OSError:
+            continue  # a further overflow report: keep reading
+
+
+def _raise_fd_limit() -> None:
+    """Two sockets per namespace: let the model use the hard limit, not the soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def watch(

@@ -5,6 +5,7 @@ neighbours and bridge/VXLAN forwarding entries, with veth peers resolved across 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ _ROUTE_DUMP = c.RTMSG.pack(0, 0, 0, 0, c.RT_TABLE_MAIN, 0, 0, 0, 0)
 _NEIGH_DUMP = c.NDMSG.pack(0, 0, 0, 0, 0)
 _FDB_DUMP = c.NDMSG.pack(c.AF_BRIDGE, 0, 0, 0, 0)
 _FDB_KINDS = {"bridge", "vxlan"}
+_LOOPBACK_INDEX = 1  # the kernel gives loopback index 1 in every namespace
 
 
 @dataclass(slots=True)
@@ -47,26 +49,46 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
             out.raw_links.append(parse.link(buf, start, end))
     names = out.names = {link.index: link.name for link in out.raw_links}
     for buf, kind, start, end in sock.dump(c.RTM_GETADDR, _ADDR_DUMP, what=f"addresses of {name}"):
-        if kind == c.RTM_NEWADDR:
-            out.addresses.append(parse.address(name, names, buf, start, end))
+        if kind == c.RTM_NEWADDR and (a := parse.address(name, names, buf, start, end)):
+            out.addresses.append(a)
     for buf, kind, start, end in sock.dump(c.RTM_GETROUTE, _ROUTE_DUMP, what=f"routes of {name}"):
         if kind == c.RTM_NEWROUTE and (r := parse.route(name, names, buf, start, end)):
             out.routes.append(r)
     if not neighbours:
         return out
     for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, _NEIGH_DUMP, what=f"neighbours of {name}"):
-        if kind == c.RTM_NEWNEIGH and (n := parse.neighbour(name, names, buf, start, end)):
+        n = parse.neighbour(name, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
+        if n and neighbour_listed(n):
             out.neighbours.append(n)
-    fdb_ports = {x.index for x in out.raw_links if x.kind in _FDB_KINDS or x.master is not None}
-    vxlans = {x.index for x in out.raw_links if x.kind == "vxlan"}
-    if fdb_ports:
+    if any(x.kind in _FDB_KINDS or x.master is not None for x in out.raw_links):
+        links = {x.index: x for x in out.raw_links}
         for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, _FDB_DUMP, what=f"fdb of {name}"):
             f = parse.fdb(name, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
-            # "self" entries of anything but a VXLAN device are its own address lists, not forwarding
-            # entries (and the kernel never announces them, so a live model could not follow them)
-            if f and f.ifindex in fdb_ports and (not f.self_entry or f.ifindex in vxlans):
+            if f and fdb_listed(f, links):
                 out.fdb.append(f)
     return out
+
+
+def neighbour_listed(entry: Neighbour) -> bool:
+    """Whether a neighbour entry is part of the topology (one definition, for snapshot() and the
+    live model). Left out: the entries the kernel makes by itself, and never announces, for
+    multicast and broadcast destinations and on loopback (state noarp) — derived from traffic,
+    not configuration. A noarp entry a user adds for a unicast address is listed."""
+    if entry.state != "noarp":
+        return True
+    if entry.ifindex == _LOOPBACK_INDEX or entry.address == "255.255.255.255":
+        return False
+    return not ipaddress.ip_address(entry.address).is_multicast
+
+
+def fdb_listed(entry: FdbEntry, links: Mapping[int, parse.RawLink]) -> bool:
+    """Whether a bridge/VXLAN forwarding entry is part of the topology (snapshot() and the live
+    model). "self" entries of anything but a VXLAN device are that device's own address lists, not
+    forwarding entries, and the kernel never announces them."""
+    if not entry.self_entry:
+        return True
+    device = links.get(entry.ifindex)
+    return device is not None and device.kind == "vxlan"
 
 
 def resolve_links(dumps: Sequence[NamespaceDump], peer_of: dict[tuple[str, int], LinkRef]) -> list[Link]:

@@ -150,7 +150,9 @@ class Agent:
         await ws.send(json.dumps({"v": PROTOCOL_VERSION, **frame}, separators=(",", ":")))
 
     async def _send_snapshot(self) -> None:
-        state = state_of(self.model.snapshot())
+        # a state sent as the whole truth is read from the kernel, not from memory: whatever the
+        # model got wrong is corrected here (and the differences go out as ordinary events)
+        state = state_of(self.model.refresh())
         self.changes.reset(state)
         self.seq += 1
         await self._send(self.ws, {"type": "snapshot", "seq": self.seq, "state": state})
