@@ -74,22 +74,22 @@ def one(type_: str, netns: str, **attrs: object) -> Callable[[list[Event]], Even
     return match
 
 
-def view(snap: Snapshot, spaces: set[str]) -> tuple[set, set, set]:
-    """The parts of a snapshot compared: link (netns, name, kind, master, peer), addresses, routes."""
-    links = {
-        (x.netns, x.name, x.kind, x.master, (x.peer.netns, x.peer.name) if x.peer else None)
-        for x in snap.links
-        if x.netns in spaces
+SECTIONS = ("namespaces", "links", "addresses", "routes", "neighbours", "fdb")
+
+
+def view(snap: Snapshot, spaces: set[str]) -> dict[str, set]:
+    """Every section of a snapshot, whole records, for the namespaces compared."""
+    return {
+        section: {
+            x for x in getattr(snap, section) if (x.name if section == "namespaces" else x.netns) in spaces
+        }
+        for section in SECTIONS
     }
-    return (
-        links,
-        {a for a in snap.addresses if a.netns in spaces},
-        {r for r in snap.routes if r.netns in spaces},
-    )
 
 
 async def assert_matches_fresh_snapshot(model: LiveModel, spaces: set[str], *, timeout: float = TIMEOUT):
-    """The model's snapshot equals a fresh dump of the same namespaces (allowing events still in flight)."""
+    """The model's snapshot equals a fresh dump of the same namespaces in every field of every section
+    (allowing events still in flight)."""
     deadline = time.monotonic() + timeout
     while True:
         fresh = view(snapshot(namespaces=sorted(spaces), processes=False), spaces)
@@ -97,8 +97,9 @@ async def assert_matches_fresh_snapshot(model: LiveModel, spaces: set[str], *, t
         if mine == fresh or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.05)
-    for label, m, f in zip(("links", "addresses", "routes"), mine, fresh, strict=True):
-        assert m == f, f"{label}: only in the model {m - f}; only in the fresh snapshot {f - m}"
+    for section in SECTIONS:
+        m, f = mine[section], fresh[section]
+        assert m == f, f"{section}: only in the model {m - f}; only in the fresh snapshot {f - m}"
     return fresh
 
 
@@ -180,7 +181,7 @@ async def test_events_for_changes_made_by_hand(host_ns, topo, live):
         # the namespace is gone, so is its end of the pair, and with it the host end
         await rec.until(one("link.del", "host", name=vc))
         final = await assert_matches_fresh_snapshot(model, {"host"})
-        assert {x[1] for x in final[0]} == {"lo"}
+        assert {x.name for x in final["links"]} == {"lo"}
     finally:
         host_ns.run(f"ip netns del {other}", check=False)
         host_ns.run(f"ip link del {br}; ip link del {va}; ip link del {vc}", check=False)
@@ -237,7 +238,10 @@ async def test_model_follows_a_topology_apply(host_ns, topo, live):
             await rec.until(one("namespace.new", netns, name=netns))
         fresh = await assert_matches_fresh_snapshot(model, {"host", *namespaces})
         # the comparison is not vacuous: the topology's addresses are in it
-        assert {(a.netns, a.address) for a in fresh[1]} >= {("host", "198.18.30.1"), ("host", "198.18.31.1")}
+        assert {(a.netns, a.address) for a in fresh["addresses"]} >= {
+            ("host", "198.18.30.1"),
+            ("host", "198.18.31.1"),
+        }
     finally:
         converge.destroy(topology)
     for netns in namespaces:

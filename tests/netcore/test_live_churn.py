@@ -26,6 +26,7 @@ import pytest_asyncio
 from netcore.live import Event, LiveModel
 from netcore.model import Snapshot
 from netcore.snapshot import snapshot
+from tests.netcore.test_live import SECTIONS, view
 
 SETTLE_TIMEOUT = 15.0
 SMALL_RCVBUF = 64 * 1024  # the kernel doubles it: a burst of a few hundred links overflows it
@@ -40,7 +41,6 @@ COVERED = (
     "vxlan fdb entry",
     "ipv6 address",
 )
-SECTIONS = ("namespaces", "links", "addresses", "routes", "neighbours", "fdb")
 
 
 class CountingModel(LiveModel):
@@ -63,15 +63,6 @@ async def model(host_ns) -> AsyncIterator[CountingModel]:
         yield m
     finally:
         m.close()
-
-
-def _view(snap: Snapshot, spaces: set[str]) -> dict[str, set]:
-    return {
-        section: {
-            x for x in getattr(snap, section) if (x.name if section == "namespaces" else x.netns) in spaces
-        }
-        for section in SECTIONS
-    }
 
 
 def _diff(mine: dict[str, set], fresh: dict[str, set]) -> str:
@@ -279,8 +270,8 @@ async def _settled(model: LiveModel, churn: Churn) -> None:
     while True:
         await asyncio.sleep(0.1)
         spaces = churn.compared()
-        fresh = _view(churn.state(), spaces)
-        mine = _view(model.snapshot(), spaces)
+        fresh = view(churn.state(), spaces)
+        mine = view(model.snapshot(), spaces)
         if mine == fresh:
             return
         if time.monotonic() > deadline:
@@ -404,7 +395,7 @@ async def test_refresh_corrects_a_model_that_drifted(host_ns, topo, model):
         before = len(seen)
         snap = model.refresh()
         await asyncio.sleep(0.05)
-        assert _view(snap, {"host"}) == _view(churn.state(), {"host"})
+        assert view(snap, {"host"}) == view(churn.state(), {"host"})
         # (the kernel may still add the bridge's own FDB entries meanwhile: only links were tampered with)
         assert sorted((e.type, e.obj.index, e.obj.name) for e in seen[before:] if e.kind == "link") == [
             ("link.del", ghost, f"{topo}gh"),
