@@ -29,6 +29,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from netcore import netns as ns
 from netcore.errors import NetcoreError
@@ -76,18 +77,22 @@ class Event:
         return {"type": self.type, "netns": self.netns, "object": self.obj.to_dict()}
 
     def __str__(self) -> str:
-        o = self.obj
-        what = {
-            "namespace": lambda: f"{o.name} ({o.kind})",
-            "link": lambda: (
-                f"{o.name} {o.kind or ''} {o.state}" + (f" master {o.master}" if o.master else "")
-            ),
-            "address": lambda: f"{o.address}/{o.prefixlen} dev {o.ifname}",
-            "route": lambda: f"{o.dst}" + (f" via {o.gateway}" if o.gateway else "") + f" dev {o.dev}",
-            "neighbour": lambda: f"{o.address} lladdr {o.mac} dev {o.ifname} {o.state}",
-            "fdb": lambda: f"{o.mac} dev {o.ifname}" + (f" dst {o.dst}" if o.dst else ""),
-        }[self.kind]()
-        return f"{self.type:<16} {self.netns:<20} {what}"
+        return f"{self.type:<16} {self.netns:<20} {_describe(self.obj)}"
+
+
+def _describe(o: Namespace | Link | Address | Route | Neighbour | FdbEntry) -> str:
+    """One line about an object, as `ip` would show it."""
+    if isinstance(o, Namespace):
+        return f"{o.name} ({o.kind})"
+    if isinstance(o, Link):
+        return f"{o.name} {o.kind or ''} {o.state}" + (f" master {o.master}" if o.master else "")
+    if isinstance(o, Address):
+        return f"{o.address}/{o.prefixlen} dev {o.ifname}"
+    if isinstance(o, Route):
+        return f"{o.dst}" + (f" via {o.gateway}" if o.gateway else "") + f" dev {o.dev}"
+    if isinstance(o, Neighbour):
+        return f"{o.address} lladdr {o.mac} dev {o.ifname} {o.state}"
+    return f"{o.mac} dev {o.ifname}" + (f" dst {o.dst}" if o.dst else "")
 
 
 @dataclass(slots=True)
@@ -95,8 +100,8 @@ class _Space:
     """What the model knows about one namespace."""
 
     info: ns.NamespaceInfo
-    sock: NetlinkSocket | None = None  # subscribed to events; never used for requests
-    query: NetlinkSocket | None = None  # requests: ids, link and route re-reads, re-dumps
+    sock: NetlinkSocket  # subscribed to events; never used for requests
+    query: NetlinkSocket  # requests: ids, link and route re-reads, re-dumps
     raw: dict[int, parse.RawLink] = field(default_factory=dict)
     links: dict[int, Link] = field(default_factory=dict)
     addresses: dict[tuple, Address] = field(default_factory=dict)
@@ -111,7 +116,7 @@ class _Space:
     def names(self) -> dict[int, str]:
         return {i: x.name for i, x in self.raw.items()}
 
-    def stores(self) -> tuple[tuple[str, dict], ...]:
+    def stores(self) -> tuple[tuple[str, dict[tuple, Any]], ...]:
         return (
             ("address", self.addresses),
             ("route", self.routes),
@@ -248,9 +253,11 @@ class LiveModel:
         if space is None:
             return
         self._close_space(space, asyncio.get_running_loop())
-        for kind, store in (*reversed(space.stores()), ("link", space.links)):
+        for kind, store in reversed(space.stores()):
             for item in store.values():
                 self._emit(kind, "del", name, item)
+        for link in space.links.values():
+            self._emit("link", "del", name, link)
         self._emit("namespace", "del", name, Namespace(name, space.info.inode, space.info.kind))
         self._unresolved = {key for key in self._unresolved if key[0] != name}
         for key in [k for k in self._referrer if k[0] == name]:
@@ -264,13 +271,11 @@ class LiveModel:
         self._resolve_unresolved(emit=True)
 
     def _close_space(self, space: _Space, loop: asyncio.AbstractEventLoop | None) -> None:
-        if space.sock:
-            if loop is not None:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(space.sock.fileno())
-            space.sock.close()
-        if space.query:
-            space.query.close()
+        if loop is not None:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(space.sock.fileno())
+        space.sock.close()
+        space.query.close()
 
     def _start_inotify(self, loop: asyncio.AbstractEventLoop) -> None:
         fd = _libc.inotify_init1(_IN_NONBLOCK_CLOEXEC)
@@ -419,9 +424,9 @@ class LiveModel:
         elif kind in (c.RTM_NEWNEIGH, c.RTM_DELNEIGH):
             new = kind == c.RTM_NEWNEIGH
             if buf[start] == c.AF_BRIDGE:
-                entry = parse.fdb(name, names, buf, start, end)
-                if entry is not None and fdb_listed(entry, space.raw):
-                    self._store(space, "fdb", space.fdb, new, entry)
+                fdb_entry = parse.fdb(name, names, buf, start, end)
+                if fdb_entry is not None and fdb_listed(fdb_entry, space.raw):
+                    self._store(space, "fdb", space.fdb, new, fdb_entry)
             else:
                 entry = parse.neighbour(name, names, buf, start, end)
                 if entry is not None and neighbour_listed(entry):
@@ -495,11 +500,12 @@ class LiveModel:
 
     def _name_orphans(self, space: _Space, raw: parse.RawLink) -> None:
         """Objects announced before their link (a new bridge's own FDB entry) get its name now."""
-        for kind, store in (
+        stores: tuple[tuple[str, dict[tuple, Any]], ...] = (
             ("address", space.addresses),
             ("neighbour", space.neighbours),
             ("fdb", space.fdb),
-        ):
+        )
+        for kind, store in stores:
             for key, item in list(store.items()):
                 fixes = {}
                 if item.ifindex == raw.index and item.ifname is None:
@@ -567,7 +573,7 @@ class LiveModel:
     def _requery(self, netns: str, index: int) -> None:
         """Read one link again with a plain query (the event socket only listens)."""
         space = self._spaces.get(netns)
-        if space is None or index not in space.raw or space.query is None:
+        if space is None or index not in space.raw:
             return
         try:
             raw = link_by_index(space.query, index)
@@ -580,7 +586,7 @@ class LiveModel:
 
     # -- routes the kernel removes silently -----------------------------------------------------
 
-    def _reroute_soon(self, space: _Space, indexes: Iterable[int]) -> None:
+    def _reroute_soon(self, space: _Space, indexes: Iterable[int | None]) -> None:
         """Re-read these links' routes shortly: the kernel finishes its silent flush after it
         announces the change that caused it, and a burst of changes is read once."""
         if not space.reroute:
@@ -687,7 +693,7 @@ class LiveModel:
         """The namespace `space` calls `nsid`: asked of the kernel (one batched RTM_GETNSID for all
         namespaces `space` has no id for) when unknown, at most once per new namespace seen."""
         name = space.nsids.get(nsid)
-        if name is not None or space.query is None:
+        if name is not None:
             return name
         now = time.monotonic()
         if now - space.nsid_misses.get(nsid, -MISS_TTL) < MISS_TTL:
