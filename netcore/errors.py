@@ -51,6 +51,11 @@ class Busy(NetcoreError):
     """The object is in use (a namespace still holding processes, ...)."""
 
 
+class MalformedMessage(NetcoreError):
+    """A netlink message that does not parse: a length disagrees with the bytes received, or a
+    field has the wrong size. The message names the netlink message and what was wrong."""
+
+
 _BY_ERRNO: dict[int, type[NetcoreError]] = {
     _errno.ENOENT: NotFound,
     _errno.ENODEV: NotFound,

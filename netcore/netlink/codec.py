@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from netcore.errors import MalformedMessage
+
 # nlmsghdr
 NLMSG_HDR = struct.Struct("=IHHII")
 NLMSG_ERROR = 2
@@ -39,6 +41,12 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
+
+_TYPE_NAMES = {
+    value: name
+    for name, value in list(globals().items())
+    if name.startswith("RTM_") or name in ("NLMSG_ERROR", "NLMSG_DONE")
+}
 
 # multicast groups (numbers, for NETLINK_ADD_MEMBERSHIP)
 RTNLGRP_LINK = 1
@@ -188,26 +196,56 @@ def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
 
 
 def attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """Yield (type, payload start, payload end) for each attribute in buf[start:end]."""
+    """Yield (type, payload start, payload end) for each attribute in buf[start:end].
+
+    Every length is checked against the bytes that remain: MalformedMessage otherwise.
+    """
     unpack = NLA.unpack_from
-    while start + 4 <= end:
+    while start < end:
+        if start + 4 > end:
+            raise MalformedMessage(f"{end - start} stray bytes after the last attribute at offset {start}")
         length, kind = unpack(buf, start)
-        if length < 4:
-            return
+        if length < 4 or start + length > end:
+            raise MalformedMessage(
+                f"attribute {kind & 0x3FFF} at offset {start} has length {length}, {end - start} bytes left"
+            )
         yield kind & 0x3FFF, start + 4, start + length
         start += (length + 3) & ~3
 
 
 def messages(buf: bytes | memoryview, size: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """Yield (type, flags, seq, body start, message end) for each message in buf[:size]."""
+    """Yield (type, flags, seq, body start, message end) for each message in buf[:size].
+
+    Every message must fit in the `size` bytes received: MalformedMessage otherwise, naming the
+    message, so a short message is never read from whatever an earlier read left in the buffer.
+    """
     unpack = NLMSG_HDR.unpack_from
     pos = 0
-    while pos + 16 <= size:
+    while pos < size:
+        if pos + 16 > size:
+            raise MalformedMessage(f"{size - pos} stray bytes after the last message at offset {pos}")
         length, msg_type, flags, seq, _pid = unpack(buf, pos)
-        if length < 16:
-            return
+        if length < 16 or length > size - pos:
+            raise MalformedMessage(
+                f"{type_name(msg_type)} seq {seq} at offset {pos} has length {length}, "
+                f"{size - pos} bytes left of the {size} received"
+            )
         yield msg_type, flags, seq, pos + 16, pos + length
         pos += (length + 3) & ~3
+
+
+def type_name(msg_type: int) -> str:
+    """The name of a message type ("RTM_NEWLINK"), or its number."""
+    return _TYPE_NAMES.get(msg_type) or f"message type {msg_type}"
+
+
+def describe(buf: bytes | memoryview, start: int, end: int) -> str:
+    """Name the message whose body is buf[start:end]: type and seq when its header precedes it."""
+    if start >= 16 and len(buf) >= start:
+        length, msg_type, _flags, seq, _pid = NLMSG_HDR.unpack_from(buf, start - 16)
+        if length == end - start + 16:
+            return f"{type_name(msg_type)} seq {seq} at offset {start - 16} ({length} bytes)"
+    return f"message body at offset {start} ({end - start} bytes)"
 
 
 def cstr(buf: bytes | memoryview, start: int, end: int) -> str:

@@ -2,13 +2,17 @@
 
 Each parser takes the namespace name, the receive buffer and the message bounds, and
 returns a plain record; `build_*` functions then resolve interface indexes to names.
+A parser reads nothing outside its message: every header, attribute and field size is
+checked against the bounds, and any bad input raises MalformedMessage naming the message.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 
+from netcore.errors import MalformedMessage
 from netcore.model import Address, FdbEntry, Link, LinkRef, Neighbour, Route, VxlanInfo
 from netcore.netlink import codec as c
 
@@ -21,25 +25,60 @@ _rtmsg = c.RTMSG.unpack_from
 _ndmsg = c.NDMSG.unpack_from
 _attrs = c.attrs
 _nla = c.NLA.unpack_from
-_LINK_ATTRS = frozenset(
-    (
-        c.IFLA_IFNAME,
-        c.IFLA_MTU,
-        c.IFLA_ADDRESS,
-        c.IFLA_OPERSTATE,
-        c.IFLA_MASTER,
-        c.IFLA_LINK,
-        c.IFLA_LINK_NETNSID,
-        c.IFLA_IFALIAS,
-        c.IFLA_GROUP,
-        c.IFLA_LINKINFO,
-    )
-)
 _u32 = c.u32
+# the attributes link() reads, each with the payload size it must have (0: any)
+_LINK_ATTRS = {
+    c.IFLA_IFNAME: 0,
+    c.IFLA_MTU: 4,
+    c.IFLA_ADDRESS: 0,
+    c.IFLA_OPERSTATE: 1,
+    c.IFLA_MASTER: 4,
+    c.IFLA_LINK: 4,
+    c.IFLA_LINK_NETNSID: 4,
+    c.IFLA_IFALIAS: 0,
+    c.IFLA_GROUP: 4,
+    c.IFLA_LINKINFO: 0,
+}
+_SIZED_NAMES = {
+    c.IFLA_MTU: "IFLA_MTU",
+    c.IFLA_OPERSTATE: "IFLA_OPERSTATE",
+    c.IFLA_MASTER: "IFLA_MASTER",
+    c.IFLA_LINK: "IFLA_LINK",
+    c.IFLA_LINK_NETNSID: "IFLA_LINK_NETNSID",
+    c.IFLA_GROUP: "IFLA_GROUP",
+}
+_IP_SIZES = {socket.AF_INET: 4, socket.AF_INET6: 16}
+# what a malformed message may raise on the way; the parsers turn each into MalformedMessage
+_PARSE_ERRORS = (MalformedMessage, struct.error, ValueError, IndexError, OSError, UnicodeError)
 
 
-def _ip(family: int, buf: bytearray, start: int, end: int) -> str:
+def _malformed(what: str, buf: bytearray, start: int, end: int, exc: Exception) -> MalformedMessage:
+    """The one error a parser raises for bad input: it names the message and what was wrong.
+
+    Each parser wraps its whole body in one try (free in CPython 3.11 when nothing is raised)
+    rather than a decorator, whose extra call would cost the snapshot's hot path.
+    """
+    return MalformedMessage(f"malformed {what} message, {c.describe(buf, start, end)}: {exc}")
+
+
+def _sized(name: str, a: int, b: int, size: int) -> None:
+    if b - a != size:
+        raise MalformedMessage(f"{name} has {b - a} bytes of payload, expected {size}")
+
+
+def _header(name: str, start: int, end: int, size: int) -> None:
+    if end - start < size:
+        raise MalformedMessage(f"{end - start}-byte body is shorter than its {name} ({size} bytes)")
+
+
+def _ip(family: int, buf: bytearray, start: int, end: int, name: str) -> str:
+    _sized(name, start, end, _IP_SIZES.get(family, -1))
     return socket.inet_ntop(family, bytes(buf[start:end]))
+
+
+def _u32_of(name: str, buf: bytearray, start: int, end: int) -> int:
+    _sized(name, start, end, 4)
+    return _u32(buf, start)
 
 
 @dataclass(slots=True)
@@ -79,61 +118,72 @@ class RawLink:
 
 
 def link(buf: bytearray, start: int, end: int) -> RawLink:
-    """Parse an RTM_NEWLINK/RTM_DELLINK body."""
-    _family, _type, index, flags, _change = _ifinfo(buf, start)
-    name = ""
-    kind = mac = alias = vxlan = None
-    mtu = group = 0
-    state = "unknown"
-    master = link_index = netnsid = None
-    pos = start + 16
-    while pos + 4 <= end:
-        length, kind_ = _nla(buf, pos)
-        if length < 4:
-            break
-        a, b = pos + 4, pos + length
-        pos += (length + 3) & ~3
-        kind_ &= 0x3FFF
-        if kind_ not in _LINK_ATTRS:
-            continue
-        if kind_ == c.IFLA_IFNAME:
-            name = c.cstr(buf, a, b)
-        elif kind_ == c.IFLA_MTU:
-            mtu = _u32(buf, a)
-        elif kind_ == c.IFLA_ADDRESS:
-            mac = c.mac(buf, a, b)
-        elif kind_ == c.IFLA_OPERSTATE:
-            code = buf[a]
-            state = c.OPERSTATES[code] if code < len(c.OPERSTATES) else str(code)
-        elif kind_ == c.IFLA_MASTER:
-            master = _u32(buf, a)
-        elif kind_ == c.IFLA_LINK:
-            link_index = _u32(buf, a)
-        elif kind_ == c.IFLA_LINK_NETNSID:
-            netnsid = c.i32(buf, a)
-        elif kind_ == c.IFLA_IFALIAS:
-            alias = c.cstr(buf, a, b) or None
-        elif kind_ == c.IFLA_GROUP:
-            group = _u32(buf, a)
-        elif kind_ == c.IFLA_LINKINFO:
-            kind, vxlan = _linkinfo(buf, a, b)
-    if link_index == index and netnsid is None:
-        link_index = None
-    return RawLink(
-        index,
-        name,
-        kind,
-        mtu,
-        mac,
-        bool(flags & c.IFF_UP),
-        state,
-        master,
-        alias,
-        link_index,
-        netnsid,
-        vxlan,
-        group,
-    )
+    """Parse an RTM_NEWLINK/RTM_DELLINK body (the kernel always sends IFLA_IFNAME and IFLA_MTU)."""
+    try:
+        _header("ifinfomsg", start, end, 16)
+        _family, _type, index, flags, _change = _ifinfo(buf, start)
+        name = mtu = kind = mac = alias = vxlan = None
+        group = 0
+        state = "unknown"
+        master = link_index = netnsid = None
+        pos = start + 16
+        while pos < end:
+            length, kind_ = _nla(buf, pos)
+            if length < 4 or pos + length > end:
+                raise MalformedMessage(
+                    f"attribute {kind_ & 0x3FFF} at offset {pos} has length {length}, {end - pos} bytes left"
+                )
+            kind_ &= 0x3FFF
+            if kind_ not in _LINK_ATTRS:  # most of them: keep this path short
+                pos += (length + 3) & ~3
+                continue
+            a, b = pos + 4, pos + length
+            pos += (length + 3) & ~3
+            size = _LINK_ATTRS[kind_]
+            if size and b - a != size:
+                _sized(_SIZED_NAMES[kind_], a, b, size)
+            if kind_ == c.IFLA_IFNAME:
+                name = c.cstr(buf, a, b)
+            elif kind_ == c.IFLA_MTU:
+                mtu = _u32(buf, a)
+            elif kind_ == c.IFLA_ADDRESS:
+                mac = c.mac(buf, a, b)
+            elif kind_ == c.IFLA_OPERSTATE:
+                code = buf[a]
+                state = c.OPERSTATES[code] if code < len(c.OPERSTATES) else str(code)
+            elif kind_ == c.IFLA_MASTER:
+                master = _u32(buf, a)
+            elif kind_ == c.IFLA_LINK:
+                link_index = _u32(buf, a)
+            elif kind_ == c.IFLA_LINK_NETNSID:
+                netnsid = c.i32(buf, a)
+            elif kind_ == c.IFLA_IFALIAS:
+                alias = c.cstr(buf, a, b) or None
+            elif kind_ == c.IFLA_GROUP:
+                group = _u32(buf, a)
+            elif kind_ == c.IFLA_LINKINFO:
+                kind, vxlan = _linkinfo(buf, a, b)
+        if name is None or mtu is None:
+            raise MalformedMessage(f"no {'IFLA_IFNAME' if name is None else 'IFLA_MTU'} attribute")
+        if link_index == index and netnsid is None:
+            link_index = None
+        return RawLink(
+            index,
+            name,
+            kind,
+            mtu,
+            mac,
+            bool(flags & c.IFF_UP),
+            state,
+            master,
+            alias,
+            link_index,
+            netnsid,
+            vxlan,
+            group,
+        )
+    except _PARSE_ERRORS as exc:
+        raise _malformed("link", buf, start, end, exc) from exc
 
 
 def _linkinfo(buf: bytearray, start: int, end: int) -> tuple[str | None, VxlanInfo | None]:
@@ -156,17 +206,23 @@ def _vxlan(buf: bytearray, start: int, end: int) -> VxlanInfo:
     underlay = None
     for kind, a, b in _attrs(buf, start, end):
         if kind == c.IFLA_VXLAN_ID:
-            vni = _u32(buf, a)
-        elif kind in (c.IFLA_VXLAN_GROUP, c.IFLA_VXLAN_GROUP6):
-            group = _ip(socket.AF_INET if kind == c.IFLA_VXLAN_GROUP else socket.AF_INET6, buf, a, b)
-        elif kind in (c.IFLA_VXLAN_LOCAL, c.IFLA_VXLAN_LOCAL6):
-            local = _ip(socket.AF_INET if kind == c.IFLA_VXLAN_LOCAL else socket.AF_INET6, buf, a, b)
+            vni = _u32_of("IFLA_VXLAN_ID", buf, a, b)
+        elif kind == c.IFLA_VXLAN_GROUP:
+            group = _ip(socket.AF_INET, buf, a, b, "IFLA_VXLAN_GROUP")
+        elif kind == c.IFLA_VXLAN_GROUP6:
+            group = _ip(socket.AF_INET6, buf, a, b, "IFLA_VXLAN_GROUP6")
+        elif kind == c.IFLA_VXLAN_LOCAL:
+            local = _ip(socket.AF_INET, buf, a, b, "IFLA_VXLAN_LOCAL")
+        elif kind == c.IFLA_VXLAN_LOCAL6:
+            local = _ip(socket.AF_INET6, buf, a, b, "IFLA_VXLAN_LOCAL6")
         elif kind == c.IFLA_VXLAN_PORT:
+            _sized("IFLA_VXLAN_PORT", a, b, 2)
             dstport = c.be16(buf, a)
         elif kind == c.IFLA_VXLAN_LEARNING:
+            _sized("IFLA_VXLAN_LEARNING", a, b, 1)
             learning = bool(buf[a])
         elif kind == c.IFLA_VXLAN_LINK:
-            underlay = _u32(buf, a) or None
+            underlay = _u32_of("IFLA_VXLAN_LINK", buf, a, b) or None
     remote = None
     if group and not _is_multicast(group):
         group, remote = None, group
@@ -179,104 +235,129 @@ def _is_multicast(ip: str) -> bool:
     return 224 <= int(ip.split(".", 1)[0]) <= 239
 
 
-def address(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> Address:
-    """Parse an RTM_NEWADDR/RTM_DELADDR body."""
-    family, prefixlen, _flags, scope, index = _ifaddr(buf, start)
-    addr = local = None
-    for kind, a, b in _attrs(buf, start + 8, end):
-        if kind == c.IFA_LOCAL:
-            local = (a, b)
-        elif kind == c.IFA_ADDRESS:
-            addr = (a, b)
-    where = local or addr
-    text = _ip(family, buf, *where) if where else ""
-    return Address(netns, index, names.get(index), family, text, prefixlen, SCOPES.get(scope, str(scope)))
+def address(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> Address | None:
+    """Parse an RTM_NEWADDR/RTM_DELADDR body; None for families other than IPv4 and IPv6."""
+    try:
+        _header("ifaddrmsg", start, end, 8)
+        family, prefixlen, _flags, scope, index = _ifaddr(buf, start)
+        if family not in _IP_SIZES:
+            return None
+        size = _IP_SIZES[family]
+        addr = local = None
+        for kind, a, b in _attrs(buf, start + 8, end):
+            if kind == c.IFA_LOCAL:
+                _sized("IFA_LOCAL", a, b, size)
+                local = (a, b)
+            elif kind == c.IFA_ADDRESS:
+                _sized("IFA_ADDRESS", a, b, size)
+                addr = (a, b)
+        where = local or addr
+        text = socket.inet_ntop(family, bytes(buf[where[0] : where[1]])) if where else ""
+        return Address(netns, index, names.get(index), family, text, prefixlen, SCOPES.get(scope, str(scope)))
+    except _PARSE_ERRORS as exc:
+        raise _malformed("address", buf, start, end, exc) from exc
 
 
 def route(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> Route | None:
-    """Parse an RTM_NEWROUTE/RTM_DELROUTE body; None for anything outside the main table."""
-    family, dst_len, _src_len, _tos, table, protocol, scope, _type, flags = _rtmsg(buf, start)
-    dst = gateway = prefsrc = None
-    oif = metric = None
-    for kind, a, b in _attrs(buf, start + 12, end):
-        if kind == c.RTA_DST:
-            dst = _ip(family, buf, a, b)
-        elif kind == c.RTA_GATEWAY:
-            gateway = _ip(family, buf, a, b)
-        elif kind == c.RTA_OIF:
-            oif = _u32(buf, a)
-        elif kind == c.RTA_PRIORITY:
-            metric = _u32(buf, a)
-        elif kind == c.RTA_PREFSRC:
-            prefsrc = _ip(family, buf, a, b)
-        elif kind == c.RTA_TABLE:
-            table = _u32(buf, a)
-    if table != c.RT_TABLE_MAIN:
-        return None
-    text = f"{dst}/{dst_len}" if dst is not None else "default"
-    return Route(
-        netns,
-        family,
-        text,
-        gateway,
-        names.get(oif) if oif else None,
-        oif,
-        PROTOCOLS.get(protocol, str(protocol)),
-        SCOPES.get(scope, str(scope)),
-        metric,
-        prefsrc,
-        bool(flags & c.RTNH_F_ONLINK),
-    )
+    """Parse an RTM_NEWROUTE/RTM_DELROUTE body; None for anything outside the main table or
+    outside IPv4 and IPv6."""
+    try:
+        _header("rtmsg", start, end, 12)
+        family, dst_len, _src_len, _tos, table, protocol, scope, _type, flags = _rtmsg(buf, start)
+        if family not in _IP_SIZES:
+            return None
+        dst = gateway = prefsrc = None
+        oif = metric = None
+        for kind, a, b in _attrs(buf, start + 12, end):
+            if kind == c.RTA_DST:
+                dst = _ip(family, buf, a, b, "RTA_DST")
+            elif kind == c.RTA_GATEWAY:
+                gateway = _ip(family, buf, a, b, "RTA_GATEWAY")
+            elif kind == c.RTA_OIF:
+                oif = _u32_of("RTA_OIF", buf, a, b)
+            elif kind == c.RTA_PRIORITY:
+                metric = _u32_of("RTA_PRIORITY", buf, a, b)
+            elif kind == c.RTA_PREFSRC:
+                prefsrc = _ip(family, buf, a, b, "RTA_PREFSRC")
+            elif kind == c.RTA_TABLE:
+                table = _u32_of("RTA_TABLE", buf, a, b)
+        if table != c.RT_TABLE_MAIN:
+            return None
+        text = f"{dst}/{dst_len}" if dst is not None else "default"
+        return Route(
+            netns,
+            family,
+            text,
+            gateway,
+            names.get(oif) if oif else None,
+            oif,
+            PROTOCOLS.get(protocol, str(protocol)),
+            SCOPES.get(scope, str(scope)),
+            metric,
+            prefsrc,
+            bool(flags & c.RTNH_F_ONLINK),
+        )
+    except _PARSE_ERRORS as exc:
+        raise _malformed("route", buf, start, end, exc) from exc
 
 
 def neighbour(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> Neighbour | None:
     """Parse an RTM_NEWNEIGH body for the IPv4/IPv6 neighbour tables."""
-    family, index, state, _flags, _type = _ndmsg(buf, start)
-    if family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    dst = lladdr = None
-    for kind, a, b in _attrs(buf, start + 12, end):
-        if kind == c.NDA_DST:
-            dst = _ip(family, buf, a, b)
-        elif kind == c.NDA_LLADDR:
-            lladdr = c.mac(buf, a, b)
-    if dst is None:
-        return None
-    return Neighbour(netns, index, names.get(index), dst, lladdr, _nud(state))
+    try:
+        _header("ndmsg", start, end, 12)
+        family, index, state, _flags, _type = _ndmsg(buf, start)
+        if family not in _IP_SIZES:
+            return None
+        dst = lladdr = None
+        for kind, a, b in _attrs(buf, start + 12, end):
+            if kind == c.NDA_DST:
+                dst = _ip(family, buf, a, b, "NDA_DST")
+            elif kind == c.NDA_LLADDR:
+                lladdr = c.mac(buf, a, b)
+        if dst is None:
+            return None
+        return Neighbour(netns, index, names.get(index), dst, lladdr, _nud(state))
+    except _PARSE_ERRORS as exc:
+        raise _malformed("neighbour", buf, start, end, exc) from exc
 
 
 def fdb(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> FdbEntry | None:
     """Parse an AF_BRIDGE RTM_NEWNEIGH body (bridge or VXLAN forwarding entry)."""
-    family, index, state, flags, _type = _ndmsg(buf, start)
-    if family != c.AF_BRIDGE:
-        return None
-    lladdr = dst = None
-    vlan = vni = master = None
-    for kind, a, b in _attrs(buf, start + 12, end):
-        if kind == c.NDA_LLADDR:
-            lladdr = c.mac(buf, a, b)
-        elif kind == c.NDA_DST:
-            dst = _ip(socket.AF_INET if b - a == 4 else socket.AF_INET6, buf, a, b)
-        elif kind == c.NDA_VLAN:
-            vlan = c.u16(buf, a)
-        elif kind == c.NDA_VNI:
-            vni = _u32(buf, a)
-        elif kind == c.NDA_MASTER:
-            master = _u32(buf, a)
-    if lladdr is None:
-        return None
-    return FdbEntry(
-        netns,
-        index,
-        names.get(index),
-        names.get(master) if master else None,
-        lladdr,
-        dst,
-        vlan,
-        vni,
-        _nud(state),
-        bool(flags & c.NTF_SELF),
-    )
+    try:
+        _header("ndmsg", start, end, 12)
+        family, index, state, flags, _type = _ndmsg(buf, start)
+        if family != c.AF_BRIDGE:
+            return None
+        lladdr = dst = None
+        vlan = vni = master = None
+        for kind, a, b in _attrs(buf, start + 12, end):
+            if kind == c.NDA_LLADDR:
+                lladdr = c.mac(buf, a, b)
+            elif kind == c.NDA_DST:
+                dst = _ip(socket.AF_INET if b - a == 4 else socket.AF_INET6, buf, a, b, "NDA_DST")
+            elif kind == c.NDA_VLAN:
+                _sized("NDA_VLAN", a, b, 2)
+                vlan = c.u16(buf, a)
+            elif kind == c.NDA_VNI:
+                vni = _u32_of("NDA_VNI", buf, a, b)
+            elif kind == c.NDA_MASTER:
+                master = _u32_of("NDA_MASTER", buf, a, b)
+        if lladdr is None:
+            return None
+        return FdbEntry(
+            netns,
+            index,
+            names.get(index),
+            names.get(master) if master else None,
+            lladdr,
+            dst,
+            vlan,
+            vni,
+            _nud(state),
+            bool(flags & c.NTF_SELF),
+        )
+    except _PARSE_ERRORS as exc:
+        raise _malformed("fdb", buf, start, end, exc) from exc
 
 
 def _nud(state: int) -> str:
