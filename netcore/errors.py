@@ -56,6 +56,16 @@ class MalformedMessage(NetcoreError):
     field has the wrong size. The message names the netlink message and what was wrong."""
 
 
+class DumpInterrupted(NetcoreError):
+    """The kernel flagged every read of a dump as inconsistent (NLM_F_DUMP_INTR: its table kept
+    changing while it was dumped), a bounded number of times in a row."""
+
+
+class EventsLost(NetcoreError):
+    """An event socket lost events (ENOBUFS, a truncated or unreadable datagram, a malformed
+    message): the caller must resynchronise by dumping again."""
+
+
 _BY_ERRNO: dict[int, type[NetcoreError]] = {
     _errno.ENOENT: NotFound,
     _errno.ENODEV: NotFound,
