@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 import yaml
 
-from tests.conftest import RUN
+from tests.conftest import RUN, ours
 
 
 def base(topo: str) -> dict:
@@ -225,7 +225,7 @@ case("name-missing", lambda doc: doc.pop("name"), "name: missing")
 def created_anything(host_ns) -> list[str]:
     """Links in the host namespace other than lo, and namespaces carrying the run prefix."""
     links = [x["ifname"] for x in json.loads(host_ns.run("ip -j link show").stdout) if x["ifname"] != "lo"]
-    spaces = [n for n in os.listdir("/run/netns") if RUN in n and n != host_ns.name]
+    spaces = [n for n in os.listdir("/run/netns") if ours(n) and n != host_ns.name]
     return links + spaces
 
 
