@@ -2,7 +2,8 @@
 
 Groups:
 - TOPOLOGY ("topology"): every browser socket. Messages `topology.snapshot`, `topology.delta`,
-  `host.status`, shaped exactly like the browser frames of docs/agent-protocol.md.
+  `host.status`, shaped exactly like the browser frames of docs/agent-protocol.md (`stale`: the
+  web app refused a frame of that host's agent and waits for a fresh snapshot).
 - AGENTS ("agents"): every agent connection. `state.request` {reply_channel, host?}: each agent
   consumer (for `host`, if given) sends its live state to reply_channel as a `topology.snapshot`.
 - agent_group(host_id) ("agent.<id>"): the one connection of a host's agent.
@@ -28,9 +29,18 @@ def agent_group(host_id: int) -> str:
     return f"agent.{host_id}"
 
 
-def snapshot_message(*, host: str, online: bool, seq: int, state: dict[str, Any]) -> dict[str, Any]:
-    """`topology.snapshot`: a host's whole state."""
-    return {"type": "topology.snapshot", "host": host, "online": online, "seq": seq, "state": state}
+def snapshot_message(
+    *, host: str, online: bool, seq: int, state: dict[str, Any], stale: bool = False
+) -> dict[str, Any]:
+    """`topology.snapshot`: a host's whole state (`stale`: its agent has moved on, a snapshot is due)."""
+    return {
+        "type": "topology.snapshot",
+        "host": host,
+        "online": online,
+        "stale": stale,
+        "seq": seq,
+        "state": state,
+    }
 
 
 def delta_message(*, host: str, seq: int, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -38,12 +48,16 @@ def delta_message(*, host: str, seq: int, events: list[dict[str, Any]]) -> dict[
     return {"type": "topology.delta", "host": host, "seq": seq, "events": events}
 
 
-def status_message(*, host: str, online: bool, last_seen: str | None, agent_version: str) -> dict[str, Any]:
-    """`host.status`: a host's agent came or went (last_seen ISO 8601)."""
+def status_message(
+    *, host: str, online: bool, last_seen: str | None, agent_version: str, stale: bool = False
+) -> dict[str, Any]:
+    """`host.status`: a host's agent came or went (last_seen ISO 8601), or its state went stale:
+    the web app refused a frame and waits for a fresh snapshot."""
     return {
         "type": "host.status",
         "host": host,
         "online": online,
+        "stale": stale,
         "last_seen": last_seen,
         "agent_version": agent_version,
     }

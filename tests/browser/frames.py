@@ -13,7 +13,7 @@ import ipaddress
 from collections import defaultdict
 from typing import Any
 
-KINDS = ("namespaces", "links", "addresses", "routes", "neighbours", "fdb")
+from webapp.topology.schema import KINDS  # the state kinds, as netcore's schema defines them
 
 
 class HostState:

@@ -20,6 +20,7 @@ from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth.models import AbstractUser
 from rest_framework.test import APIClient
 
+from netcore.model import Link
 from webapp.accounts.models import Role
 from webapp.accounts.services import user_save, user_token
 from webapp.asgi import application
@@ -27,6 +28,7 @@ from webapp.hosts import consumers as agent_consumers
 from webapp.hosts import services as host_services
 from webapp.hosts.models import Host
 from webapp.topology import consumers as topology_consumers
+from webapp.topology.schema import KINDS, object_check
 
 RECEIVE_TIMEOUT = 3.0
 
@@ -40,6 +42,7 @@ def _fresh_channel_layer(settings: Any) -> None:
 def _fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(agent_consumers, "SAVE_INTERVAL", 0.05)
     monkeypatch.setattr(topology_consumers, "STATE_REPLY_TIMEOUT", 0.3)
+    monkeypatch.setattr(topology_consumers, "RESYNC_INTERVAL", 0.05)
     monkeypatch.setattr(host_services, "ACK_TIMEOUT", 0.3)
 
 
@@ -91,13 +94,31 @@ def make_host() -> Callable[[str], AgentHost]:
 
 
 def state_with(**kinds: dict[str, dict]) -> dict[str, dict]:
-    """A protocol state with the given kinds filled and the rest empty."""
-    base = {k: {} for k in ("namespaces", "links", "addresses", "routes", "neighbours", "fdb")}
-    return {**base, **kinds}
+    """A protocol state with the given kinds filled and the rest empty.
+
+    Every object must follow netcore's schema: a fixture that drifts from it fails here.
+    """
+    for kind, objects in kinds.items():
+        assert kind in KINDS, f"unknown kind {kind!r}"
+        for obj in objects.values():
+            object_check(kind, obj)
+    return {**{kind: {} for kind in KINDS}, **kinds}
 
 
-def link(name: str, ifindex: int, namespace: str = "host") -> dict[str, Any]:
-    return {"namespace": namespace, "ifindex": ifindex, "name": name, "kind": "bridge"}
+def link(name: str, index: int, netns: str = "host", *, kind: str | None = "bridge") -> dict[str, Any]:
+    """A link exactly as the agent sends it: netcore's own Link, serialised."""
+    return Link(
+        netns=netns,
+        index=index,
+        name=name,
+        kind=kind,
+        mtu=1500,
+        mac=f"02:00:00:00:{index >> 8 & 0xFF:02x}:{index & 0xFF:02x}",
+        up=True,
+        state="up",
+        master=None,
+        alias=None,
+    ).to_dict()
 
 
 async def receive_type(ws: WebsocketCommunicator, kind: str, *, skip: tuple[str, ...] = ()) -> dict:

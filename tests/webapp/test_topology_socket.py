@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 
 import pytest
@@ -19,6 +21,7 @@ from tests.webapp.conftest import (
     receive_type,
     state_with,
 )
+from webapp.topology import consumers as topology_consumers
 from webapp.topology.models import HostState
 from webapp.topology.services import host_state_save
 
@@ -100,6 +103,7 @@ async def test_snapshot_then_deltas_reach_the_browser_and_the_api(
         "type": "topology.snapshot",
         "host": "h1",
         "online": True,
+        "stale": False,
         "seq": 1,
         "state": state,
     }
@@ -146,7 +150,15 @@ async def test_offline_hosts_come_from_the_stored_state_and_resync_repeats_snaps
     await database_sync_to_async(host_state_save)(host_id=h.host.id, seq=41, state=state)
 
     browser = await sockets.browser(viewer.token)
-    expected = {"v": 1, "type": "topology.snapshot", "host": "h1", "online": False, "seq": 41, "state": state}
+    expected = {
+        "v": 1,
+        "type": "topology.snapshot",
+        "host": "h1",
+        "online": False,
+        "stale": False,
+        "seq": 41,
+        "state": state,
+    }
     assert await browser.receive_json_from(RECEIVE_TIMEOUT) == expected
 
     await browser.send_json_to({"type": "resync"})
@@ -186,3 +198,61 @@ async def test_deltas_already_in_the_snapshot_are_dropped_and_a_gap_resyncs(
     # A gap (11 never came): the browser is sent a fresh snapshot from the agent instead.
     snapshot = await browser.receive_json_from(RECEIVE_TIMEOUT)
     assert (snapshot["type"], snapshot["seq"]) == ("topology.snapshot", 10)
+
+
+async def test_a_browser_flooding_resync_gets_bounded_answers_and_the_agent_stays_up(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(topology_consumers, "RESYNC_INTERVAL", 0.3)
+    live, stored = [await database_sync_to_async(make_host)(name) for name in ("h1", "h2")]
+    links = {f"host|{i}": link(f"if{i}", i) for i in range(1, 201)}
+    state = state_with(links=links)
+    await database_sync_to_async(host_state_save)(host_id=stored.host.id, seq=3, state=state)
+    agent = await sockets.agent(live.token)
+    await agent.send_json_to({"v": 1, "type": "snapshot", "seq": 1, "state": state_with(links=links)})
+    browser = await sockets.browser(viewer.token)
+    assert {(await receive_type(browser, "topology.snapshot"))["host"] for _ in range(2)} == {"h1", "h2"}
+
+    for _ in range(500):
+        await browser.send_json_to({"type": "resync"})
+    # One answer now (or at the end of the interval that the connect started), and every later
+    # request shares one more: at most two snapshots per host, however many were asked for.
+    answers: list[dict] = []
+    while not await browser.receive_nothing(1.0):
+        answers.append(await browser.receive_json_from())
+    hosts = sorted(a["host"] for a in answers)
+    assert hosts in (["h1", "h2"], ["h1", "h1", "h2", "h2"]), hosts
+    assert sum(len(json.dumps(a)) for a in answers) < 4 * (len(json.dumps(links)) + 500)
+
+    # The live host's agent answered once, and its connection is still up.
+    await agent.send_json_to({"v": 1, "type": "delta", "seq": 2, "events": [_del("host|1")]})
+    delta = await browser.receive_json_from(RECEIVE_TIMEOUT)
+    assert (delta["type"], delta["host"], delta["seq"]) == ("topology.delta", "h1", 2)
+    assert await agent.receive_nothing()
+
+
+async def test_a_resync_after_the_interval_is_answered_at_once(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(topology_consumers, "RESYNC_INTERVAL", 0.2)
+    h = await database_sync_to_async(make_host)("h1")
+    await database_sync_to_async(host_state_save)(host_id=h.host.id, seq=2, state=state_with())
+    browser = await sockets.browser(viewer.token)
+    await receive_type(browser, "topology.snapshot")
+    for _ in range(3):
+        await asyncio.sleep(0.25)
+        await browser.send_json_to({"type": "resync"})
+        assert (await browser.receive_json_from(0.1))["seq"] == 2
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"type": "resync", "x": "' + "y" * 300 + '"}']
+)
+async def test_a_browser_frame_that_is_not_a_short_resync_gets_an_error(
+    sockets: Sockets, viewer: Account, text: str
+) -> None:
+    browser = await sockets.browser(viewer.token)
+    await browser.send_to(text_data=text)
+    assert (await browser.receive_json_from(RECEIVE_TIMEOUT))["type"] == "error"
+    await browser.send_json_to({"type": "resync"})
+    assert await browser.receive_nothing()  # still open (no hosts: nothing to send)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SAVE_INTERVAL = 1.0  # seconds: the state is persisted at most this often while deltas flow
 TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token still stands
+RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not come
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
@@ -44,6 +46,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.replaced = False
         self.pending: dict[str, str] = {}  # command id → reply channel
         self.saved_at = 0.0
+        self.resync_asked: float | None = None  # when the outstanding `resync` was sent
         self.save_lock = asyncio.Lock()
         self.save_task: asyncio.Task | None = None
         self.token_task = asyncio.create_task(self._watch_token())
@@ -83,7 +86,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
             log.warning("agent of host %s: %s", self.host, err)
             await self._send(protocol.error_frame(str(err)))
             if err.resync:
-                await self._send(protocol.frame("resync"))
+                await self._state_lost()
+        except Exception:
+            # A fault of ours: an uncaught exception would close the socket with 1011 without
+            # running disconnect(), leaving the host "online"; answer it like a bad frame instead.
+            log.exception("agent of host %s: could not handle a frame", self.host)
+            await self._send(protocol.error_frame("the web app could not handle this frame"))
+            await self._state_lost()
 
     async def _on_hello(self, frame: dict[str, Any]) -> None:
         if frame["protocol"] != protocol.VERSION:
@@ -102,6 +111,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.live.replace(seq=frame["seq"], state=frame["state"])
         except InvalidState as err:
             raise protocol.ProtocolError(f"snapshot: {err}", resync=True) from None
+        self.resync_asked = None
         await self.channel_layer.group_send(
             layer.TOPOLOGY,
             layer.snapshot_message(
@@ -111,6 +121,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self._save()
 
     async def _on_delta(self, frame: dict[str, Any]) -> None:
+        if self.live.stale:  # sent before the agent read our resync: the snapshot will hold it
+            await self._ask_resync()
+            return
         try:
             self.live.apply(seq=frame["seq"], events=frame["events"])
         except InvalidState as err:
@@ -132,6 +145,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
 
+    async def _on_error(self, frame: dict[str, Any]) -> None:
+        """The agent could not read one of our frames: log it (never answer an error with one)."""
+        log.warning("agent of host %s reported: %.500s", self.host, frame["error"])
+
     # Channel-layer messages (see webapp.layer)
 
     async def agent_command(self, event: dict[str, Any]) -> None:
@@ -152,12 +169,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def state_request(self, event: dict[str, Any]) -> None:
         if not self.live.known or event.get("host") not in (None, self.host.name):
             return
-        await self.channel_layer.send(
-            event["reply_channel"],
-            layer.snapshot_message(
-                host=self.host.name, online=True, seq=self.live.seq, state=self.live.copy()
-            ),
+        message = layer.snapshot_message(
+            host=self.host.name, online=True, seq=self.live.seq, state=self.live.copy(), stale=self.live.stale
         )
+        try:
+            await self.channel_layer.send(event["reply_channel"], message)
+        except ChannelFull:  # that browser is not reading: it falls back to the stored state
+            log.info("host %s: state not sent to %s, its channel is full", self.host, event["reply_channel"])
 
     # Helpers
 
@@ -172,8 +190,25 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 online=host.online,
                 agent_version=host.agent_version,
                 last_seen=host.last_seen.isoformat() if host.last_seen else None,
+                stale=host.online and self.live.stale,
             ),
         )
+
+    async def _state_lost(self) -> None:
+        """A snapshot or delta was refused: the kept state is stale (browsers are told) until the
+        agent sends the snapshot asked for."""
+        if self.live.known and not self.live.stale:
+            self.live.refused()
+            await self._status(self.host)
+        await self._ask_resync()
+
+    async def _ask_resync(self) -> None:
+        """Ask the agent for a snapshot, unless a request is outstanding (re-asked after RESYNC_RETRY)."""
+        now = time.monotonic()
+        if self.resync_asked is not None and now - self.resync_asked < RESYNC_RETRY:
+            return
+        self.resync_asked = now
+        await self._send(protocol.frame("resync"))
 
     async def _watch_token(self) -> None:
         """Close the connection once its token is revoked or rotated, even when that happened in

@@ -89,7 +89,11 @@ def host_authenticate(*, token: str) -> Host | None:
 
 
 def host_connected(*, host: Host, hostname: str, agent_version: str) -> Host:
-    """Record that the host's agent said hello."""
+    """Record that the host's agent said hello.
+
+    `hostname` is only what the agent says its machine is called, kept as such: the host is the
+    one its token belongs to, whatever name the agent reports (even another host's).
+    """
     host.online = True
     host.hostname = hostname[:255]
     host.agent_version = agent_version[:64]

@@ -14,12 +14,15 @@ from webapp.hosts.protocol import VERSION, error_frame
 from webapp.topology.selectors import HostTopology, topology_list
 
 STATE_REPLY_TIMEOUT = 2.0  # seconds to wait for a live agent's state before sending the stored one
+RESYNC_INTERVAL = 1.0  # seconds: a browser's resync is answered at most this often
+MAX_FRAME = 256  # characters of a browser frame (the only one is {"type": "resync"})
 
 
 class TopologyConsumer(AsyncWebsocketConsumer):
     """Streams topology to one logged-in browser; delta seq numbers never go backwards per host."""
 
     fallback: asyncio.Task | None = None
+    resync_task: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -30,6 +33,7 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         self.awaiting: set[str] = set()  # online hosts whose live state was asked for
         await self.channel_layer.group_add(layer.TOPOLOGY, self.channel_name)
         await self.accept()
+        self.answered_at = asyncio.get_running_loop().time()  # the first snapshots answer a resync
         await self._snapshots()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -46,16 +50,17 @@ class TopologyConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(layer.TOPOLOGY, self.channel_name)
-        if self.fallback:
-            self.fallback.cancel()
+        for task in (self.fallback, self.resync_task):
+            if task:
+                task.cancel()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        try:
-            message = json.loads(text_data) if text_data is not None else None
+        try:  # short, so json's recursive parser cannot nest deep
+            message = json.loads(text_data) if text_data is not None and len(text_data) <= MAX_FRAME else None
         except ValueError:
             message = None
         if isinstance(message, dict) and message.get("type") == "resync":
-            await self._snapshots()
+            await self._resync()
         else:
             await self._send(error_frame('the only frame a browser may send is {"type": "resync"}'))
 
@@ -82,6 +87,23 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         await self._send(event)
 
     # Helpers
+
+    async def _resync(self) -> None:
+        """Answer a resync at most once per RESYNC_INTERVAL: requests that come sooner are
+        coalesced into one later answer, so a browser cannot queue work or memory on the server."""
+        if self.resync_task is not None and not self.resync_task.done():
+            return  # an answer is already due: it covers this request too
+        wait = self.answered_at + RESYNC_INTERVAL - asyncio.get_running_loop().time()
+        if wait > 0:
+            self.resync_task = asyncio.create_task(self._resync_after(wait))
+            return
+        self.answered_at = asyncio.get_running_loop().time()
+        await self._snapshots()
+
+    async def _resync_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.answered_at = asyncio.get_running_loop().time()
+        await self._snapshots()
 
     async def _snapshots(self) -> None:
         """Send every host's snapshot: live ones from their agents, the others as stored."""
