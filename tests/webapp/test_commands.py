@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -29,6 +30,8 @@ def test_adduser_creates_with_a_role_and_prints_the_token_last() -> None:
     lines = run("adduser", "alice", "--role", "operator", "--password", "s3cret-pass")
     user = get_user_model().objects.get(username="alice")
     assert lines[-1] == Token.objects.get(user=user).key
+    assert lines[-2].startswith("API token for alice ")  # every value printed says what it is
+    assert not [line for line in lines if "s3cret-pass" in line]
     assert _groups("alice") == ["operator"]
     assert user.check_password("s3cret-pass")
     assert not user.is_superuser
@@ -49,18 +52,52 @@ def test_adduser_updates_to_exactly_one_role_and_keeps_the_token() -> None:
 
 def test_adduser_generates_a_password_for_a_new_user() -> None:
     lines = run("adduser", "carol", "--role", "viewer")
-    password = next(line.split(": ", 1)[1] for line in lines if line.startswith("password: "))
+    password = next(line.split(": ", 1)[1] for line in lines if line.startswith("password for carol: "))
     assert get_user_model().objects.get(username="carol").check_password(password)
 
 
 def test_ensureadmin_creates_the_admin_once() -> None:
     lines = run("ensureadmin", "--url", "http://127.0.0.1:9000")
-    assert "http://127.0.0.1:9000/accounts/login/" in lines[0]
+    assert lines[:2] == ["Created the first admin.", "Log in at http://127.0.0.1:9000/accounts/login/"]
     password = lines[-1].split(": ", 1)[1]
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
     assert _groups("admin") == ["admin"]
     assert run("ensureadmin") == []
+
+
+def test_ensureadmin_keeps_the_password_in_a_0600_file_while_it_works(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "admin-password"
+    lines = run("ensureadmin", "--password-file", str(path))
+    assert lines[0] == f"Created the first admin (saved in {path}, mode 0600)."
+    password = lines[-1].split(": ", 1)[1]
+    assert path.read_text() == password + "\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    again = run("ensureadmin", "--password-file", str(path))  # shown again on the next `make run`
+    assert again[-1] == f"  password: {password}" and "still works" in again[0]
+
+    admin = get_user_model().objects.get(username="admin")
+    admin.set_password("changed-by-the-admin")
+    admin.save()
+    assert run("ensureadmin", "--password-file", str(path)) == [
+        f"The password in {path} no longer logs in as admin."
+    ]
+    assert run("ensureadmin", "--password-file", str(tmp_path / "none")) == []
+
+
+def test_ensureadmin_reset_password(tmp_path: Path) -> None:
+    first = run("ensureadmin")[-1].split(": ", 1)[1]
+    path = tmp_path / "admin-password"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    lines = run("ensureadmin", "--reset-password", "--password-file", str(path))
+    assert lines[0] == f"New password for admin (saved in {path}, mode 0600)."
+    password = lines[-1].split(": ", 1)[1]
+    admin = get_user_model().objects.get(username="admin")
+    assert password != first and admin.check_password(password) and admin.is_superuser
+    assert path.read_text() == password + "\n"
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_hosttoken_create_rotate_revoke() -> None:

@@ -15,8 +15,8 @@ from webapp.errors import DomainError
 
 class Command(BaseCommand):
     help = (
-        "Create or update a user with exactly one role and print its API token on the last line. "
-        "A new user without --password gets a generated one, printed once."
+        "Create or update a user with exactly one role and print its API token, labelled, with the token "
+        "alone on the last line. A new user without --password gets a generated one, printed once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -34,5 +34,6 @@ class Command(BaseCommand):
             raise CommandError(err.message) from err
         self.stdout.write(f"{'created' if created else 'updated'} user {user.username} ({role})")
         if generated:
-            self.stdout.write(f"password: {generated}")
+            self.stdout.write(f"password for {user.username}: {generated}")
+        self.stdout.write(f"API token for {user.username} (send it as `Authorization: Token <token>`):")
         self.stdout.write(user_token(user=user))

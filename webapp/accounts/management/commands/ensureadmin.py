@@ -1,25 +1,73 @@
-"""python manage.py ensureadmin [--url URL]: the first admin, for `make run`."""
+"""python manage.py ensureadmin [--url URL] [--password-file PATH] [--reset-password]: the first admin."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import authenticate
 from django.core.management.base import BaseCommand, CommandParser
 
-from webapp.accounts.services import ADMIN_USERNAME, admin_ensure
+from webapp.accounts.models import Role
+from webapp.accounts.services import ADMIN_USERNAME, admin_ensure, user_save
 
 
 class Command(BaseCommand):
-    help = "If no superuser exists, create user 'admin' with a generated password and print how to log in."
+    help = (
+        f"If no superuser exists, create user '{ADMIN_USERNAME}' with a generated password and print how to "
+        f"log in (the password on the last line). --reset-password gives '{ADMIN_USERNAME}' a new generated "
+        "password (and makes it an admin again). --password-file PATH keeps a generated password in PATH "
+        "(mode 0600) and prints it again on later runs for as long as it still works."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="where the web app is served")
+        parser.add_argument("--password-file", type=Path, help="keep the generated password here (mode 0600)")
+        parser.add_argument(
+            "--reset-password", action="store_true", help=f"give '{ADMIN_USERNAME}' a new generated password"
+        )
 
-    def handle(self, *args: Any, url: str, **options: Any) -> None:
-        password = admin_ensure()
-        if password is None:
+    def handle(
+        self, *args: Any, url: str, password_file: Path | None, reset_password: bool, **options: Any
+    ) -> None:
+        saved = f" (saved in {password_file}, mode 0600)" if password_file else ""
+        if reset_password:
+            password = secrets.token_urlsafe(12)
+            user_save(username=ADMIN_USERNAME, role=Role.ADMIN, password=password)
+            headline = f"New password for {ADMIN_USERNAME}{saved}."
+        elif password := admin_ensure():
+            headline = f"Created the first admin{saved}."
+        elif password_file and (password := _still_valid(password_file)):
+            headline = f"The first admin's generated password (from {password_file}) still works."
+        else:
+            if password_file and password_file.exists():
+                self.stdout.write(f"The password in {password_file} no longer logs in as {ADMIN_USERNAME}.")
             return
-        login = url.rstrip("/") + "/accounts/login/"
-        self.stdout.write(f"Created the first admin. Log in at {login}")
+        if password_file:
+            _save(password_file, password)
+        self.stdout.write(headline)
+        self.stdout.write(f"Log in at {url.rstrip('/')}/accounts/login/")
         self.stdout.write(f"  user:     {ADMIN_USERNAME}")
         self.stdout.write(f"  password: {password}")
+
+
+def _still_valid(path: Path) -> str | None:
+    """The password kept in `path` if it still logs the admin in, else None."""
+    try:
+        password = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if password and authenticate(username=ADMIN_USERNAME, password=password) is not None:
+        return password
+    return None
+
+
+def _save(path: Path, password: str) -> None:
+    """Write the password to `path`, readable by its owner only (also when the file was there)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
