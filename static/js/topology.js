@@ -52,6 +52,7 @@ class HostModel {
   constructor(name) {
     this.name = name;
     this.online = false;
+    this.stale = false; // the server refused a frame of this host's agent and waits for a snapshot
     this.seq = null; // seq of the last snapshot or delta applied; null until the first snapshot
     this.lastSeen = null;
     this.agentVersion = null;
@@ -290,6 +291,7 @@ function nodeCount() {
 function applySnapshot(frame) {
   const h = hostModel(frame.host);
   h.online = Boolean(frame.online);
+  h.stale = Boolean(frame.stale);
   h.seq = frame.seq;
   const incoming = frame.state ?? {};
   // Diff against what we hold so an agent reconnecting (or a resync) only changes what changed.
@@ -335,6 +337,7 @@ function applyDelta(frame) {
 function applyHostStatus(frame) {
   const h = hostModel(frame.host);
   h.online = Boolean(frame.online);
+  h.stale = Boolean(frame.stale);
   h.lastSeen = frame.last_seen ?? h.lastSeen;
   h.agentVersion = frame.agent_version ?? h.agentVersion;
   touch(h, 'host', h.name);
@@ -554,8 +557,14 @@ function setGrouping(on) {
   refoldAll();
 }
 
+function hostStatus(h) {
+  if (!h?.online) return 'offline';
+  return h.stale ? 'resyncing' : 'online';
+}
+
 function hostLabel(h) {
-  return h.online ? h.name : `${h.name} (offline)`;
+  const status = hostStatus(h);
+  return status === 'online' ? h.name : `${h.name} (${status})`;
 }
 
 function nsLabel(netns, namespace) {
@@ -1058,9 +1067,13 @@ function renderHostFilters() {
   for (const badge of list.querySelectorAll('[data-host-status]')) {
     const h = hosts[badge.dataset.hostStatus];
     const online = Boolean(h?.online);
-    badge.textContent = online ? 'online' : 'offline';
+    badge.textContent = hostStatus(h);
     badge.className = `badge ${online ? 'badge-online' : 'badge-offline'}`;
-    badge.title = h?.lastSeen ? `last seen ${new Date(h.lastSeen).toLocaleString()}` : 'no agent connection yet';
+    badge.title = h?.stale
+      ? 'the server refused a change from this agent and waits for its full state: the graph may be behind'
+      : h?.lastSeen
+        ? `last seen ${new Date(h.lastSeen).toLocaleString()}`
+        : 'no agent connection yet';
   }
 }
 
@@ -1260,7 +1273,7 @@ function renderHostDetails(h) {
   return [
     el('p', { class: 'panel-sub' }, 'host'),
     facts([
-      ['Status', h.online ? 'online' : 'offline'],
+      ['Status', hostStatus(h)],
       ['Last seen', h.lastSeen && new Date(h.lastSeen).toLocaleString()],
       ['Agent', h.agentVersion],
       ['Sequence', h.seq === null ? null : String(h.seq)],
@@ -1401,7 +1414,14 @@ function exportState() {
     hosts: Object.fromEntries(
       Object.values(hosts).map((h) => [
         h.name,
-        { online: h.online, seq: h.seq, last_seen: h.lastSeen, agent_version: h.agentVersion, state: h.state },
+        {
+          online: h.online,
+          stale: h.stale,
+          seq: h.seq,
+          last_seen: h.lastSeen,
+          agent_version: h.agentVersion,
+          state: h.state,
+        },
       ]),
     ),
   };
