@@ -29,6 +29,8 @@ class InvalidSpec(NetcoreError):
     """The input is wrong; nothing was touched."""
 
     exit_code = 2
+    #: Every problem on its own, when netcore.topology.spec.parse raised it (not set otherwise).
+    problems: list[str]
 
 
 class NotFound(NetcoreError):

@@ -122,8 +122,10 @@ class Pool:
         """Reserved addresses (the gateway among them), lowest first, with the reason."""
         return {self._family(value): reason for value, reason in sorted(self._reserved.items())}
 
-    def claim(self, address: str | IPAddress, *, owner: str) -> IPAddress:
-        """Take a static address for `owner`; claiming it again for the same owner is a no-op."""
+    def claim(self, address: object, *, owner: str) -> IPAddress:
+        """Take a static address for `owner`; claiming it again for the same owner is a no-op.
+
+        `address` is as parse_host takes it: anything not an address in the subnet is InvalidSpec."""
         parsed = parse_host(address, subnet=self.subnet, network=self.network)
         value = int(parsed)
         if parsed == self.gateway:

@@ -25,7 +25,7 @@ from netcore.netlink.socket import NetlinkSocket
 @contextmanager
 def netns_socket(netns: str | None) -> Iterator[NetlinkSocket]:
     """A socket in `netns` for the duration of a with-block."""
-    if netns in (None, ns.HOST):
+    if netns is None or netns == ns.HOST:
         sock = NetlinkSocket.open()
     else:
         sock = ns.netns_open_socket(path=ns.netns_path(netns))
@@ -94,7 +94,7 @@ def _is_host(netns: str | None) -> bool:
 
 def _netns_fd(netns: str | None) -> int:
     """An fd on a namespace ("host" = the caller's), or NotFound naming it."""
-    path = "/proc/thread-self/ns/net" if _is_host(netns) else ns.netns_path(netns)
+    path = "/proc/thread-self/ns/net" if netns is None or netns == ns.HOST else ns.netns_path(netns)
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:

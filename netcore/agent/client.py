@@ -85,7 +85,7 @@ class Agent:
         """
         self.model = LiveModel(processes=self.processes)
         await self.model.start()
-        pump = asyncio.create_task(self._pump_events())
+        pump = asyncio.create_task(self._pump_events(self.model))
         backoff = Backoff(start=BACKOFF_START, limit=BACKOFF_MAX)
         refused_backoff = Backoff(start=REFUSED_BACKOFF_START, limit=REFUSED_BACKOFF_MAX)
         try:
@@ -139,28 +139,29 @@ class Agent:
         )
         self.ws = ws
         try:
-            await self._send_snapshot()
+            await self._send_snapshot(ws)
             log.info("connected to %s", self.url)
             async for raw in ws:
-                await self._handle(raw)
+                await self._handle(ws, raw)
         finally:
             self.ws = None
 
     async def _send(self, ws: ClientConnection, frame: dict) -> None:
         await ws.send(json.dumps({"v": PROTOCOL_VERSION, **frame}, separators=(",", ":")))
 
-    async def _send_snapshot(self) -> None:
+    async def _send_snapshot(self, ws: ClientConnection) -> None:
         # a state sent as the whole truth is read from the kernel, not from memory: whatever the
         # model got wrong is corrected here (and the differences go out as ordinary events)
+        assert self.model is not None, "run() starts the model before it connects"
         state = state_of(self.model.refresh())
         self.changes.reset(state)
         self.seq += 1
-        await self._send(self.ws, {"type": "snapshot", "seq": self.seq, "state": state})
+        await self._send(ws, {"type": "snapshot", "seq": self.seq, "state": state})
 
     # -- deltas -------------------------------------------------------------------------------
 
-    async def _pump_events(self) -> None:
-        async for event in self.model.events():
+    async def _pump_events(self, model: LiveModel) -> None:
+        async for event in model.events():
             self.changes.add(event)
             self._schedule_flush()
 
@@ -193,29 +194,29 @@ class Agent:
 
     # -- requests from the web app -------------------------------------------------------------
 
-    async def _handle(self, raw: str | bytes) -> None:
+    async def _handle(self, ws: ClientConnection, raw: str | bytes) -> None:
         try:
             frame = json.loads(raw)
             kind = frame["type"]
         except (ValueError, TypeError, KeyError):
-            await self._protocol_error(f"cannot read frame: {str(raw)[:200]!r}")
+            await self._protocol_error(ws, f"cannot read frame: {str(raw)[:200]!r}")
             return
         if kind == "welcome":
             log.info("the web app knows this host as %s", frame.get("host"))
         elif kind == "command":
             self._spawn(self._command(frame))
         elif kind == "resync":
-            await self._send_snapshot()
+            await self._send_snapshot(ws)
         elif kind == "ping":
-            await self._send(self.ws, {"type": "pong", "id": frame.get("id")})
+            await self._send(ws, {"type": "pong", "id": frame.get("id")})
         elif kind == "error":
             log.warning("the web app reported: %s", frame.get("error"))
         else:
-            await self._protocol_error(f"unknown frame type {kind!r}")
+            await self._protocol_error(ws, f"unknown frame type {kind!r}")
 
-    async def _protocol_error(self, message: str) -> None:
+    async def _protocol_error(self, ws: ClientConnection, message: str) -> None:
         log.warning("%s", message)
-        await self._send(self.ws, {"type": "error", "error": {"error": "ProtocolError", "message": message}})
+        await self._send(ws, {"type": "error", "error": {"error": "ProtocolError", "message": message}})
 
     async def _command(self, frame: dict) -> None:
         command_id = frame.get("id")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from netcore.errors import InvalidSpec, NetcoreError
 from netcore.topology import converge, spec
 
 log = logging.getLogger("netcore.agent")
 
-ACTIONS = {"plan": converge.plan, "apply": converge.apply, "destroy": converge.destroy}
+ACTIONS: dict[str, Callable[[spec.TopologySpec], converge.Result]] = {
+    "plan": converge.plan,
+    "apply": converge.apply,
+    "destroy": converge.destroy,
+}
 
 
 def run_command(action: object, topology: object) -> dict:
@@ -17,6 +22,7 @@ def run_command(action: object, topology: object) -> dict:
     try:
         if action not in ACTIONS:
             raise InvalidSpec(f"action: {action!r} is not one of {', '.join(ACTIONS)}", obj="action")
+        assert isinstance(action, str), "it is one of ACTIONS' keys"
         if not isinstance(topology, str):
             raise InvalidSpec("topology: the topology file's text is required", obj="topology")
         result = ACTIONS[action](spec.loads(topology, source="topology"))

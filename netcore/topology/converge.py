@@ -19,6 +19,7 @@ from netcore import names
 from netcore import netns as ns
 from netcore import requests as rq
 from netcore.errors import AlreadyExists, NetcoreError
+from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import NetlinkSocket, Request
 from netcore.objects import link_index, link_lookup
 from netcore.topology import state
@@ -427,7 +428,7 @@ class _Run:
             for p in node.ports:
                 host = self.actual.host_links.get(p.host_name)
                 peer = have.links.get(p.ifname)
-                if not _paired(host, peer) or (p.mtu and host.mtu != p.mtu):
+                if host is None or peer is None or not _paired(host, peer) or (p.mtu and host.mtu != p.mtu):
                     rebuilt.append(p)
                     continue
                 index_of[p.ifname] = peer.index
@@ -577,15 +578,9 @@ class _Run:
         return out
 
 
-def _paired(host, peer) -> bool:
+def _paired(host: RawLink, peer: RawLink) -> bool:
     """The host-side veth and the namespace-side interface are the two ends of one veth pair."""
-    return (
-        host is not None
-        and peer is not None
-        and peer.kind == "veth"
-        and host.link == peer.index
-        and peer.link == host.index
-    )
+    return peer.kind == "veth" and host.link == peer.index and peer.link == host.index
 
 
 def _inside_requests(node: NodeWant) -> list[Request]:

@@ -149,6 +149,7 @@ def desired(spec: TopologySpec) -> Desired:
         for position, member in enumerate(members[net.name]):
             bridge_of[member] = names.bridge_name(topo, net.name, position // SEGMENT_PORTS)
         if net.driver == "vxlan":
+            assert net.vni is not None, "spec.parse refuses a vxlan network without a vni"
             vxlans.append(
                 VxlanWant(
                     names.vxlan_name(topo, net.name),
@@ -197,9 +198,9 @@ def desired(spec: TopologySpec) -> Desired:
         if ports and not any(
             r.to.prefixlen == 0 and r.to.version == ports[0].address.version for r in routes
         ):
-            gateway = spec.networks[ports[0].network].gateway
-            default = ipaddress.ip_network("0.0.0.0/0" if gateway.version == 4 else "::/0")
-            routes.insert(0, RouteWant(netns, node.name, default, gateway, ports[0].ifname, ports[0].index))
+            via = spec.networks[ports[0].network].gateway
+            default = ipaddress.ip_network("0.0.0.0/0" if via.version == 4 else "::/0")
+            routes.insert(0, RouteWant(netns, node.name, default, via, ports[0].ifname, ports[0].index))
         alias = names.owner_alias(topology=topo, role="node", node=node.name)
         nodes.append(NodeWant(node.name, netns, alias, ports, tuple(routes)))
     return Desired(topo, tuple(bridges), tuple(uplinks), tuple(vxlans), tuple(nodes))
@@ -209,6 +210,7 @@ def _ifindex(spec: TopologySpec, node: str, dev: str) -> int | None:
     """The fixed ifindex of `dev` (eth<N> has index N + 2) in the namespace holding `node`."""
     current = spec.nodes[node]
     while current.mode == "container":
+        assert current.container is not None, "a node in container mode names the node it shares"
         current = spec.nodes[current.container]
     for position, att in enumerate(current.attachments):
         if att.ifname == dev:

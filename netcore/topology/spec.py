@@ -40,7 +40,7 @@ import os
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypedDict, TypeGuard, TypeVar
 
 import yaml
 
@@ -149,6 +149,7 @@ def netns_of(spec: TopologySpec, node: str) -> str | None:
     if current is None:
         raise InvalidSpec(f"node {node} is not in topology {spec.name}", obj=node)
     while current.mode == "container":
+        assert current.container is not None, "a node in container mode names the node it shares"
         current = spec.nodes[current.container]
     if current.mode == "host":
         return None
@@ -249,6 +250,7 @@ class LongNumber:
         return f"{self.text[:12]}… (an integer of {len(self.text)} characters)"
 
 
+# the base class is chosen at run time (libyaml's loader when PyYAML was built with it)
 class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """The safe YAML loader (libyaml's if available); refuses duplicate keys instead of keeping the last,
     and keeps integers too long to convert as LongNumber."""
@@ -280,7 +282,14 @@ class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
-def _where(source: str, mark: yaml.Mark | None) -> str:
+class _Mark(Protocol):
+    """A position in the YAML text: yaml.Mark, or libyaml's from the C loader."""
+
+    line: int
+    column: int
+
+
+def _where(source: str, mark: _Mark | None) -> str:
     return source if mark is None else f"{source}:{mark.line + 1}:{mark.column + 1}"
 
 
@@ -304,7 +313,7 @@ def _ip_text(value: object) -> object:
     return value
 
 
-def _is_name(key: object) -> bool:
+def _is_name(key: object) -> TypeGuard[str]:
     try:
         names.validate_ifname(key, field="")
     except InvalidSpec:
@@ -314,6 +323,17 @@ def _is_name(key: object) -> bool:
 
 def _kind(value: object) -> str:
     return type(value).__name__
+
+
+class _VxlanFields(TypedDict, total=False):
+    """The fields of a vxlan network's NetworkSpec beyond a bridge's (none for a bridge)."""
+
+    vni: int | None
+    local: IPAddress | None
+    remote: IPAddress | None
+    group: IPAddress | None
+    dstport: int | None
+    learning: bool | None
 
 
 @dataclass(frozen=True)
@@ -358,12 +378,12 @@ class _Parser:
         else:
             self.unknown_keys(data, _TOP_KEYS, path=None)
             self.topology_name(data)
-            networks = self.section(data, "networks", Mapping)
-            nodes = self.section(data, "nodes", Mapping)
+            networks = self.mapping_section(data, "networks")
+            nodes = self.mapping_section(data, "nodes")
             if len(nodes) > MAX_NODES:
                 self.problem(f"nodes: {len(nodes)} nodes; a topology holds at most {MAX_NODES}")
                 nodes = {}
-            routes = self.section(data, "routes", list)
+            routes = self.list_section(data, "routes")
             self.declared_networks = set(networks)
             for key, body in networks.items():
                 self.network(key, body)
@@ -403,15 +423,22 @@ class _Parser:
                 where = f"{path}: unknown key" if path else "unknown top-level key"
                 self.problem(f"{where} {excerpt(key)} (expected one of: {', '.join(allowed)})")
 
-    def section(self, data: Mapping, key: str, kind: type) -> Mapping | list:
+    def mapping_section(self, data: Mapping, key: str) -> Mapping:
         value = data.get(key)
-        empty: Mapping | list = {} if kind is Mapping else []
         if value is None:
-            return empty
-        if not isinstance(value, kind):
-            expected = "a mapping" if kind is Mapping else "a list"
-            self.problem(f"{key}: must be {expected}, not {_kind(value)}")
-            return empty
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(f"{key}: must be a mapping, not {_kind(value)}")
+            return {}
+        return value
+
+    def list_section(self, data: Mapping, key: str) -> list:
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(f"{key}: must be a list, not {_kind(value)}")
+            return []
         return value
 
     def check(self, path: str, func: Callable[[], _T]) -> _T | None:
@@ -483,7 +510,7 @@ class _Parser:
         mtu = self.integer(body, "mtu", path, MTU_RANGE)
         if mtu is not None and subnet is not None and subnet.version == 6 and mtu < IPV6_MIN_MTU:
             self.problem(f"{path}.mtu: {mtu} is below {IPV6_MIN_MTU}, the least IPv6 subnet {subnet} needs")
-        vxlan = self.vxlan(body, path) if driver == "vxlan" else {}
+        vxlan = self.vxlan(body, path) if driver == "vxlan" else _VxlanFields()
         if driver == "bridge":
             for vxlan_key in _VXLAN_KEYS:
                 if vxlan_key in body:
@@ -502,7 +529,7 @@ class _Parser:
                         name=name, driver=driver, subnet=pool.subnet, gateway=pool.gateway, mtu=mtu, **vxlan
                     )
 
-    def vxlan(self, body: Mapping, path: str) -> dict[str, object]:
+    def vxlan(self, body: Mapping, path: str) -> _VxlanFields:
         if body.get("vni") is None:
             self.problem(
                 f"{path}.vni: missing (a vxlan network needs a VNI in {VNI_RANGE[0]}..{VNI_RANGE[1]})"
@@ -690,7 +717,7 @@ class _Parser:
         if to is not None and via is not None and to.version != via.version:
             self.problem(f"{path}.via: {via} is not of the same IP version as {to}")
         home = None if node is None else self.home(node)
-        if home is not None:
+        if node is not None and home is not None:
             self.route_in_namespace(path, node, home, via=via, dev=dev)
         if len(self.problems) == before and node is not None and to is not None:
             key = (names.namespace_name(self.name or "", _key(home)), to)
@@ -752,11 +779,11 @@ class _Parser:
             claim(names.bridge_name(self.name, key), f"the bridge of network {key}", path)
             if key in self.networks and self.networks[key].driver == "vxlan":
                 claim(names.vxlan_name(self.name, key), f"the VXLAN device of network {key}", path)
-        for key, raw in self.nodes.items():
-            if _is_name(key) and raw.mode == "bridge":
+        for node, raw in self.nodes.items():
+            if _is_name(node) and raw.mode == "bridge":
                 for want in raw.wants:
                     claim(
-                        names.host_veth_name(self.name, key, want.network),
-                        f"the host-side veth of node {key} on network {want.network}",
+                        names.host_veth_name(self.name, node, want.network),
+                        f"the host-side veth of node {node} on network {want.network}",
                         want.path,
                     )
