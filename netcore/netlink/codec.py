@@ -201,9 +201,7 @@ def attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, 
     Every length is checked against the bytes that remain: MalformedMessage otherwise.
     """
     unpack = NLA.unpack_from
-    while start < end:
-        if start + 4 > end:
-            raise MalformedMessage(f"{end - start} stray bytes after the last attribute at offset {start}")
+    while start + 4 <= end:
         length, kind = unpack(buf, start)
         if length < 4 or start + length > end:
             raise MalformedMessage(
@@ -211,6 +209,8 @@ def attrs(buf: bytes | memoryview, start: int, end: int) -> Iterator[tuple[int, 
             )
         yield kind & 0x3FFF, start + 4, start + length
         start += (length + 3) & ~3
+    if start < end:
+        raise MalformedMessage(f"{end - start} stray bytes after the last attribute at offset {start}")
 
 
 def messages(buf: bytes | memoryview, size: int) -> Iterator[tuple[int, int, int, int, int]]:
@@ -221,9 +221,7 @@ def messages(buf: bytes | memoryview, size: int) -> Iterator[tuple[int, int, int
     """
     unpack = NLMSG_HDR.unpack_from
     pos = 0
-    while pos < size:
-        if pos + 16 > size:
-            raise MalformedMessage(f"{size - pos} stray bytes after the last message at offset {pos}")
+    while pos + 16 <= size:
         length, msg_type, flags, seq, _pid = unpack(buf, pos)
         if length < 16 or length > size - pos:
             raise MalformedMessage(
@@ -232,6 +230,8 @@ def messages(buf: bytes | memoryview, size: int) -> Iterator[tuple[int, int, int
             )
         yield msg_type, flags, seq, pos + 16, pos + length
         pos += (length + 3) & ~3
+    if pos < size:
+        raise MalformedMessage(f"{size - pos} stray bytes after the last message at offset {pos}")
 
 
 def type_name(msg_type: int) -> str:

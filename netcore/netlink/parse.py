@@ -26,6 +26,7 @@ _ndmsg = c.NDMSG.unpack_from
 _attrs = c.attrs
 _nla = c.NLA.unpack_from
 _u32 = c.u32
+_ntop = socket.inet_ntop
 # the attributes link() reads, each with the payload size it must have (0: any)
 _LINK_ATTRS = {
     c.IFLA_IFNAME: 0,
@@ -39,6 +40,9 @@ _LINK_ATTRS = {
     c.IFLA_GROUP: 4,
     c.IFLA_LINKINFO: 0,
 }
+# the same with any of the two flag bits (NLA_F_NESTED, NLA_F_NET_BYTEORDER), so that the
+# attributes link() skips are skipped without masking their type first
+_LINK_TYPES = frozenset(kind | flags for kind in _LINK_ATTRS for flags in (0, 0x4000, 0x8000, 0xC000))
 _SIZED_NAMES = {
     c.IFLA_MTU: "IFLA_MTU",
     c.IFLA_OPERSTATE: "IFLA_OPERSTATE",
@@ -61,24 +65,25 @@ def _malformed(what: str, buf: bytearray, start: int, end: int, exc: Exception) 
     return MalformedMessage(f"malformed {what} message, {c.describe(buf, start, end)}: {exc}")
 
 
-def _sized(name: str, a: int, b: int, size: int) -> None:
+def _wrong_size(name: str, a: int, b: int, size: int) -> MalformedMessage:
+    return MalformedMessage(f"{name} has {b - a} bytes of payload, expected {size}")
+
+
+def _too_short(name: str, start: int, end: int, size: int) -> MalformedMessage:
+    return MalformedMessage(f"{end - start}-byte body is shorter than its {name} ({size} bytes)")
+
+
+def _ip(family: int, buf: bytearray, a: int, b: int, name: str) -> str:
+    size = _IP_SIZES.get(family, -1)
     if b - a != size:
-        raise MalformedMessage(f"{name} has {b - a} bytes of payload, expected {size}")
+        raise _wrong_size(name, a, b, size)
+    return _ntop(family, bytes(buf[a:b]))
 
 
-def _header(name: str, start: int, end: int, size: int) -> None:
-    if end - start < size:
-        raise MalformedMessage(f"{end - start}-byte body is shorter than its {name} ({size} bytes)")
-
-
-def _ip(family: int, buf: bytearray, start: int, end: int, name: str) -> str:
-    _sized(name, start, end, _IP_SIZES.get(family, -1))
-    return socket.inet_ntop(family, bytes(buf[start:end]))
-
-
-def _u32_of(name: str, buf: bytearray, start: int, end: int) -> int:
-    _sized(name, start, end, 4)
-    return _u32(buf, start)
+def _u32_of(name: str, buf: bytearray, a: int, b: int) -> int:
+    if b - a != 4:
+        raise _wrong_size(name, a, b, 4)
+    return _u32(buf, a)
 
 
 @dataclass(slots=True)
@@ -120,28 +125,30 @@ class RawLink:
 def link(buf: bytearray, start: int, end: int) -> RawLink:
     """Parse an RTM_NEWLINK/RTM_DELLINK body (the kernel always sends IFLA_IFNAME and IFLA_MTU)."""
     try:
-        _header("ifinfomsg", start, end, 16)
+        if end - start < 16:
+            raise _too_short("ifinfomsg", start, end, 16)
         _family, _type, index, flags, _change = _ifinfo(buf, start)
         name = mtu = kind = mac = alias = vxlan = None
         group = 0
         state = "unknown"
         master = link_index = netnsid = None
         pos = start + 16
+        nla, wanted = _nla, _LINK_TYPES
         while pos < end:
-            length, kind_ = _nla(buf, pos)
+            length, kind_ = nla(buf, pos)
             if length < 4 or pos + length > end:
                 raise MalformedMessage(
                     f"attribute {kind_ & 0x3FFF} at offset {pos} has length {length}, {end - pos} bytes left"
                 )
-            kind_ &= 0x3FFF
-            if kind_ not in _LINK_ATTRS:  # most of them: keep this path short
+            if kind_ not in wanted:  # most of them: keep this path short
                 pos += (length + 3) & ~3
                 continue
+            kind_ &= 0x3FFF
             a, b = pos + 4, pos + length
             pos += (length + 3) & ~3
             size = _LINK_ATTRS[kind_]
             if size and b - a != size:
-                _sized(_SIZED_NAMES[kind_], a, b, size)
+                raise _wrong_size(_SIZED_NAMES[kind_], a, b, size)
             if kind_ == c.IFLA_IFNAME:
                 name = c.cstr(buf, a, b)
             elif kind_ == c.IFLA_MTU:
@@ -216,10 +223,12 @@ def _vxlan(buf: bytearray, start: int, end: int) -> VxlanInfo:
         elif kind == c.IFLA_VXLAN_LOCAL6:
             local = _ip(socket.AF_INET6, buf, a, b, "IFLA_VXLAN_LOCAL6")
         elif kind == c.IFLA_VXLAN_PORT:
-            _sized("IFLA_VXLAN_PORT", a, b, 2)
+            if b - a != 2:
+                raise _wrong_size("IFLA_VXLAN_PORT", a, b, 2)
             dstport = c.be16(buf, a)
         elif kind == c.IFLA_VXLAN_LEARNING:
-            _sized("IFLA_VXLAN_LEARNING", a, b, 1)
+            if b - a != 1:
+                raise _wrong_size("IFLA_VXLAN_LEARNING", a, b, 1)
             learning = bool(buf[a])
         elif kind == c.IFLA_VXLAN_LINK:
             underlay = _u32_of("IFLA_VXLAN_LINK", buf, a, b) or None
@@ -238,21 +247,24 @@ def _is_multicast(ip: str) -> bool:
 def address(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> Address | None:
     """Parse an RTM_NEWADDR/RTM_DELADDR body; None for families other than IPv4 and IPv6."""
     try:
-        _header("ifaddrmsg", start, end, 8)
+        if end - start < 8:
+            raise _too_short("ifaddrmsg", start, end, 8)
         family, prefixlen, _flags, scope, index = _ifaddr(buf, start)
-        if family not in _IP_SIZES:
+        size = _IP_SIZES.get(family)
+        if size is None:
             return None
-        size = _IP_SIZES[family]
         addr = local = None
         for kind, a, b in _attrs(buf, start + 8, end):
             if kind == c.IFA_LOCAL:
-                _sized("IFA_LOCAL", a, b, size)
+                if b - a != size:
+                    raise _wrong_size("IFA_LOCAL", a, b, size)
                 local = (a, b)
             elif kind == c.IFA_ADDRESS:
-                _sized("IFA_ADDRESS", a, b, size)
+                if b - a != size:
+                    raise _wrong_size("IFA_ADDRESS", a, b, size)
                 addr = (a, b)
         where = local or addr
-        text = socket.inet_ntop(family, bytes(buf[where[0] : where[1]])) if where else ""
+        text = _ntop(family, bytes(buf[where[0] : where[1]])) if where else ""
         return Address(netns, index, names.get(index), family, text, prefixlen, SCOPES.get(scope, str(scope)))
     except _PARSE_ERRORS as exc:
         raise _malformed("address", buf, start, end, exc) from exc
@@ -262,25 +274,39 @@ def route(netns: str, names: dict[int, str], buf: bytearray, start: int, end: in
     """Parse an RTM_NEWROUTE/RTM_DELROUTE body; None for anything outside the main table or
     outside IPv4 and IPv6."""
     try:
-        _header("rtmsg", start, end, 12)
+        if end - start < 12:
+            raise _too_short("rtmsg", start, end, 12)
         family, dst_len, _src_len, _tos, table, protocol, scope, _type, flags = _rtmsg(buf, start)
-        if family not in _IP_SIZES:
+        size = _IP_SIZES.get(family)
+        if size is None:
             return None
         dst = gateway = prefsrc = None
         oif = metric = None
         for kind, a, b in _attrs(buf, start + 12, end):
             if kind == c.RTA_DST:
-                dst = _ip(family, buf, a, b, "RTA_DST")
+                if b - a != size:
+                    raise _wrong_size("RTA_DST", a, b, size)
+                dst = _ntop(family, bytes(buf[a:b]))
             elif kind == c.RTA_GATEWAY:
-                gateway = _ip(family, buf, a, b, "RTA_GATEWAY")
+                if b - a != size:
+                    raise _wrong_size("RTA_GATEWAY", a, b, size)
+                gateway = _ntop(family, bytes(buf[a:b]))
             elif kind == c.RTA_OIF:
-                oif = _u32_of("RTA_OIF", buf, a, b)
+                if b - a != 4:
+                    raise _wrong_size("RTA_OIF", a, b, 4)
+                oif = _u32(buf, a)
             elif kind == c.RTA_PRIORITY:
-                metric = _u32_of("RTA_PRIORITY", buf, a, b)
+                if b - a != 4:
+                    raise _wrong_size("RTA_PRIORITY", a, b, 4)
+                metric = _u32(buf, a)
             elif kind == c.RTA_PREFSRC:
-                prefsrc = _ip(family, buf, a, b, "RTA_PREFSRC")
+                if b - a != size:
+                    raise _wrong_size("RTA_PREFSRC", a, b, size)
+                prefsrc = _ntop(family, bytes(buf[a:b]))
             elif kind == c.RTA_TABLE:
-                table = _u32_of("RTA_TABLE", buf, a, b)
+                if b - a != 4:
+                    raise _wrong_size("RTA_TABLE", a, b, 4)
+                table = _u32(buf, a)
         if table != c.RT_TABLE_MAIN:
             return None
         text = f"{dst}/{dst_len}" if dst is not None else "default"
@@ -304,14 +330,18 @@ def route(netns: str, names: dict[int, str], buf: bytearray, start: int, end: in
 def neighbour(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> Neighbour | None:
     """Parse an RTM_NEWNEIGH body for the IPv4/IPv6 neighbour tables."""
     try:
-        _header("ndmsg", start, end, 12)
+        if end - start < 12:
+            raise _too_short("ndmsg", start, end, 12)
         family, index, state, _flags, _type = _ndmsg(buf, start)
-        if family not in _IP_SIZES:
+        size = _IP_SIZES.get(family)
+        if size is None:
             return None
         dst = lladdr = None
         for kind, a, b in _attrs(buf, start + 12, end):
             if kind == c.NDA_DST:
-                dst = _ip(family, buf, a, b, "NDA_DST")
+                if b - a != size:
+                    raise _wrong_size("NDA_DST", a, b, size)
+                dst = _ntop(family, bytes(buf[a:b]))
             elif kind == c.NDA_LLADDR:
                 lladdr = c.mac(buf, a, b)
         if dst is None:
@@ -324,7 +354,8 @@ def neighbour(netns: str, names: dict[int, str], buf: bytearray, start: int, end
 def fdb(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int) -> FdbEntry | None:
     """Parse an AF_BRIDGE RTM_NEWNEIGH body (bridge or VXLAN forwarding entry)."""
     try:
-        _header("ndmsg", start, end, 12)
+        if end - start < 12:
+            raise _too_short("ndmsg", start, end, 12)
         family, index, state, flags, _type = _ndmsg(buf, start)
         if family != c.AF_BRIDGE:
             return None
@@ -336,7 +367,8 @@ def fdb(netns: str, names: dict[int, str], buf: bytearray, start: int, end: int)
             elif kind == c.NDA_DST:
                 dst = _ip(socket.AF_INET if b - a == 4 else socket.AF_INET6, buf, a, b, "NDA_DST")
             elif kind == c.NDA_VLAN:
-                _sized("NDA_VLAN", a, b, 2)
+                if b - a != 2:
+                    raise _wrong_size("NDA_VLAN", a, b, 2)
                 vlan = c.u16(buf, a)
             elif kind == c.NDA_VNI:
                 vni = _u32_of("NDA_VNI", buf, a, b)

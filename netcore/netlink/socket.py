@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from netcore.errors import DumpInterrupted, EventsLost, MalformedMessage, NetcoreError, from_errno
@@ -22,6 +22,7 @@ _RECV_BUF = 64 * 1024  # a dump skb is at most 32 KiB; one buffer per socket, re
 _SO_SNDBUFFORCE = 32
 _SO_RCVBUFFORCE = 33
 _DUMP_INTR = c.NLM_F_DUMP_INTR
+_MIN_TYPE = 0x10  # NLMSG_MIN_TYPE: below it, netlink's own control messages (NOOP, ERROR, DONE, OVERRUN)
 _ERR_TLVS = 20  # with NETLINK_CAP_ACK the request is not echoed: ack TLVs follow the errno and its header
 DUMP_ATTEMPTS = 5  # reads of a dump the kernel keeps flagging as interrupted before giving up
 
@@ -100,12 +101,13 @@ class NetlinkSocket:
             self._collect_acks(pending, requests, results)
         return results
 
-    def _receive(self) -> Iterator[tuple[int, int, int, int, int]]:
-        """Read one datagram into the reused buffer; its messages as codec.messages() yields them.
+    def _receive(self) -> int:
+        """Read one datagram into the reused buffer and return its size.
 
-        The one receive path of every read: a datagram larger than the buffer (MSG_TRUNC: the
-        kernel reports its real size) raises MalformedMessage, and every message length is
-        checked against the bytes this read received, never against what an earlier one left.
+        With codec.messages(buf, size), the one receive path of every read: a datagram larger
+        than the buffer (MSG_TRUNC: the kernel reports its real size) raises MalformedMessage,
+        and every message length is checked against the bytes this read received, never
+        against what an earlier read left in the buffer.
         """
         buf = self._buf
         size = self.sock.recv_into(buf, 0, socket.MSG_TRUNC)
@@ -113,19 +115,19 @@ class NetlinkSocket:
             raise MalformedMessage(
                 f"a {size}-byte netlink datagram was truncated to the {len(buf)}-byte receive buffer"
             )
-        return c.messages(buf, size)
+        return size
 
     def _collect_acks(
         self, pending: dict[int, int], requests: Sequence[Request], results: list[NetcoreError | None]
     ) -> None:
         buf = self._buf
         while pending:
-            for msg_type, flags, seq, body, end in self._receive():
+            for msg_type, flags, seq, body, end in c.messages(buf, self._receive()):
                 if msg_type != c.NLMSG_ERROR or seq not in pending:
                     continue
                 position = pending.pop(seq)
                 req = requests[position]
-                err = _status(buf, msg_type, seq, body, end)
+                err = _status(buf, seq, body, end)
                 if err and err not in req.tolerate:
                     results[position] = _error(
                         buf, flags, body + _ERR_TLVS, end, err, obj=req.obj, action=req.action
@@ -137,11 +139,11 @@ class NetlinkSocket:
         self.sock.sendall(c.message(msg_type, c.NLM_F_REQUEST, seq, body))
         buf = self._buf
         while True:
-            for kind, flags, mseq, start, end in self._receive():
+            for kind, flags, mseq, start, end in c.messages(buf, self._receive()):
                 if mseq != seq:
                     continue
                 if kind == c.NLMSG_ERROR:
-                    err = _status(buf, kind, mseq, start, end)
+                    err = _status(buf, mseq, start, end)
                     if err in (_errno.ENODEV, _errno.ENOENT):
                         return None
                     if not err:
@@ -165,7 +167,7 @@ class NetlinkSocket:
             self.sock.sendall(b"".join(chunk))
         buf = self._buf
         while pending:
-            for kind, _flags, seq, start, end in self._receive():
+            for kind, _flags, seq, start, end in c.messages(buf, self._receive()):
                 position = pending.pop(seq, None)
                 if position is not None and kind == c.RTM_NEWNSID:
                     out[position] = _nsid(buf, seq, start, end)
@@ -209,31 +211,29 @@ class NetlinkSocket:
         seq = self._next_seq()
         self.sock.sendall(c.message(msg_type, c.NLM_F_REQUEST | c.NLM_F_DUMP, seq, body))
         buf = self._buf
-        interrupted = 0
+        flagged = 0
         replies: list[tuple[bytearray, int, int, int]] = []
+        add = replies.append
         while True:
-            found: list[tuple[int, int, int]] = []
-            done = False
-            for kind, flags, mseq, start, end in self._receive():
+            size = self._receive()
+            data = None  # this datagram's replies, copied out of buf (the next read reuses it)
+            for kind, flags, mseq, start, end in c.messages(buf, size):
                 if mseq != seq:
                     continue
-                interrupted |= flags & _DUMP_INTR
-                if kind == c.NLMSG_DONE or kind == c.NLMSG_ERROR:
-                    # NLMSG_DONE may carry the dump's errno; NLMSG_ERROR is a refused request
-                    err = _status(buf, kind, mseq, start, end)
+                flagged |= flags
+                if kind >= _MIN_TYPE:
+                    if data is None:
+                        data = buf[:size]
+                    add((data, kind, start, end))
+                elif kind == c.NLMSG_DONE:  # it may carry the dump's errno (old kernels: no body)
+                    err = -c.i32(buf, start) if end - start >= 4 else 0
                     if err:
-                        tlvs = start + 4 if kind == c.NLMSG_DONE else start + _ERR_TLVS
-                        raise _error(buf, flags, tlvs, end, err, obj=what, action="dump")
-                    if kind == c.NLMSG_DONE:
-                        done = True
-                        break
-                    continue
-                found.append((kind, start, end))
-            if found:
-                copy = buf[: found[-1][2]]
-                replies += [(copy, kind, start, end) for kind, start, end in found]
-            if done:
-                return None if interrupted else replies
+                        raise _error(buf, flags, start + 4, end, err, obj=what, action="dump")
+                    return None if flagged & _DUMP_INTR else replies
+                elif kind == c.NLMSG_ERROR:  # the request was refused
+                    err = _status(buf, mseq, start, end)
+                    if err:
+                        raise _error(buf, flags, start + _ERR_TLVS, end, err, obj=what, action="dump")
 
     def read_events(
         self, handle: Callable[[bytearray, int, int, int], None], *, what: str = "events"
@@ -252,7 +252,7 @@ class NetlinkSocket:
         buf = self._buf
         while True:
             try:
-                batch = self._receive()
+                size = self._receive()
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -263,7 +263,7 @@ class NetlinkSocket:
                 raise EventsLost(f"{what}: events lost: {exc}", obj=what) from exc
             bad: MalformedMessage | None = None
             try:
-                for kind, _flags, _seq, start, end in batch:
+                for kind, _flags, _seq, start, end in c.messages(buf, size):
                     try:
                         handle(buf, kind, start, end)
                     except MalformedMessage as exc:
@@ -274,13 +274,11 @@ class NetlinkSocket:
                 raise EventsLost(f"{what}: events lost: {bad}", obj=what) from bad
 
 
-def _status(buf: bytearray, kind: int, seq: int, start: int, end: int) -> int:
-    """The positive errno an NLMSG_ERROR or NLMSG_DONE body carries (0: none)."""
+def _status(buf: bytearray, seq: int, start: int, end: int) -> int:
+    """The positive errno an NLMSG_ERROR body carries (0: an acknowledgement)."""
     if end - start >= 4:
         return -c.i32(buf, start)
-    if kind == c.NLMSG_DONE:
-        return 0  # an old kernel's NLMSG_DONE may have no body
-    raise MalformedMessage(f"{c.type_name(kind)} seq {seq}: {end - start}-byte body has no errno")
+    raise MalformedMessage(f"NLMSG_ERROR seq {seq}: {end - start}-byte body has no errno")
 
 
 def _nsid(buf: bytearray, seq: int, start: int, end: int) -> int:
