@@ -51,7 +51,7 @@ _SIZED_NAMES = {
     c.IFLA_LINK_NETNSID: "IFLA_LINK_NETNSID",
     c.IFLA_GROUP: "IFLA_GROUP",
 }
-_IP_SIZES = {socket.AF_INET: 4, socket.AF_INET6: 16}
+_IP_SIZES: dict[int, int] = {socket.AF_INET: 4, socket.AF_INET6: 16}
 # what a malformed message may raise on the way; the parsers turn each into MalformedMessage
 _PARSE_ERRORS = (MalformedMessage, struct.error, ValueError, IndexError, OSError, UnicodeError)
 

@@ -168,9 +168,10 @@ class NetlinkSocket:
         buf = self._buf
         while pending:
             for kind, _flags, seq, start, end in c.messages(buf, self._receive()):
-                position = pending.pop(seq, None)
-                if position is not None and kind == c.RTM_NEWNSID:
-                    out[position] = _nsid(buf, seq, start, end)
+                if seq in pending:
+                    position = pending.pop(seq)
+                    if kind == c.RTM_NEWNSID:
+                        out[position] = _nsid(buf, seq, start, end)
         return out
 
     def run(self, requests: Sequence[Request]) -> None:
