@@ -52,6 +52,7 @@ PROCESS_SCAN_SECONDS = 2.0
 REQUERY_DELAY = 0.02
 RESYNC_RETRY = 0.1  # seconds before a failed re-dump of a namespace is tried again
 MISS_TTL = 0.25  # seconds an id a namespace did not know is not asked again
+REROUTE_AGAIN = 0.25  # seconds after the first re-read of a link's routes, the second
 REROUTE_WHOLE = 64  # more links than this to re-read at once: one route dump of the namespace instead
 
 _IN_CREATE, _IN_DELETE, _IN_MOVED_FROM, _IN_MOVED_TO = 0x100, 0x200, 0x40, 0x80
@@ -109,7 +110,8 @@ class _Space:
     neighbours: dict[tuple, Neighbour] = field(default_factory=dict)
     fdb: dict[tuple, FdbEntry] = field(default_factory=dict)
     nsids: dict[int, str] = field(default_factory=dict)  # the id this namespace gives another -> its name
-    nsid_misses: dict[int, float] = field(default_factory=dict)  # id -> when it was last asked in vain
+    # id -> (when, namespace generation) it was last asked for in vain
+    nsid_misses: dict[int, tuple[float, int]] = field(default_factory=dict)
     reroute: set[int] = field(default_factory=set)  # links whose routes are to be re-read
     resync_pending: bool = False
 
@@ -587,16 +589,25 @@ class LiveModel:
     # -- routes the kernel removes silently -----------------------------------------------------
 
     def _reroute_soon(self, space: _Space, indexes: Iterable[int | None]) -> None:
-        """Re-read these links' routes shortly: the kernel finishes its silent flush after it
-        announces the change that caused it, and a burst of changes is read once."""
+        """Re-read these links' routes shortly, and once more a little later: the kernel finishes
+        its silent flush after it announces the change that caused it (a route dump does not wait
+        for it), and a burst of changes is read once."""
         if not space.reroute:
             asyncio.get_running_loop().call_later(REQUERY_DELAY, self._reroute, space)
         space.reroute.update(i for i in indexes if i)
 
     def _reroute(self, space: _Space) -> None:
         pending, space.reroute = space.reroute, set()
-        if self._spaces.get(space.info.name) is not space or not pending:
-            return
+        if self._spaces.get(space.info.name) is space and pending:
+            self._reread_routes(space, pending)
+            asyncio.get_running_loop().call_later(REROUTE_AGAIN, self._reroute_again, space, pending)
+
+    def _reroute_again(self, space: _Space, pending: set[int]) -> None:
+        if self._spaces.get(space.info.name) is space:
+            self._reread_routes(space, pending)
+
+    def _reread_routes(self, space: _Space, pending: set[int]) -> None:
+        """Make the model's routes of these links (or all routes, for many links) equal the kernel's."""
         name = space.info.name
         if len(pending) > REROUTE_WHOLE:
             scope: Callable[[Route], bool] = lambda r: True  # noqa: E731
@@ -691,13 +702,16 @@ class LiveModel:
 
     def _nsid_name(self, space: _Space, nsid: int) -> str | None:
         """The namespace `space` calls `nsid`: asked of the kernel (one batched RTM_GETNSID for all
-        namespaces `space` has no id for) when unknown, at most once per new namespace seen."""
+        namespaces `space` has no id for) when unknown, again once a namespace was added or a
+        moment has passed (ids are freed only when the kernel finally destroys a namespace, and
+        then reused: an answer in vain is not trusted for good)."""
         name = space.nsids.get(nsid)
         if name is not None:
             return name
         now = time.monotonic()
-        if now - space.nsid_misses.get(nsid, -MISS_TTL) < MISS_TTL:
-            return None  # asked in vain a moment ago: its namespace is not (yet) one the model holds
+        asked_at, generation = space.nsid_misses.get(nsid, (-MISS_TTL, -1))
+        if generation == self._generation and now - asked_at < MISS_TTL:
+            return None  # asked in vain a moment ago, and no namespace came since
         known = set(space.nsids.values())
         others = [s for s in self._spaces.values() if s is not space and s.info.name not in known]
         fds: list[int] = []
@@ -710,7 +724,7 @@ class LiveModel:
             live = [s for s, fd in zip(others, fds, strict=True) if fd >= 0]
             ids = space.query.nsids([fd for fd in fds if fd >= 0])
         except (OSError, NetcoreError):
-            return None
+            live, ids = [], []
         finally:
             for fd in fds:
                 if fd >= 0:
@@ -718,9 +732,7 @@ class LiveModel:
         space.nsids.update({i: s.info.name for s, i in zip(live, ids, strict=True) if i >= 0})
         name = space.nsids.get(nsid)
         if name is None:
-            # ids are freed only when the kernel finally destroys a namespace, and then reused: ask
-            # again later rather than trust this answer for good
-            space.nsid_misses[nsid] = now
+            space.nsid_misses[nsid] = (now, self._generation)
             self._retry_unresolved_later()
         else:
             space.nsid_misses.pop(nsid, None)
