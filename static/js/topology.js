@@ -1108,7 +1108,8 @@ function renderEmptyState() {
   $('#empty-state').hidden = !empty;
   if (!empty) return;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  $('#agent-command').textContent = `python -m netcore.agent --url ${scheme}://${location.host}/ws/agent/ --token <host token>`;
+  $('#agent-command').textContent =
+    `python3 -I switchboard-agent.pyz --url ${scheme}://${location.host}/ws/agent/ --token-file /etc/switchboard/agent.token`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ def test_empty_state_tells_how_to_connect_an_agent(topology):
     assert empty.is_visible()
     assert "No agent connected yet" in empty.inner_text()
     assert topology.page.locator("#agent-command").inner_text() == (
-        "python -m netcore.agent --url ws://switchboard.test/ws/agent/ --token <host token>"
+        "python3 -I switchboard-agent.pyz --url ws://switchboard.test/ws/agent/"
+        " --token-file /etc/switchboard/agent.token"
     )
     # Hosts the web app knows (template context) are listed before any agent reports.
     hosts = topology.page.locator("#host-filters").inner_text().split()
