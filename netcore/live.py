@@ -348,7 +348,7 @@ class LiveModel:
                 lost = True  # one message could not be read: the rest of the batch still applies
 
         try:
-            space.sock.read_events(handle)
+            space.sock.read_events(handle, what=f"events of {space.info.name}")
         except (OSError, NetcoreError):
             lost = True
         if lost and self._spaces.get(space.info.name) is space:
