@@ -26,7 +26,6 @@ import os
 import resource
 import socket
 import struct
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +50,6 @@ GROUPS = (
 PROCESS_SCAN_SECONDS = 2.0
 REQUERY_DELAY = 0.02
 RESYNC_RETRY = 0.1  # seconds before a failed re-dump of a namespace is tried again
-MISS_TTL = 0.25  # seconds an id a namespace did not know is not asked again
 REROUTE_AGAIN = 0.25  # seconds after the first re-read of a link's routes, the second
 REROUTE_WHOLE = 64  # more links than this to re-read at once: one route dump of the namespace instead
 
@@ -110,8 +108,6 @@ class _Space:
     neighbours: dict[tuple, Neighbour] = field(default_factory=dict)
     fdb: dict[tuple, FdbEntry] = field(default_factory=dict)
     nsids: dict[int, str] = field(default_factory=dict)  # the id this namespace gives another -> its name
-    # id -> (when, namespace generation) it was last asked for in vain
-    nsid_misses: dict[int, tuple[float, int]] = field(default_factory=dict)
     reroute: set[int] = field(default_factory=set)  # links whose routes are to be re-read
     resync_pending: bool = False
 
@@ -138,11 +134,11 @@ class LiveModel:
         self.processes = processes
         self.event_rcvbuf = event_rcvbuf
         self._spaces: dict[str, _Space] = {}
-        self._generation = 0  # bumped whenever a namespace is added: ids may then resolve anew
         self._unresolved: set[tuple[str, int]] = set()  # veths whose peer is not known yet
         self._referrer: dict[tuple[str, int], tuple[str, int]] = {}  # a veth end -> the end naming it
-        self._retry: asyncio.TimerHandle | None = None
-        self._retry_delay = MISS_TTL
+        # veths whose other end is in another namespace, by (index, the other end's index): where
+        # they are; the candidates for a veth's other end are found here, not by a scan
+        self._ends: dict[tuple[int, int], set[str]] = {}
         self._loading = False
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._inotify = -1
@@ -198,8 +194,6 @@ class LiveModel:
         loop = asyncio.get_event_loop()
         for task in self._tasks:
             task.cancel()
-        if self._retry is not None:
-            self._retry.cancel()
         for space in self._spaces.values():
             self._close_space(space, loop)
         self._spaces.clear()
@@ -221,15 +215,9 @@ class LiveModel:
             return
         try:
             if info.kind == "host":
-                sock = NetlinkSocket.open(groups=GROUPS)
-                query = NetlinkSocket.open()
+                sock, query = _open_pair()
             else:
-                sock = ns.netns_open_socket(path=info.path, groups=GROUPS)
-                try:
-                    query = ns.netns_open_socket(path=info.path)
-                except NetcoreError:
-                    sock.close()
-                    raise
+                sock, query = ns.netns_run(path=info.path, fn=_open_pair)  # one trip to the worker
         except (OSError, NetcoreError):
             return  # it vanished or is not a namespace yet: the next scan or inotify event retries
         space = _Space(info, sock, query)
@@ -242,13 +230,10 @@ class LiveModel:
             sock.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, self.event_rcvbuf)
         sock.sock.setblocking(False)
         self._spaces[info.name] = space
-        self._generation += 1
         if emit:
             self._emit("namespace", "new", info.name, Namespace(info.name, info.inode, info.kind))
         self._reconcile(space, d, emit=emit)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable, space)
-        if not self._loading:
-            self._resolve_unresolved(emit=emit)
 
     def _remove_space(self, name: str) -> None:
         space = self._spaces.pop(name, None)
@@ -261,6 +246,8 @@ class LiveModel:
         for link in space.links.values():
             self._emit("link", "del", name, link)
         self._emit("namespace", "del", name, Namespace(name, space.info.inode, space.info.kind))
+        for index in list(space.raw):
+            self._drop_raw(space, index)
         self._unresolved = {key for key in self._unresolved if key[0] != name}
         for key in [k for k in self._referrer if k[0] == name]:
             self._referrer.pop(key)
@@ -270,7 +257,6 @@ class LiveModel:
                 for index, link in list(other.links.items()):
                     if link.peer is not None and link.peer.netns == name:
                         self._set_link(other, other.raw[index], True)
-        self._resolve_unresolved(emit=True)
 
     def _close_space(self, space: _Space, loop: asyncio.AbstractEventLoop | None) -> None:
         if loop is not None:
@@ -380,7 +366,7 @@ class LiveModel:
         name = space.info.name
         fresh = {x.index: x for x in d.raw_links}
         for index in [i for i in space.raw if i not in fresh]:
-            space.raw.pop(index)
+            self._drop_raw(space, index)
             self._forget_link(space, index, emit)
         for kind, store in space.stores():
             items = {x.key: x for x in getattr(d, _DUMP_FIELD[kind])}
@@ -393,7 +379,8 @@ class LiveModel:
                     store[key] = item
                     if emit:
                         self._emit(kind, "new", name, item)
-        space.raw.update(fresh)
+        for raw in d.raw_links:
+            self._keep_raw(space, raw)
         for raw in d.raw_links:
             self._set_link(space, raw, emit)
 
@@ -447,7 +434,7 @@ class LiveModel:
 
     def _link_changed(self, space: _Space, raw: parse.RawLink) -> None:
         was = space.raw.get(raw.index)
-        space.raw[raw.index] = raw
+        self._keep_raw(space, raw)
         if was is None:
             self._name_orphans(space, raw)
         elif was.name != raw.name:
@@ -462,13 +449,29 @@ class LiveModel:
             # a veth end is first announced before its peer exists (IFLA_LINK 0): ask again shortly
             asyncio.get_running_loop().call_later(REQUERY_DELAY, self._requery, space.info.name, raw.index)
 
+    def _keep_raw(self, space: _Space, raw: parse.RawLink) -> None:
+        """Store a link as the kernel reported it (and index it if it is a veth to elsewhere)."""
+        self._drop_raw(space, raw.index)
+        space.raw[raw.index] = raw
+        if raw.kind == "veth" and raw.link and raw.link_netnsid is not None:
+            self._ends.setdefault((raw.index, raw.link), set()).add(space.info.name)
+
+    def _drop_raw(self, space: _Space, index: int) -> None:
+        raw = space.raw.pop(index, None)
+        if raw is not None and raw.link and raw.link_netnsid is not None:
+            where = self._ends.get((raw.index, raw.link))
+            if where is not None:
+                where.discard(space.info.name)
+                if not where:
+                    del self._ends[(raw.index, raw.link)]
+
     def _link_gone(self, space: _Space, index: int) -> None:
         gone = space.raw.get(index)
         if gone is None:
             return
         if gone.master:
             self._port_left(space, index, gone.master)
-        del space.raw[index]
+        self._drop_raw(space, index)
         name = space.info.name
         for kind, store in space.stores():
             for key in [k for k, x in store.items() if _on_link(x, index)]:
@@ -654,6 +657,11 @@ class LiveModel:
         space.links[raw.index] = link
         if emit:
             self._emit("link", "new", space.info.name, link)
+        if old is None and raw.link and raw.link_netnsid is not None and not self._loading:
+            # this may be the other end an unresolved veth elsewhere waits for
+            for there in list(self._ends.get((raw.link, raw.index), ())):
+                if there != key[0] and (there, raw.link) in self._unresolved:
+                    self._reset((there, raw.link), emit)
         if peer is not None:
             target = (peer.netns, peer.index)
             self._referrer[target] = key
@@ -669,80 +677,76 @@ class LiveModel:
             self._set_link(space, space.raw[key[1]], emit)
 
     def _resolve_unresolved(self, *, emit: bool) -> None:
-        """Try again the veths whose peer was not known (a namespace came, or ids changed)."""
+        """Try again the veths whose peer was not known (after a load or a re-dump)."""
         for key in list(self._unresolved):
             self._reset(key, emit)
 
-    def _retry_unresolved_later(self) -> None:
-        """While veths stay unresolved for want of a namespace id, retry with a growing delay."""
-        if self._retry is not None or self._loading:
-            return
-
-        def retry() -> None:
-            self._retry = None
-            before = len(self._unresolved)
-            self._resolve_unresolved(emit=True)
-            self._retry_delay = (
-                MISS_TTL if len(self._unresolved) < before else min(self._retry_delay * 2, 30.0)
-            )
-
-        self._retry = asyncio.get_running_loop().call_later(self._retry_delay, retry)
-
     def _peer(self, space: _Space, raw: parse.RawLink) -> LinkRef | None:
-        """Where a veth's other end is, through this namespace's own id for the peer's namespace."""
-        if raw.kind != "veth" or not raw.link:
+        """Where a veth's other end is: through this namespace's own id for the peer's namespace
+        (cached, and checked against what the model holds there)."""
+        link, nsid = raw.link, raw.link_netnsid
+        if raw.kind != "veth" or not link:
             return None
-        if raw.link_netnsid is None:
+        if nsid is None:
             there: _Space | None = space
         else:
-            there = self._spaces.get(self._nsid_name(space, raw.link_netnsid) or "")
-        if there is None or raw.link not in there.raw:
+            there = self._spaces.get(space.nsids.get(nsid, ""))
+            if there is None or not _points_back(there.raw.get(link), raw):
+                there = self._ask_peer_space(space, raw, link, nsid)
+        if there is None or link not in there.raw:
             return None
-        return LinkRef(there.info.name, raw.link, there.raw[raw.link].name)
+        return LinkRef(there.info.name, link, there.raw[link].name)
 
-    def _nsid_name(self, space: _Space, nsid: int) -> str | None:
-        """The namespace `space` calls `nsid`: asked of the kernel (one batched RTM_GETNSID for all
-        namespaces `space` has no id for) when unknown, again once a namespace was added or a
-        moment has passed (ids are freed only when the kernel finally destroys a namespace, and
-        then reused: an answer in vain is not trusted for good)."""
-        name = space.nsids.get(nsid)
-        if name is not None:
-            return name
-        now = time.monotonic()
-        asked_at, generation = space.nsid_misses.get(nsid, (-MISS_TTL, -1))
-        if generation == self._generation and now - asked_at < MISS_TTL:
-            return None  # asked in vain a moment ago, and no namespace came since
-        known = set(space.nsids.values())
-        others = [s for s in self._spaces.values() if s is not space and s.info.name not in known]
+    def _ask_peer_space(self, space: _Space, raw: parse.RawLink, link: int, nsid: int) -> _Space | None:
+        """Which namespace holds the other end of a veth of `space`: the candidates are the
+        namespaces with a veth at the peer's index pointing back at this one (look-alikes
+        included), and `space`'s own ids for them (one batched RTM_GETNSID) tell which it is.
+        None when the other end is not in the model yet: its arrival resolves this veth."""
+        found = self._ends.get((link, raw.index), ())
+        candidates = [self._spaces[n] for n in found if n != space.info.name and n in self._spaces]
+        if not candidates:
+            return None
         fds: list[int] = []
         try:
-            for s in others:
+            for s in candidates:
                 try:
                     fds.append(os.open(s.info.path, os.O_RDONLY | os.O_CLOEXEC))
                 except OSError:
                     fds.append(-1)
-            live = [s for s, fd in zip(others, fds, strict=True) if fd >= 0]
+            asked = [s for s, fd in zip(candidates, fds, strict=True) if fd >= 0]
             ids = space.query.nsids([fd for fd in fds if fd >= 0])
         except (OSError, NetcoreError):
-            live, ids = [], []
+            return None
         finally:
             for fd in fds:
                 if fd >= 0:
                     os.close(fd)
-        space.nsids.update({i: s.info.name for s, i in zip(live, ids, strict=True) if i >= 0})
-        name = space.nsids.get(nsid)
-        if name is None:
-            space.nsid_misses[nsid] = (now, self._generation)
-            self._retry_unresolved_later()
-        else:
-            space.nsid_misses.pop(nsid, None)
-        return name
+        for s, their_id in zip(asked, ids, strict=True):
+            if their_id >= 0:
+                space.nsids[their_id] = s.info.name  # ids are reused once a namespace is gone: replace
+        return self._spaces.get(space.nsids.get(nsid, ""))
 
     def _emit(self, kind: str, action: str, netns: str, obj) -> None:
         self._queue.put_nowait(Event(kind, action, netns, obj))
 
 
 _DUMP_FIELD = {"address": "addresses", "route": "routes", "neighbour": "neighbours", "fdb": "fdb"}
+
+
+def _open_pair() -> tuple[NetlinkSocket, NetlinkSocket]:
+    """An event socket and a query socket in the calling thread's namespace."""
+    sock = NetlinkSocket.open(groups=GROUPS)
+    try:
+        return sock, NetlinkSocket.open()
+    except OSError:
+        sock.close()
+        raise
+
+
+def _points_back(x: parse.RawLink | None, raw: parse.RawLink) -> bool:
+    """Whether x could be the other end of veth `raw` (of another namespace): a veth at raw's peer
+    index whose own peer index is raw's."""
+    return x is not None and x.kind == "veth" and x.index == raw.link and x.link == raw.index
 
 
 def _on_link(obj: Address | Route | Neighbour | FdbEntry, index: int) -> bool:
