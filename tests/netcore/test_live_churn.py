@@ -23,8 +23,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from netcore.errors import MalformedMessage
 from netcore.live import Event, LiveModel
 from netcore.model import Snapshot
+from netcore.netlink import parse
 from netcore.snapshot import snapshot
 from tests.netcore.test_live import SECTIONS, view
 
@@ -404,3 +406,29 @@ async def test_refresh_corrects_a_model_that_drifted(host_ns, topo, model):
     finally:
         task.cancel()
         host_ns.run(f"ip link del {topo}br", check=False)
+
+
+@pytest.mark.asyncio
+async def test_a_message_the_model_cannot_read_makes_it_read_the_namespace_again(
+    host_ns, topo, model, monkeypatch
+):
+    """One unreadable message among others: the namespace is dumped again, so that what the bad message
+    said is not lost (netlink's own reading of the rest of the batch: tests/netcore/test_netlink_codec.py)."""
+    real = parse.link
+    failed: list[str] = []
+
+    def once_unreadable(buf, start, end):
+        raw = real(buf, start, end)
+        if raw.name == f"{topo}bx" and not failed:
+            failed.append(raw.name)
+            raise MalformedMessage(f"RTM_NEWLINK of {raw.name}: made unreadable by the test")
+        return raw
+
+    monkeypatch.setattr(parse, "link", once_unreadable)
+    churn = Churn(host_ns, topo, 0)
+    before = model.resyncs
+    host_ns.run(f"ip link add {topo}bx type bridge && ip link add {topo}by type bridge")
+    await _settled(model, churn)
+    assert failed and model.resyncs > before
+    assert {f"{topo}bx", f"{topo}by"} <= {x.name for x in model.snapshot().links}
+    host_ns.run(f"ip link del {topo}bx; ip link del {topo}by", check=False)
