@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import reprlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,14 @@ def _bounds(node: dict[str, Any], low: str, high: str, limit: int, floor: int) -
     return max(node.get(low, floor), floor), min(node.get(high, limit), limit)
 
 
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist = 2, 4, 4
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """repr(value) cut to 40 characters, without building the whole repr of a large value."""
+    text = _REPR.repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
