@@ -124,14 +124,18 @@ def build(output: Path) -> list[metadata.Distribution]:
     entries = dict(archive_entries(dists))
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".part")
-    with partial.open("wb") as fh:
-        fh.write(f"#!{INTERPRETER}\n".encode())
-        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name in sorted(entries):
-                _add(archive, name, entries[name].read_bytes())
-            _add(archive, "__main__.py", MAIN.encode())
-    partial.chmod(0o755)
-    partial.replace(output)
+    try:
+        with partial.open("wb") as fh:
+            fh.write(f"#!{INTERPRETER}\n".encode())
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for name in sorted(entries):
+                    _add(archive, name, entries[name].read_bytes())
+                _add(archive, "__main__.py", MAIN.encode())
+        partial.chmod(0o755)
+        partial.replace(output)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # never leave a half-written archive next to the real one
+        raise
     return dists
 
 
