@@ -67,7 +67,7 @@ def _still_valid(path: Path) -> str | None:
 def _save(path: Path, password: str) -> None:
     """Write the password to `path`, readable by its owner only (also when the file was there)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as fh:
+        os.fchmod(fd, 0o600)
         fh.write(password + "\n")
