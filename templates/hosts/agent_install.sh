@@ -8,15 +8,16 @@ install -m 600 /dev/stdin /etc/switchboard/agent.token <<'EOF'
 EOF
 echo 'SWITCHBOARD_AGENT_URL={{ ws_url }}' > /etc/switchboard/agent.env
 python3 -I - <<'EOF'
-import urllib.request
+import os, urllib.request
 token = open("/etc/switchboard/agent.token").read().strip()
 for url, path in [
     ("{{ download_url }}", "/usr/local/lib/switchboard/switchboard-agent.pyz"),
     ("{{ unit_url }}", "/etc/systemd/system/switchboard-agent.service"),
 ]:
     request = urllib.request.Request(url, headers={"Authorization": "Token " + token})
-    with urllib.request.urlopen(request) as response, open(path, "wb") as out:
+    with urllib.request.urlopen(request) as response, open(path + ".part", "wb") as out:
         out.write(response.read())
+    os.replace(path + ".part", path)  # a failed download leaves the previous file whole
 EOF
 echo '{{ archive.sha256 }}  /usr/local/lib/switchboard/switchboard-agent.pyz' | sha256sum -c &&
 systemctl daemon-reload && systemctl enable --now switchboard-agent
