@@ -303,8 +303,11 @@ def _error(
     (attributes from `tlvs` to `end`)."""
     error = from_errno(err, obj=obj, action=action)
     if flags & c.NLM_F_ACK_TLVS:
-        for kind, start, stop in c.attrs(buf, tlvs, end):
-            if kind == c.NLMSGERR_ATTR_MSG:
-                detail = c.cstr(buf, start, stop)
-                error.args = (f"{error.args[0]}: {detail}",)
+        try:
+            for kind, start, stop in c.attrs(buf, tlvs, end):
+                if kind == c.NLMSGERR_ATTR_MSG:
+                    detail = c.cstr(buf, start, stop)
+                    error.args = (f"{error.args[0]}: {detail}",)
+        except MalformedMessage:
+            pass  # the kernel's errno is the answer; an unreadable explanation must not replace it
     return error
