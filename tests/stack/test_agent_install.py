@@ -16,7 +16,8 @@ import pytest
 from netcore.agent.client import REFUSED, REFUSED_BACKOFF_MAX, REFUSED_BACKOFF_START, Backoff
 from tests.stack.harness import PYTHON, REPO, agent_connected, log_count, until
 from tests.stack.scenarios import live
-from webapp.hosts.views import AGENT_PYZ, AGENT_UNIT, agent_archive, install_command
+from webapp.hosts.selectors import AGENT_PYZ, AGENT_UNIT, agent_archive
+from webapp.hosts.views import install_command
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, without the virtualenv's site-packages
 

@@ -12,7 +12,7 @@ from django.test import Client
 from tests.webapp.conftest import Account, AgentHost
 from webapp.accounts.models import Role
 from webapp.accounts.services import user_save
-from webapp.hosts import views as host_views
+from webapp.hosts import selectors as host_selectors
 from webapp.hosts.models import Host
 from webapp.hosts.services import host_authenticate, host_revoke
 
@@ -114,7 +114,7 @@ def built_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     data = b"#!/usr/bin/env python3\nPK fake archive " + bytes(range(256))
     pyz = tmp_path / "switchboard-agent.pyz"
     pyz.write_bytes(data)
-    monkeypatch.setattr(host_views, "AGENT_PYZ", pyz)
+    monkeypatch.setattr(host_selectors, "AGENT_PYZ", pyz)
     return data
 
 
@@ -158,7 +158,7 @@ def test_a_host_downloads_the_agent_with_its_own_token_only(
 def test_without_a_built_agent_the_page_says_how_to_build_it(
     viewer: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(host_views, "AGENT_PYZ", tmp_path / "missing.pyz")
+    monkeypatch.setattr(host_selectors, "AGENT_PYZ", tmp_path / "missing.pyz")
     client = _logged_in(viewer)
     assert client.get(AGENT_URL).status_code == 404
     page = client.get("/hosts/")

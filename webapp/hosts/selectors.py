@@ -1,7 +1,13 @@
-"""Reads about hosts."""
+"""Reads about hosts, and about the agent this server offers them (the zipapp `make agent` builds)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
 from django.db.models import QuerySet
 
 from webapp.errors import NotFound
@@ -29,3 +35,33 @@ def host_token_current(*, host_id: int, token_hash: str) -> bool:
 def hosts_online_count() -> int:
     """How many hosts have an agent connected now."""
     return Host.objects.filter(online=True, revoked_at__isnull=True).count()
+
+
+AGENT_PYZ = Path(settings.BASE_DIR) / "dist" / "switchboard-agent.pyz"
+AGENT_UNIT = Path(settings.BASE_DIR) / "deploy" / "switchboard-agent.service"
+
+
+@dataclass(frozen=True)
+class AgentArchive:
+    """The built agent as the page shows it."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+def agent_archive() -> AgentArchive | None:
+    """The built zipapp's name, size and sha256, or None when it has not been built."""
+    try:
+        stat = AGENT_PYZ.stat()
+    except FileNotFoundError:
+        return None
+    return _digest(AGENT_PYZ, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _digest(path: Path, mtime_ns: int, size: int) -> AgentArchive:
+    """Hash the archive once per version of the file (keyed by its mtime and size)."""
+    with path.open("rb") as fh:
+        sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    return AgentArchive(name=path.name, size=size, sha256=sha256)

@@ -6,12 +6,6 @@ download, with the commands that install them on a host.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -25,39 +19,12 @@ from django.views.decorators.http import require_http_methods, require_safe
 from webapp.accounts.selectors import user_can_manage
 from webapp.api_errors import status_for
 from webapp.errors import DomainError
+from webapp.hosts import selectors
 from webapp.hosts.forms import HostActionForm
-from webapp.hosts.selectors import host_get, host_list
+from webapp.hosts.selectors import AgentArchive, agent_archive, host_get, host_list
 from webapp.hosts.services import host_authenticate, host_create, host_revoke, host_token_rotate
 
-AGENT_PYZ = Path(settings.BASE_DIR) / "dist" / "switchboard-agent.pyz"
-AGENT_UNIT = Path(settings.BASE_DIR) / "deploy" / "switchboard-agent.service"
 NOT_BUILT = "The agent has not been built on this server: run `make agent` in the Switchboard checkout."
-
-
-@dataclass(frozen=True)
-class AgentArchive:
-    """The built agent as the page shows it."""
-
-    name: str
-    size: int
-    sha256: str
-
-
-def agent_archive() -> AgentArchive | None:
-    """The built zipapp's name, size and sha256, or None when it has not been built."""
-    try:
-        stat = AGENT_PYZ.stat()
-    except FileNotFoundError:
-        return None
-    return _digest(AGENT_PYZ, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _digest(path: Path, mtime_ns: int, size: int) -> AgentArchive:
-    """Hash the archive once per version of the file (keyed by its mtime and size)."""
-    with path.open("rb") as fh:
-        sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
-    return AgentArchive(name=path.name, size=size, sha256=sha256)
 
 
 def install_command(*, base_url: str, ws_url: str, host: str, token: str, archive: AgentArchive) -> str:
@@ -96,9 +63,8 @@ def agent_download_view(request: HttpRequest) -> HttpResponse:
         return refused
     if agent_archive() is None:
         raise Http404(NOT_BUILT)
-    return FileResponse(
-        AGENT_PYZ.open("rb"), as_attachment=True, filename=AGENT_PYZ.name, content_type="application/zip"
-    )
+    pyz = selectors.AGENT_PYZ
+    return FileResponse(pyz.open("rb"), as_attachment=True, filename=pyz.name, content_type="application/zip")
 
 
 @require_safe
@@ -106,9 +72,8 @@ def agent_unit_view(request: HttpRequest) -> HttpResponse:
     """The agent's systemd unit (deploy/switchboard-agent.service), with the same access as the agent."""
     if refused := _downloader(request):
         return refused
-    return FileResponse(
-        AGENT_UNIT.open("rb"), as_attachment=True, filename=AGENT_UNIT.name, content_type="text/plain"
-    )
+    unit = selectors.AGENT_UNIT
+    return FileResponse(unit.open("rb"), as_attachment=True, filename=unit.name, content_type="text/plain")
 
 
 def _run(request: HttpRequest, *, action: str, name: str) -> tuple[str, str | None]:
