@@ -292,6 +292,7 @@ function applySnapshot(frame) {
   const h = hostModel(frame.host);
   h.online = Boolean(frame.online);
   h.stale = Boolean(frame.stale);
+  h.lastSeen = frame.last_seen ?? h.lastSeen;
   h.seq = frame.seq;
   const incoming = frame.state ?? {};
   // Diff against what we hold so an agent reconnecting (or a resync) only changes what changed.
@@ -374,6 +375,29 @@ function scheduleFlush() {
 // ---------------------------------------------------------------------------------------------
 // Graph
 
+// Colours and line styles of the graph, shared by the stylesheet and the legend (one source).
+const LOOK = {
+  host: { fill: '#f8fafc', border: '#334155' },
+  hostOffline: { fill: '#f1f5f9', border: '#94a3b8', text: '#64748b' },
+  namespace: { fill: '#e0e7ff', border: '#818cf8' },
+  nsHost: { fill: '#e2e8f0', border: '#64748b' },
+  nsDocker: { fill: '#e0f2fe', border: '#0284c7' },
+  nsProcess: { fill: '#f3e8ff', border: '#9333ea' },
+  bridge: '#2563eb',
+  veth: '#059669',
+  vxlan: '#d97706',
+  lo: '#cbd5e1',
+  other: '#475569',
+  group: { fill: '#d1fae5', border: '#059669', text: '#065f46' },
+  down: { fill: '#f1f5f9', line: '#e11d48', text: '#9ca3af' }, // down interfaces and links
+  match: '#f59e0b',
+  selected: '#dc2626',
+  vethEdge: '#10b981',
+  portEdge: '#60a5fa',
+  groupEdge: '#6ee7b7',
+};
+const DOWN_DASH = [6, 4];
+
 // Work around a Cytoscape 3.34 performance bug. Drawing a node without a background image flips
 // its internal "backgrounding" flag twice per draw (drawImages runs once per containment pass),
 // and every flip calls node.updateStyle(false), which marks all its compound ancestors for
@@ -433,10 +457,10 @@ function stylesheet(large) {
       selector: 'node.host',
       style: {
         shape: 'round-rectangle',
-        'background-color': '#f8fafc',
+        'background-color': LOOK.host.fill,
         'background-opacity': 1,
         'border-width': 2,
-        'border-color': '#334155',
+        'border-color': LOOK.host.border,
         'font-size': 15,
         'font-weight': 'bold',
         padding: 24,
@@ -448,60 +472,67 @@ function stylesheet(large) {
       style: { width: 160, height: 44, 'text-valign': 'center', 'font-size': 13, 'border-width': 2 },
     },
     {
+      // Offline: dashed and faded, contents included (a compound's opacity applies to its children).
       selector: 'node.host.offline',
-      style: { 'border-style': 'dashed', 'border-color': '#94a3b8', color: '#64748b' },
+      style: {
+        'border-style': 'dashed',
+        'border-color': LOOK.hostOffline.border,
+        'background-color': LOOK.hostOffline.fill,
+        color: LOOK.hostOffline.text,
+        opacity: 0.6,
+      },
     },
     {
       selector: 'node.namespace',
-      style: { 'background-color': '#e0e7ff', 'border-color': '#818cf8', 'border-width': 1 },
+      style: { 'background-color': LOOK.namespace.fill, 'border-color': LOOK.namespace.border, 'border-width': 1 },
     },
-    { selector: 'node.ns-host', style: { 'background-color': '#e2e8f0', 'border-color': '#64748b' } },
+    { selector: 'node.ns-host', style: { 'background-color': LOOK.nsHost.fill, 'border-color': LOOK.nsHost.border } },
     {
       selector: 'node.ns-docker',
-      style: { 'background-color': '#e0f2fe', 'border-color': '#0284c7', 'border-width': 2 },
+      style: { 'background-color': LOOK.nsDocker.fill, 'border-color': LOOK.nsDocker.border, 'border-width': 2 },
     },
     {
       selector: 'node.ns-process',
-      style: { 'background-color': '#f3e8ff', 'border-color': '#9333ea', 'border-style': 'dashed' },
+      style: { 'background-color': LOOK.nsProcess.fill, 'border-color': LOOK.nsProcess.border, 'border-style': 'dashed' },
     },
     {
       selector: 'node.k-bridge',
-      style: { shape: 'round-rectangle', width: 48, height: 24, 'background-color': '#2563eb' },
+      style: { shape: 'round-rectangle', width: 48, height: 24, 'background-color': LOOK.bridge },
     },
-    { selector: 'node.k-veth', style: { 'background-color': '#059669' } },
+    { selector: 'node.k-veth', style: { 'background-color': LOOK.veth } },
     {
       selector: 'node.k-vxlan',
       // Not 'diamond': Cytoscape 3.34 misses clicks on a diamond's vertical centre line.
-      style: { shape: 'round-diamond', width: 32, height: 32, 'background-color': '#d97706', 'font-weight': 'bold' },
+      style: { shape: 'round-diamond', width: 32, height: 32, 'background-color': LOOK.vxlan, 'font-weight': 'bold' },
     },
     {
       selector: 'node.k-lo',
-      style: { width: 12, height: 12, 'background-color': '#cbd5e1', color: '#64748b', 'font-size': 9 },
+      style: { width: 12, height: 12, 'background-color': LOOK.lo, color: '#64748b', 'font-size': 9 },
     },
-    { selector: 'node.k-other', style: { shape: 'hexagon', 'background-color': '#475569' } },
+    { selector: 'node.k-other', style: { shape: 'hexagon', 'background-color': LOOK.other } },
     {
       selector: 'node.group',
       style: {
         shape: 'round-rectangle',
         width: 90,
         height: 34,
-        'background-color': '#d1fae5',
-        'border-color': '#059669',
+        'background-color': LOOK.group.fill,
+        'border-color': LOOK.group.border,
         'border-width': 2,
         'border-style': 'double',
         'text-valign': 'center',
         'font-weight': 'bold',
-        color: '#065f46',
+        color: LOOK.group.text,
       },
     },
     {
       selector: 'node.down',
       style: {
-        'background-color': '#e5e7eb',
-        'border-color': '#9ca3af',
+        'background-color': LOOK.down.fill,
+        'border-color': LOOK.down.line,
         'border-style': 'dashed',
         'border-width': 2,
-        color: '#9ca3af',
+        color: LOOK.down.text,
       },
     },
     {
@@ -513,30 +544,131 @@ function stylesheet(large) {
         'curve-style': large ? 'haystack' : 'bezier',
       },
     },
-    { selector: 'edge.veth', style: { width: 3, 'line-color': '#10b981' } },
+    { selector: 'edge.veth', style: { width: 3, 'line-color': LOOK.vethEdge } },
     {
       selector: 'edge.port',
       style: large
-        ? { 'line-color': '#60a5fa' }
+        ? { 'line-color': LOOK.portEdge }
         : {
-            'line-color': '#60a5fa',
+            'line-color': LOOK.portEdge,
             'target-arrow-shape': 'triangle',
-            'target-arrow-color': '#60a5fa',
+            'target-arrow-color': LOOK.portEdge,
             'arrow-scale': 0.8,
           },
     },
-    { selector: 'edge.group-edge', style: { width: 5, 'line-color': '#6ee7b7', 'line-style': 'dashed' } },
+    { selector: 'edge.group-edge', style: { width: 5, 'line-color': LOOK.groupEdge, 'line-style': 'dashed' } },
+    {
+      // A veth pair or bridge port with an end that is down: another colour and dashed.
+      selector: 'edge.down',
+      style: {
+        'line-color': LOOK.down.line,
+        'target-arrow-color': LOOK.down.line,
+        'line-style': 'dashed',
+        'line-dash-pattern': DOWN_DASH,
+      },
+    },
     { selector: '.dimmed', style: { opacity: 0.15 } },
     {
       selector: 'node.match',
-      style: { 'border-width': 4, 'border-color': '#f59e0b', 'border-style': 'solid', 'z-index': 10 },
+      style: { 'border-width': 4, 'border-color': LOOK.match, 'border-style': 'solid', 'z-index': 10 },
     },
     {
       selector: 'node:selected',
-      style: { 'border-width': 4, 'border-color': '#dc2626', 'border-style': 'solid' },
+      style: { 'border-width': 4, 'border-color': LOOK.selected, 'border-style': 'solid' },
     },
     { selector: '.filtered', style: { display: 'none' } },
   ];
+}
+
+// The legend: every node look and edge style the stylesheet above uses, drawn from the same LOOK.
+const LEGEND = [
+  ['Boxes', [
+    ['Host', { shape: 'box', fill: LOOK.host.fill, border: LOOK.host.border, width: 2 }],
+    ['Host offline', { shape: 'box', fill: LOOK.hostOffline.fill, border: LOOK.hostOffline.border, width: 2, dash: true }],
+    ['Namespace', { shape: 'box', fill: LOOK.namespace.fill, border: LOOK.namespace.border }],
+    ['Host namespace', { shape: 'box', fill: LOOK.nsHost.fill, border: LOOK.nsHost.border }],
+    ['Docker namespace', { shape: 'box', fill: LOOK.nsDocker.fill, border: LOOK.nsDocker.border, width: 2 }],
+    ['Process namespace', { shape: 'box', fill: LOOK.nsProcess.fill, border: LOOK.nsProcess.border, dash: true }],
+  ]],
+  ['Interfaces', [
+    ['Bridge', { shape: 'bar', fill: LOOK.bridge }],
+    ['veth', { shape: 'circle', fill: LOOK.veth }],
+    ['VXLAN', { shape: 'diamond', fill: LOOK.vxlan }],
+    ['Loopback', { shape: 'dot', fill: LOOK.lo }],
+    ['Other', { shape: 'hexagon', fill: LOOK.other }],
+    ['Grouped endpoints', { shape: 'bar', fill: LOOK.group.fill, border: LOOK.group.border, width: 2 }],
+    ['Down', { shape: 'circle', fill: LOOK.down.fill, border: LOOK.down.line, width: 2, dash: true }],
+    ['Search match', { shape: 'circle', fill: '#ffffff', border: LOOK.match, width: 3 }],
+    ['Selected', { shape: 'circle', fill: '#ffffff', border: LOOK.selected, width: 3 }],
+  ]],
+  ['Lines', [
+    ['veth pair', { shape: 'line', border: LOOK.vethEdge, width: 3 }],
+    ['Bridge port', { shape: 'arrow', border: LOOK.portEdge, width: 2 }],
+    ['Grouped endpoints', { shape: 'line', border: LOOK.groupEdge, width: 5, dash: true }],
+    ['Link down', { shape: 'line', border: LOOK.down.line, width: 2, dash: true }],
+  ]],
+];
+
+function svgEl(tag, attrs) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+/** A 28×16 swatch drawing one legend entry. */
+function legendSwatch({ shape, fill = 'none', border = 'none', width = 1, dash = false }) {
+  const paint = { fill, stroke: border, 'stroke-width': width, ...(dash ? { 'stroke-dasharray': DOWN_DASH.join(' ') } : {}) };
+  const svg = svgEl('svg', { width: 28, height: 16, viewBox: '0 0 28 16', 'aria-hidden': 'true', class: 'legend-swatch' });
+  const shapes = {
+    box: () => svgEl('rect', { x: 2, y: 2, width: 24, height: 12, rx: 3, ...paint }),
+    bar: () => svgEl('rect', { x: 4, y: 4, width: 20, height: 9, rx: 2, ...paint }),
+    circle: () => svgEl('circle', { cx: 14, cy: 8, r: 6, ...paint }),
+    dot: () => svgEl('circle', { cx: 14, cy: 8, r: 3.5, ...paint }),
+    diamond: () => svgEl('polygon', { points: '14,1 21,8 14,15 7,8', ...paint }),
+    hexagon: () => svgEl('polygon', { points: '8,8 11,2.5 17,2.5 20,8 17,13.5 11,13.5', ...paint }),
+    line: () => svgEl('line', { x1: 1, y1: 8, x2: 27, y2: 8, ...paint, fill: 'none' }),
+    arrow: () => [
+      svgEl('line', { x1: 1, y1: 8, x2: 21, y2: 8, ...paint, fill: 'none' }),
+      svgEl('polygon', { points: '20,4 27,8 20,12', fill: border }),
+    ],
+  };
+  svg.append(...[shapes[shape]()].flat());
+  return svg;
+}
+
+function renderLegend() {
+  const legend = $('#legend');
+  $('#legend-body').replaceChildren(
+    ...LEGEND.map(([title, entries]) =>
+      el(
+        'div',
+        { class: 'legend-group' },
+        el('h3', {}, title),
+        el('ul', { class: 'plain' }, entries.map(([label, look]) => el('li', { 'data-legend': label }, legendSwatch(look), ` ${label}`))),
+      ),
+    ),
+  );
+  // Closed until the reader opens it (it covers a corner of the graph); their choice is kept.
+  legend.open = storedFlag(LEGEND_OPEN_KEY);
+  legend.addEventListener('toggle', () => storeFlag(LEGEND_OPEN_KEY, legend.open));
+}
+
+const LEGEND_OPEN_KEY = 'switchboard.topology.legendOpen';
+
+function storedFlag(key) {
+  try {
+    return window.localStorage.getItem(key) === 'true';
+  } catch {
+    return false; // storage refused (privacy settings): the default
+  }
+}
+
+function storeFlag(key, on) {
+  try {
+    window.localStorage.setItem(key, String(on));
+  } catch {
+    // not kept: the page still works
+  }
 }
 
 function enterLargeGraphMode() {
@@ -564,7 +696,14 @@ function hostStatus(h) {
 
 function hostLabel(h) {
   const status = hostStatus(h);
-  return status === 'online' ? h.name : `${h.name} (${status})`;
+  if (status === 'online') return h.name;
+  return status === 'offline' && h.lastSeen ? `${h.name} (offline since ${formatTime(h.lastSeen)})` : `${h.name} (${status})`;
+}
+
+/** An ISO 8601 time as the reader's local date and time, to the minute. */
+function formatTime(iso) {
+  const time = new Date(iso);
+  return Number.isNaN(time.getTime()) ? iso : time.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 function nsLabel(netns, namespace) {
@@ -633,16 +772,17 @@ function ownedEdges(h, id, type) {
   const link = h.links.get(id);
   const bridge = h.bridgeOf(link);
   if (bridge && bridge !== id && present(bridge)) {
-    edges.push({ data: { id: `port:${id}`, source: id, target: bridge, kind: 'port', owner: id, host }, classes: 'port' });
+    const down = linkDown(link) || linkDown(h.links.get(bridge));
+    edges.push({ data: { id: `port:${id}`, source: id, target: bridge, kind: 'port', owner: id, host }, classes: down ? 'port down' : 'port' });
   }
   const peer = h.peerId(link);
-  if (peer && present(peer)) edges.push(vethEdge(host, id, peer));
+  if (peer && present(peer)) edges.push(vethEdge(host, id, peer, linkDown(link) || linkDown(h.links.get(peer))));
   return edges;
 }
 
-function vethEdge(host, a, b) {
+function vethEdge(host, a, b, down) {
   const [source, target] = a < b ? [a, b] : [b, a];
-  return { data: { id: `veth:${source}~${target}`, source, target, kind: 'veth', host }, classes: 'veth' };
+  return { data: { id: `veth:${source}~${target}`, source, target, kind: 'veth', host }, classes: down ? 'veth down' : 'veth' };
 }
 
 /**
@@ -710,7 +850,9 @@ function reconcile(dirty) {
       }
     });
     for (const [edgeId, edge] of want) {
-      if (cy.getElementById(edgeId).empty()) newEdges.set(edgeId, { group: 'edges', ...edge });
+      const drawnEdge = cy.getElementById(edgeId);
+      if (drawnEdge.empty()) newEdges.set(edgeId, { group: 'edges', ...edge });
+      else setClass(drawnEdge, 'down', edge.classes.split(' ').includes('down')); // an end went up or down
     }
   }
   cy.add([...newEdges.values()]);
@@ -907,6 +1049,7 @@ function refreshView(added) {
   renderDetails();
   renderSummary();
   renderEmptyState();
+  renderConnectedStatus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1088,19 +1231,86 @@ function renderNetworkOptions() {
   select.value = names.has(filters.network) ? filters.network : '';
 }
 
-function renderSummary() {
-  let namespaces = 0;
-  let links = 0;
+/** After a filter changed: hide what it hides, then say what is shown and what is hidden. */
+function filtersChanged() {
+  applyFilters(cy.elements());
+  renderSummary();
+}
+
+/** Hosts, namespaces and interfaces in the model, and how many of them the filters hide. */
+function countElements() {
+  const counts = { hosts: 0, namespaces: 0, links: 0, hidden: { hosts: 0, namespaces: 0, links: 0 } };
+  const active = filtersActive();
+  // A folded namespace or interface is hidden with the group node that stands for it.
+  const hidden = (id) => {
+    const node = cy.getElementById(id);
+    return node.nonempty() && (node.hasClass('filtered') || node.ancestors('.filtered').nonempty());
+  };
   for (const h of Object.values(hosts)) {
-    namespaces += h.nsLinks.size;
-    links += h.links.size;
+    counts.hosts += 1;
+    counts.namespaces += h.nsLinks.size;
+    counts.links += h.links.size;
+    if (!active) continue;
+    if (hidden(h.name)) {
+      counts.hidden.hosts += 1;
+      counts.hidden.namespaces += h.nsLinks.size;
+      counts.hidden.links += h.links.size;
+      continue;
+    }
+    for (const netns of h.nsLinks.keys()) {
+      if (hidden(h.folded.get(netns)?.group ?? ids.ns(h.name, netns))) counts.hidden.namespaces += 1;
+    }
+    for (const id of h.links.keys()) {
+      if (hidden(h.representative(id))) counts.hidden.links += 1;
+    }
   }
-  const count = Object.keys(hosts).length;
-  const parts = [`${count} host${count === 1 ? '' : 's'}`, `${namespaces} namespaces`, `${links} interfaces`];
+  return counts;
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+function renderSummary() {
+  const counts = countElements();
+  const { hidden } = counts;
+  const shownOf = (total, off, noun) => (off ? `${total - off} of ${plural(total, noun)}` : plural(total, noun));
+  const parts = [
+    shownOf(counts.hosts, hidden.hosts, 'host'),
+    shownOf(counts.namespaces, hidden.namespaces, 'namespace'),
+    shownOf(counts.links, hidden.links, 'interface'),
+  ];
+  if (hidden.hosts + hidden.namespaces + hidden.links) parts.push('the rest hidden by filters');
   if (largeGraph) parts.push('large-graph mode');
   if (grouping) parts.push('single-veth endpoints grouped per bridge');
   $('#graph-summary').textContent = parts.join(' · ');
   document.body.dataset.largeGraph = String(largeGraph);
+  renderFilterEmpty(counts);
+}
+
+/** Filters that leave no interface on screen say so, with what they hide, instead of a blank canvas. */
+function renderFilterEmpty(counts) {
+  const box = $('#filter-empty');
+  const shown = (node) => !node.hasClass('filtered') && node.ancestors('.filtered').empty();
+  const empty = filtersActive() && counts.links > 0 && !cy.nodes('.link, .group').some(shown);
+  box.hidden = !empty;
+  if (!empty) return;
+  const { hidden } = counts;
+  const what = [
+    hidden.hosts && plural(hidden.hosts, 'host'),
+    hidden.namespaces && plural(hidden.namespaces, 'namespace'),
+    hidden.links && plural(hidden.links, 'interface'),
+  ].filter(Boolean);
+  $('#filter-empty-counts').textContent = `The filters hide ${what.join(', ')}.`;
+}
+
+function clearFilters() {
+  filters.hiddenHosts.clear();
+  filters.hiddenKinds.clear();
+  filters.network = '';
+  for (const input of document.querySelectorAll('#host-filters input, #kind-filters input')) input.checked = true;
+  $('#network-filter').value = '';
+  filtersChanged();
 }
 
 function renderEmptyState() {
@@ -1274,7 +1484,7 @@ function renderHostDetails(h) {
   return [
     el('p', { class: 'panel-sub' }, 'host'),
     facts([
-      ['Status', hostStatus(h)],
+      ['Status', hostStatus(h) === 'offline' && h.lastSeen ? `offline since ${formatTime(h.lastSeen)}` : hostStatus(h)],
       ['Last seen', h.lastSeen && new Date(h.lastSeen).toLocaleString()],
       ['Agent', h.agentVersion],
       ['Sequence', h.seq === null ? null : String(h.seq)],
@@ -1476,16 +1686,43 @@ class Connection {
   }
 }
 
+let socketStatus = 'connecting';
+
 function setStatus(status, delay = 0, failures = 0) {
+  socketStatus = status;
   document.body.dataset.wsStatus = status === 'open' ? 'open' : 'closed';
   const pill = $('#conn-status');
-  pill.className = `status status-${status}`;
-  if (status === 'open') pill.textContent = 'Connected';
-  else if (status === 'connecting') pill.textContent = 'Connecting…';
-  else {
+  if (status === 'open') renderConnectedStatus();
+  else if (status === 'connecting') {
+    pill.className = 'status status-connecting';
+    pill.textContent = 'Connecting…';
+    pill.title = '';
+  } else {
     const hint = failures >= 4 ? ' — if this persists, reload the page (your session may have expired)' : '';
+    pill.className = 'status status-closed';
     pill.textContent = `Reconnecting in ${Math.max(1, Math.round(delay / 1000))} s${hint}`;
+    pill.title = '';
   }
+}
+
+/** The pill while the socket is open: green only while every host the server reported is online. */
+function renderConnectedStatus() {
+  if (socketStatus !== 'open') return;
+  const pill = $('#conn-status');
+  const reported = Object.values(hosts).sort((a, b) => byNaturalOrder(a.name, b.name));
+  const offline = reported.filter((h) => !h.online);
+  const resyncing = reported.filter((h) => h.online && h.stale);
+  const parts = ['Connected'];
+  if (offline.length) {
+    parts.push(reported.length === 1 ? `${offline[0].name} offline` : `${offline.length} of ${reported.length} hosts offline`);
+  }
+  if (resyncing.length) parts.push(`${resyncing.length} resyncing`);
+  pill.className = `status ${offline.length || resyncing.length ? 'status-degraded' : 'status-open'}`;
+  pill.textContent = parts.join(' · ');
+  pill.title = reported
+    .map((h) => `${h.name}: ${!h.online && h.lastSeen ? `offline since ${formatTime(h.lastSeen)}` : hostStatus(h)}`)
+    .join('\n');
+  pill.dataset.offlineHosts = String(offline.length);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1513,6 +1750,7 @@ $('#details').addEventListener('click', (event) => {
   else if (button.dataset.collapse) collapseGroup(h, button.dataset.collapse);
 });
 $('#details-close').addEventListener('click', closeDetails);
+$('#filter-clear').addEventListener('click', clearFilters);
 
 const search = $('#search');
 search.addEventListener('input', () => setQuery(search.value));
@@ -1543,17 +1781,17 @@ $('#host-filters').addEventListener('change', (event) => {
   const { value, checked } = event.target;
   if (checked) filters.hiddenHosts.delete(value);
   else filters.hiddenHosts.add(value);
-  applyFilters(cy.elements());
+  filtersChanged();
 });
 $('#network-filter').addEventListener('change', (event) => {
   filters.network = event.target.value;
-  applyFilters(cy.elements());
+  filtersChanged();
 });
 $('#kind-filters').addEventListener('change', (event) => {
   const { value, checked } = event.target;
   if (checked) filters.hiddenKinds.delete(value);
   else filters.hiddenKinds.add(value);
-  applyFilters(cy.elements());
+  filtersChanged();
 });
 $('#group-endpoints').addEventListener('change', (event) => {
   groupingChosenByUser = true;
@@ -1584,6 +1822,7 @@ const switchboard = {
 window.switchboard = switchboard;
 
 renderKindFilters();
+renderLegend();
 renderHostFilters();
 renderSummary();
 renderEmptyState();

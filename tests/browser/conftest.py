@@ -122,6 +122,10 @@ class TopologyPage:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "known_hosts(*names): hosts the page names (default: alpha)")
+    config.addinivalue_line("markers", "viewport(width, height): the window size (default: 1400 × 900)")
+    config.addinivalue_line(
+        "markers", "full_page: the page as the web app serves it (site header included), not the harness"
+    )
 
 
 def _render_harness(known_hosts: list[str]) -> str:
@@ -129,6 +133,19 @@ def _render_harness(known_hosts: list[str]) -> str:
 
     template = engines["django"].from_string((Path(__file__).parent / "harness.html").read_text())
     return template.render({"hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/"})
+
+
+def _render_full_page(known_hosts: list[str]) -> str:
+    """templates/topology/topology.html in base.html, as a signed-in viewer sees it."""
+    from types import SimpleNamespace
+
+    from django.template.loader import render_to_string
+
+    return render_to_string("topology/topology.html", {
+        "user": SimpleNamespace(is_authenticated=True, get_username=lambda: "viewer"),
+        "request": SimpleNamespace(path="/topology/"),
+        "hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/",
+    })
 
 
 @pytest.fixture(scope="session")
@@ -161,8 +178,12 @@ def _serve(route: Any, harness_html: str) -> None:
 def topology(browser: Any, request: pytest.FixtureRequest) -> Iterator[TopologyPage]:
     """The topology page, loaded and connected to a FakeServer that has sent nothing yet."""
     marker = request.node.get_closest_marker("known_hosts")
-    harness_html = _render_harness(list(marker.args) if marker else ["alpha"])
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    known_hosts = list(marker.args) if marker else ["alpha"]
+    full_page = request.node.get_closest_marker("full_page") is not None
+    harness_html = _render_full_page(known_hosts) if full_page else _render_harness(known_hosts)
+    size = request.node.get_closest_marker("viewport")
+    width, height = size.args if size else (1400, 900)
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     server = FakeServer()
     context.route(f"{ORIGIN}/**", lambda route: _serve(route, harness_html))
     context.route_web_socket(f"ws://{ORIGIN.removeprefix('http://')}/ws/topology/", server.accept)

@@ -265,7 +265,8 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
             a, b = screen.node(a_id), screen.node(b_id)
             assert (a["label"], a["kind"], a["parent"]) == (VETH_A, "veth", host_ns_node), a
             assert (b["label"], b["kind"], b["parent"]) == (VETH_B, "veth", ns_node), b
-            assert screen.edge_classes(a_id, b_id) == ["veth"]
+            # Only one end is up, so neither has a carrier: the pair is drawn as a down link.
+            assert screen.edge_classes(a_id, b_id) == ["veth", "down"]
             assert page.evaluate("() => window.__e2eReady") is True  # the same document: no reload
 
             # Click it where it is drawn: the side panel tells what it is.

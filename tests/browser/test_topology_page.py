@@ -335,3 +335,178 @@ def test_two_thousand_namespaces_switch_to_large_graph_mode(topology):
     assert len(topology.ids("node.namespace")) == 1 + 2000 and not topology.ids("node.group")
     page.evaluate("() => new Promise((resolve) => requestAnimationFrame(resolve))")  # and rendered
     assert topology.js("() => window.switchboard.largeMode")
+
+
+def edge_style(topology, a: str, b: str, prop: str) -> str:
+    """One computed style property of the edge joining nodes a and b."""
+    return topology.js(
+        "([a, b, prop]) => { const cy = window.switchboard.cy;"
+        " return cy.getElementById(a).edgesWith(cy.getElementById(b)).style(prop); }",
+        [a, b, prop],
+    )
+
+
+def link_event(link: dict, **changes) -> dict:
+    return {"kind": "links", "action": "set", "key": HostState.link_key(link), "object": {**link, **changes}}
+
+
+def test_a_downed_port_is_drawn_dashed_in_another_colour(topology):
+    s, links = demo_host()
+    topology.send_snapshot(s.snapshot_frame("alpha", seq=1))
+    web1, port1, front = (link_id("alpha", links[role]) for role in ("web1", "port1", "front"))
+    up_veth = edge_style(topology, web1, port1, "line-color")
+    up_port = edge_style(topology, port1, front, "line-color")
+    assert edge_style(topology, web1, port1, "line-style") == "solid"
+    assert edge_style(topology, port1, front, "line-style") == "solid"
+
+    # `ip link set <port> down`: the port is admin down, the container end loses its carrier.
+    downed = [
+        link_event(links["port1"], up=False, state="down"),
+        link_event(links["web1"], state="lowerlayerdown"),
+    ]
+    topology.send_delta({"type": "topology.delta", "host": "alpha", "seq": 2, "events": downed})
+    for a, b, up_colour in ((web1, port1, up_veth), (port1, front, up_port)):
+        assert edge_style(topology, a, b, "line-style") == "dashed"
+        assert edge_style(topology, a, b, "line-color") not in (up_veth, up_port, up_colour)
+    assert "down" in topology.on_node(port1, "e.classes()")
+    assert topology.on_node(port1, "e.style('border-style')") == "dashed"
+    down_colour = edge_style(topology, web1, port1, "line-color")
+    assert topology.on_node(port1, "e.style('border-color')") == down_colour
+    # The other endpoint's links stay as they were.
+    web2, port2 = link_id("alpha", links["web2"]), f"alpha|host|{links['web2']['peer']['index']}"
+    assert edge_style(topology, web2, port2, "line-style") == "solid"
+    assert edge_style(topology, web2, port2, "line-color") == up_veth
+
+    # And back up: solid and in its own colour again.
+    upped = [link_event(links["port1"]), link_event(links["web1"])]
+    topology.send_delta({"type": "topology.delta", "host": "alpha", "seq": 3, "events": upped})
+    assert edge_style(topology, web1, port1, "line-style") == "solid"
+    assert edge_style(topology, web1, port1, "line-color") == up_veth
+    assert edge_style(topology, port1, front, "line-color") == up_port
+
+
+def test_the_legend_shows_every_look_the_graph_uses_down_included(topology):
+    s, links = demo_host()
+    topology.send_snapshot(s.snapshot_frame("alpha"))
+    page = topology.page
+    legend = page.locator("#legend")
+    assert legend.is_visible() and not legend.evaluate("(d) => d.open")  # a "Legend" line in a corner
+    page.locator("#legend summary").click()
+    assert page.locator("#legend-body").is_visible()
+    entries = page.locator("#legend [data-legend]").all_inner_texts()
+    for expected in ("Host", "Host offline", "Namespace", "Docker namespace", "Bridge", "veth", "VXLAN",
+                     "Loopback", "Grouped endpoints", "Down", "veth pair", "Bridge port", "Link down"):
+        assert expected in [entry.strip() for entry in entries], expected
+
+    # The down line of the legend is the colour and dash of a down link on the graph.
+    swatch = page.locator("#legend [data-legend='Link down'] line")
+    assert swatch.get_attribute("stroke-dasharray")
+    web1, port1 = link_id("alpha", links["web1"]), link_id("alpha", links["port1"])
+    topology.send_delta({"type": "topology.delta", "host": "alpha", "seq": 2,
+                         "events": [link_event(links["port1"], up=False, state="down")]})
+    drawn = edge_style(topology, web1, port1, "line-color").replace(" ", "")
+    assert swatch.evaluate("(line) => getComputedStyle(line).stroke").replace(" ", "") == drawn
+    veth = page.locator("#legend [data-legend='veth pair'] line")
+    assert not veth.get_attribute("stroke-dasharray")
+
+    # Kept open across a reload, and collapsible.
+    page.reload()
+    page.wait_for_function("document.body.dataset.wsStatus === 'open'")
+    assert legend.evaluate("(d) => d.open")
+    page.locator("#legend summary").click()
+    assert page.locator("#legend-body").is_hidden()
+
+
+@pytest.mark.known_hosts("alpha", "beta")
+def test_filters_that_hide_everything_say_so_with_what_they_hide(topology):
+    s, _ = demo_host()
+    topology.send_snapshot(s.snapshot_frame("alpha"))
+    topology.send_snapshot(s.snapshot_frame("beta"))
+    page = topology.page
+    summary, message = page.locator("#graph-summary"), page.locator("#filter-empty")
+    assert summary.inner_text() == "2 hosts · 8 namespaces · 30 interfaces"
+    assert message.is_hidden()
+
+    page.locator("#host-filters").get_by_label("beta").uncheck()
+    assert summary.inner_text() == (
+        "1 of 2 hosts · 4 of 8 namespaces · 15 of 30 interfaces · the rest hidden by filters"
+    )
+    assert message.is_hidden()
+    page.locator("#host-filters").get_by_label("alpha").uncheck()
+    assert message.is_visible()
+    assert "No element matches the filter" in message.inner_text()
+    assert page.locator("#filter-empty-counts").inner_text() == (
+        "The filters hide 2 hosts, 8 namespaces, 30 interfaces."
+    )
+    assert summary.inner_text().startswith("0 of 2 hosts · 0 of 8 namespaces · 0 of 30 interfaces")
+
+    page.get_by_role("button", name="Show everything").click()
+    assert message.is_hidden()
+    assert summary.inner_text() == "2 hosts · 8 namespaces · 30 interfaces"
+    assert topology.ids(".filtered") == set()
+    assert page.locator("#host-filters").get_by_label("alpha").is_checked()
+
+    # Every interface kind unchecked: the namespace boxes alone are no picture either.
+    for kind in ("Bridges", "veth", "VXLAN", "Loopback", "Other"):
+        page.locator("#kind-filters").get_by_label(kind).uncheck()
+    assert message.is_visible()
+    counts = page.locator("#filter-empty-counts").inner_text()
+    assert counts == "The filters hide 30 interfaces."
+
+
+@pytest.mark.known_hosts("alpha", "beta")
+def test_an_offline_host_shows_in_the_status_and_on_the_graph_with_since_when(topology):
+    s, _ = demo_host()
+    topology.send_snapshot(s.snapshot_frame("alpha"))
+    topology.send_snapshot(s.snapshot_frame("beta"))
+    page = topology.page
+    pill = page.locator("#conn-status")
+    assert pill.inner_text() == "Connected" and "status-open" in pill.get_attribute("class")
+    beta_opacity = topology.on_node("beta", "e.style('opacity')")
+
+    topology.server.send({"type": "host.status", "host": "beta", "online": False,
+                          "last_seen": "2025-01-02T03:04:05Z", "agent_version": "0.1.0"})
+    page.wait_for_function("window.switchboard.cy.getElementById('beta').hasClass('offline')")
+    topology.idle()
+    assert pill.inner_text() == "Connected · 1 of 2 hosts offline"
+    assert "status-open" not in pill.get_attribute("class")
+    title = pill.get_attribute("title")
+    assert "beta: offline since" in title and "alpha: online" in title
+    label = topology.on_node("beta", "e.data('label')")
+    assert label.startswith("beta (offline since ") and "2025" in label
+    assert topology.on_node("beta", "e.style('border-style')") == "dashed"
+    assert float(topology.on_node("beta", "e.style('opacity')")) < float(beta_opacity)
+    assert topology.on_node("alpha", "e.style('border-style')") == "solid"
+
+    topology.server.send({"type": "host.status", "host": "beta", "online": True,
+                          "last_seen": "2025-01-02T03:09:05Z", "agent_version": "0.1.0"})
+    page.wait_for_function("!window.switchboard.cy.getElementById('beta').hasClass('offline')")
+    topology.idle()
+    assert pill.inner_text() == "Connected" and "status-open" in pill.get_attribute("class")
+    assert topology.on_node("beta", "e.data('label')") == "beta"
+
+
+def test_a_single_offline_host_is_named_in_the_status(topology):
+    s, _ = demo_host()
+    topology.send_snapshot(s.snapshot_frame("alpha", online=False))
+    assert topology.page.locator("#conn-status").inner_text() == "Connected · alpha offline"
+
+
+@pytest.mark.full_page
+@pytest.mark.viewport(390, 844)
+def test_the_page_fits_a_390px_phone_without_sideways_scrolling(topology):
+    s, links = demo_host()
+    topology.send_snapshot(s.snapshot_frame("alpha"))
+    page = topology.page
+    width = "() => document.documentElement.scrollWidth"
+    assert page.locator(".site-header").is_visible()  # the real page: header, navigation, log out
+    assert topology.js(width) <= 390
+    page.locator("#legend summary").click()  # the legend, opened, is a key under the graph
+    assert page.locator("#legend-body").is_visible()
+    assert topology.js(width) <= 390
+
+    # The details panel (facts, routes table) of an interface fits too.
+    page.locator("#cy").scroll_into_view_if_needed()
+    topology.click_node(link_id("alpha", links["web1"]))
+    assert page.locator("#details").is_visible()
+    assert topology.js(width) <= 390
