@@ -379,7 +379,7 @@ function scheduleFlush() {
 const LOOK = {
   host: { fill: '#f8fafc', border: '#334155' },
   hostOffline: { fill: '#f1f5f9', border: '#94a3b8', text: '#64748b' },
-  namespace: { fill: '#e0e7ff', border: '#818cf8' },
+  nsNamed: { fill: '#e0e7ff', border: '#818cf8' },
   nsHost: { fill: '#e2e8f0', border: '#64748b' },
   nsDocker: { fill: '#e0f2fe', border: '#0284c7' },
   nsProcess: { fill: '#f3e8ff', border: '#9333ea' },
@@ -484,7 +484,7 @@ function stylesheet(large) {
     },
     {
       selector: 'node.namespace',
-      style: { 'background-color': LOOK.namespace.fill, 'border-color': LOOK.namespace.border, 'border-width': 1 },
+      style: { 'background-color': LOOK.nsNamed.fill, 'border-color': LOOK.nsNamed.border, 'border-width': 1 },
     },
     { selector: 'node.ns-host', style: { 'background-color': LOOK.nsHost.fill, 'border-color': LOOK.nsHost.border } },
     {
@@ -585,7 +585,7 @@ const LEGEND = [
   ['Boxes', [
     ['Host', { shape: 'box', fill: LOOK.host.fill, border: LOOK.host.border, width: 2 }],
     ['Host offline', { shape: 'box', fill: LOOK.hostOffline.fill, border: LOOK.hostOffline.border, width: 2, dash: true }],
-    ['Namespace', { shape: 'box', fill: LOOK.namespace.fill, border: LOOK.namespace.border }],
+    ['Namespace', { shape: 'box', fill: LOOK.nsNamed.fill, border: LOOK.nsNamed.border }],
     ['Host namespace', { shape: 'box', fill: LOOK.nsHost.fill, border: LOOK.nsHost.border }],
     ['Docker namespace', { shape: 'box', fill: LOOK.nsDocker.fill, border: LOOK.nsDocker.border, width: 2 }],
     ['Process namespace', { shape: 'box', fill: LOOK.nsProcess.fill, border: LOOK.nsProcess.border, dash: true }],
