@@ -30,9 +30,16 @@ def agent_group(host_id: int) -> str:
 
 
 def snapshot_message(
-    *, host: str, online: bool, seq: int, state: dict[str, Any], stale: bool = False
+    *,
+    host: str,
+    online: bool,
+    seq: int,
+    state: dict[str, Any],
+    stale: bool = False,
+    last_seen: str | None = None,
 ) -> dict[str, Any]:
-    """`topology.snapshot`: a host's whole state (`stale`: its agent has moved on, a snapshot is due)."""
+    """`topology.snapshot`: a host's whole state (`stale`: its agent has moved on, a snapshot is due;
+    `last_seen`: when its agent was last heard, ISO 8601, for a stored state)."""
     return {
         "type": "topology.snapshot",
         "host": host,
@@ -40,6 +47,7 @@ def snapshot_message(
         "stale": stale,
         "seq": seq,
         "state": state,
+        "last_seen": last_seen,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 from collections.abc import Callable
 
@@ -106,6 +107,7 @@ async def test_snapshot_then_deltas_reach_the_browser_and_the_api(
         "stale": False,
         "seq": 1,
         "state": state,
+        "last_seen": None,  # the agent is connected: the host is seen now
     }
     first = await browser.receive_json_from(RECEIVE_TIMEOUT)
     second = await browser.receive_json_from(RECEIVE_TIMEOUT)
@@ -148,6 +150,8 @@ async def test_offline_hosts_come_from_the_stored_state_and_resync_repeats_snaps
     h = await database_sync_to_async(make_host)("h1")
     state = state_with(links={"host|7": link("br7", 7)})
     await database_sync_to_async(host_state_save)(host_id=h.host.id, seq=41, state=state)
+    h.host.last_seen = datetime.datetime(2026, 11, 29, 12, 30, tzinfo=datetime.UTC)
+    await database_sync_to_async(h.host.save)(update_fields=["last_seen"])
 
     browser = await sockets.browser(viewer.token)
     expected = {
@@ -158,6 +162,7 @@ async def test_offline_hosts_come_from_the_stored_state_and_resync_repeats_snaps
         "stale": False,
         "seq": 41,
         "state": state,
+        "last_seen": "2026-11-29T12:30:00+00:00",  # so the page can say since when it is offline
     }
     assert await browser.receive_json_from(RECEIVE_TIMEOUT) == expected
 

@@ -138,7 +138,13 @@ class TopologyConsumer(AsyncWebsocketConsumer):
 
     async def _send_stored(self, record: HostTopology) -> None:
         await self.topology_snapshot(
-            layer.snapshot_message(host=record.host, online=record.online, seq=record.seq, state=record.state)
+            layer.snapshot_message(
+                host=record.host,
+                online=record.online,
+                seq=record.seq,
+                state=record.state,
+                last_seen=record.last_seen,
+            )
         )
 
     async def _send(self, message: dict[str, Any]) -> None:

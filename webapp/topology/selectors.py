@@ -16,6 +16,7 @@ class HostTopology:
     online: bool
     seq: int
     state: State
+    last_seen: str | None  # ISO 8601: when the host's agent was last heard
 
 
 def _record(host: Host) -> HostTopology:
@@ -26,6 +27,7 @@ def _record(host: Host) -> HostTopology:
         online=host.online,
         seq=stored.seq if stored else 0,
         state={kind: state.get(kind, {}) for kind in KINDS},
+        last_seen=host.last_seen.isoformat() if host.last_seen else None,
     )
 
 
