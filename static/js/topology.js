@@ -14,7 +14,10 @@
 //   bridge (click to expand).
 //
 // Needs cytoscape, layout-base, cose-base, cytoscape-fcose and cytoscape-svg loaded before it
-// (see templates/topology/_scripts.html).
+// (see templates/topology/_scripts.html). The tables beside the graph are static/js/tables.js.
+
+import { aliasNames, linkDown, linkKind } from './links.js';
+import { createTableView } from './tables.js';
 
 const cytoscape = window.cytoscape;
 
@@ -93,16 +96,6 @@ class HostModel {
     }
     return id;
   }
-}
-
-function linkKind(link) {
-  if (link.kind === 'bridge' || link.kind === 'veth' || link.kind === 'vxlan') return link.kind;
-  if (link.kind === null && link.name === 'lo') return 'lo';
-  return 'other';
-}
-
-function linkDown(link) {
-  return !link.up || ['down', 'lowerlayerdown', 'notpresent'].includes(link.state);
 }
 
 function setAdd(map, key, value) {
@@ -1050,6 +1043,7 @@ function refreshView(added) {
   renderSummary();
   renderEmptyState();
   renderConnectedStatus();
+  tableView.refresh();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1100,7 +1094,10 @@ function ipMatches(address, query) {
   return cidr.includes(query);
 }
 
-/** Ids on screen that match the search (name, IP address or MAC); a folded match lights its group. */
+/**
+ * Ids on screen that match the search (name, IP address or MAC, or a node or network name in an
+ * interface's owner alias); a folded match lights its group.
+ */
 function searchMatches(rawQuery) {
   const query = rawQuery.trim().toLowerCase();
   if (!query) return null;
@@ -1111,7 +1108,13 @@ function searchMatches(rawQuery) {
       if (netns.toLowerCase().includes(query)) hits.add(h.folded.get(netns)?.group ?? ids.ns(h.name, netns));
     }
     for (const [id, link] of h.links) {
-      if (link.name.toLowerCase().includes(query) || link.mac?.includes(query)) hits.add(h.representative(id));
+      if (
+        link.name.toLowerCase().includes(query) ||
+        link.mac?.includes(query) ||
+        aliasNames(link.alias).some((name) => name.includes(query))
+      ) {
+        hits.add(h.representative(id));
+      }
     }
     for (const address of Object.values(h.state.addresses)) {
       if (!ipMatches(address, query)) continue;
@@ -1169,6 +1172,7 @@ function setClass(ele, cls, on) {
 function setQuery(query) {
   filters.query = query;
   applyFilters(cy.elements());
+  tableView.refresh();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1235,6 +1239,7 @@ function renderNetworkOptions() {
 function filtersChanged() {
   applyFilters(cy.elements());
   renderSummary();
+  tableView.refresh();
 }
 
 /** Hosts, namespaces and interfaces in the model, and how many of them the filters hide. */
@@ -1536,6 +1541,7 @@ function selectElement(id, host) {
   }
   selected = { id, host, type: node.nonempty() ? node.data('type') : null };
   renderDetails();
+  tableView.refresh();
   cy.resize(); // the panel may just have narrowed the graph: centre within the new width
   cy.elements(':selected').unselect();
   if (node.nonempty()) {
@@ -1643,6 +1649,56 @@ const exporters = {
   svg: () => download(`switchboard-${stamp()}.svg`, new Blob([cy.svg({ full: true, bg: '#ffffff' })], { type: 'image/svg+xml' })),
   json: () => download(`switchboard-${stamp()}.json`, new Blob([JSON.stringify(exportState(), null, 2)], { type: 'application/json' })),
 };
+
+// ---------------------------------------------------------------------------------------------
+// Tables beside the graph (static/js/tables.js), on tabs: Graph | Endpoints | Networks | Routes
+
+const tableView = createTableView({
+  panel: $('#tables'),
+  context: () => ({
+    hosts,
+    filters,
+    domain: filters.network ? networkDomain(filters.network) : null,
+    selectedId: selected?.id ?? null,
+  }),
+  // A row shows its element on the graph, selected, with its details.
+  onSelect: (row) => {
+    showView('graph');
+    selectElement(row.id, row.host);
+  },
+  download,
+});
+
+const viewTabs = [...document.querySelectorAll('.view-tabs [role="tab"]')];
+
+function showView(view, { focus = false } = {}) {
+  for (const tab of viewTabs) {
+    const on = tab.dataset.view === view;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    if (on && focus) tab.focus();
+  }
+  if (view === 'graph') {
+    tableView.hide();
+    cy.resize();
+    return;
+  }
+  const bar = $('.graph-bar');
+  $('#tables').style.top = `${bar.offsetTop + bar.offsetHeight}px`;
+  tableView.show(view);
+}
+
+for (const tab of viewTabs) {
+  tab.addEventListener('click', () => showView(tab.dataset.view));
+  // Arrow keys move along the tab strip (and show that view), Home and End go to its ends.
+  tab.addEventListener('keydown', (event) => {
+    const at = viewTabs.indexOf(tab);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: viewTabs.length - 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    showView(viewTabs[(to + viewTabs.length) % viewTabs.length].dataset.view, { focus: true });
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Socket
@@ -1815,6 +1871,8 @@ const switchboard = {
   feed: handleFrame,
   whenIdle: () => (pending.scheduled ? scheduleFlush() : lastFlushDone),
   exportState,
+  tables: tableView,
+  showView,
   get largeMode() {
     return largeGraph;
   },

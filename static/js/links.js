@@ -1,0 +1,45 @@
+// Facts about one link object (netcore's JSON), shared by the graph, its search and the tables.
+// Pure: no DOM, no Cytoscape, so `node --test` can import it.
+
+/** The interface kind as drawn and filtered: bridge, veth, vxlan, lo or other. */
+export function linkKind(link) {
+  if (link.kind === 'bridge' || link.kind === 'veth' || link.kind === 'vxlan') return link.kind;
+  if (link.kind === null && link.name === 'lo') return 'lo';
+  return 'other';
+}
+
+export function linkDown(link) {
+  return !link.up || ['down', 'lowerlayerdown', 'notpresent'].includes(link.state);
+}
+
+const OWNER_PREFIX = 'switchboard';
+const OWNER_ROLES = ['bridge', 'segment', 'vxlan', 'veth', 'node'];
+
+/**
+ * The owner tag in an interface alias made by netcore.names.owner_alias, e.g.
+ * "switchboard:demo:veth:node=web1" -> {topology: 'demo', role: 'veth', node: 'web1'}; null when the
+ * alias is not one of ours (the same rules as netcore.names.parse_owner_alias).
+ */
+export function parseOwnerAlias(alias) {
+  if (!alias) return null;
+  const [prefix, ...rest] = alias.split(':');
+  if (prefix !== OWNER_PREFIX || rest.length < 2) return null;
+  const [topology, role, ...pairs] = rest;
+  if (!topology || !OWNER_ROLES.includes(role)) return null;
+  const tag = { topology, role };
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    const key = at < 0 ? '' : pair.slice(0, at);
+    const value = at < 0 ? '' : pair.slice(at + 1);
+    if (!value || !['network', 'node', 'segment'].includes(key) || key in tag) return null;
+    tag[key] = value;
+  }
+  if (tag.segment !== undefined && !/^[0-9]+$/.test(tag.segment)) return null;
+  return tag;
+}
+
+/** Names an alias gives its interface (its node and network), lower-cased, for search. */
+export function aliasNames(alias) {
+  const tag = parseOwnerAlias(alias);
+  return tag ? [tag.node, tag.network].filter(Boolean).map((name) => name.toLowerCase()) : [];
+}
