@@ -43,3 +43,31 @@ export function aliasNames(alias) {
   const tag = parseOwnerAlias(alias);
   return tag ? [tag.node, tag.network].filter(Boolean).map((name) => name.toLowerCase()) : [];
 }
+
+/** The addresses an interface's label shows: not link- or host-scoped, IPv4 first, in order. */
+function shownAddresses(addresses) {
+  return addresses
+    .filter((a) => a.scope !== 'link' && a.scope !== 'host')
+    .sort((a, b) => a.family - b.family || a.address.localeCompare(b.address, undefined, { numeric: true }))
+    .map((a) => `${a.address}/${a.prefixlen}`);
+}
+
+/**
+ * A link's graph label: `brief` is its name, drawn at any zoom; `full` adds what engineers look for
+ * (addresses, at most two then "+N"; a VXLAN device's VNI and remote), drawn once zoomed in enough
+ * to read them. `addresses` are the netcore address objects on this link.
+ */
+export function linkLabels(link, addresses = []) {
+  const lines = [link.name];
+  if (linkKind(link) !== 'lo') {
+    const shown = shownAddresses(addresses);
+    lines.push(...shown.slice(0, 2));
+    if (shown.length > 2) lines.push(`+${shown.length - 2}`);
+  }
+  const vx = link.vxlan;
+  if (vx) {
+    const remote = vx.remote ?? vx.group;
+    lines.push(remote ? `VNI ${vx.vni} → ${remote}` : `VNI ${vx.vni}`);
+  }
+  return { brief: link.name, full: lines.join('\n') };
+}

@@ -16,7 +16,7 @@
 // Needs cytoscape, layout-base, cose-base, cytoscape-fcose and cytoscape-svg loaded before it
 // (see templates/topology/_scripts.html). The tables beside the graph are static/js/tables.js.
 
-import { aliasNames, linkDown, linkKind } from './links.js';
+import { aliasNames, linkDown, linkKind, linkLabels } from './links.js';
 import { createTableView } from './tables.js';
 
 const cytoscape = window.cytoscape;
@@ -72,6 +72,7 @@ class HostModel {
     this.folded = new Map();
     this.groups = new Map(); // group id -> Set of netns names
     this.hiddenPorts = new Map(); // port node id -> netns it is folded with
+    this.linkAddresses = new Map(); // link node id -> Map of state key -> address object (for labels)
   }
 
   peerId(link) {
@@ -150,6 +151,7 @@ function refold(h, netns) {
 function applyEvent(h, kind, action, key, object) {
   const bucket = h.state[kind];
   if (!bucket) return; // a kind this page does not know yet
+  if (kind === 'addresses') addressChanged(h, key, bucket[key], action === 'set' ? object : null);
   if (action === 'del') {
     if (!(key in bucket)) return;
     delete bucket[key];
@@ -161,8 +163,25 @@ function applyEvent(h, kind, action, key, object) {
   const value = action === 'set' ? object : null;
   if (kind === 'links') linkChanged(h, key, value);
   else if (kind === 'namespaces') namespaceChanged(h, key, value);
-  // Addresses, routes, neighbours and FDB entries draw nothing: search and the details panel read
-  // them from the state at every flush.
+  // Routes, neighbours and FDB entries draw nothing: search and the details panel read them from the
+  // state at every flush. Addresses are drawn in their interface's label (addressChanged).
+}
+
+/** Keep the per-link address index in step and redraw the labels of the links concerned. */
+function addressChanged(h, key, old, address) {
+  for (const [a, add] of [[old, false], [address, true]]) {
+    if (!a) continue;
+    const id = ids.link(h.name, a.netns, a.ifindex);
+    let held = h.linkAddresses.get(id);
+    if (add) {
+      if (!held) h.linkAddresses.set(id, (held = new Map()));
+      held.set(key, a);
+    } else if (held) {
+      held.delete(key);
+      if (held.size === 0) h.linkAddresses.delete(id);
+    }
+    if (h.links.has(id)) touch(h, 'link', id);
+  }
 }
 
 function linkChanged(h, key, link) {
@@ -406,14 +425,26 @@ collectionPrototype.updateStyle = function (notifyRenderer) {
 
 const cy = cytoscape({
   container: $('#cy'),
-  style: stylesheet(false),
+  style: stylesheet(false, true),
   selectionType: 'single',
   boxSelectionEnabled: false,
   minZoom: 0.05,
   maxZoom: 4,
 });
 
-function stylesheet(large) {
+// Level of detail: below this zoom an interface's label is its name only; its address lines (and a
+// VXLAN's VNI and remote) would be under ~8 px on screen and overlap their neighbours.
+const DETAIL_ZOOM = 0.75;
+let detailedLabels = true; // the stylesheet in use draws full labels
+
+function updateLabelDetail() {
+  const want = cy.zoom() >= DETAIL_ZOOM;
+  if (want === detailedLabels) return;
+  detailedLabels = want;
+  cy.style(stylesheet(largeGraph, want)); // once per crossing of the threshold, not per zoom step
+}
+
+function stylesheet(large, detailed) {
   const font = 'system-ui, -apple-system, "Segoe UI", sans-serif';
   return [
     {
@@ -436,6 +467,8 @@ function stylesheet(large) {
         'min-zoomed-font-size': large ? 9 : 0,
       },
     },
+    // Zoomed out: names only (see DETAIL_ZOOM).
+    ...(detailed ? [] : [{ selector: 'node[brief]', style: { label: 'data(brief)' } }]),
     {
       selector: ':parent',
       style: {
@@ -666,7 +699,7 @@ function storeFlag(key, on) {
 
 function enterLargeGraphMode() {
   largeGraph = true;
-  cy.style(stylesheet(true));
+  cy.style(stylesheet(true, detailedLabels));
   // Cytoscape reads these two only at start-up; the renderer holds the live values (3.34).
   const renderer = cy.renderer();
   renderer.textureOnViewport = true;
@@ -704,8 +737,8 @@ function nsLabel(netns, namespace) {
   return kind === 'docker' || kind === 'process' ? `${netns} [${kind}]` : netns;
 }
 
-function linkLabel(link) {
-  return link.vxlan ? `${link.name}\nVNI ${link.vxlan.vni}` : link.name;
+function linkLabel(h, id, link) {
+  return linkLabels(link, [...(h.linkAddresses.get(id)?.values() ?? [])]);
 }
 
 /** What the graph should hold for one id: a Cytoscape element definition, or null for nothing. */
@@ -726,6 +759,7 @@ function nodeSpec({ h, type, key }) {
     if (!h.linkVisible(key)) return null;
     const link = h.links.get(key);
     const kind = linkKind(link);
+    const { full, brief } = linkLabel(h, key, link);
     return {
       data: {
         id: key,
@@ -734,7 +768,8 @@ function nodeSpec({ h, type, key }) {
         host,
         netns: link.netns,
         kind,
-        label: linkLabel(link),
+        label: full,
+        brief,
       },
       classes: `link k-${kind}${linkDown(link) ? ' down' : ''}`,
     };
@@ -1383,16 +1418,25 @@ function addressList(addresses, withInterface) {
     .map((a) => el('li', {}, el('code', {}, `${a.address}/${a.prefixlen}`), ` ${withInterface ? `on ${a.ifname ?? a.ifindex} ` : ''}(${a.scope})`));
 }
 
-function routeTable(h, netns, highlightDev) {
-  const routes = inNamespace(h, 'routes', netns).sort((a, b) => a.family - b.family || a.dst.localeCompare(b.dst));
-  return table(
+/** Routes of one namespace, or only those leaving through one of its interfaces (`link`). */
+function routeTable(h, netns, link = null) {
+  const routes = inNamespace(h, 'routes', netns)
+    .filter((r) => !link || (r.oif !== null && r.oif !== undefined ? r.oif === link.index : r.dev === link.name))
+    .sort((a, b) => a.family - b.family || a.dst.localeCompare(b.dst, undefined, { numeric: true }));
+  const rows = table(
     ['Destination', 'Gateway', 'Device', 'Protocol', 'Metric'],
     routes.map((r) => ({
-      dev: r.dev,
-      cells: [r.dst, r.gateway ? `via ${r.gateway}${r.onlink ? ' onlink' : ''}` : 'direct', r.dev, r.protocol, r.metric],
+      cells: [
+        el('code', {}, r.dst),
+        r.gateway ? `via ${r.gateway}${r.onlink ? ' onlink' : ''}` : 'direct',
+        r.dev,
+        r.protocol,
+        r.metric === null || r.metric === undefined ? null : String(r.metric),
+      ],
     })),
-    (row) => (highlightDev && row.dev === highlightDev ? 'highlight' : ''),
   );
+  // Prefixes never wrap: a wide table scrolls sideways inside the panel.
+  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
 }
 
 function renderLinkDetails(h, id, link) {
@@ -1442,7 +1486,7 @@ function renderLinkDetails(h, id, link) {
         )
       : null,
     section('Addresses', addresses.length ? el('ul', { class: 'plain' }, addressList(addresses, false)) : null, 'No addresses.'),
-    section(`Routes in ${link.netns}`, routeTable(h, link.netns, link.name), 'No routes in this namespace.'),
+    section(`Routes via ${link.name}`, routeTable(h, link.netns, link), `No routes leave through ${link.name}.`),
     section(
       'Neighbours',
       table(
@@ -1481,7 +1525,7 @@ function renderNamespaceDetails(h, netns) {
       'No interfaces.',
     ),
     section('Addresses', el('ul', { class: 'plain' }, addressList(inNamespace(h, 'addresses', netns), true)), 'No addresses.'),
-    section('Routes', routeTable(h, netns, null), 'No routes.'),
+    section(`Routes in ${netns}`, routeTable(h, netns), 'No routes in this namespace.'),
   ];
 }
 
@@ -1542,12 +1586,36 @@ function selectElement(id, host) {
   selected = { id, host, type: node.nonempty() ? node.data('type') : null };
   renderDetails();
   tableView.refresh();
-  cy.resize(); // the panel may just have narrowed the graph: centre within the new width
+  cy.resize(); // the panel may just have narrowed the graph
   cy.elements(':selected').unselect();
   if (node.nonempty()) {
     node.select();
-    cy.animate({ center: { eles: node }, duration: 250 });
+    revealNode(node);
   }
+}
+
+/**
+ * Keep the view where the user had it: zoom never changes, and the graph pans only when the node
+ * is (partly) outside the visible graph (off-screen, or where the panel just took the space), and
+ * then just enough to bring it in with a small margin.
+ */
+function revealNode(node, margin = 40) {
+  cy.stop(true, true); // no earlier animation may move the view afterwards
+  const box = node.renderedBoundingBox({ includeLabels: false, includeOverlays: false });
+  const width = cy.width();
+  const height = cy.height();
+  const shift = (low, high, size) => {
+    const room = Math.min(margin, Math.max(0, (size - (high - low)) / 2));
+    if (high - low > size - 2 * room) {
+      return high < 0 || low > size ? size / 2 - (low + high) / 2 : 0; // bigger than the view: only if out of sight
+    }
+    if (low < room) return room - low;
+    if (high > size - room) return size - room - high;
+    return 0;
+  };
+  const dx = shift(box.x1, box.x2, width);
+  const dy = shift(box.y1, box.y2, height);
+  if (dx || dy) cy.panBy({ x: dx, y: dy });
 }
 
 function closeDetails() {
@@ -1784,6 +1852,7 @@ function renderConnectedStatus() {
 // ---------------------------------------------------------------------------------------------
 // Wiring
 
+cy.on('zoom', updateLabelDetail);
 cy.on('tap', 'node', (event) => {
   const node = event.target;
   const { type, host, bridge } = node.data();

@@ -263,8 +263,9 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
                 what=f"the veth edge {VETH_A} - {VETH_B}",
             )
             a, b = screen.node(a_id), screen.node(b_id)
-            assert (a["label"], a["kind"], a["parent"]) == (VETH_A, "veth", host_ns_node), a
-            assert (b["label"], b["kind"], b["parent"]) == (VETH_B, "veth", ns_node), b
+            # (The label's first line is the name; its address, once reported, follows on the next.)
+            assert (a["brief"], a["kind"], a["parent"]) == (VETH_A, "veth", host_ns_node), a
+            assert (b["brief"], b["kind"], b["parent"]) == (VETH_B, "veth", ns_node), b
             # Only one end is up, so neither has a carrier: the pair is drawn as a down link.
             assert screen.edge_classes(a_id, b_id) == ["veth", "down"]
             assert page.evaluate("() => window.__e2eReady") is True  # the same document: no reload

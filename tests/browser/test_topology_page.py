@@ -84,7 +84,7 @@ def test_first_snapshot_draws_hosts_namespaces_interfaces_and_their_edges(topolo
 
     vxlan = link_id("alpha", links["vxlan"])
     assert "k-vxlan" in topology.on_node(vxlan, "e.classes()")
-    assert topology.on_node(vxlan, "e.data('label')") == "demo-back.vx\nVNI 4242"
+    assert topology.on_node(vxlan, "e.data('label')") == "demo-back.vx\nVNI 4242 → 198.18.0.2"
     assert "down" in topology.on_node(link_id("alpha", links["spare"]), "e.classes()")
     assert "ns-docker" in topology.on_node("alpha|ns|demo-db", "e.classes()")
     assert "k-lo" in topology.on_node("alpha|demo-web1|1", "e.classes()")
