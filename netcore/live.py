@@ -657,8 +657,14 @@ class LiveModel:
         space.links[raw.index] = link
         if emit:
             self._emit("link", "new", space.info.name, link)
-        if old is None and raw.link and raw.link_netnsid is not None and not self._loading:
-            # this may be the other end an unresolved veth elsewhere waits for
+        if (
+            (old is None or old.peer is None)
+            and raw.link
+            and raw.link_netnsid is not None
+            and not self._loading
+        ):
+            # this may be the other end an unresolved veth elsewhere waits for (new, or just told its
+            # peer: a veth end is first announced before its peer exists)
             for there in list(self._ends.get((raw.link, raw.index), ())):
                 if there != key[0] and (there, raw.link) in self._unresolved:
                     self._reset((there, raw.link), emit)
