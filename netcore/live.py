@@ -37,7 +37,7 @@ from netcore.netlink import codec as c
 from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
 from netcore.objects import link_by_index
-from netcore.snapshot import NamespaceDump, dump_namespace, fdb_listed, neighbour_listed
+from netcore.snapshot import NamespaceDump, dump_namespace, dump_routes, fdb_listed, neighbour_listed
 
 GROUPS = (
     c.RTNLGRP_LINK,
@@ -169,10 +169,11 @@ class LiveModel:
                 self._remove_space(space.info.name)
         known = {s.info.inode for s in self._spaces.values()}
         for space in list(self._spaces.values()):
-            self._resync(space)
+            self._redump(space)
         for inode, info in current.items():
             if inode not in known:
                 self._add_space(info, emit=True)
+        self._resolve_unresolved(emit=True)
         return self.snapshot()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -340,10 +341,15 @@ class LiveModel:
         if lost and self._spaces.get(space.info.name) is space:
             # what is still queued predates the re-dump, and the events that followed it are lost:
             # applied after the re-dump it would take the model back in time
-            _discard_queued(space.sock)
+            space.sock.discard_queued()
             self._resync(space)
 
     def _resync(self, space: _Space) -> None:
+        """Re-dump the namespace and apply only the differences, then resolve what waits on them."""
+        if self._redump(space):
+            self._resolve_unresolved(emit=True)
+
+    def _redump(self, space: _Space) -> bool:
         """Re-dump the namespace and apply only the differences; on failure keep what is known and
         try again shortly (unless the namespace itself is gone, which inotify or the scan reports)."""
         space.resync_pending = False
@@ -353,9 +359,9 @@ class LiveModel:
             if self._spaces.get(space.info.name) is space and os.path.exists(space.info.path):
                 space.resync_pending = True
                 asyncio.get_running_loop().call_later(RESYNC_RETRY, self._resync_again, space)
-            return
+            return False
         self._reconcile(space, d, emit=True)
-        self._resolve_unresolved(emit=True)
+        return True
 
     def _resync_again(self, space: _Space) -> None:
         if space.resync_pending and self._spaces.get(space.info.name) is space:
@@ -612,24 +618,15 @@ class LiveModel:
     def _reread_routes(self, space: _Space, pending: set[int]) -> None:
         """Make the model's routes of these links (or all routes, for many links) equal the kernel's."""
         name = space.info.name
-        if len(pending) > REROUTE_WHOLE:
-            scope: Callable[[Route], bool] = lambda r: True  # noqa: E731
-            body = [_route_dump(None)]
-        else:
-            scope = lambda r: r.oif in pending  # noqa: E731
-            body = [_route_dump(i) for i in pending if i in space.raw]
-        fresh: dict[tuple, Route] = {}
+        whole = len(pending) > REROUTE_WHOLE
+        oifs: list[int | None] = [None] if whole else [i for i in pending if i in space.raw]
         names = space.names()
-        what = f"routes of {name}"
         try:
-            for request in body:
-                for buf, kind, start, end in space.query.dump(c.RTM_GETROUTE, request, what=what):
-                    if kind == c.RTM_NEWROUTE and (r := parse.route(name, names, buf, start, end)):
-                        fresh[r.key] = r
+            fresh = {r.key: r for oif in oifs for r in dump_routes(space.query, name, names, oif=oif)}
         except (OSError, NetcoreError):
             self._resync(space)
             return
-        for key in [k for k, r in space.routes.items() if scope(r) and k not in fresh]:
+        for key in [k for k, r in space.routes.items() if (whole or r.oif in pending) and k not in fresh]:
             self._emit("route", "del", name, space.routes.pop(key))
         for key, route in fresh.items():
             if space.routes.get(key) != route:
@@ -758,24 +755,6 @@ def _points_back(x: parse.RawLink | None, raw: parse.RawLink) -> bool:
 def _on_link(obj: Address | Route | Neighbour | FdbEntry, index: int) -> bool:
     """Whether an object belongs to the link with this index (a route by its output link)."""
     return (obj.oif if isinstance(obj, Route) else obj.ifindex) == index
-
-
-def _route_dump(oif: int | None) -> bytes:
-    """A main-table route dump request, of one link's routes only when `oif` is given."""
-    body = c.RTMSG.pack(0, 0, 0, 0, c.RT_TABLE_MAIN, 0, 0, 0, 0)
-    return body + c.attr_u32(c.RTA_OIF, oif) if oif else body
-
-
-def _discard_queued(sock: NetlinkSocket) -> None:
-    """Read and drop every message waiting on a non-blocking event socket."""
-    buf = bytearray(65536)
-    for _ in range(1_000_000):
-        try:
-            sock.sock.recv_into(buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            continue  # a further overflow report: keep reading
 
 
 def _raise_fd_limit() -> None:

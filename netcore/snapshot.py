@@ -19,7 +19,6 @@ from netcore.netlink.socket import NetlinkSocket
 
 _LINK_DUMP = c.IFINFOMSG.pack(0, 0, 0, 0, 0) + c.attr_u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
 _ADDR_DUMP = c.IFADDRMSG.pack(0, 0, 0, 0, 0)
-_ROUTE_DUMP = c.RTMSG.pack(0, 0, 0, 0, c.RT_TABLE_MAIN, 0, 0, 0, 0)
 _NEIGH_DUMP = c.NDMSG.pack(0, 0, 0, 0, 0)
 _FDB_DUMP = c.NDMSG.pack(c.AF_BRIDGE, 0, 0, 0, 0)
 _FDB_KINDS = {"bridge", "vxlan"}
@@ -51,9 +50,7 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
     for buf, kind, start, end in sock.dump(c.RTM_GETADDR, _ADDR_DUMP, what=f"addresses of {name}"):
         if kind == c.RTM_NEWADDR and (a := parse.address(name, names, buf, start, end)):
             out.addresses.append(a)
-    for buf, kind, start, end in sock.dump(c.RTM_GETROUTE, _ROUTE_DUMP, what=f"routes of {name}"):
-        if kind == c.RTM_NEWROUTE and (r := parse.route(name, names, buf, start, end)):
-            out.routes.append(r)
+    out.routes = dump_routes(sock, name, names)
     if not neighbours:
         return out
     for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, _NEIGH_DUMP, what=f"neighbours of {name}"):
@@ -67,6 +64,20 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
             if f and fdb_listed(f, links):
                 out.fdb.append(f)
     return out
+
+
+def dump_routes(
+    sock: NetlinkSocket, netns: str, names: dict[int, str], *, oif: int | None = None
+) -> list[Route]:
+    """The main-table routes of a namespace, or only those through link `oif` (a filtered dump)."""
+    body = c.RTMSG.pack(0, 0, 0, 0, c.RT_TABLE_MAIN, 0, 0, 0, 0)
+    if oif:
+        body += c.attr_u32(c.RTA_OIF, oif)
+    routes = []
+    for buf, kind, start, end in sock.dump(c.RTM_GETROUTE, body, what=f"routes of {netns}"):
+        if kind == c.RTM_NEWROUTE and (r := parse.route(netns, names, buf, start, end)):
+            routes.append(r)
+    return routes
 
 
 def neighbour_listed(entry: Neighbour) -> bool:

@@ -236,6 +236,19 @@ class NetlinkSocket:
                     if err:
                         raise _error(buf, flags, start + _ERR_TLVS, end, err, obj=what, action="dump")
 
+    def discard_queued(self) -> None:
+        """Read and drop every message waiting on this non-blocking event socket (they predate a
+        re-dump that follows, and applied after it would take a model back in time)."""
+        while True:
+            try:
+                self.sock.recv_into(self._buf)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != _errno.ENOBUFS:
+                    return
+                # a further overflow report: keep reading
+
     def read_events(
         self, handle: Callable[[bytearray, int, int, int], None], *, what: str = "events"
     ) -> None:
