@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.frames import demo_host
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -80,6 +82,13 @@ class TopologyPage:
         self.server.send(frame)
         self.page.wait_for_function("(f) => window.switchboard.state[f.host]?.seq === f.seq", arg=frame)
         self.idle()
+
+    def send_demo(self, *hosts: str) -> tuple[Any, dict[str, Any]]:
+        """The demo host's snapshot sent as each of `hosts`; returns demo_host()'s (state, links)."""
+        s, links = demo_host()
+        for host in hosts:
+            self.send_snapshot(s.snapshot_frame(host))
+        return s, links
 
     def idle(self) -> None:
         """Wait until every frame the page received is drawn."""

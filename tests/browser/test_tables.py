@@ -163,10 +163,7 @@ def test_a_delta_adding_an_address_shows_in_the_table_without_reload(topology):
 
 @pytest.mark.known_hosts("alpha", "beta")
 def test_the_graphs_filters_and_search_and_the_table_filter_hide_rows(topology):
-    s, _ = demo_host()
-    topology.send_snapshot(s.snapshot_frame("alpha"))
-    other, _ = demo_host()
-    topology.send_snapshot(other.snapshot_frame("beta"))
+    s, _ = topology.send_demo("alpha", "beta")
     page = topology.page
     show_table(page, "Endpoints")
     wait_rows(page, 10)
@@ -219,10 +216,7 @@ def test_a_row_click_selects_the_element_on_the_graph(topology):
 
 @pytest.mark.known_hosts("alpha", "beta")
 def test_csv_export_holds_the_visible_rows(topology):
-    s, _ = demo_host()
-    topology.send_snapshot(s.snapshot_frame("alpha"))
-    other, _ = demo_host()
-    topology.send_snapshot(other.snapshot_frame("beta"))
+    s, _ = topology.send_demo("alpha", "beta")
     page = topology.page
     show_table(page, "Endpoints")
     page.locator("#host-filters").get_by_label("beta").uncheck()

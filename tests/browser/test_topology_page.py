@@ -202,10 +202,7 @@ def test_namespace_details_list_interfaces_addresses_and_routes(topology):
 
 
 def test_filters_hide_kinds_hosts_and_everything_outside_a_network(topology):
-    s, links = demo_host()
-    topology.send_snapshot(s.snapshot_frame("alpha"))
-    other, _ = demo_host()
-    topology.send_snapshot(other.snapshot_frame("beta"))
+    s, links = topology.send_demo("alpha", "beta")
     page = topology.page
     lo_nodes = topology.ids("node.k-lo")
     assert len(lo_nodes) == 8
@@ -419,9 +416,7 @@ def test_the_legend_shows_every_look_the_graph_uses_down_included(topology):
 
 @pytest.mark.known_hosts("alpha", "beta")
 def test_filters_that_hide_everything_say_so_with_what_they_hide(topology):
-    s, _ = demo_host()
-    topology.send_snapshot(s.snapshot_frame("alpha"))
-    topology.send_snapshot(s.snapshot_frame("beta"))
+    s, _ = topology.send_demo("alpha", "beta")
     page = topology.page
     summary, message = page.locator("#graph-summary"), page.locator("#filter-empty")
     assert summary.inner_text() == "2 hosts · 8 namespaces · 30 interfaces"
@@ -456,9 +451,7 @@ def test_filters_that_hide_everything_say_so_with_what_they_hide(topology):
 
 @pytest.mark.known_hosts("alpha", "beta")
 def test_an_offline_host_shows_in_the_status_and_on_the_graph_with_since_when(topology):
-    s, _ = demo_host()
-    topology.send_snapshot(s.snapshot_frame("alpha"))
-    topology.send_snapshot(s.snapshot_frame("beta"))
+    s, _ = topology.send_demo("alpha", "beta")
     page = topology.page
     pill = page.locator("#conn-status")
     assert pill.inner_text() == "Connected" and "status-open" in pill.get_attribute("class")
