@@ -15,8 +15,11 @@ bytes, ``~`` and 4 hex digits of a BLAKE2s hash of the full name, e.g. ``demo-fr
 ``demo-web1-backend`` becomes ``demo-web1-~xxxx``.
 
 Everything created also carries an owner marker in its interface alias (IFLA_IFALIAS):
-``switchboard:<topology>:<role>[:network=w][:node=n][:segment=s]`` with role ``bridge``,
-``segment``, ``vxlan``, ``veth`` or ``node`` (the alias set on a node namespace's ``lo``).
+``switchboard:<topology>:<role>[:network=w][:node=n][:segment=s][:shared=a,b]`` with role
+``bridge``, ``segment``, ``vxlan``, ``veth`` or ``node`` (the alias set on a node namespace's
+``lo``). Only a node's alias has ``shared``: the nodes in container mode that share its namespace
+(they have no kernel object of their own), sorted and comma-separated. An alias holds at most
+MAX_ALIAS_BYTES bytes, the kernel's limit.
 The host-side links of a topology also share a device group (:func:`owner_group`), so that
 destroy can delete them all in one request, after checking every member is ours.
 """
@@ -27,6 +30,7 @@ import hashlib
 import re
 import reprlib
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from netcore.errors import InvalidSpec
@@ -36,6 +40,11 @@ IFNAMSIZ = 16
 MAX_IFNAME_BYTES = IFNAMSIZ - 1
 #: Longest namespace name in bytes: a file name under /run/netns (NAME_MAX).
 MAX_NETNS_BYTES = 255
+IFALIASZ = 256
+#: Longest interface alias in bytes that netcore can set: the kernel keeps at most IFALIASZ - 1 bytes
+#: and netcore sends the alias NUL-terminated, the NUL counted (6.18: 254 bytes set, 255 refused
+#: with ERANGE; older kernels refuse it in dev_set_alias with EINVAL).
+MAX_ALIAS_BYTES = IFALIASZ - 2
 ROLES = ("bridge", "segment", "vxlan", "veth", "node")
 ALIAS_PREFIX = "switchboard"
 
@@ -173,6 +182,8 @@ class OwnerTag:
     network: str | None = None
     node: str | None = None
     segment: int | None = None
+    #: Nodes in container mode sharing this node's namespace (role "node" only).
+    shared: tuple[str, ...] = ()
 
 
 def owner_group(topology: str) -> int:
@@ -188,8 +199,14 @@ def owner_alias(
     network: str | None = None,
     node: str | None = None,
     segment: int | None = None,
+    shared: Collection[str] = (),
 ) -> str:
-    """The interface alias marking an object as ours, e.g. "switchboard:demo:bridge:network=front"."""
+    """The interface alias marking an object as ours, e.g. "switchboard:demo:bridge:network=front".
+
+    `shared` (role "node" only) names the nodes sharing that node's namespace; they are written
+    sorted: "switchboard:demo:node:node=web1:shared=db,side". ValueError for what could not be
+    parsed back, and for an alias longer than the kernel keeps (MAX_ALIAS_BYTES).
+    """
     if role not in ROLES:
         raise ValueError(f"unknown owner role {role!r} (expected one of {', '.join(ROLES)})")
     for label, text in (("topology", topology), ("network", network), ("node", node)):
@@ -197,13 +214,34 @@ def owner_alias(
             raise ValueError(f"{label} {text!r} cannot go in an owner alias")
     if segment is not None and segment < 0:
         raise ValueError(f"segment must be 0 or more, not {segment}")
+    if isinstance(shared, str):
+        raise ValueError(f"shared must be a collection of node names, not the string {excerpt(shared)}")
+    if shared and role != "node":
+        raise ValueError(f"only a node's owner alias lists the nodes sharing it, not a {role}'s")
+    for text in shared:
+        if not text or ":" in text or "," in text:
+            raise ValueError(f"shared node {text!r} cannot go in an owner alias")
+    if len(set(shared)) != len(shared):
+        raise ValueError(f"shared lists a node twice: {excerpt(sorted(shared))}")
     parts = [ALIAS_PREFIX, topology, role]
     parts += [
         f"{key}={value}"
-        for key, value in (("network", network), ("node", node), ("segment", segment))
+        for key, value in (
+            ("network", network),
+            ("node", node),
+            ("segment", segment),
+            ("shared", ",".join(sorted(shared)) or None),
+        )
         if value is not None
     ]
-    return ":".join(parts)
+    alias = ":".join(parts)
+    size = len(alias.encode("utf-8"))
+    if size > MAX_ALIAS_BYTES:
+        raise ValueError(
+            f"the owner alias {excerpt(alias)} would be {size} bytes long"
+            f" (an interface alias holds at most {MAX_ALIAS_BYTES})"
+        )
+    return alias
 
 
 def parse_owner_alias(alias: str | None) -> OwnerTag | None:
@@ -219,10 +257,19 @@ def parse_owner_alias(alias: str | None) -> OwnerTag | None:
     fields: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not value or key not in ("network", "node", "segment") or key in fields:
+        if not sep or not value or key not in ("network", "node", "segment", "shared") or key in fields:
             return None
         fields[key] = value
     segment = fields.pop("segment", None)
     if segment is not None and not (segment.isascii() and segment.isdigit()):
         return None
-    return OwnerTag(topology=topology, role=role, segment=None if segment is None else int(segment), **fields)
+    shared = tuple(fields.pop("shared").split(",")) if "shared" in fields else ()
+    if shared and (role != "node" or not all(shared) or len(set(shared)) != len(shared)):
+        return None
+    return OwnerTag(
+        topology=topology,
+        role=role,
+        segment=None if segment is None else int(segment),
+        shared=shared,
+        **fields,
+    )

@@ -375,7 +375,8 @@ class _Run:
             self.progress(done, total)
 
     def record_fresh(self, node: NodeWant) -> None:
-        self.record("create", "namespace", node.netns, f"node {node.name}")
+        shared = f", shared by {', '.join(node.shared)}" if node.shared else ""
+        self.record("create", "namespace", node.netns, f"node {node.name}{shared}")
         for p in node.ports:
             self.record(
                 "create", "veth", p.host_name, f"{p.netns}:{p.ifname} {_interface(p.address)} on {p.bridge}"
@@ -420,8 +421,13 @@ class _Run:
         try:
             inside: list[Request] = []
             lo = have.links.get("lo")
-            if lo is None or not lo.up or lo.alias != node.alias:
-                self.record("update", "namespace", node.netns, "lo up")
+            wrong = {
+                "lo up": lo is None or not lo.up,
+                _node_alias_detail(node): lo is None or lo.alias != node.alias,
+            }
+            if any(wrong.values()):
+                detail = ", ".join(k for k, bad in wrong.items() if bad)
+                self.record("update", "namespace", node.netns, detail)
                 inside.append(rq.link_set(index=1, name="lo", up=True, alias=node.alias))
             index_of: dict[str, int] = {}
             rebuilt: list[PortWant] = []
@@ -601,6 +607,12 @@ def _inside_requests(node: NodeWant) -> list[Request]:
     for r in node.routes:
         out.append(rq.route_add(to=r.to, via=r.via, oif=r.index, what=f"{r.to} in {node.netns}"))
     return out
+
+
+def _node_alias_detail(node: NodeWant) -> str:
+    """What a node namespace's owner alias says beyond its owner: the nodes sharing the namespace."""
+    shared = f"shared by {', '.join(node.shared)}" if node.shared else "not shared"
+    return f"owner alias: {shared}"
 
 
 def _route_detail(r: RouteWant) -> str:

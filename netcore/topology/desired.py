@@ -90,13 +90,18 @@ class RouteWant:
 
 @dataclass(frozen=True, slots=True)
 class NodeWant:
-    """A node with a namespace of its own, with everything that goes inside it."""
+    """A node with a namespace of its own, with everything that goes inside it.
+
+    `shared` are the nodes in container mode that share this namespace; `alias` (set on its lo)
+    lists them, as they have no kernel object of their own.
+    """
 
     name: str
     netns: str
     alias: str
     ports: tuple[PortWant, ...]
     routes: tuple[RouteWant, ...]
+    shared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +179,12 @@ def desired(spec: TopologySpec) -> Desired:
         index = _ifindex(spec, r.node, r.dev) if r.dev else None
         routes_of.setdefault(home, []).append(RouteWant(home, r.node, r.to, r.via, r.dev, index))
 
+    shared_by: dict[str, list[str]] = {}
+    for node in spec.nodes.values():
+        home = netns_of(spec, node.name) if node.mode == "container" else None
+        if home is not None:
+            shared_by.setdefault(home, []).append(node.name)
+
     nodes: list[NodeWant] = []
     for node in spec.nodes.values():
         if node.mode not in ("bridge", "none"):
@@ -201,8 +212,9 @@ def desired(spec: TopologySpec) -> Desired:
             via = spec.networks[ports[0].network].gateway
             default = ipaddress.ip_network("0.0.0.0/0" if via.version == 4 else "::/0")
             routes.insert(0, RouteWant(netns, node.name, default, via, ports[0].ifname, ports[0].index))
-        alias = names.owner_alias(topology=topo, role="node", node=node.name)
-        nodes.append(NodeWant(node.name, netns, alias, ports, tuple(routes)))
+        shared = tuple(sorted(shared_by.get(netns, ())))
+        alias = names.owner_alias(topology=topo, role="node", node=node.name, shared=shared)
+        nodes.append(NodeWant(node.name, netns, alias, ports, tuple(routes), shared))
     return Desired(topo, tuple(bridges), tuple(uplinks), tuple(vxlans), tuple(nodes))
 
 

@@ -395,6 +395,7 @@ class _Parser:
             for index, body in enumerate(routes):
                 self.route(index, body, seen)
             self.generated_names()
+            self.shared_namespaces()
         return self.result()
 
     def result(self) -> TopologySpec:
@@ -672,6 +673,55 @@ class _Parser:
             if key is None or key in seen:
                 return None
         return key
+
+    def cached_home(self, key: object, homes: dict[object, object]) -> object:
+        """:meth:`home`, remembering every node met on the way in `homes`."""
+        chain: dict[object, None] = {}
+        current: object = key
+        while current is not None and current not in homes and self.nodes[current].mode == "container":
+            if current in chain:  # a cycle (reported by container_targets)
+                current = None
+                break
+            chain[current] = None
+            current = self.target(current)
+        home = homes.get(current, current) if current is not None else None
+        for node in chain:
+            homes[node] = home
+        return home
+
+    def shared_namespaces(self) -> None:
+        """A node namespace's owner alias (on its lo) lists the nodes in container mode sharing it,
+        comma-separated; it must fit in the kernel's alias (names.MAX_ALIAS_BYTES)."""
+        homes: dict[object, object] = {}  # each chain walked once, however long and however many
+        sharing: dict[str, list[str]] = {}
+        for key, raw in self.nodes.items():
+            if raw.mode != "container" or not _is_name(key):
+                continue
+            if "," in key:
+                self.problem(
+                    f"{raw.path}: a node in container mode cannot have ',' in its name (the node whose"
+                    " namespace it shares lists it in a comma-separated owner alias)"
+                )
+                continue
+            home = self.cached_home(key, homes)
+            if _is_name(home):
+                sharing.setdefault(home, []).append(key)
+        if self.name is None:
+            return
+        for home, shared in sharing.items():
+            raw = self.nodes[home]
+            if raw.mode not in ("bridge", "none"):
+                continue  # host mode: the host's own namespace, which netcore does not mark
+            try:
+                names.owner_alias(topology=self.name, role="node", node=home, shared=shared)
+            except ValueError as exc:
+                ordered = sorted(shared)
+                listed = ", ".join(ordered[:5]) + (f", … ({len(ordered)} in all)" if len(ordered) > 5 else "")
+                self.problem(
+                    f"{raw.path}: nodes in container mode share the namespace of node {home} ({listed}),"
+                    f" and the owner alias on its lo lists them all, but {exc};"
+                    " let fewer nodes share it or give them shorter names"
+                )
 
     def addresses(self) -> None:
         bridged = [(_key(key), raw) for key, raw in self.nodes.items() if raw.mode == "bridge"]

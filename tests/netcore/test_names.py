@@ -148,6 +148,12 @@ def test_owner_alias_format():
     )
     assert names.owner_alias(topology="demo", role="node", node="db") == "switchboard:demo:node:node=db"
     assert (
+        names.owner_alias(topology="demo", role="node", node="web1", shared=["side", "db"])
+        == "switchboard:demo:node:node=web1:shared=db,side"
+    )
+    no_sharers = names.owner_alias(topology="demo", role="node", node="db", shared=())
+    assert no_sharers == "switchboard:demo:node:node=db"
+    assert (
         names.owner_alias(topology="demo", role="segment", network="front", segment=2)
         == "switchboard:demo:segment:network=front:segment=2"
     )
@@ -160,6 +166,12 @@ def test_owner_alias_format():
         {"topology": "demo", "role": "veth", "node": "a:b"},
         {"topology": "", "role": "bridge"},
         {"topology": "demo", "role": "segment", "segment": -1},
+        {"topology": "demo", "role": "veth", "node": "web1", "shared": ["side"]},  # only a node's
+        {"topology": "demo", "role": "node", "node": "web1", "shared": ["a,b"]},
+        {"topology": "demo", "role": "node", "node": "web1", "shared": ["a:b"]},
+        {"topology": "demo", "role": "node", "node": "web1", "shared": [""]},
+        {"topology": "demo", "role": "node", "node": "web1", "shared": ["a", "a"]},
+        {"topology": "demo", "role": "node", "node": "web1", "shared": "side"},  # a string, not names
     ],
 )
 def test_owner_alias_refuses_what_cannot_round_trip(kwargs):
@@ -185,6 +197,12 @@ def test_owner_alias_refuses_what_cannot_round_trip(kwargs):
         "switchboard:demo:veth:node=a:node=b",
         "switchboard:demo:segment:segment=x",
         "switchboard:demo:segment:segment=²",
+        "switchboard:demo:veth:node=web1:shared=side",  # only a node's alias lists sharers
+        "switchboard:demo:node:node=web1:shared=",
+        "switchboard:demo:node:node=web1:shared=a,,b",
+        "switchboard:demo:node:node=web1:shared=a,",
+        "switchboard:demo:node:node=web1:shared=a,a",
+        "switchboard:demo:node:node=web1:shared=a:shared=b",
     ],
 )
 def test_parse_owner_alias_ignores_what_is_not_ours(alias):
@@ -194,6 +212,28 @@ def test_parse_owner_alias_ignores_what_is_not_ours(alias):
 def test_parse_owner_alias_reads_ours():
     tag = names.parse_owner_alias("switchboard:demo:veth:network=front:node=web1")
     assert tag == names.OwnerTag(topology="demo", role="veth", network="front", node="web1")
+
+
+def test_parse_owner_alias_reads_the_nodes_sharing_a_namespace():
+    tag = names.parse_owner_alias("switchboard:demo:node:node=web1:shared=db,side")
+    assert tag == names.OwnerTag(topology="demo", role="node", node="web1", shared=("db", "side"))
+    assert names.parse_owner_alias("switchboard:demo:node:node=web1").shared == ()
+
+
+def test_owner_alias_fits_the_kernels_alias_or_is_refused():
+    """IFALIASZ is 256, the NUL netcore sends counted: 254 bytes are set, 255 refused (the limit is
+    checked against the real kernel in test_topology_apply.py)."""
+    head = "switchboard:demo:node:node=web1:shared="
+    fill = 254 - len(head)
+    shared = [f"n{i:02d}" + "x" * 12 for i in range(fill // 16)]  # 15 bytes and a comma each
+    rest = fill - len(",".join(shared)) - 1
+    shared.append("z" * rest)
+    alias = names.owner_alias(topology="demo", role="node", node="web1", shared=shared)
+    assert len(alias.encode()) == names.MAX_ALIAS_BYTES == 254
+    assert names.parse_owner_alias(alias).shared == tuple(sorted(shared))
+    for last in ("z" * (rest + 1), "é" + "z" * (rest - 1)):  # bytes, not characters: é is two
+        with pytest.raises(ValueError, match="would be 255 bytes long .*at most 254"):
+            names.owner_alias(topology="demo", role="node", node="web1", shared=[*shared[:-1], last])
 
 
 def _is_name(text: str) -> bool:
@@ -213,8 +253,14 @@ _names = st.text(min_size=1, max_size=15).filter(_is_name)
     network=st.none() | _names,
     node=st.none() | _names,
     segment=st.none() | st.integers(min_value=0, max_value=10_000),
+    shared=st.lists(_names.filter(lambda n: "," not in n), max_size=6, unique=True),
 )
-def test_owner_alias_round_trip(topology, role, network, node, segment):
-    tag = names.OwnerTag(topology=topology, role=role, network=network, node=node, segment=segment)
-    alias = names.owner_alias(topology=topology, role=role, network=network, node=node, segment=segment)
+def test_owner_alias_round_trip(topology, role, network, node, segment, shared):
+    shared = sorted(shared) if role == "node" else []
+    tag = names.OwnerTag(
+        topology=topology, role=role, network=network, node=node, segment=segment, shared=tuple(shared)
+    )
+    alias = names.owner_alias(
+        topology=topology, role=role, network=network, node=node, segment=segment, shared=shared
+    )
     assert names.parse_owner_alias(alias) == tag

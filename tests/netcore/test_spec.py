@@ -541,12 +541,47 @@ def test_container_cycle_is_named_once():
     assert only_problem(doc) == "nodes.a.mode: container modes form a cycle: a -> b -> c -> a"
 
 
-def test_long_container_chain_is_fine():
+def chain(length: int) -> dict:
+    """n0 in bridge mode and n1 .. n<length-1>, each sharing the namespace of the one before."""
     nodes = {"n0": {"networks": ["front"]}} | {
-        f"n{i}": {"mode": f"container:n{i - 1}"} for i in range(1, 3000)
+        f"n{i}": {"mode": f"container:n{i - 1}"} for i in range(1, length)
     }
-    spec = topo.parse({"name": "t", "networks": {"front": {"subnet": "198.18.0.0/20"}}, "nodes": nodes})
-    assert topo.netns_of(spec, "n2999") == "t-n0"
+    return {"name": "t", "networks": {"front": {"subnet": "198.18.0.0/20"}}, "nodes": nodes}
+
+
+def test_a_container_chain_is_followed():
+    spec = topo.parse(chain(40))
+    assert topo.netns_of(spec, "n39") == "t-n0"
+
+
+def test_a_long_container_chain_is_refused_once_for_the_alias_of_the_namespace_it_shares():
+    """The namespace's owner alias lists every node sharing it; 2999 names do not fit in 254 bytes.
+    One problem, naming the node whose namespace it is, and found without walking the chain per node."""
+    problem = only_problem(chain(3000))
+    assert problem.startswith(
+        "nodes.n0: nodes in container mode share the namespace of node n0 (n1, n10, n100, n1000, n1001,"
+        " … (2999 in all))"
+    )
+    assert "bytes long (an interface alias holds at most 254)" in problem
+
+
+def test_the_alias_of_a_shared_namespace_must_fit_the_kernels_limit():
+    # switchboard:demo:node:node=web1:shared= is 39 bytes; 13 names of 15 bytes and 12 commas are 207,
+    # so a 14th name of 7 bytes (and its comma) makes exactly 254, the most netcore can set.
+    sharers = {f"s{i:02d}{'x' * 12}": {"mode": "container:web1"} for i in range(13)}
+    topo.parse(with_changes(nodes=sharers | {"tail456": {"mode": "container:web1"}}))
+    problem = only_problem(with_changes(nodes=sharers | {"tail4567": {"mode": "container:web1"}}))
+    assert problem.startswith("nodes.web1: nodes in container mode share the namespace of node web1 (")
+    assert "would be 255 bytes long (an interface alias holds at most 254)" in problem
+    assert problem.endswith("let fewer nodes share it or give them shorter names")
+
+
+def test_a_node_in_container_mode_cannot_have_a_comma_in_its_name():
+    assert only_problem(with_changes(nodes={"a,b": {"mode": "container:web1"}})) == (
+        "nodes.a,b: a node in container mode cannot have ',' in its name (the node whose namespace it"
+        " shares lists it in a comma-separated owner alias)"
+    )
+    topo.parse(with_changes(nodes={"a,b": {"mode": "none"}}))  # a node with a namespace of its own may
 
 
 # -- routes ---------------------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ import pytest
 
 from netcore import names
 from netcore import netns as ns
-from netcore.errors import AlreadyExists, NetcoreError
+from netcore import requests as rq
+from netcore.errors import AlreadyExists, InvalidSpec, NetcoreError
+from netcore.netlink.socket import NetlinkSocket
 from netcore.snapshot import snapshot
 from netcore.topology import converge, desired, spec
 from tests.conftest import can_connect, tcp_echo
 
 
-def demo(topo: str) -> spec.TopologySpec:
+def demo(topo: str, *, more_nodes: str = "") -> spec.TopologySpec:
+    """The demo topology; `more_nodes` are further lines of its nodes section."""
     return spec.loads(f"""
 name: {topo}
 networks:
@@ -28,6 +31,7 @@ nodes:
   web2: {{networks: {{front: {{address: 198.18.1.20}}}}}}
   db: {{mode: none}}
   side: {{mode: "container:web1"}}
+{more_nodes}
 routes:
   - {{node: web1, to: 198.18.9.0/24, via: 198.18.1.254}}
 """)
@@ -75,6 +79,83 @@ def test_second_apply_changes_nothing_and_plan_agrees(host_ns, topo):
     assert "no changes" in again.summary()
     assert converge.plan(demo(topo)).changes == ()
     converge.destroy(demo(topo))
+
+
+def lo_of(netns: str):
+    """The `lo` of a namespace, as a fresh snapshot reads it from the kernel."""
+    lo = snapshot(namespaces=[netns]).link(netns, "lo")
+    assert lo is not None
+    return lo
+
+
+def test_a_shared_namespace_names_its_container_nodes_and_apply_keeps_the_list_current(host_ns, topo):
+    """A container: node has no kernel object of its own; the owner alias on the lo of the namespace it
+    shares lists it, so that the dashboard can show and find it."""
+    web1, db = f"{topo}-web1", f"{topo}-db"
+    converge.apply(demo(topo))
+    assert lo_of(web1).alias == f"switchboard:{topo}:node:node=web1:shared=side"
+    assert lo_of(db).alias == f"switchboard:{topo}:node:node=db"
+    assert names.parse_owner_alias(lo_of(web1).alias).shared == ("side",)
+
+    # more container: nodes, one of them through a chain (tail shares side's, which is web1's)
+    more = demo(topo, more_nodes='  tail: {mode: "container:side"}\n  cache: {mode: "container:db"}')
+    planned = [str(c) for c in converge.plan(more).changes]
+    assert sorted(planned) == [
+        f"~ namespace {db} (owner alias: shared by cache)",
+        f"~ namespace {web1} (owner alias: shared by side, tail)",
+    ]
+    assert [str(c) for c in converge.apply(more).changes] == planned
+    assert lo_of(web1).alias == f"switchboard:{topo}:node:node=web1:shared=side,tail"
+    assert lo_of(db).alias == f"switchboard:{topo}:node:node=db:shared=cache"
+    assert lo_of(web1).up and lo_of(db).up
+    assert not ns.netns_exists(f"{topo}-tail") and not ns.netns_exists(f"{topo}-cache")
+    assert converge.apply(more).changes == ()  # idempotent
+
+    # and when they go, the list follows
+    assert sorted(str(c) for c in converge.apply(demo(topo)).changes) == [
+        f"~ namespace {db} (owner alias: not shared)",
+        f"~ namespace {web1} (owner alias: shared by side)",
+    ]
+    assert lo_of(web1).alias == f"switchboard:{topo}:node:node=web1:shared=side"
+    assert lo_of(db).alias == f"switchboard:{topo}:node:node=db"
+    assert converge.plan(demo(topo)).changes == ()
+    tcp_echo(server_ns=f"{topo}-web2", client_ns=web1, address="198.18.1.20")  # the node still works
+    converge.destroy(demo(topo))
+    assert not [n for n in os.listdir(ns.NETNS_DIR) if n.startswith(f"{topo}-")]
+
+
+def test_the_longest_shared_alias_validation_allows_is_what_the_kernel_keeps(host_ns, topo):
+    """names.MAX_ALIAS_BYTES is the kernel's limit for the alias as netcore sends it (NUL-terminated):
+    an alias of exactly that many bytes is set and read back whole, one byte more is refused by the
+    kernel (and by validation before it gets there)."""
+    head = len(names.owner_alias(topology=topo, role="node", node="a", shared=["x"])) - 1
+    room = names.MAX_ALIAS_BYTES - head  # for the names and their commas
+    sharers = [f"s{i:02d}" + "x" * 12 for i in range(room // 16)]  # 15 bytes and a comma each
+    last = "z" * (room - 16 * len(sharers))
+    sharers.append(last)
+
+    def shared_by(nodes: list[str]) -> str:
+        lines = "".join(f'  {name}: {{mode: "container:a"}}\n' for name in nodes)
+        return f"name: {topo}\nnodes:\n  a: {{mode: none}}\n{lines}"
+
+    topology = spec.loads(shared_by(sharers))
+    converge.apply(topology)
+    alias = lo_of(f"{topo}-a").alias
+    assert alias == names.owner_alias(topology=topo, role="node", node="a", shared=sharers)
+    assert len(alias.encode()) == names.MAX_ALIAS_BYTES
+    assert converge.apply(topology).changes == ()
+
+    sock = NetlinkSocket.open()  # on the throwaway host namespace's own lo
+    try:
+        sock.run([rq.link_set(index=1, name="lo", alias="x" * names.MAX_ALIAS_BYTES)])
+        with pytest.raises(NetcoreError):
+            sock.run([rq.link_set(index=1, name="lo", alias="x" * (names.MAX_ALIAS_BYTES + 1))])
+    finally:
+        sock.close()
+    too_long = f"^<string>: nodes.a: .* would be {names.MAX_ALIAS_BYTES + 1} bytes long"
+    with pytest.raises(InvalidSpec, match=too_long):
+        spec.loads(shared_by([*sharers[:-1], last + "z"]))
+    converge.destroy(topology)
 
 
 def test_destroy_leaves_nothing_and_only_touches_its_own(host_ns, topo):
