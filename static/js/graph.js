@@ -1,0 +1,386 @@
+// The Cytoscape graph: what element each model id stands for, reconciling dirty ids with what is
+// drawn, the scene the layout reads, and placing what is new without moving anything else.
+//
+// Graph shape: a host box holds its namespaces' boxes, and each box its interfaces; a bridge of the
+// host namespace (a network's hub) and its ports float in the host box, outside the host
+// namespace's box, so endpoints can stand around their network; folded endpoints are one group node.
+
+import { formatTime } from './dom.js';
+import { boxGeometry, layoutScene, nodeExtent, Occupancy, placeFree } from './layout.js';
+import { linkDown, linkKind, linkLabels } from './links.js';
+import { byNaturalOrder, groupBridge, hostStatus, ids } from './model.js';
+import { stylesheet } from './style.js';
+
+const cytoscape = window.cytoscape;
+
+// Work around a Cytoscape 3.34 performance bug. Drawing a node without a background image flips
+// its internal "backgrounding" flag twice per draw (drawImages runs once per containment pass),
+// and every flip calls node.updateStyle(false), which marks all its compound ancestors for
+// restyling; restyling a host or namespace box walks every descendant, so drawing n new nodes cost
+// O(n²) (2000 ungrouped namespaces: ~50 s). updateStyle(false) only serves the :backgrounding and
+// :grabbed states, which this page's stylesheet never selects on, so those calls are dropped.
+// Element.prototype is Collection.prototype in Cytoscape, so this covers single elements too.
+const collectionPrototype = Object.getPrototypeOf(cytoscape({ headless: true }).collection());
+const updateStyle = collectionPrototype.updateStyle;
+collectionPrototype.updateStyle = function (notifyRenderer) {
+  return notifyRenderer === false ? this : updateStyle.apply(this, arguments);
+};
+
+export function createGraph(container) {
+  return cytoscape({
+    container,
+    style: stylesheet(false, true),
+    selectionType: 'single',
+    boxSelectionEnabled: false,
+    minZoom: 0.05,
+    maxZoom: 4,
+  });
+}
+
+// Classes set by filters and search, not by the model.
+export const VIEW_CLASSES = new Set(['filtered', 'match', 'dimmed']);
+
+/** toggleClass restyles the element (and its whole subtree) even when nothing changes: skip that. */
+export function setClass(ele, cls, on) {
+  if (ele.hasClass(cls) !== on) ele.toggleClass(cls, on);
+}
+
+function hostLabel(h) {
+  const status = hostStatus(h);
+  if (status === 'online') return h.name;
+  return status === 'offline' && h.lastSeen ? `${h.name} (offline since ${formatTime(h.lastSeen)})` : `${h.name} (${status})`;
+}
+
+/** A namespace's name, its kind when not a plain named one, and the nodes sharing it when several. */
+function nsLabel(h, netns) {
+  const kind = h.namespaces.get(netns)?.kind;
+  const name = kind === 'docker' || kind === 'process' ? `${netns} [${kind}]` : netns;
+  const nodes = [...h.nodeNames(netns)].sort(byNaturalOrder);
+  return nodes.length > 1 ? `${name} · nodes ${nodes.join(', ')}` : name;
+}
+
+/** What the graph should hold for one id: a Cytoscape element definition, or null for nothing. */
+function nodeSpec({ h, type, key }) {
+  const host = h.name;
+  if (type === 'host') {
+    return { data: { id: host, type, host, label: hostLabel(h) }, classes: h.online ? 'host' : 'host offline' };
+  }
+  if (type === 'ns') {
+    if ((!h.namespaces.has(key) && !h.nsLinks.has(key)) || h.folded.has(key)) return null;
+    return {
+      data: { id: ids.ns(host, key), parent: host, type: 'namespace', host, netns: key, label: nsLabel(h, key) },
+      classes: `namespace ns-${h.nsKind(key) ?? 'unknown'}`,
+    };
+  }
+  if (type === 'link') {
+    if (!h.linkVisible(key)) return null;
+    const link = h.links.get(key);
+    const kind = linkKind(link);
+    const floats = h.floats(link);
+    const { full, brief } = linkLabels(link, [...(h.linkAddresses.get(key)?.values() ?? [])]);
+    return {
+      data: { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label: full, brief },
+      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}`,
+    };
+  }
+  // type === 'group'
+  const members = h.groups.get(key);
+  if (!members) return null;
+  const { total, down } = h.groupCounts(key);
+  const label = `${total} endpoint${total === 1 ? '' : 's'}${down ? `\n${down} down` : ''}`;
+  return { data: { id: key, parent: host, type, host, bridge: groupBridge(key), count: total, label }, classes: 'group' };
+}
+
+/** Edges a node owns: its port edge to its bridge and its veth edge (links), its bridge edge (groups). */
+function ownedEdges(cy, h, id, type) {
+  const host = h.name;
+  const present = (nodeId) => cy.getElementById(nodeId).nonempty();
+  const edges = [];
+  if (type === 'group') {
+    const bridge = groupBridge(id);
+    if (present(bridge)) {
+      edges.push({ data: { id: `grp:${id}`, source: id, target: bridge, kind: 'group', owner: id, host }, classes: 'group-edge' });
+    }
+    return edges;
+  }
+  const link = h.links.get(id);
+  const bridge = h.bridgeOf(link);
+  if (bridge && bridge !== id && present(bridge)) {
+    const down = linkDown(link) || linkDown(h.links.get(bridge));
+    edges.push({ data: { id: `port:${id}`, source: id, target: bridge, kind: 'port', owner: id, host }, classes: down ? 'port down' : 'port' });
+  }
+  const peer = h.peerId(link);
+  if (peer && present(peer)) edges.push(vethEdge(host, id, peer, linkDown(link) || linkDown(h.links.get(peer))));
+  return edges;
+}
+
+function vethEdge(host, a, b, down) {
+  const [source, target] = a < b ? [a, b] : [b, a];
+  return { data: { id: `veth:${source}~${target}`, source, target, kind: 'veth', host }, classes: down ? 'veth down' : 'veth' };
+}
+
+/**
+ * Apply a changed spec to a node already drawn. Only real changes are written: Cytoscape restyles
+ * a node and all its descendants on any data write, which is costly for a host or namespace box.
+ * Returns the node, moved to its new parent when that changed (a port that joined a bridge).
+ */
+function updateNode(node, spec) {
+  const { parent, ...data } = spec.data;
+  if (parent !== undefined && node.data('parent') !== parent) node = node.move({ parent });
+  const current = node.data();
+  const changed = Object.fromEntries(Object.entries(data).filter(([key, value]) => current[key] !== value));
+  if (Object.keys(changed).length) node.data(changed);
+  const classes = spec.classes.split(' ');
+  const wanted = new Set(classes);
+  const stale = node.classes().filter((c) => !wanted.has(c) && !VIEW_CLASSES.has(c));
+  const missing = classes.filter((c) => !node.hasClass(c));
+  if (stale.length) node.removeClass(stale.join(' '));
+  if (missing.length) node.addClass(missing.join(' '));
+  return node;
+}
+
+/**
+ * Bring the graph in line with the model for every dirty id. Returns the nodes that need a place:
+ * those added, and those moved to another box.
+ */
+export function reconcile(cy, dirty) {
+  const byLevel = [[], [], []]; // hosts, then namespaces, then links and groups: parents first
+  const level = { host: 0, ns: 1, link: 2, group: 2 };
+  const removals = [];
+  let placeless = cy.collection();
+  for (const [id, entry] of dirty) {
+    const spec = nodeSpec(entry);
+    const node = cy.getElementById(id);
+    if (!spec) {
+      if (node.nonempty()) removals.push(node);
+    } else if (node.empty()) {
+      byLevel[level[entry.type]].push(spec);
+    } else {
+      const moved = node.data('parent') !== spec.data.parent && spec.data.parent !== undefined;
+      const now = updateNode(node, spec);
+      if (moved) placeless = placeless.union(now);
+    }
+  }
+  for (const node of removals) {
+    if (!node.removed()) node.remove(); // removing a namespace already removed its folded links
+  }
+  for (const specs of byLevel) placeless = placeless.union(cy.add(specs.map((spec) => ({ group: 'nodes', ...spec }))));
+  // Edges: every dirty link or group re-derives the edges it owns (a veth edge is owned by both ends).
+  const newEdges = new Map();
+  for (const [id, { h, type }] of dirty) {
+    if (type !== 'link' && type !== 'group') continue;
+    const node = cy.getElementById(id);
+    if (node.empty()) continue;
+    const want = new Map(ownedEdges(cy, h, id, type).map((edge) => [edge.data.id, edge]));
+    node.connectedEdges().forEach((edge) => {
+      if (want.has(edge.id())) return;
+      if (edge.data('owner') === id) edge.remove();
+      else if (edge.data('kind') === 'veth') {
+        // Kept while either end still names the other as its peer.
+        const other = edge.source().id() === id ? edge.target().id() : edge.source().id();
+        if (h.peerId(h.links.get(id)) !== other && h.peerId(h.links.get(other)) !== id) edge.remove();
+      }
+    });
+    for (const [edgeId, edge] of want) {
+      const drawnEdge = cy.getElementById(edgeId);
+      if (drawnEdge.empty()) newEdges.set(edgeId, { group: 'edges', ...edge });
+      else setClass(drawnEdge, 'down', edge.classes.split(' ').includes('down')); // an end went up or down
+    }
+  }
+  cy.add([...newEdges.values()]);
+  return placeless.filter((node) => !node.removed());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layout's scene
+
+function leaf(node) {
+  return { id: node.id(), w: node.width(), h: node.height(), label: node.data('label') ?? '' };
+}
+
+function childrenOf(box) {
+  return box
+    .children()
+    .sort((a, b) => (a.data('kind') === 'lo' ? -1 : 0) - (b.data('kind') === 'lo' ? -1 : 0) || byNaturalOrder(a.id(), b.id()))
+    .map(leaf);
+}
+
+/** One host of the scene layout.js lays out (see layoutHost there), read from what is drawn. */
+function sceneHost(cy, model, hostNode) {
+  const h = model.hosts[hostNode.id()];
+  const host = { id: hostNode.id(), hostBox: null, hubs: [], boxes: [], floating: [] };
+  const hubBoxes = new Set();
+  const attached = new Set();
+  const inHubBox = (id) => {
+    const link = h.links.get(id);
+    return link && hubBoxes.has(ids.ns(h.name, link.netns)) ? ids.ns(h.name, link.netns) : null;
+  };
+  const boxes = hostNode.children().filter((n) => n.isParent());
+  boxes.forEach((box) => {
+    if (box.children('.k-bridge').nonempty() && h.nsKind(box.data('netns')) !== 'host') hubBoxes.add(box.id());
+  });
+  boxes.forEach((box) => {
+    if (h.nsKind(box.data('netns')) === 'host') {
+      host.hostBox = { id: box.id(), children: childrenOf(box) };
+    } else if (hubBoxes.has(box.id())) {
+      host.hubs.push({ id: box.id(), box: true, children: childrenOf(box) });
+    } else {
+      const attach = [];
+      box.children().forEach((child) => {
+        const peerId = h.peerId(h.links.get(child.id()));
+        const peer = peerId && h.links.get(peerId);
+        if (!peer) return;
+        if (h.floats(peer) && peer.kind !== 'bridge' && cy.getElementById(peerId).parent().same(hostNode)) {
+          attach.push({ child: child.id(), hub: h.bridgeOf(peer), port: peerId });
+          attached.add(peerId);
+        } else if (inHubBox(peerId)) {
+          attach.push({ child: child.id(), hub: inHubBox(peerId), port: null });
+        }
+      });
+      host.boxes.push({ id: box.id(), children: childrenOf(box), attach });
+    }
+  });
+  hostNode.children().filter((n) => n.isChildless()).forEach((node) => {
+    if (node.hasClass('hub')) host.hubs.push(leaf(node));
+    else if (!attached.has(node.id())) {
+      const hub = node.data('type') === 'group' ? node.data('bridge') : h.bridgeOf(h.links.get(node.id()));
+      host.floating.push({ ...leaf(node), hub });
+    }
+  });
+  return host;
+}
+
+/** The whole layout of the given hosts, computed by `compute` (a Web Worker, or layoutScene itself). */
+export async function layoutHosts(cy, model, hostNodes, compute = layoutScene) {
+  const scene = { hosts: hostNodes.map((node) => sceneHost(cy, model, node)) };
+  return compute(scene);
+}
+
+export function applyPositions(cy, positions, { dx = 0, dy = 0 } = {}) {
+  cy.batch(() => {
+    for (const [id, p] of Object.entries(positions)) {
+      const node = cy.getElementById(id);
+      if (node.nonempty() && node.isChildless()) node.position({ x: p.x + dx, y: p.y + dy });
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placing what is new, next to its neighbours, without moving or overlapping anything
+
+const BOX_MARGIN = 24;
+
+function rect(box) {
+  return { x1: box.x1, x2: box.x2, y1: box.y1, y2: box.y2 };
+}
+
+/**
+ * Place `nodes` (new or moved leaves) next to what they connect to: a new namespace box as a whole
+ * near its network's hub (or the interface its veth joins), a port between its endpoint and its
+ * hub, a new interface of a box already drawn at the end of its row, a group next to its bridge.
+ * Nothing already placed moves. Returns the ids placed.
+ */
+export function placeNew(cy, model, nodes) {
+  const fresh = new Set(nodes.map((node) => node.id()));
+  if (!fresh.size) return fresh;
+  const occupancy = new Occupancy();
+  cy.nodes().forEach((node) => {
+    if (node.data('type') === 'host' || fresh.has(node.id())) return;
+    if (node.isParent()) {
+      if (node.children().some((child) => !fresh.has(child.id()))) occupancy.add(rect(node.boundingBox()));
+    } else if (node.parent().data('type') === 'host') {
+      occupancy.add(rect(node.boundingBox()));
+    }
+  });
+  const placed = (node) => !fresh.has(node.id());
+  const newBoxes = new Map(); // box id -> its new children
+  const later = []; // floating nodes: placed once the boxes they join are
+  for (const node of nodes) {
+    const parent = node.parent();
+    if (parent.data('type') === 'namespace') {
+      if (!newBoxes.has(parent.id())) newBoxes.set(parent.id(), []);
+      newBoxes.get(parent.id()).push(node);
+    } else later.push(node);
+  }
+  for (const [boxId, children] of newBoxes) {
+    const box = cy.getElementById(boxId);
+    const old = box.children().filter(placed);
+    if (old.nonempty()) {
+      // Grow the row of a box already drawn.
+      let right = old.boundingBox().x2;
+      const y = old[0].position('y');
+      for (const child of children) {
+        const e = nodeExtent(leaf(child));
+        child.position({ x: right + 16 + e.w / 2, y });
+        right += 16 + e.w;
+      }
+      continue;
+    }
+    const geometry = boxGeometry(childrenOf(box));
+    const size = { w: geometry.w, h: geometry.h };
+    const centre = placeFree(occupancy, size, anchorOf(cy, model, box, placed), { margin: BOX_MARGIN });
+    box.children().sort((a, b) => (a.data('kind') === 'lo' ? -1 : 0) - (b.data('kind') === 'lo' ? -1 : 0) || byNaturalOrder(a.id(), b.id()))
+      .forEach((child, i) => child.position({ x: centre.x + geometry.offsets[i].x, y: centre.y + geometry.offsets[i].y }));
+  }
+  for (const node of later) {
+    const e = nodeExtent(leaf(node));
+    node.position(placeFree(occupancy, e, floatingAnchor(cy, model, node, fresh), { margin: 12, step: 24 }));
+    fresh.delete(node.id());
+  }
+  return new Set(nodes.map((node) => node.id()));
+}
+
+/** Where a new namespace box should go: by its network's hub, by its veth's peer, else by its host. */
+function anchorOf(cy, model, box, placed) {
+  const h = model.hosts[box.data('host')];
+  const points = [];
+  box.children().forEach((child) => {
+    const peerId = h.peerId(h.links.get(child.id()));
+    const peer = peerId && h.links.get(peerId);
+    if (!peer) return;
+    const bridge = cy.getElementById(h.bridgeOf(peer) ?? '');
+    const peerNode = cy.getElementById(peerId);
+    if (bridge.nonempty() && placed(bridge)) points.push(bridge.position());
+    else if (peerNode.nonempty() && placed(peerNode)) points.push(peerNode.position());
+  });
+  if (points.length) return { x: mean(points.map((p) => p.x)), y: mean(points.map((p) => p.y)) };
+  return hostCorner(cy, box.data('host'), placed);
+}
+
+function floatingAnchor(cy, model, node, fresh) {
+  const h = model.hosts[node.data('host')];
+  const placed = (other) => !fresh.has(other.id());
+  const corner = () => hostCorner(cy, node.data('host'), placed);
+  if (node.data('type') === 'group') return positionOr(cy, node.data('bridge'), corner());
+  const link = h.links.get(node.id());
+  const peer = cy.getElementById(h.peerId(link) ?? '');
+  const bridge = cy.getElementById(h.bridgeOf(link) ?? '');
+  if (peer.nonempty() && bridge.nonempty() && !fresh.has(bridge.id())) {
+    const p = peer.position();
+    const b = bridge.position();
+    const d = Math.hypot(b.x - p.x, b.y - p.y) || 1;
+    const step = Math.min(d / 2, 60);
+    return { x: p.x + ((b.x - p.x) / d) * step, y: p.y + ((b.y - p.y) / d) * step };
+  }
+  if (peer.nonempty()) return peer.position();
+  if (bridge.nonempty()) return bridge.position();
+  return corner();
+}
+
+function positionOr(cy, id, fallback) {
+  const node = cy.getElementById(id);
+  return node.nonempty() ? node.position() : fallback;
+}
+
+/** Just below the host's placed content (or the origin, for a host with nothing placed yet). */
+function hostCorner(cy, host, placed) {
+  const hostNode = cy.getElementById(host);
+  const placedLeaves = hostNode.descendants().filter((n) => n.isChildless() && placed(n));
+  if (placedLeaves.empty()) return { x: 0, y: 0 };
+  const box = placedLeaves.boundingBox();
+  return { x: box.x1 + 60, y: box.y2 + 80 };
+}
+
+function mean(values) {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}

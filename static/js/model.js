@@ -1,0 +1,540 @@
+// The topology page's model: every host's state exactly as the server sent it, indexes over it, the
+// folding of large networks, and the graph ids each change makes dirty.
+//
+// Pure: no DOM, no Cytoscape, so `node --test static/js/tests/` checks it without a browser. The
+// page (topology.js) feeds it socket frames and, once per animation frame, reconciles the dirty ids
+// with the graph (graph.js).
+
+import { aliasNames, linkDown, linkKind, parseOwnerAlias } from './links.js';
+
+export const STATE_KINDS = ['namespaces', 'links', 'addresses', 'routes', 'neighbours', 'fdb'];
+
+/**
+ * A network (bridge) with more single-veth endpoints than this is folded into one "N endpoints"
+ * node: beyond it, a ring of endpoint boxes around the bridge no longer fits a screen at a zoom
+ * where its labels can be read. It opens on click, from the tables, or from a search match.
+ */
+export const FOLD_ABOVE = 24;
+
+// Stable element ids (the tests and the end-to-end suite rely on these); a host's id is its name.
+export const ids = {
+  ns: (host, netns) => `${host}|ns|${netns}`,
+  link: (host, netns, index) => `${host}|${netns}|${index}`,
+  group: (bridgeId) => `${bridgeId}|endpoints`,
+};
+
+/** The bridge node id of a group id. */
+export function groupBridge(groupId) {
+  return groupId.slice(0, -'|endpoints'.length);
+}
+
+function emptyState() {
+  return Object.fromEntries(STATE_KINDS.map((kind) => [kind, {}]));
+}
+
+function setAdd(map, key, value) {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function setDelete(map, key, value) {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
+
+/** One host as the browser knows it: `state` is exactly what the server sent; the rest indexes it. */
+export class HostModel {
+  constructor(name) {
+    this.name = name;
+    this.online = false;
+    this.stale = false; // the server refused a frame of this host's agent and waits for a snapshot
+    this.seq = null; // seq of the last snapshot or delta applied; null until the first snapshot
+    this.lastSeen = null;
+    this.agentVersion = null;
+    this.state = emptyState();
+    this.links = new Map(); // link node id -> link object
+    this.linkIdByKey = new Map(); // state key -> link node id
+    this.namespaces = new Map(); // netns name -> namespace object
+    this.nsByKey = new Map(); // state key -> netns name
+    this.nsLinks = new Map(); // netns name -> Set of link node ids
+    this.byName = new Map(); // "netns|ifname" -> link node id
+    this.ports = new Map(); // "netns|bridge name" -> Set of port node ids
+    this.bridges = new Set(); // link node ids of bridges
+    this.linkAddresses = new Map(); // link node id -> Map of state key -> address object (for labels)
+    // Folding: endpoint namespace -> {bridge, veth, port} for every namespace that could fold (one
+    // veth whose peer is a bridge port), those per bridge, and the ones folded now.
+    this.foldable = new Map();
+    this.candidates = new Map(); // bridge id -> Set of netns names
+    this.folded = new Map(); // netns -> {group, bridge, veth, port}
+    this.groups = new Map(); // group id -> Set of netns names
+    this.hiddenPorts = new Map(); // port node id -> netns it is folded with
+  }
+
+  peerId(link) {
+    return link && link.peer ? ids.link(this.name, link.peer.netns, link.peer.index) : null;
+  }
+
+  bridgeOf(link) {
+    return link && link.master ? this.byName.get(`${link.netns}|${link.master}`) ?? null : null;
+  }
+
+  /** The kind of a namespace ('host', 'named', 'docker', 'process'), or null when not reported. */
+  nsKind(netns) {
+    return this.namespaces.get(netns)?.kind ?? null;
+  }
+
+  /**
+   * Whether a link is drawn on its own, outside its namespace's box: a bridge of the host
+   * namespace (a network's hub) and that bridge's ports (drawn between the hub and the endpoints).
+   */
+  floats(link) {
+    if (!link || this.nsKind(link.netns) !== 'host') return false;
+    if (link.kind === 'bridge') return true;
+    const bridge = this.links.get(this.bridgeOf(link));
+    return Boolean(bridge) && bridge.kind === 'bridge';
+  }
+
+  linkVisible(id) {
+    const link = this.links.get(id);
+    return Boolean(link) && !this.folded.has(link.netns) && !this.hiddenPorts.has(id);
+  }
+
+  /** The element standing for a node id on screen: itself, or the group it is folded into. */
+  representative(id) {
+    const link = this.links.get(id);
+    if (link) {
+      const netns = this.hiddenPorts.get(id) ?? link.netns;
+      return this.folded.get(netns)?.group ?? id;
+    }
+    return id;
+  }
+
+  /** The node names a namespace holds, from its interfaces' owner aliases (a node's lo, shared nodes). */
+  nodeNames(netns) {
+    const names = new Set();
+    for (const id of this.nsLinks.get(netns) ?? []) {
+      const tag = parseOwnerAlias(this.links.get(id).alias);
+      if (tag?.role === 'node') aliasNames(this.links.get(id).alias).forEach((name) => names.add(name));
+    }
+    return names;
+  }
+
+  /** Endpoints folded into a group, and how many of them are down (their veth or its port). */
+  groupCounts(groupId) {
+    const members = this.groups.get(groupId) ?? new Set();
+    let down = 0;
+    for (const netns of members) {
+      const { veth, port } = this.folded.get(netns);
+      if (linkDown(this.links.get(veth)) || linkDown(this.links.get(port))) down += 1;
+    }
+    return { total: members.size, down };
+  }
+}
+
+/** Every host's model plus what the next flush has to reconcile. */
+export class TopologyModel {
+  constructor() {
+    this.hosts = {}; // host name -> HostModel
+    this.expanded = new Set(); // bridge node ids whose endpoint group the user opened
+    this.grouping = true; // fold networks with more than FOLD_ABOVE endpoints
+    this.resyncRequested = false;
+    this.pending = {
+      nodes: new Map(), // element id -> {h, type, key}
+      refold: new Map(), // HostModel -> Set of netns names whose folding may have changed
+      snapshot: false,
+      delta: false,
+    };
+  }
+
+  host(name) {
+    if (!this.hosts[name]) {
+      this.hosts[name] = new HostModel(name);
+      this.touch(this.hosts[name], 'host', name);
+    }
+    return this.hosts[name];
+  }
+
+  touch(h, type, key) {
+    const id = type === 'ns' ? ids.ns(h.name, key) : key;
+    this.pending.nodes.set(id, { h, type, key });
+  }
+
+  refold(h, netns) {
+    if (!this.pending.refold.has(h)) this.pending.refold.set(h, new Set());
+    this.pending.refold.get(h).add(netns);
+  }
+
+  refoldAll() {
+    for (const h of Object.values(this.hosts)) {
+      for (const netns of h.nsLinks.keys()) this.refold(h, netns);
+    }
+  }
+
+  /** Hosts, namespaces and interfaces in the model. */
+  nodeCount() {
+    let n = 0;
+    for (const h of Object.values(this.hosts)) n += 1 + h.nsLinks.size + h.links.size;
+    return n;
+  }
+
+  // --- frames ------------------------------------------------------------------------------------
+
+  /**
+   * Apply one socket frame. Returns true when the page must ask the server for every snapshot
+   * again (a delta was missed).
+   */
+  apply(frame) {
+    switch (frame?.type) {
+      case 'topology.snapshot':
+        this.applySnapshot(frame);
+        return false;
+      case 'topology.delta':
+        return this.applyDelta(frame);
+      case 'host.status':
+        this.applyHostStatus(frame);
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  applySnapshot(frame) {
+    const h = this.host(frame.host);
+    h.online = Boolean(frame.online);
+    h.stale = Boolean(frame.stale);
+    h.lastSeen = frame.last_seen ?? h.lastSeen;
+    h.seq = frame.seq;
+    const incoming = frame.state ?? {};
+    // Diff against what we hold so an agent reconnecting (or a resync) only changes what changed.
+    for (const kind of STATE_KINDS) {
+      const held = h.state[kind];
+      const next = incoming[kind] ?? {};
+      for (const key of Object.keys(held)) {
+        if (!(key in next)) this.applyEvent(h, kind, 'del', key);
+      }
+      for (const [key, object] of Object.entries(next)) {
+        if (!(key in held) || JSON.stringify(held[key]) !== JSON.stringify(object)) {
+          this.applyEvent(h, kind, 'set', key, object);
+        }
+      }
+    }
+    this.touch(h, 'host', h.name);
+    this.resyncRequested = false;
+    this.pending.snapshot = true;
+  }
+
+  applyDelta(frame) {
+    const h = this.hosts[frame.host];
+    // Before this host's first snapshot, or already contained in the snapshot we hold: skip.
+    if (!h || h.seq === null || frame.seq <= h.seq) return false;
+    // A gap: apply what we got (closer to the truth) and ask for every host's snapshot again.
+    const resync = frame.seq !== h.seq + 1 && !this.resyncRequested;
+    if (resync) this.resyncRequested = true;
+    h.seq = frame.seq;
+    for (const event of frame.events ?? []) {
+      this.applyEvent(h, event.kind, event.action, event.key, event.object);
+    }
+    this.pending.delta = true;
+    return resync;
+  }
+
+  applyHostStatus(frame) {
+    const h = this.host(frame.host);
+    h.online = Boolean(frame.online);
+    h.stale = Boolean(frame.stale);
+    h.lastSeen = frame.last_seen ?? h.lastSeen;
+    h.agentVersion = frame.agent_version ?? h.agentVersion;
+    this.touch(h, 'host', h.name);
+  }
+
+  /** Store or delete one object and mark what it affects; the state keeps the object untouched. */
+  applyEvent(h, kind, action, key, object) {
+    const bucket = h.state[kind];
+    if (!bucket) return; // a kind this page does not know yet
+    if (kind === 'addresses') this.addressChanged(h, key, bucket[key], action === 'set' ? object : null);
+    if (action === 'del') {
+      if (!(key in bucket)) return;
+      delete bucket[key];
+    } else if (action === 'set') {
+      bucket[key] = object;
+    } else {
+      return;
+    }
+    const value = action === 'set' ? object : null;
+    if (kind === 'links') this.linkChanged(h, key, value);
+    else if (kind === 'namespaces') this.namespaceChanged(h, key, value);
+    // Routes, neighbours and FDB entries draw nothing: search and the details panel read them from
+    // the state. Addresses are drawn in their interface's label (addressChanged).
+  }
+
+  /** Keep the per-link address index in step and redraw the labels of the links concerned. */
+  addressChanged(h, key, old, address) {
+    for (const [a, add] of [[old, false], [address, true]]) {
+      if (!a) continue;
+      const id = ids.link(h.name, a.netns, a.ifindex);
+      let held = h.linkAddresses.get(id);
+      if (add) {
+        if (!held) h.linkAddresses.set(id, (held = new Map()));
+        held.set(key, a);
+      } else if (held) {
+        held.delete(key);
+        if (held.size === 0) h.linkAddresses.delete(id);
+      }
+      if (h.links.has(id)) this.touch(h, 'link', id);
+    }
+  }
+
+  linkChanged(h, key, link) {
+    const oldId = h.linkIdByKey.get(key);
+    if (oldId !== undefined) {
+      const old = h.links.get(oldId);
+      h.linkIdByKey.delete(key);
+      h.links.delete(oldId);
+      setDelete(h.nsLinks, old.netns, oldId);
+      if (h.byName.get(`${old.netns}|${old.name}`) === oldId) h.byName.delete(`${old.netns}|${old.name}`);
+      if (old.master) setDelete(h.ports, `${old.netns}|${old.master}`, oldId);
+      h.bridges.delete(oldId);
+      this.affectedByLink(h, oldId, old);
+    }
+    if (link) {
+      const id = ids.link(h.name, link.netns, link.index);
+      h.linkIdByKey.set(key, id);
+      h.links.set(id, link);
+      setAdd(h.nsLinks, link.netns, id);
+      h.byName.set(`${link.netns}|${link.name}`, id);
+      if (link.master) setAdd(h.ports, `${link.netns}|${link.master}`, id);
+      if (link.kind === 'bridge') h.bridges.add(id);
+      this.affectedByLink(h, id, link);
+    }
+  }
+
+  /** Mark every element whose look or existence depends on this link. */
+  affectedByLink(h, id, link) {
+    this.touch(h, 'link', id);
+    this.touch(h, 'ns', link.netns); // a namespace node also exists implicitly while it holds links
+    this.refold(h, link.netns);
+    const peer = h.peerId(link);
+    if (peer) {
+      this.touch(h, 'link', peer);
+      this.refold(h, link.peer.netns);
+    }
+    if (link.kind === 'bridge') {
+      // Its ports draw their edge to it (and float with it), and the endpoints behind them may fold.
+      for (const port of h.ports.get(`${link.netns}|${link.name}`) ?? []) {
+        this.touch(h, 'link', port);
+        const portPeer = h.links.get(port)?.peer;
+        if (portPeer) this.refold(h, portPeer.netns);
+      }
+    }
+  }
+
+  namespaceChanged(h, key, namespace) {
+    const oldName = h.nsByKey.get(key);
+    if (oldName !== undefined) {
+      h.nsByKey.delete(key);
+      h.namespaces.delete(oldName);
+      this.namespaceTouched(h, oldName);
+    }
+    if (namespace) {
+      h.nsByKey.set(key, namespace.name);
+      h.namespaces.set(namespace.name, namespace);
+      this.namespaceTouched(h, namespace.name);
+    }
+  }
+
+  /** A namespace's kind decides whether its bridges and their ports float: redraw them all. */
+  namespaceTouched(h, netns) {
+    this.touch(h, 'ns', netns);
+    this.refold(h, netns);
+    for (const id of h.nsLinks.get(netns) ?? []) this.touch(h, 'link', id);
+  }
+
+  // --- folding -----------------------------------------------------------------------------------
+
+  /** What an endpoint namespace would fold into: it holds one veth (and lo) whose peer is a bridge port. */
+  foldCandidate(h, netns) {
+    const namespace = h.namespaces.get(netns);
+    if (!namespace || namespace.kind === 'host') return null;
+    let veth = null;
+    for (const id of h.nsLinks.get(netns) ?? []) {
+      const link = h.links.get(id);
+      if (linkKind(link) === 'lo') continue;
+      if (veth || link.kind !== 'veth') return null;
+      veth = id;
+    }
+    const port = h.peerId(h.links.get(veth));
+    const portLink = port && h.links.get(port);
+    if (!portLink || portLink.netns === netns) return null;
+    const bridge = h.bridgeOf(portLink);
+    return bridge ? { bridge, veth, port } : null;
+  }
+
+  /** Whether a bridge's endpoints are folded now. */
+  bridgeFolded(h, bridge) {
+    return this.grouping && !this.expanded.has(bridge) && (h.candidates.get(bridge)?.size ?? 0) > FOLD_ABOVE;
+  }
+
+  /**
+   * Settle the folding of every namespace marked by refold(): first which bridge each could fold
+   * into, then, per bridge touched, whether it folds; a bridge whose count crossed FOLD_ABOVE
+   * refolds all its endpoints.
+   */
+  settleFolding() {
+    for (const [h, namespaces] of this.pending.refold) {
+      const bridges = new Set();
+      for (const netns of namespaces) {
+        const had = h.foldable.get(netns) ?? null;
+        const want = h.nsLinks.has(netns) ? this.foldCandidate(h, netns) : null;
+        if (had) {
+          setDelete(h.candidates, had.bridge, netns);
+          bridges.add(had.bridge);
+        }
+        if (want) {
+          h.foldable.set(netns, want);
+          setAdd(h.candidates, want.bridge, netns);
+          bridges.add(want.bridge);
+        } else {
+          h.foldable.delete(netns);
+        }
+      }
+      const settle = new Set(namespaces);
+      for (const bridge of bridges) {
+        const members = h.candidates.get(bridge) ?? new Set();
+        const group = h.groups.get(ids.group(bridge));
+        if (this.bridgeFolded(h, bridge) !== Boolean(group)) members.forEach((netns) => settle.add(netns));
+        if (group) group.forEach((netns) => settle.add(netns));
+        this.touch(h, 'group', ids.group(bridge)); // its count or its state may have changed
+      }
+      for (const netns of settle) this.applyFold(h, netns);
+    }
+    this.pending.refold.clear();
+  }
+
+  applyFold(h, netns) {
+    const candidate = h.foldable.get(netns);
+    const want = candidate && this.bridgeFolded(h, candidate.bridge) ? { group: ids.group(candidate.bridge), ...candidate } : null;
+    const had = h.folded.get(netns) ?? null;
+    if (had?.group === want?.group && had?.port === want?.port && had?.veth === want?.veth) return;
+    if (had) {
+      setDelete(h.groups, had.group, netns);
+      h.hiddenPorts.delete(had.port);
+      this.touch(h, 'group', had.group);
+      this.touch(h, 'link', had.port);
+      h.folded.delete(netns);
+    }
+    if (want) {
+      h.folded.set(netns, want);
+      setAdd(h.groups, want.group, netns);
+      h.hiddenPorts.set(want.port, netns);
+      this.touch(h, 'group', want.group);
+      this.touch(h, 'link', want.port);
+    }
+    this.touch(h, 'ns', netns);
+    for (const id of h.nsLinks.get(netns) ?? []) this.touch(h, 'link', id);
+  }
+
+  setGrouping(on) {
+    if (this.grouping === on) return;
+    this.grouping = on;
+    if (!on) this.expanded.clear();
+    this.refoldAll();
+  }
+
+  /** Open (or close) the endpoints folded on one bridge. */
+  setExpanded(h, bridgeId, open) {
+    if (open) this.expanded.add(bridgeId);
+    else this.expanded.delete(bridgeId);
+    for (const netns of h.candidates.get(bridgeId) ?? []) this.refold(h, netns);
+    for (const netns of h.groups.get(ids.group(bridgeId)) ?? []) this.refold(h, netns);
+  }
+
+  /** Take what the next flush must reconcile: id -> {h, type, key}. */
+  takeDirty() {
+    this.settleFolding();
+    const dirty = new Map(this.pending.nodes);
+    this.pending.nodes.clear();
+    return dirty;
+  }
+
+  // --- queries -----------------------------------------------------------------------------------
+
+  /** Node ids in the L2 domain of every bridge called `name`: bridges, ports, peers, chained bridges. */
+  networkDomain(name) {
+    const keep = new Set();
+    for (const h of Object.values(this.hosts)) {
+      const queue = [...h.bridges].filter((id) => h.links.get(id).name === name);
+      const seen = new Set(queue);
+      while (queue.length) {
+        const bridgeId = queue.pop();
+        const bridge = h.links.get(bridgeId);
+        keep.add(bridgeId).add(ids.group(bridgeId));
+        for (const port of h.ports.get(`${bridge.netns}|${bridge.name}`) ?? []) {
+          keep.add(port);
+          const peer = h.peerId(h.links.get(port));
+          const peerLink = peer && h.links.get(peer);
+          if (!peerLink) continue;
+          keep.add(peer);
+          const next = h.bridgeOf(peerLink); // a veth between two bridges joins their domains
+          if (next && !seen.has(next)) {
+            seen.add(next);
+            queue.push(next);
+          }
+        }
+      }
+    }
+    return keep;
+  }
+
+  /**
+   * Ids on screen that match a search: a host, namespace or interface by name, IP address or MAC,
+   * or a node or network name in an owner alias (a node's name finds its namespace, its veths and
+   * the `container:` nodes sharing it); a folded match lights its group.
+   */
+  searchMatches(rawQuery) {
+    const query = rawQuery.trim().toLowerCase();
+    if (!query) return null;
+    const hits = new Set();
+    for (const h of Object.values(this.hosts)) {
+      if (h.name.toLowerCase().includes(query)) hits.add(h.name);
+      const nsHit = (netns) => hits.add(h.folded.get(netns)?.group ?? ids.ns(h.name, netns));
+      for (const netns of h.nsLinks.keys()) {
+        if (netns.toLowerCase().includes(query)) nsHit(netns);
+      }
+      for (const [id, link] of h.links) {
+        const names = aliasNames(link.alias);
+        if (link.name.toLowerCase().includes(query) || link.mac?.includes(query) || names.some((n) => n.includes(query))) {
+          // A node's lo stands for the node: its namespace is what the user looks for.
+          if (parseOwnerAlias(link.alias)?.role === 'node' && names.some((n) => n.includes(query))) nsHit(link.netns);
+          else hits.add(h.representative(id));
+        }
+      }
+      for (const address of Object.values(h.state.addresses)) {
+        if (!ipMatches(address, query)) continue;
+        const id = ids.link(h.name, address.netns, address.ifindex);
+        if (h.links.has(id)) hits.add(h.representative(id));
+      }
+    }
+    return hits;
+  }
+}
+
+export function ipMatches(address, query) {
+  const cidr = `${address.address}/${address.prefixlen}`;
+  if (query.includes('/')) return cidr === query;
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(query)) return address.address === query; // a whole IPv4 address
+  return cidr.includes(query);
+}
+
+/** 'online', 'resyncing' (the server waits for the agent's full state) or 'offline'. */
+export function hostStatus(h) {
+  if (!h?.online) return 'offline';
+  return h.stale ? 'resyncing' : 'online';
+}
+
+/** Sorts "n2" before "n10". */
+export function byNaturalOrder(a, b) {
+  return a.localeCompare(b, undefined, { numeric: true });
+}

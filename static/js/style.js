@@ -1,0 +1,270 @@
+// How the graph looks: colours and line styles (one source for the stylesheet and the legend), the
+// Cytoscape stylesheet, and the legend drawn from the same looks.
+
+import { $, el, storedFlag, storeFlag } from './dom.js';
+
+export const LOOK = {
+  host: { fill: '#f8fafc', border: '#334155' },
+  hostOffline: { fill: '#f1f5f9', border: '#94a3b8', text: '#64748b' },
+  nsNamed: { fill: '#e0e7ff', border: '#818cf8' },
+  nsHost: { fill: '#e2e8f0', border: '#64748b' },
+  nsDocker: { fill: '#e0f2fe', border: '#0284c7' },
+  nsProcess: { fill: '#f3e8ff', border: '#9333ea' },
+  bridge: '#2563eb',
+  veth: '#059669',
+  vxlan: '#d97706',
+  lo: '#cbd5e1',
+  other: '#475569',
+  group: { fill: '#d1fae5', border: '#059669', text: '#065f46' },
+  down: { fill: '#f1f5f9', line: '#e11d48', text: '#9ca3af' }, // down interfaces and links
+  match: '#f59e0b',
+  selected: '#dc2626',
+  vethEdge: '#10b981',
+  portEdge: '#60a5fa',
+  groupEdge: '#6ee7b7',
+};
+export const DOWN_DASH = [6, 4];
+
+
+export function stylesheet(large, detailed) {
+  const font = 'system-ui, -apple-system, "Segoe UI", sans-serif';
+  return [
+    {
+      selector: 'node',
+      style: {
+        label: 'data(label)',
+        'font-family': font,
+        'font-size': 12,
+        color: '#1e293b',
+        'text-valign': 'bottom',
+        'text-margin-y': 3,
+        'text-wrap': 'wrap',
+        'text-max-width': 140,
+        width: 22,
+        height: 22,
+        'background-color': '#64748b',
+        'border-width': 1,
+        'border-color': '#ffffff',
+        // Level of detail: a label is drawn only where it is at least 10 px on screen, so zoomed out
+        // the graph shows boxes and lines instead of overlapping unreadable text.
+        'min-zoomed-font-size': 10,
+      },
+    },
+    // Zoomed out: names only (see DETAIL_ZOOM).
+    ...(detailed ? [] : [{ selector: 'node[brief]', style: { label: 'data(brief)' } }]),
+    {
+      selector: ':parent',
+      style: {
+        shape: 'round-rectangle',
+        'text-valign': 'top',
+        'text-margin-y': -3,
+        padding: 14,
+        'background-opacity': 0.35,
+      },
+    },
+    {
+      selector: 'node.host',
+      style: {
+        shape: 'round-rectangle',
+        'background-color': LOOK.host.fill,
+        'background-opacity': 1,
+        'border-width': 2,
+        'border-color': LOOK.host.border,
+        'font-size': 15,
+        'font-weight': 'bold',
+        padding: 24,
+      },
+    },
+    {
+      // A host without namespaces (an agent that never reported): a compact labelled box.
+      selector: 'node.host:childless',
+      style: { width: 160, height: 44, 'text-valign': 'center', 'font-size': 13, 'border-width': 2 },
+    },
+    {
+      // Offline: dashed and faded, contents included (a compound's opacity applies to its children).
+      selector: 'node.host.offline',
+      style: {
+        'border-style': 'dashed',
+        'border-color': LOOK.hostOffline.border,
+        'background-color': LOOK.hostOffline.fill,
+        color: LOOK.hostOffline.text,
+        opacity: 0.6,
+      },
+    },
+    {
+      selector: 'node.namespace',
+      style: { 'background-color': LOOK.nsNamed.fill, 'border-color': LOOK.nsNamed.border, 'border-width': 1 },
+    },
+    { selector: 'node.ns-host', style: { 'background-color': LOOK.nsHost.fill, 'border-color': LOOK.nsHost.border } },
+    {
+      selector: 'node.ns-docker',
+      style: { 'background-color': LOOK.nsDocker.fill, 'border-color': LOOK.nsDocker.border, 'border-width': 2 },
+    },
+    {
+      selector: 'node.ns-process',
+      style: { 'background-color': LOOK.nsProcess.fill, 'border-color': LOOK.nsProcess.border, 'border-style': 'dashed' },
+    },
+    {
+      selector: 'node.k-bridge',
+      style: { shape: 'round-rectangle', width: 48, height: 24, 'background-color': LOOK.bridge },
+    },
+    {
+      // A network's hub: a bridge of the host namespace, drawn on its own with its endpoints around it.
+      selector: 'node.k-bridge.hub',
+      style: { width: 72, height: 28, 'font-weight': 'bold' },
+    },
+    { selector: 'node.k-veth', style: { 'background-color': LOOK.veth } },
+    {
+      selector: 'node.k-vxlan',
+      // Not 'diamond': Cytoscape 3.34 misses clicks on a diamond's vertical centre line.
+      style: { shape: 'round-diamond', width: 32, height: 32, 'background-color': LOOK.vxlan, 'font-weight': 'bold' },
+    },
+    {
+      selector: 'node.k-lo',
+      style: { width: 12, height: 12, 'background-color': LOOK.lo, color: '#64748b', 'font-size': 10 },
+    },
+    { selector: 'node.k-other', style: { shape: 'hexagon', 'background-color': LOOK.other } },
+    {
+      selector: 'node.group',
+      style: {
+        shape: 'round-rectangle',
+        width: 116,
+        height: 44,
+        'background-color': LOOK.group.fill,
+        'border-color': LOOK.group.border,
+        'border-width': 2,
+        'border-style': 'double',
+        'text-valign': 'center',
+        'font-weight': 'bold',
+        color: LOOK.group.text,
+      },
+    },
+    {
+      selector: 'node.down',
+      style: {
+        'background-color': LOOK.down.fill,
+        'border-color': LOOK.down.line,
+        'border-style': 'dashed',
+        'border-width': 2,
+        color: LOOK.down.text,
+      },
+    },
+    {
+      selector: 'edge',
+      style: {
+        width: 2,
+        'line-color': '#94a3b8',
+        // Haystack edges are drawn far faster and need no routing.
+        'curve-style': large ? 'haystack' : 'bezier',
+      },
+    },
+    { selector: 'edge.veth', style: { width: 3, 'line-color': LOOK.vethEdge } },
+    {
+      selector: 'edge.port',
+      style: large
+        ? { 'line-color': LOOK.portEdge }
+        : {
+            'line-color': LOOK.portEdge,
+            'target-arrow-shape': 'triangle',
+            'target-arrow-color': LOOK.portEdge,
+            'arrow-scale': 0.8,
+          },
+    },
+    { selector: 'edge.group-edge', style: { width: 5, 'line-color': LOOK.groupEdge, 'line-style': 'dashed' } },
+    {
+      // A veth pair or bridge port with an end that is down: another colour and dashed.
+      selector: 'edge.down',
+      style: {
+        'line-color': LOOK.down.line,
+        'target-arrow-color': LOOK.down.line,
+        'line-style': 'dashed',
+        'line-dash-pattern': DOWN_DASH,
+      },
+    },
+    { selector: '.dimmed', style: { opacity: 0.15 } },
+    {
+      selector: 'node.match',
+      style: { 'border-width': 4, 'border-color': LOOK.match, 'border-style': 'solid', 'z-index': 10 },
+    },
+    {
+      selector: 'node:selected',
+      style: { 'border-width': 4, 'border-color': LOOK.selected, 'border-style': 'solid' },
+    },
+    { selector: '.filtered', style: { display: 'none' } },
+  ];
+}
+
+// The legend: every node look and edge style the stylesheet above uses, drawn from the same LOOK.
+const LEGEND = [
+  ['Boxes', [
+    ['Host', { shape: 'box', fill: LOOK.host.fill, border: LOOK.host.border, width: 2 }],
+    ['Host offline', { shape: 'box', fill: LOOK.hostOffline.fill, border: LOOK.hostOffline.border, width: 2, dash: true }],
+    ['Namespace', { shape: 'box', fill: LOOK.nsNamed.fill, border: LOOK.nsNamed.border }],
+    ['Host namespace', { shape: 'box', fill: LOOK.nsHost.fill, border: LOOK.nsHost.border }],
+    ['Docker namespace', { shape: 'box', fill: LOOK.nsDocker.fill, border: LOOK.nsDocker.border, width: 2 }],
+    ['Process namespace', { shape: 'box', fill: LOOK.nsProcess.fill, border: LOOK.nsProcess.border, dash: true }],
+  ]],
+  ['Interfaces', [
+    ['Bridge', { shape: 'bar', fill: LOOK.bridge }],
+    ['veth', { shape: 'circle', fill: LOOK.veth }],
+    ['VXLAN', { shape: 'diamond', fill: LOOK.vxlan }],
+    ['Loopback', { shape: 'dot', fill: LOOK.lo }],
+    ['Other', { shape: 'hexagon', fill: LOOK.other }],
+    ['Grouped endpoints', { shape: 'bar', fill: LOOK.group.fill, border: LOOK.group.border, width: 2 }],
+    ['Down', { shape: 'circle', fill: LOOK.down.fill, border: LOOK.down.line, width: 2, dash: true }],
+    ['Search match', { shape: 'circle', fill: '#ffffff', border: LOOK.match, width: 3 }],
+    ['Selected', { shape: 'circle', fill: '#ffffff', border: LOOK.selected, width: 3 }],
+  ]],
+  ['Lines', [
+    ['veth pair', { shape: 'line', border: LOOK.vethEdge, width: 3 }],
+    ['Bridge port', { shape: 'arrow', border: LOOK.portEdge, width: 2 }],
+    ['Grouped endpoints', { shape: 'line', border: LOOK.groupEdge, width: 5, dash: true }],
+    ['Link down', { shape: 'line', border: LOOK.down.line, width: 2, dash: true }],
+  ]],
+];
+
+function svgEl(tag, attrs) {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+/** A 28×16 swatch drawing one legend entry. */
+function legendSwatch({ shape, fill = 'none', border = 'none', width = 1, dash = false }) {
+  const paint = { fill, stroke: border, 'stroke-width': width, ...(dash ? { 'stroke-dasharray': DOWN_DASH.join(' ') } : {}) };
+  const svg = svgEl('svg', { width: 28, height: 16, viewBox: '0 0 28 16', 'aria-hidden': 'true', class: 'legend-swatch' });
+  const shapes = {
+    box: () => svgEl('rect', { x: 2, y: 2, width: 24, height: 12, rx: 3, ...paint }),
+    bar: () => svgEl('rect', { x: 4, y: 4, width: 20, height: 9, rx: 2, ...paint }),
+    circle: () => svgEl('circle', { cx: 14, cy: 8, r: 6, ...paint }),
+    dot: () => svgEl('circle', { cx: 14, cy: 8, r: 3.5, ...paint }),
+    diamond: () => svgEl('polygon', { points: '14,1 21,8 14,15 7,8', ...paint }),
+    hexagon: () => svgEl('polygon', { points: '8,8 11,2.5 17,2.5 20,8 17,13.5 11,13.5', ...paint }),
+    line: () => svgEl('line', { x1: 1, y1: 8, x2: 27, y2: 8, ...paint, fill: 'none' }),
+    arrow: () => [
+      svgEl('line', { x1: 1, y1: 8, x2: 21, y2: 8, ...paint, fill: 'none' }),
+      svgEl('polygon', { points: '20,4 27,8 20,12', fill: border }),
+    ],
+  };
+  svg.append(...[shapes[shape]()].flat());
+  return svg;
+}
+
+const LEGEND_OPEN_KEY = 'switchboard.topology.legendOpen';
+
+export function renderLegend() {
+  const legend = $('#legend');
+  $('#legend-body').replaceChildren(
+    ...LEGEND.map(([title, entries]) =>
+      el(
+        'div',
+        { class: 'legend-group' },
+        el('h3', {}, title),
+        el('ul', { class: 'plain' }, entries.map(([label, look]) => el('li', { 'data-legend': label }, legendSwatch(look), ` ${label}`))),
+      ),
+    ),
+  );
+  // Closed until the reader opens it (it covers a corner of the graph); their choice is kept.
+  legend.open = storedFlag(LEGEND_OPEN_KEY);
+  legend.addEventListener('toggle', () => storeFlag(LEGEND_OPEN_KEY, legend.open));
+}
