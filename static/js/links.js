@@ -17,8 +17,10 @@ const OWNER_ROLES = ['bridge', 'segment', 'vxlan', 'veth', 'node'];
 
 /**
  * The owner tag in an interface alias made by netcore.names.owner_alias, e.g.
- * "switchboard:demo:veth:node=web1" -> {topology: 'demo', role: 'veth', node: 'web1'}; null when the
- * alias is not one of ours (the same rules as netcore.names.parse_owner_alias).
+ * "switchboard:demo:veth:node=web1" -> {topology: 'demo', role: 'veth', node: 'web1'}; a node
+ * namespace's `lo` also names the container: nodes sharing it,
+ * "switchboard:demo:node:node=web1:shared=db,side" -> {..., node: 'web1', shared: ['db', 'side']}.
+ * null when the alias is not one of ours (the same rules as netcore.names.parse_owner_alias).
  */
 export function parseOwnerAlias(alias) {
   if (!alias) return null;
@@ -31,17 +33,27 @@ export function parseOwnerAlias(alias) {
     const at = pair.indexOf('=');
     const key = at < 0 ? '' : pair.slice(0, at);
     const value = at < 0 ? '' : pair.slice(at + 1);
-    if (!value || !['network', 'node', 'segment'].includes(key) || key in tag) return null;
+    if (!value || !['network', 'node', 'segment', 'shared'].includes(key) || key in tag) return null;
     tag[key] = value;
   }
   if (tag.segment !== undefined && !/^[0-9]+$/.test(tag.segment)) return null;
+  if (tag.shared !== undefined) {
+    const shared = tag.shared.split(',');
+    if (role !== 'node' || shared.some((name) => !name) || new Set(shared).size !== shared.length) return null;
+    tag.shared = shared;
+  }
   return tag;
 }
 
-/** Names an alias gives its interface (its node and network), lower-cased, for search. */
-export function aliasNames(alias) {
+/** Names an alias gives its interface, as written: its node, its network, the nodes sharing it. */
+export function ownerNames(alias) {
   const tag = parseOwnerAlias(alias);
-  return tag ? [tag.node, tag.network].filter(Boolean).map((name) => name.toLowerCase()) : [];
+  return tag ? [tag.node, tag.network, ...(tag.shared ?? [])].filter(Boolean) : [];
+}
+
+/** ownerNames lower-cased, for search. */
+export function aliasNames(alias) {
+  return ownerNames(alias).map((name) => name.toLowerCase());
 }
 
 /** The addresses an interface's label shows: not link- or host-scoped, IPv4 first, in order. */

@@ -1,11 +1,13 @@
-// Tables beside the graph: endpoints (addresses), networks (bridges) and routes of every host.
+// Tables beside the graph: endpoints (addresses), networks (bridges), routes and interfaces of every
+// host.
 //
 // The row builders, filters, sorting and CSV are pure functions of the hosts' state (netcore's
 // JSON, as the topology page holds it), so `node --test static/js/tests/` checks them without a
 // browser. `createTableView` draws them into the page: a sortable table, a filter box, CSV export,
-// and a row click handed back to the page (which selects the element on the graph).
+// and a row click handed back to the page (which selects the element on the graph); the row of the
+// element selected on the graph is marked and scrolled into view.
 
-import { aliasNames, linkDown, linkKind } from './links.js';
+import { aliasNames, linkDown, linkKind, ownerNames, parseOwnerAlias } from './links.js';
 
 /** Graph node ids, the same as topology.js builds them. */
 const linkId = (host, netns, index) => `${host}|${netns}|${index}`;
@@ -19,6 +21,26 @@ function indexLinks(state) {
     byName.set(`${link.netns}|${link.name}`, link);
   }
   return { byIndex, byName };
+}
+
+/**
+ * The nodes living in a namespace, from the owner alias on its `lo`: the node it was made for and
+ * the container: nodes sharing it (netcore.names.owner_alias), e.g. ['web1', 'side'].
+ */
+function namespaceNodes(byName, netns) {
+  const tag = parseOwnerAlias(byName.get(`${netns}|lo`)?.alias);
+  return tag?.role === 'node' ? [tag.node, ...(tag.shared ?? [])].filter(Boolean) : [];
+}
+
+/** A veth's other end: its name and namespace, e.g. "eth0 (demo-web1)". */
+function peerText(link, peerLink) {
+  if (!link.peer) return '';
+  return `${link.peer.name ?? peerLink?.name ?? `#${link.peer.index}`} (${link.peer.netns})`;
+}
+
+/** Addresses in the order a person reads them: IPv4 first, then numerically. */
+function byFamilyAndAddress(a, b) {
+  return a.family - b.family || a.address.localeCompare(b.address, undefined, { numeric: true });
 }
 
 /** The network of an address, e.g. 198.18.1.2/24 -> 198.18.1.0/24 (IPv4 and IPv6). */
@@ -73,8 +95,10 @@ function bridgeOf(link, peerLink) {
 export function addressRows(hostList) {
   const rows = [];
   for (const h of hostList) {
-    const { byIndex } = indexLinks(h.state);
+    const { byIndex, byName } = indexLinks(h.state);
+    const nodesOf = new Map();
     for (const address of Object.values(h.state.addresses ?? {})) {
+      if (!nodesOf.has(address.netns)) nodesOf.set(address.netns, namespaceNodes(byName, address.netns).join(', '));
       const link = byIndex.get(`${address.netns}|${address.ifindex}`);
       const peerLink = link?.peer ? byIndex.get(`${link.peer.netns}|${link.peer.index}`) : null;
       const peerName = link?.peer ? link.peer.name ?? peerLink?.name ?? `#${link.peer.index}` : '';
@@ -85,6 +109,7 @@ export function addressRows(hostList) {
         {
           host: h.name,
           namespace: address.netns,
+          nodes: nodesOf.get(address.netns),
           interface: link?.name ?? address.ifname ?? `#${address.ifindex}`,
           address: `${address.address}/${address.prefixlen}`,
           mac: link?.mac ?? '',
@@ -109,7 +134,7 @@ export function networkRows(hostList) {
     for (const bridge of links.filter((link) => link.kind === 'bridge')) {
       const own = addresses
         .filter((address) => address.netns === bridge.netns && address.ifindex === bridge.index && address.scope !== 'link')
-        .sort((a, b) => a.family - b.family || a.address.localeCompare(b.address, undefined, { numeric: true }));
+        .sort(byFamilyAndAddress);
       const ports = links.filter((link) => link.netns === bridge.netns && link.master === bridge.name);
       const endpoints = new Set();
       let down = 0;
@@ -166,13 +191,54 @@ export function routeRows(hostList) {
   return rows;
 }
 
+/** One row per interface of every namespace: what it is, its state, addresses, master, peer and owner. */
+export function interfaceRows(hostList) {
+  const rows = [];
+  for (const h of hostList) {
+    const { byIndex } = indexLinks(h.state);
+    const addressesOf = new Map();
+    for (const address of Object.values(h.state.addresses ?? {})) {
+      const key = `${address.netns}|${address.ifindex}`;
+      if (!addressesOf.has(key)) addressesOf.set(key, []);
+      addressesOf.get(key).push(address);
+    }
+    for (const link of Object.values(h.state.links ?? {})) {
+      const peerLink = link.peer ? byIndex.get(`${link.peer.netns}|${link.peer.index}`) : null;
+      const addresses = (addressesOf.get(`${link.netns}|${link.index}`) ?? [])
+        .sort(byFamilyAndAddress)
+        .map((a) => `${a.address}/${a.prefixlen}`);
+      rows.push(row(
+        linkId(h.name, link.netns, link.index),
+        h.name,
+        linkKind(link),
+        {
+          host: h.name,
+          namespace: link.netns,
+          name: link.name,
+          kind: linkKind(link),
+          state: linkDown(link) ? 'down' : 'up',
+          operstate: link.state ?? '',
+          mtu: link.mtu ?? '',
+          mac: link.mac ?? '',
+          addresses: addresses.join(', '),
+          master: link.master ?? '',
+          peer: peerText(link, peerLink),
+          owner: ownerNames(link.alias).join(', '),
+        },
+        aliasNames(peerLink?.alias),
+      ));
+    }
+  }
+  return rows;
+}
+
 export const TABLES = {
   endpoints: {
     title: 'Endpoints',
     rows: addressRows,
     columns: [
-      ['host', 'Host'], ['namespace', 'Namespace'], ['interface', 'Interface'], ['address', 'Address'],
-      ['mac', 'MAC'], ['state', 'State'], ['peer', 'Host-side veth'], ['bridge', 'Bridge'],
+      ['host', 'Host'], ['namespace', 'Namespace'], ['nodes', 'Nodes'], ['interface', 'Interface'],
+      ['address', 'Address'], ['mac', 'MAC'], ['state', 'State'], ['peer', 'Host-side veth'], ['bridge', 'Bridge'],
     ],
   },
   networks: {
@@ -189,6 +255,15 @@ export const TABLES = {
     columns: [
       ['host', 'Host'], ['namespace', 'Namespace'], ['destination', 'Destination'], ['gateway', 'Gateway'],
       ['device', 'Device'], ['protocol', 'Protocol'], ['metric', 'Metric'],
+    ],
+  },
+  interfaces: {
+    title: 'Interfaces',
+    rows: interfaceRows,
+    columns: [
+      ['host', 'Host'], ['namespace', 'Namespace'], ['name', 'Name'], ['kind', 'Kind'], ['state', 'State'],
+      ['operstate', 'Operstate'], ['mtu', 'MTU'], ['mac', 'MAC'], ['addresses', 'Addresses'],
+      ['master', 'Master'], ['peer', 'Peer'], ['owner', 'Owner names'],
     ],
   },
 };
@@ -252,6 +327,7 @@ export function createTableView({ panel, context, onSelect, download }) {
   const filterBox = panel.querySelector('#table-filter');
   const sorts = Object.fromEntries(Object.keys(TABLES).map((name) => [name, { key: 'host', direction: 'ascending' }]));
   let current = null; // the table shown, or null while the graph is
+  let revealed = null; // `${table}|${selectedId}` whose row was last brought into view
   let scheduled = false;
   let lastRows = [];
   const MAX_DRAWN = 2000; // more rows than this are exported, not drawn
@@ -312,6 +388,19 @@ export function createTableView({ panel, context, onSelect, download }) {
     );
     const more = lastRows.length > MAX_DRAWN ? ` (first ${MAX_DRAWN} drawn; the CSV has all)` : '';
     count.textContent = `${lastRows.length} row${lastRows.length === 1 ? '' : 's'}${more}`;
+    revealSelected(selectedId);
+  }
+
+  /**
+   * Bring the selected element's row into view once per selection and table (when the table is
+   * shown, or the graph selects something else), never again on live updates, which would take
+   * the table away from where the user scrolled it.
+   */
+  function revealSelected(selectedId) {
+    const key = selectedId === null || selectedId === undefined ? null : `${current}|${selectedId}`;
+    if (key === revealed) return;
+    revealed = key;
+    body.querySelector('tr[aria-selected="true"]')?.scrollIntoView({ block: 'nearest' });
   }
 
   /** Re-render at the next animation frame, once however many changes came before it. */
@@ -361,6 +450,7 @@ export function createTableView({ panel, context, onSelect, download }) {
     },
     show(name) {
       current = name;
+      revealed = null;
       panel.hidden = false;
       render();
     },
