@@ -17,9 +17,10 @@ const CHILD_GAP = 16;
 const ROW_CHILDREN = 6; // interfaces per row in a box
 const PORT_SPACE = 56; // between an endpoint box and the hub's row: the port sits in it
 const CELL_GAP = 28;
-const LANE_GAP = 70;
+const LANE_PORT = 44; // from a lane's box to its ports, beside it
+const LANE_GAP = 50;
 const HOST_GAP = 160; // between hosts' boxes
-const AREA_GAP = 110; // between the host namespace, the networks and the rows underneath
+const AREA_GAP = 80; // between the host namespace, the networks and the rows underneath
 
 export const LABEL = { char: 6.6, line: 15, maxWidth: 140, below: 4 };
 
@@ -82,9 +83,10 @@ function gridCell(i, columns, count, cell) {
 function layoutCluster(hub, members, extras, positions, origin) {
   const hubExtent = hub.box ? { w: hub.geometry.w, h: hub.geometry.h } : nodeExtent(hub);
   const extraExtents = extras.map(nodeExtent);
+  // Every row has its own lane for its ports, between it and the row nearer the hub.
   const cell = {
     w: Math.max(90, ...members.map((m) => m.geometry.w)) + CELL_GAP,
-    h: Math.max(40, ...members.map((m) => m.geometry.h)) + CELL_GAP,
+    h: Math.max(40, ...members.map((m) => m.geometry.h)) + CELL_GAP + PORT_SPACE,
   };
   const n = members.length;
   const columns = Math.max(1, Math.ceil(Math.sqrt((n * cell.h) / cell.w)));
@@ -117,26 +119,40 @@ function layoutCluster(hub, members, extras, positions, origin) {
     for (let i = 0; i < count; i += 1, index += 1) {
       const member = members[index];
       const { x, row } = gridCell(i, columns, count, cell);
-      const y = sign * (rowH / 2 + PORT_SPACE + cell.h * row + cell.h / 2);
-      const centre = { x: origin.x + x, y: origin.y + y };
+      // The box at the far end of its cell, its ports in the near end (towards the hub).
+      const far = rowH / 2 + cell.h * (row + 1) - CELL_GAP / 2 - member.geometry.h / 2;
+      const centre = { x: origin.x + x, y: origin.y + sign * far };
       place(positions, member.children, member.geometry, centre);
       // Its ports between its box and the hub, under (or over) the interface they join.
       const edge = centre.y - sign * (member.geometry.h / 2);
       for (const { port, child } of member.ports) {
-        positions[port] = { x: positions[child].x, y: edge - sign * (PORT_SPACE / 2) };
+        positions[port] = { x: positions[child].x, y: portY(edge, -sign) };
       }
     }
   }
   const gridW = Math.min(columns, n) * cell.w;
-  const halfH = rowH / 2 + (n ? PORT_SPACE + cell.h * above : 0);
-  const halfHBelow = rowH / 2 + (perSide[1] ? PORT_SPACE + cell.h * (rows - above) : 0);
-  const halfW = Math.max(gridW / 2, right, -left);
-  return { x1: origin.x - halfW, x2: origin.x + halfW, y1: origin.y - halfH, y2: origin.y + halfHBelow };
+  const halfH = rowH / 2 + (n ? cell.h * above : 0);
+  const halfHBelow = rowH / 2 + (perSide[1] ? cell.h * (rows - above) : 0);
+  return {
+    x1: origin.x + Math.min(-gridW / 2, left),
+    x2: origin.x + Math.max(gridW / 2, right),
+    y1: origin.y - halfH,
+    y2: origin.y + halfHBelow,
+  };
+}
+
+// A port and its one-line label, centred in the PORT_SPACE lane beside a box edge.
+const PORT = nodeExtent({ w: 22, h: 22, label: 'port' });
+
+/** The y of a port in the lane from a box `edge` towards `direction` (+1 down, -1 up). */
+function portY(edge, direction) {
+  const top = direction > 0 ? edge + (PORT_SPACE - PORT.h) / 2 : edge - PORT_SPACE + (PORT_SPACE - PORT.h) / 2;
+  return top + PORT.nodeH / 2;
 }
 
 /** Namespaces on several networks, stacked in a lane, each port on the side of its hub. */
 function layoutLane(routers, hubX, positions, origin) {
-  const width = Math.max(...routers.map((r) => r.geometry.w)) + 2 * PORT_SPACE;
+  const width = Math.max(...routers.map((r) => r.geometry.w)) + 2 * (LANE_PORT + PORT_SPACE / 2);
   const total = routers.reduce((sum, r) => sum + r.geometry.h + CELL_GAP, -CELL_GAP);
   let y = origin.y - total / 2;
   const x = origin.x + width / 2;
@@ -148,7 +164,7 @@ function layoutLane(routers, hubX, positions, origin) {
       const sign = hubX.get(hub) < x ? -1 : 1;
       const k = bySide.get(sign) ?? 0;
       bySide.set(sign, k + 1);
-      positions[port] = { x: x + sign * (router.geometry.w / 2 + PORT_SPACE / 2), y: positions[child].y + k * 30 };
+      positions[port] = { x: x + sign * (router.geometry.w / 2 + LANE_PORT), y: positions[child].y + k * 30 };
     }
     y += router.geometry.h + CELL_GAP;
   }
@@ -168,7 +184,6 @@ function layoutRows(boxes, positions, corner, maxWidth) {
       rowH = 0;
     }
     place(positions, box.children, box.geometry, { x: x + box.geometry.w / 2, y: y + box.geometry.h / 2 });
-    for (const { port, child } of box.ports) positions[port] = { x: positions[child].x, y: y - PORT_SPACE / 2 };
     x += box.geometry.w + CELL_GAP;
     right = Math.max(right, x - CELL_GAP);
     rowH = Math.max(rowH, box.geometry.h);
@@ -243,7 +258,7 @@ function layoutHost(host, positions, corner) {
       for (const { port, child, hub } of router.ports) {
         const side = hubX.get(hub) < positions[child].x ? -1 : 1;
         const centreX = positions[router.children[0].id].x - router.geometry.offsets[0].x;
-        positions[port].x = centreX + side * (router.geometry.w / 2 + PORT_SPACE / 2);
+        positions[port].x = centreX + side * (router.geometry.w / 2 + LANE_PORT);
       }
     }
   }

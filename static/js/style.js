@@ -121,7 +121,7 @@ export function stylesheet(large, detailed) {
     },
     {
       selector: 'node.k-lo',
-      style: { width: 12, height: 12, 'background-color': LOOK.lo, color: '#64748b', 'font-size': 10 },
+      style: { width: 12, height: 12, 'background-color': LOOK.lo, color: '#64748b' },
     },
     { selector: 'node.k-other', style: { shape: 'hexagon', 'background-color': LOOK.other } },
     {

@@ -1,6 +1,7 @@
 """Browser fixtures: Debian's Chromium driven by Playwright, against the real page markup and scripts.
 
-No web server runs: Playwright answers the page's requests itself. `/topology/` is
+No web server runs: Playwright answers the page's requests itself (the saved-layout API too, by
+LayoutStore). `/topology/` is
 tests/browser/harness.html rendered with Django's template engine (it includes the real
 templates/topology/ partials), `/static/...` is read from static/ then node_modules/ (the order of
 STATICFILES_DIRS), and the page's websocket to /ws/topology/ is answered by a FakeServer the test
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,9 +71,15 @@ class FakeServer:
 class TopologyPage:
     """The page under test plus helpers that wait for the graph to show what was sent."""
 
-    def __init__(self, page: Any, server: FakeServer) -> None:
+    def __init__(self, page: Any, server: FakeServer, layouts: LayoutStore) -> None:
         self.page = page
         self.server = server
+        self.layouts = layouts
+
+    def reload(self) -> None:
+        """Reload the page (it gets the saved layout) and wait until its new socket is open."""
+        self.page.reload()
+        self.page.wait_for_function("document.body.dataset.wsStatus === 'open'")
 
     def js(self, expression: str, arg: Any = None) -> Any:
         return self.page.evaluate(expression, arg)
@@ -137,11 +144,41 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _render_harness(known_hosts: list[str]) -> str:
+LAYOUT_URL = "/api/topology/layouts/topology/"
+
+
+class LayoutStore:
+    """The saved-layout API (webapp/topology/api) as the page uses it: one user's positions, in memory."""
+
+    def __init__(self) -> None:
+        self.positions: dict[str, list[float]] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    def config(self) -> dict[str, Any]:
+        """What the web app embeds in the page as `topology-layout`."""
+        positions = dict(self.positions)
+        return {"url": LAYOUT_URL, "view": "topology", "positions": positions, "csrf_token": "test"}
+
+    def answer(self, route: Any) -> None:
+        method = route.request.method
+        body = json.loads(route.request.post_data or "{}")
+        self.requests.append((method, body))
+        if method == "PUT":
+            self.positions = dict(body["positions"])
+        elif method == "PATCH":
+            self.positions.update(body.get("positions", {}))
+            for node_id in body.get("remove", []):
+                self.positions.pop(node_id, None)
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps({"view": "topology", "positions": self.positions, "updated": None}))
+
+
+def _render_harness(known_hosts: list[str], layout: dict[str, Any] | None = None) -> str:
     from django.template import engines
 
     template = engines["django"].from_string((Path(__file__).parent / "harness.html").read_text())
-    return template.render({"hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/"})
+    context = {"hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/", "layout": layout}
+    return template.render(context)
 
 
 def _render_full_page(known_hosts: list[str]) -> str:
@@ -168,10 +205,13 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def _serve(route: Any, harness_html: str) -> None:
+def _serve(route: Any, page_html: Callable[[], str], layouts: LayoutStore) -> None:
     path = urlsplit(route.request.url).path
     if path == "/topology/":
-        route.fulfill(status=200, content_type="text/html; charset=utf-8", body=harness_html)
+        route.fulfill(status=200, content_type="text/html; charset=utf-8", body=page_html())
+        return
+    if path == LAYOUT_URL:
+        layouts.answer(route)
         return
     if path.startswith("/static/"):
         relative = path.removeprefix("/static/")
@@ -189,18 +229,23 @@ def topology(browser: Any, request: pytest.FixtureRequest) -> Iterator[TopologyP
     marker = request.node.get_closest_marker("known_hosts")
     known_hosts = list(marker.args) if marker else ["alpha"]
     full_page = request.node.get_closest_marker("full_page") is not None
-    harness_html = _render_full_page(known_hosts) if full_page else _render_harness(known_hosts)
+    layouts = LayoutStore()
+    if full_page:
+        html = _render_full_page(known_hosts)
+        page_html = lambda: html  # noqa: E731
+    else:
+        page_html = lambda: _render_harness(known_hosts, layouts.config())  # noqa: E731
     size = request.node.get_closest_marker("viewport")
     width, height = size.args if size else (1400, 900)
     context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     server = FakeServer()
-    context.route(f"{ORIGIN}/**", lambda route: _serve(route, harness_html))
+    context.route(f"{ORIGIN}/**", lambda route: _serve(route, page_html, layouts))
     context.route_web_socket(f"ws://{ORIGIN.removeprefix('http://')}/ws/topology/", server.accept)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{ORIGIN}/topology/")
     page.wait_for_function("document.body.dataset.wsStatus === 'open'")
-    yield TopologyPage(page, server)
+    yield TopologyPage(page, server, layouts)
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"

@@ -168,3 +168,20 @@ def endpoints_host(count: int, *, per_bridge: int = 125) -> HostState:
         _, eth0 = s.veth("host", f"big-n{i}-p", node, "eth0", master=bridge)
         s.address(eth0, f"198.18.{16 + i // 250}.{i % 250 + 2}/20")
     return s
+
+
+def networks_host(count: int, *, networks: int = 2) -> HostState:
+    """`count` endpoints over `networks` bridges of the host namespace, and a router on all of them."""
+    s = HostState()
+    s.link("host", "eth0", kind=None)
+    for n in range(networks):
+        bridge = s.link("host", f"net{n}", kind="bridge", alias=f"switchboard:lab:bridge:network=net{n}")
+        s.address(bridge, f"198.18.{n}.1/24")
+    for i in range(count):
+        n = i % networks
+        s.endpoint(f"lab-ep{i}", f"net{n}", f"198.18.{n}.{i // networks + 2}/24", f"198.18.{n}.1")
+    s.namespace("lab-router")
+    for n in range(networks):
+        _, eth = s.veth("host", f"lab-router-{n}", "lab-router", f"eth{n}", master=f"net{n}")
+        s.address(eth, f"198.18.{n}.254/24")
+    return s
