@@ -1,11 +1,10 @@
 """Browser fixtures: Debian's Chromium driven by Playwright, against the real page markup and scripts.
 
-No web server runs: Playwright answers the page's requests itself (the saved-layout API too, by
-LayoutStore). `/topology/` is
+No web server runs: Playwright answers the page's requests itself. `/topology/` is
 tests/browser/harness.html rendered with Django's template engine (it includes the real
 templates/topology/ partials), `/static/...` is read from static/ then node_modules/ (the order of
-STATICFILES_DIRS), and the page's websocket to /ws/topology/ is answered by a FakeServer the test
-drives frame by frame.
+STATICFILES_DIRS), the saved-layout API is answered by a LayoutStore, and the page's websocket to
+/ws/topology/ by a FakeServer the test drives frame by frame.
 """
 
 from __future__ import annotations
