@@ -26,9 +26,14 @@ collectionPrototype.updateStyle = function (notifyRenderer) {
   return notifyRenderer === false ? this : updateStyle.apply(this, arguments);
 };
 
-export function createGraph(container) {
+/**
+ * The graph in `container`. `webgl` switches Cytoscape's WebGL renderer on (3.31+; `?renderer=webgl`
+ * on the page): measured by `make bench` against the canvas renderer, which stays the default.
+ */
+export function createGraph(container, { webgl = false } = {}) {
   return cytoscape({
     container,
+    ...(webgl ? { renderer: { name: 'canvas', webgl: true } } : {}),
     style: stylesheet(false, true),
     selectionType: 'single',
     boxSelectionEnabled: false,

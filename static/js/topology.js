@@ -52,7 +52,7 @@ savedLayout.onError = (message) => {
 };
 
 const model = new TopologyModel();
-const cy = createGraph($('#cy'));
+const cy = createGraph($('#cy'), { webgl: new URLSearchParams(location.search).get('renderer') === 'webgl' });
 let largeGraph = false; // simplified drawing, switched on for good once a graph gets large
 let detailedLabels = true; // the stylesheet in use draws full labels
 let connection = null;
