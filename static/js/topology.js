@@ -151,10 +151,13 @@ async function placeNodes(leaves, { firstDraw = false } = {}) {
   if (emptyHosts.nonempty()) {
     const elements = emptyHosts.union(emptyHosts.descendants());
     showProgress(`Laying out ${elements.union(elements.connectedEdges()).length.toLocaleString()} elements…`);
+    // Until then the new elements sit in a pile where they were added: not worth a frame.
+    if (firstDraw) $('#cy').style.visibility = 'hidden';
     const positions = await layoutHosts(cy, model, emptyHosts.toArray(), computeLayout);
     const others = cy.nodes().filter((n) => n.isChildless() && !fresh.has(n.id()));
     const dx = others.nonempty() ? others.boundingBox().x2 + HOST_GAP : 0;
     applyPositions(cy, positions, { dx });
+    $('#cy').style.visibility = '';
     hideProgress();
   }
   const inPlacedHosts = unsaved.filter((node) => !node.removed() && !emptyHosts.contains(node.ancestors('.host')));
