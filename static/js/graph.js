@@ -169,7 +169,15 @@ export function reconcile(cy, dirty) {
   for (const node of removals) {
     if (!node.removed()) node.remove(); // removing a namespace already removed its folded links
   }
-  for (const specs of byLevel) placeless = placeless.union(cy.add(specs.map((spec) => ({ group: 'nodes', ...spec }))));
+  for (const specs of byLevel) {
+    // Start where the parent is (not at the origin, which would stretch a box already drawn) until
+    // placed.
+    const positioned = specs.map((spec) => {
+      const parent = spec.data.parent ? cy.getElementById(spec.data.parent) : null;
+      return { group: 'nodes', ...spec, position: parent?.nonempty() ? { ...parent.position() } : { x: 0, y: 0 } };
+    });
+    placeless = placeless.union(cy.add(positioned));
+  }
   // Edges: every dirty link or group re-derives the edges it owns (a veth edge is owned by both ends).
   const newEdges = new Map();
   for (const [id, { h, type }] of dirty) {
