@@ -44,10 +44,20 @@ def _secret_key(path: Path) -> str:
     return key
 
 
+def _sqlite(name: Path | str) -> dict[str, Any]:
+    """An SQLite database whose transactions begin IMMEDIATE: one that reads then writes (a layout
+    merge) waits for the other writer instead of failing with "database is locked"."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+    }
+
+
 def _database(url: str | None) -> dict[str, Any]:
     """Django DATABASES["default"] from a DATABASE_URL (postgres or sqlite), or the SQLite default."""
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
+        return _sqlite(VAR_DIR / "db.sqlite3")
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         return {
@@ -60,7 +70,7 @@ def _database(url: str | None) -> dict[str, Any]:
         }
     if parts.scheme == "sqlite":  # sqlite:///relative/to/repo.db, sqlite:////absolute.db
         name = unquote(parts.path)[1:]
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / name if name else ":memory:"}
+        return _sqlite(BASE_DIR / name if name else ":memory:")
     raise ImproperlyConfigured(
         f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use postgres:// or sqlite://)"
     )
