@@ -1,13 +1,20 @@
-"""Reads about topology: each active host's last known state."""
+"""Reads about topology: each active host's last known state, and users' saved graph layouts."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from webapp.errors import NotFound
+from django.contrib.auth.models import AbstractBaseUser
+
+from webapp.errors import InvalidInput, NotFound
 from webapp.hosts.models import Host
+from webapp.topology.models import LAYOUT_VIEW_PATTERN, SavedLayout
 from webapp.topology.state import KINDS, State
+
+_LAYOUT_VIEW_RE = re.compile(LAYOUT_VIEW_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -50,3 +57,25 @@ def topology_get(*, host: str) -> HostTopology:
 def host_names() -> list[str]:
     """Names of the hosts that are not revoked, sorted."""
     return list(Host.objects.filter(revoked_at__isnull=True).values_list("name", flat=True))
+
+
+def layout_view_check(view: str) -> None:
+    """Refuse a layout view name that is not 1-40 lowercase letters, digits or '-' (not first)."""
+    if not _LAYOUT_VIEW_RE.fullmatch(view):
+        raise InvalidInput(
+            "a view name is 1-40 lowercase letters, digits or '-', starting with a letter or digit",
+            field="view",
+        )
+
+
+def layout_dict(*, view: str, layout: SavedLayout | None) -> dict[str, Any]:
+    """{"view", "positions", "updated"} of a stored layout, or of none ({} and None)."""
+    if layout is None:
+        return {"view": view, "positions": {}, "updated": None}
+    return {"view": view, "positions": layout.positions, "updated": layout.updated}
+
+
+def saved_layout(*, user: AbstractBaseUser, view: str) -> dict[str, Any]:
+    """The user's node positions in a view: {"view", "positions": {id: [x, y]}, "updated"}."""
+    layout_view_check(view)
+    return layout_dict(view=view, layout=SavedLayout.objects.filter(user=user, view=view).first())

@@ -2,15 +2,26 @@
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from webapp.topology.selectors import host_names
+from webapp.topology.selectors import host_names, saved_layout
 
 WS_PATH = "/ws/topology/"
+LAYOUT_VIEW = "topology"
 
 
 @login_required
 @require_safe
 def topology_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "topology/topology.html", {"hosts": host_names(), "ws_path": WS_PATH})
+    layout = {
+        "url": reverse("api-topology-layout", kwargs={"view": LAYOUT_VIEW}),
+        "view": LAYOUT_VIEW,
+        "positions": saved_layout(user=request.user, view=LAYOUT_VIEW)["positions"],
+        "csrf_token": get_token(request),
+    }
+    return render(
+        request, "topology/topology.html", {"hosts": host_names(), "ws_path": WS_PATH, "layout": layout}
+    )

@@ -1,6 +1,11 @@
 """Explicit input and output serializers of the topology API."""
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from webapp.topology.services import LAYOUT_MAX_POSITIONS
 
 
 class TopologyQuerySerializer(serializers.Serializer):
@@ -32,3 +37,46 @@ class HostTopologySerializer(serializers.Serializer):
 
 class TopologyOutputSerializer(serializers.Serializer):
     hosts = HostTopologySerializer(many=True)
+
+
+class _Unchecked(serializers.Field):
+    """A JSON value passed through as is: the layout services check it, in one place, with one set of
+    messages (and without a field object per entry: a layout has up to 30,000 of them)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "maxProperties": LAYOUT_MAX_POSITIONS,
+        "example": {"alpha|ns|web1": [12.5, -40.0]},
+    }
+)
+class PositionsField(_Unchecked):
+    """Node id (1-512 characters) → [x, y], finite numbers within ±10,000,000."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class NodeIdsField(_Unchecked):
+    """A list of node ids."""
+
+
+class LayoutPutInputSerializer(serializers.Serializer):
+    positions = PositionsField(help_text="Node id → [x, y]: replaces every stored position.")
+
+
+class LayoutPatchInputSerializer(serializers.Serializer):
+    positions = PositionsField(required=False, help_text="Node id → [x, y] to set.")
+    remove = NodeIdsField(required=False, help_text="Node ids to forget (also when in positions).")
+
+
+class LayoutOutputSerializer(serializers.Serializer):
+    view = serializers.CharField()
+    positions = PositionsField()
+    updated = serializers.DateTimeField(allow_null=True, help_text="When last saved; null if never.")

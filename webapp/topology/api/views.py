@@ -1,15 +1,23 @@
-"""Topology API: the last known network state of every host (or one)."""
+"""Topology API: the last known network state of every host (or one); each user's saved graph layouts."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api_errors import ErrorSerializer
-from webapp.topology.api.serializers import TopologyOutputSerializer, TopologyQuerySerializer
-from webapp.topology.selectors import topology_get, topology_list
+from webapp.topology.api.serializers import (
+    LayoutOutputSerializer,
+    LayoutPatchInputSerializer,
+    LayoutPutInputSerializer,
+    TopologyOutputSerializer,
+    TopologyQuerySerializer,
+)
+from webapp.topology.selectors import saved_layout, topology_get, topology_list
+from webapp.topology.services import layout_merge, layout_replace
 from webapp.topology.state import snapshot_lists
 
 
@@ -32,3 +40,54 @@ class TopologyApi(APIView):
             for r in records
         ]
         return Response(TopologyOutputSerializer({"hosts": hosts}).data)
+
+
+class _NonFiniteJSONParser(JSONParser):
+    """JSON that may hold NaN and Infinity, so that the layout services refuse them naming their field."""
+
+    strict = False
+
+
+_LAYOUT_RESPONSES = {
+    200: LayoutOutputSerializer,
+    400: OpenApiResponse(ErrorSerializer, description="Invalid view name or positions; nothing was changed."),
+}
+
+
+class LayoutApi(APIView):
+    """The signed-in user's own node positions in one graph view (e.g. "topology")."""
+
+    parser_classes = [_NonFiniteJSONParser]
+
+    @extend_schema(
+        summary="Your saved node positions in a view (empty if never saved)", responses=_LAYOUT_RESPONSES
+    )
+    def get(self, request: Request, view: str) -> Response:
+        return Response(LayoutOutputSerializer(saved_layout(user=request.user, view=view)).data)
+
+    @extend_schema(
+        summary="Replace all your node positions in a view",
+        request=LayoutPutInputSerializer,
+        responses=_LAYOUT_RESPONSES,
+    )
+    def put(self, request: Request, view: str) -> Response:
+        data = LayoutPutInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        layout = layout_replace(user=request.user, view=view, positions=data.validated_data["positions"])
+        return Response(LayoutOutputSerializer(layout).data)
+
+    @extend_schema(
+        summary="Set some node positions and forget others in a view",
+        request=LayoutPatchInputSerializer,
+        responses=_LAYOUT_RESPONSES,
+    )
+    def patch(self, request: Request, view: str) -> Response:
+        data = LayoutPatchInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        layout = layout_merge(
+            user=request.user,
+            view=view,
+            positions=data.validated_data.get("positions", {}),
+            remove=data.validated_data.get("remove", []),
+        )
+        return Response(LayoutOutputSerializer(layout).data)
