@@ -241,10 +241,10 @@ function sceneHost(cy, model, hostNode) {
       const attach = [];
       box.children().forEach((child) => {
         const peerId = h.peerId(h.links.get(child.id()));
-        const peer = peerId && h.links.get(peerId);
-        if (!peer) return;
-        if (h.floats(peer) && peer.kind !== 'bridge' && cy.getElementById(peerId).parent().same(hostNode)) {
-          attach.push({ child: child.id(), hub: h.bridgeOf(peer), port: peerId });
+        const peerLink = peerId && h.links.get(peerId);
+        if (!peerLink) return;
+        if (h.floats(peerLink) && peerLink.kind !== 'bridge' && cy.getElementById(peerId).parent().same(hostNode)) {
+          attach.push({ child: child.id(), hub: h.bridgeOf(peerLink), port: peerId });
           attached.add(peerId);
         } else if (inHubBox(peerId)) {
           attach.push({ child: child.id(), hub: inHubBox(peerId), port: null });
@@ -349,9 +349,9 @@ function anchorOf(cy, model, box, placed) {
   const points = [];
   box.children().forEach((child) => {
     const peerId = h.peerId(h.links.get(child.id()));
-    const peer = peerId && h.links.get(peerId);
-    if (!peer) return;
-    const bridge = cy.getElementById(h.bridgeOf(peer) ?? '');
+    const peerLink = peerId && h.links.get(peerId);
+    if (!peerLink) return;
+    const bridge = cy.getElementById(h.bridgeOf(peerLink) ?? '');
     const peerNode = cy.getElementById(peerId);
     if (bridge.nonempty() && placed(bridge)) points.push(bridge.position());
     else if (peerNode.nonempty() && placed(peerNode)) points.push(peerNode.position());
@@ -366,16 +366,16 @@ function floatingAnchor(cy, model, node, fresh) {
   const corner = () => hostCorner(cy, node.data('host'), placed);
   if (node.data('type') === 'group') return positionOr(cy, node.data('bridge'), corner());
   const link = h.links.get(node.id());
-  const peer = cy.getElementById(h.peerId(link) ?? '');
+  const peerNode = cy.getElementById(h.peerId(link) ?? '');
   const bridge = cy.getElementById(h.bridgeOf(link) ?? '');
-  if (peer.nonempty() && bridge.nonempty() && !fresh.has(bridge.id())) {
-    const p = peer.position();
+  if (peerNode.nonempty() && bridge.nonempty() && !fresh.has(bridge.id())) {
+    const p = peerNode.position();
     const b = bridge.position();
     const d = Math.hypot(b.x - p.x, b.y - p.y) || 1;
     const step = Math.min(d / 2, 60);
     return { x: p.x + ((b.x - p.x) / d) * step, y: p.y + ((b.y - p.y) / d) * step };
   }
-  if (peer.nonempty()) return peer.position();
+  if (peerNode.nonempty()) return peerNode.position();
   if (bridge.nonempty()) return bridge.position();
   return corner();
 }

@@ -1,8 +1,9 @@
 // Where the user left every node, kept on the server per user and view (so a reload, or another
 // browser, shows the same picture). The page embeds the saved positions (`topology-layout`); changes
-// go back to /api/topology/layouts/<view>/ in batches: PATCH for a few, PUT after a full re-layout.
+// go back to /api/v1/topology/layouts/<view>/ in batches: PATCH for a few, PUT after a full re-layout.
 
 const SAVE_DELAY_MS = 600;
+const KEEPALIVE_MAX = 60000; // bytes; browsers cap all keepalive bodies in flight at 64 KiB
 
 const round = (v) => Math.round(v * 100) / 100;
 
@@ -68,12 +69,13 @@ export class SavedLayout {
     this.replace = false;
     this.changed = new Map();
     this.removed = new Set();
+    const text = JSON.stringify(body.data);
     this.saving = fetch(this.url, {
       method: body.method,
       headers: { 'Content-Type': 'application/json', 'X-CSRFToken': this.csrf },
-      body: JSON.stringify(body.data),
+      body: text,
       credentials: 'same-origin',
-      keepalive,
+      keepalive: keepalive && text.length < KEEPALIVE_MAX, // browsers refuse larger keepalive bodies
     })
       .then(async (response) => {
         if (!response.ok) this.onError(`${response.status} ${(await response.text()).slice(0, 200)}`);

@@ -143,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-LAYOUT_URL = "/api/topology/layouts/topology/"
+LAYOUT_URL = "/api/v1/topology/layouts/topology/"
 
 
 class LayoutStore:

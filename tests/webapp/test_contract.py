@@ -25,9 +25,10 @@ from webapp.topology import schema
 from webapp.topology.models import HostState
 
 REPO = Path(__file__).resolve().parents[2]
-TOPOLOGY_JS = REPO / "static" / "js" / "topology.js"
-# Every browser module that reads state objects (topology.js imports the others).
-STATE_READING_JS = [TOPOLOGY_JS, REPO / "static" / "js" / "tables.js", REPO / "static" / "js" / "links.js"]
+JS = REPO / "static" / "js"
+MODEL_JS = JS / "model.js"
+# Every browser module that reads state objects.
+STATE_READING_JS = [MODEL_JS] + [JS / name for name in ("graph.js", "panels.js", "tables.js", "links.js")]
 
 
 def _def_name(kind: str) -> str:
@@ -55,8 +56,8 @@ def _objects() -> dict[str, list[dict[str, Any]]]:
 def test_the_kinds_are_the_schemas_and_the_browsers() -> None:
     arrays = [k for k, p in schema.SCHEMA["properties"].items() if p.get("type") == "array"]
     assert list(schema.KINDS) == arrays == list(frames.KINDS)
-    js = re.search(r"const STATE_KINDS = \[([^\]]*)\]", TOPOLOGY_JS.read_text())
-    assert js, "static/js/topology.js no longer declares STATE_KINDS"
+    js = re.search(r"const STATE_KINDS = \[([^\]]*)\]", MODEL_JS.read_text())
+    assert js, "static/js/model.js no longer declares STATE_KINDS"
     assert [k.strip().strip("'\"") for k in js.group(1).split(",")] == list(schema.KINDS)
 
 
