@@ -5,8 +5,6 @@
 const SAVE_DELAY_MS = 600;
 const KEEPALIVE_MAX = 60000; // bytes; browsers cap all keepalive bodies in flight at 64 KiB
 
-const round = (v) => Math.round(v * 100) / 100;
-
 export class SavedLayout {
   /** `config` is the embedded `{url, positions, csrf_token}`, or null where nothing is saved (the harness). */
   constructor(config) {
@@ -26,7 +24,7 @@ export class SavedLayout {
   }
 
   set(id, { x, y }) {
-    const p = { x: round(x), y: round(y) };
+    const p = { x, y }; // not rounded: a reload must put every node exactly where it was
     const held = this.positions.get(id);
     if (held && held.x === p.x && held.y === p.y) return;
     this.positions.set(id, p);
@@ -48,7 +46,7 @@ export class SavedLayout {
     this.changed.clear();
     this.removed.clear();
     this.replace = true;
-    for (const [id, p] of entries) this.positions.set(id, { x: round(p.x), y: round(p.y) });
+    for (const [id, p] of entries) this.positions.set(id, { x: p.x, y: p.y });
     this.schedule();
   }
 

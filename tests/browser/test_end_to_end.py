@@ -270,6 +270,23 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
             assert screen.edge_classes(a_id, b_id) == ["veth", "down"]
             assert page.evaluate("() => window.__e2eReady") is True  # the same document: no reload
 
+            # Positions are kept by the web app: after a reload every node is exactly where it was.
+            page.evaluate("() => window.switchboard.layoutSaved()")
+            leaves = (
+                "() => Object.fromEntries(window.switchboard.cy.nodes().filter((n) => n.isChildless())"
+                ".map((n) => [n.id(), n.position()]))"
+            )
+            before = page.evaluate(leaves)
+            page.reload()
+            page.evaluate("() => { window.switchboard.ready.then(() => { window.__e2eReady = true; }); }")
+            screen.until("() => window.__e2eReady === true", what="the first layout after the reload")
+            screen.until(
+                "(ids) => ids.every((id) => window.switchboard.cy.getElementById(id).nonempty())",
+                list(before), what="every node again",
+            )
+            after = page.evaluate(leaves)
+            assert {k: after[k] for k in before} == before
+
             # Click it where it is drawn: the side panel tells what it is.
             screen.click_node(a_id)
             panel = page.locator("#details")
