@@ -374,6 +374,9 @@ export function placeFree(occupancy, size, anchor, { margin = CELL_GAP / 2, step
   }
 }
 
+// One collator: localeCompare with options builds a new one per call (~100x slower in sorts).
+const NATURAL = new Intl.Collator(undefined, { numeric: true });
+
 function byName(a, b) {
-  return a.localeCompare(b, undefined, { numeric: true });
+  return NATURAL.compare(a, b);
 }

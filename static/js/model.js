@@ -173,13 +173,6 @@ export class TopologyModel {
     }
   }
 
-  /** Hosts, namespaces and interfaces in the model. */
-  nodeCount() {
-    let n = 0;
-    for (const h of Object.values(this.hosts)) n += 1 + h.nsLinks.size + h.links.size;
-    return n;
-  }
-
   // --- frames ------------------------------------------------------------------------------------
 
   /**
@@ -535,6 +528,9 @@ export function hostStatus(h) {
 }
 
 /** Sorts "n2" before "n10". */
+// One collator: localeCompare with options builds a new one per call (~100x slower in sorts).
+const NATURAL = new Intl.Collator(undefined, { numeric: true });
+
 export function byNaturalOrder(a, b) {
-  return a.localeCompare(b, undefined, { numeric: true });
+  return NATURAL.compare(a, b);
 }

@@ -69,10 +69,7 @@ function handleFrame(frame) {
     console.debug('switchboard: ignoring frame', frame);
   }
   if (model.apply(frame)) connection?.send({ type: 'resync' });
-  if (frame?.type === 'topology.snapshot') {
-    firstSnapshotAt ??= performance.now();
-    if (!largeGraph && model.nodeCount() > LARGE_GRAPH_NODES) enterLargeGraphMode();
-  }
+  if (frame?.type === 'topology.snapshot') firstSnapshotAt ??= performance.now();
   return scheduleFlush();
 }
 
@@ -104,6 +101,8 @@ function flush() {
   cy.batch(() => {
     placeless = reconcile(cy, dirty);
   });
+  // What is drawn decides, not the model: folded endpoints cost nothing to draw.
+  if (!largeGraph && cy.nodes().length > LARGE_GRAPH_NODES) enterLargeGraphMode();
   for (const id of dirty.keys()) {
     if (cy.getElementById(id).empty()) savedLayout.remove(id); // gone (or folded): forget its place
   }
