@@ -9,7 +9,7 @@ import { formatTime } from './dom.js';
 import { boxGeometry, layoutScene, nodeExtent, Occupancy, placeFree } from './layout.js';
 import { linkDown, linkKind, linkLabels } from './links.js';
 import { byNaturalOrder, groupBridge, hostStatus, ids } from './model.js';
-import { stylesheet } from './style.js';
+import { nodeSize, stylesheet } from './style.js';
 
 const cytoscape = window.cytoscape;
 
@@ -207,8 +207,10 @@ export function reconcile(cy, dirty) {
 // ---------------------------------------------------------------------------------------------
 // The layout's scene
 
+/** A leaf as the layout sees it: from data and classes only, so it works inside a batch. */
 function leaf(node) {
-  return { id: node.id(), w: node.width(), h: node.height(), label: node.data('label') ?? '' };
+  const [w, h] = nodeSize(node);
+  return { id: node.id(), w, h, label: node.data('label') ?? '' };
 }
 
 function childrenOf(box) {

@@ -25,6 +25,28 @@ export const LOOK = {
 };
 export const DOWN_DASH = [6, 4];
 
+// Node sizes [width, height] by look, for the stylesheet and for the layout (which reads them from
+// here, not from Cytoscape, so it can run before anything is drawn).
+export const SIZE = {
+  node: [22, 22],
+  bridge: [48, 24],
+  hub: [72, 28],
+  vxlan: [32, 32],
+  lo: [12, 12],
+  group: [116, 44],
+  emptyHost: [160, 44],
+};
+
+/** The size of a leaf node from its data and classes (see SIZE). */
+export function nodeSize(node) {
+  if (node.data('type') === 'group') return SIZE.group;
+  if (node.data('type') === 'host') return SIZE.emptyHost;
+  if (node.hasClass('hub')) return SIZE.hub;
+  return SIZE[node.data('kind')] ?? SIZE.node;
+}
+
+const size = (key) => ({ width: SIZE[key][0], height: SIZE[key][1] });
+
 
 export function stylesheet(large, detailed) {
   const font = 'system-ui, -apple-system, "Segoe UI", sans-serif';
@@ -40,8 +62,7 @@ export function stylesheet(large, detailed) {
         'text-margin-y': 3,
         'text-wrap': 'wrap',
         'text-max-width': 140,
-        width: 22,
-        height: 22,
+        ...size('node'),
         'background-color': '#64748b',
         'border-width': 1,
         'border-color': '#ffffff',
@@ -78,7 +99,7 @@ export function stylesheet(large, detailed) {
     {
       // A host without namespaces (an agent that never reported): a compact labelled box.
       selector: 'node.host:childless',
-      style: { width: 160, height: 44, 'text-valign': 'center', 'font-size': 13, 'border-width': 2 },
+      style: { ...size('emptyHost'), 'text-valign': 'center', 'font-size': 13, 'border-width': 2 },
     },
     {
       // Offline: dashed and faded, contents included (a compound's opacity applies to its children).
@@ -106,30 +127,29 @@ export function stylesheet(large, detailed) {
     },
     {
       selector: 'node.k-bridge',
-      style: { shape: 'round-rectangle', width: 48, height: 24, 'background-color': LOOK.bridge },
+      style: { shape: 'round-rectangle', ...size('bridge'), 'background-color': LOOK.bridge },
     },
     {
       // A network's hub: a bridge of the host namespace, drawn on its own with its endpoints around it.
       selector: 'node.k-bridge.hub',
-      style: { width: 72, height: 28, 'font-weight': 'bold' },
+      style: { ...size('hub'), 'font-weight': 'bold' },
     },
     { selector: 'node.k-veth', style: { 'background-color': LOOK.veth } },
     {
       selector: 'node.k-vxlan',
       // Not 'diamond': Cytoscape 3.34 misses clicks on a diamond's vertical centre line.
-      style: { shape: 'round-diamond', width: 32, height: 32, 'background-color': LOOK.vxlan, 'font-weight': 'bold' },
+      style: { shape: 'round-diamond', ...size('vxlan'), 'background-color': LOOK.vxlan, 'font-weight': 'bold' },
     },
     {
       selector: 'node.k-lo',
-      style: { width: 12, height: 12, 'background-color': LOOK.lo, color: '#64748b' },
+      style: { ...size('lo'), 'background-color': LOOK.lo, color: '#64748b' },
     },
     { selector: 'node.k-other', style: { shape: 'hexagon', 'background-color': LOOK.other } },
     {
       selector: 'node.group',
       style: {
         shape: 'round-rectangle',
-        width: 116,
-        height: 44,
+        ...size('group'),
         'background-color': LOOK.group.fill,
         'border-color': LOOK.group.border,
         'border-width': 2,

@@ -97,12 +97,10 @@ function flush() {
   flushing.scheduled = false;
   const dirty = model.takeDirty();
   const firstDraw = !drawn && model.pending.snapshot;
-  let placeless = cy.collection();
-  cy.batch(() => {
-    placeless = reconcile(cy, dirty);
-  });
-  // What is drawn decides, not the model: folded endpoints cost nothing to draw.
-  if (!largeGraph && cy.nodes().length > LARGE_GRAPH_NODES) enterLargeGraphMode();
+  // Nothing is drawn until every new element has its place: the batch ends in placeNodes (after
+  // the layout worker answered, when a whole host is new), or right here when nothing is new.
+  cy.startBatch();
+  const placeless = reconcile(cy, dirty);
   for (const id of dirty.keys()) {
     if (cy.getElementById(id).empty()) savedLayout.remove(id); // gone (or folded): forget its place
   }
@@ -110,7 +108,11 @@ function flush() {
   if (firstDraw) drawn = true;
   if (leaves.nonempty() || firstDraw) {
     placing = placing.then(() => placeNodes(leaves.filter((n) => !n.removed()), { firstDraw }));
+  } else {
+    cy.endBatch();
   }
+  // What is drawn decides, not the model: folded endpoints cost nothing to draw.
+  if (!largeGraph && cy.nodes().length > LARGE_GRAPH_NODES) enterLargeGraphMode();
   refreshView(placeless);
   const waiters = flushing.waiters.splice(0);
   const wasDelta = model.pending.delta;
@@ -136,13 +138,26 @@ function firstSnapshotsIn() {
  * its neighbours. What the user had on screen never moves; what got a new place is saved.
  */
 async function placeNodes(leaves, { firstDraw = false } = {}) {
+  let batched = true;
+  const endBatch = () => {
+    if (batched) cy.endBatch();
+    batched = false;
+  };
+  try {
+    await placeInBatch(leaves, endBatch);
+  } finally {
+    endBatch();
+  }
+  if (firstDraw) fitReadable();
+}
+
+/** placeNodes inside flush's batch; `endBatch` ends it once the new hosts have their layout. */
+async function placeInBatch(leaves, endBatch) {
   const unsaved = [];
-  cy.batch(() => {
-    leaves.forEach((node) => {
-      const p = savedLayout.get(node.id());
-      if (p) node.position(p);
-      else unsaved.push(node);
-    });
+  leaves.forEach((node) => {
+    const p = savedLayout.get(node.id());
+    if (p) node.position(p);
+    else unsaved.push(node);
   });
   const fresh = new Set(unsaved.map((node) => node.id()));
   const leavesOf = (host) => (host.isChildless() ? host : host.descendants().filter((n) => n.isChildless()));
@@ -150,19 +165,18 @@ async function placeNodes(leaves, { firstDraw = false } = {}) {
   if (emptyHosts.nonempty()) {
     const elements = emptyHosts.union(emptyHosts.descendants());
     showProgress(`Laying out ${elements.union(elements.connectedEdges()).length.toLocaleString()} elements…`);
-    // Until then the new elements sit in a pile where they were added: not worth a frame.
-    if (firstDraw) $('#cy').style.visibility = 'hidden';
     const positions = await layoutHosts(cy, model, emptyHosts.toArray(), computeLayout);
-    const others = cy.nodes().filter((n) => n.isChildless() && !fresh.has(n.id()));
+    const others = cy.nodes().filter((n) => n.isChildless() && !fresh.has(n.id()) && !emptyHosts.contains(n.ancestors('.host')));
+    endBatch(); // bounding boxes are only right outside a batch
     const dx = others.nonempty() ? others.boundingBox().x2 + HOST_GAP : 0;
     applyPositions(cy, positions, { dx });
-    $('#cy').style.visibility = '';
     hideProgress();
+  } else {
+    endBatch();
   }
   const inPlacedHosts = unsaved.filter((node) => !node.removed() && !emptyHosts.contains(node.ancestors('.host')));
   if (inPlacedHosts.length) cy.batch(() => placeNew(cy, model, inPlacedHosts));
   for (const node of unsaved) if (!node.removed()) savedLayout.set(node.id(), node.position());
-  if (firstDraw) fitReadable();
 }
 
 let worker = null;
