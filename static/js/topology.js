@@ -101,8 +101,8 @@ function flush() {
   // the layout worker answered, when a whole host is new), or right here when nothing is new.
   cy.startBatch();
   const placeless = reconcile(cy, dirty);
-  for (const id of dirty.keys()) {
-    if (cy.getElementById(id).empty()) savedLayout.remove(id); // gone (or folded): forget its place
+  for (const [id, entry] of dirty) {
+    if (gone(entry)) savedLayout.remove(id); // folded away it keeps its place, for when it opens again
   }
   const leaves = placeless.filter((node) => node.isChildless());
   if (firstDraw) drawn = true;
@@ -122,6 +122,14 @@ function flush() {
     if (wasDelta) switchboard.lastDeltaAppliedAt = Date.now();
     for (const resolve of waiters) resolve();
   });
+}
+
+/** Whether the object behind a graph id left the model (not merely folded into a group). */
+function gone({ h, type, key }) {
+  if (type === 'link') return !h.links.has(key);
+  if (type === 'ns') return !h.namespaces.has(key) && !h.nsLinks.has(key);
+  if (type === 'group') return !h.groups.has(key);
+  return false;
 }
 
 function firstSnapshotsIn() {

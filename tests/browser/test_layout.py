@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.browser.conftest import VISIBLE_POSITION
 from tests.browser.frames import demo_host, link_id, networks_host
 
 # Every pair of drawn node boxes (labels included) that overlap, skipping a box and what it contains
@@ -41,6 +42,16 @@ def positions_after_save(topology: Any) -> dict[str, dict[str, float]]:
     topology.idle()
     topology.js("() => window.switchboard.layoutSaved()")
     return topology.positions()
+
+
+def drag(topology: Any, node_id: str, dx: float, dy: float) -> None:
+    """Drag a node with the mouse, as a person would."""
+    box = topology.page.locator("#cy").bounding_box()
+    x, y = topology.js(VISIBLE_POSITION, node_id)
+    topology.page.mouse.move(box["x"] + x, box["y"] + y)
+    topology.page.mouse.down()
+    topology.page.mouse.move(box["x"] + x + dx, box["y"] + y + dy, steps=5)
+    topology.page.mouse.up()
 
 
 def test_300_endpoints_on_two_networks_are_readable(topology):
@@ -88,14 +99,8 @@ def test_a_reload_keeps_every_position_and_a_dragged_node_stays_where_it_was_dro
     s = networks_host(20)
     frame = s.snapshot_frame("alpha")
     topology.send_snapshot(frame)
-    box = topology.page.locator("#cy").bounding_box()
     node = "alpha|lab-ep3|2"
-    x, y = topology.js("(id) => { const p = window.switchboard.cy.getElementById(id).renderedPosition();"
-                       " return [p.x, p.y]; }", node)
-    topology.page.mouse.move(box["x"] + x, box["y"] + y)
-    topology.page.mouse.down()
-    topology.page.mouse.move(box["x"] + x + 60, box["y"] + y + 40, steps=5)
-    topology.page.mouse.up()
+    drag(topology, node, 60, 40)
     before = positions_after_save(topology)
     assert topology.layouts.positions[node] == [before[node]["x"], before[node]["y"]]
 
@@ -154,3 +159,20 @@ def test_a_node_and_a_container_node_sharing_it_are_found_by_name(topology):
     assert "sidecar" in topology.on_node("alpha|ns|demo-web1", "e.data('label')")
     topology.page.fill("#search", "web1")
     assert topology.ids(".match") >= {"alpha|ns|demo-web1", link_id("alpha", links["port1"])}
+
+
+def test_a_network_folded_again_and_reopened_puts_its_endpoints_back_where_they_were(topology):
+    s = networks_host(60)
+    topology.send_snapshot(s.snapshot_frame("alpha"))
+    bridge = topology.js("() => window.switchboard.model.hosts.alpha.byName.get('host|net0')")
+    topology.click_node(f"{bridge}|endpoints")
+    topology.idle()
+    drag(topology, "alpha|lab-ep2|2", 50, 30)  # the user's own arrangement must come back too
+    opened = topology.positions()
+    topology.click_node(bridge)
+    topology.page.get_by_role("button", name="Group endpoints again").click()
+    topology.idle()
+    assert topology.on_node(f"{bridge}|endpoints", "e.nonempty()")
+    topology.page.get_by_role("button", name="Show 30 grouped endpoints").click()
+    topology.idle()
+    assert topology.positions() == opened
