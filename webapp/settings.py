@@ -2,7 +2,9 @@
 
 Configuration comes from the environment: SWITCHBOARD_SECRET_KEY, SWITCHBOARD_DEBUG,
 SWITCHBOARD_ALLOWED_HOSTS (comma-separated), DATABASE_URL (postgres://user:pass@host:port/name
-or sqlite:///path) and REDIS_URL (redis://host:6379/0, the channel layer shared by several workers).
+or sqlite:///path), REDIS_URL (redis://host:6379/0, the channel layer shared by several workers)
+and SWITCHBOARD_AGENT_LEASE (seconds a host counts as online after its agent's connection last
+renewed its presence; default 15).
 Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
 an in-memory channel layer (one process).
 """
@@ -28,6 +30,20 @@ def _env_bool(name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """Read a positive number of seconds from the environment."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86400:  # also refuses nan and inf
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a number of seconds between 0 and 86400")
+    return seconds
 
 
 def _secret_key(path: Path) -> str:
@@ -142,6 +158,12 @@ def _channel_layer(url: str | None) -> dict[str, Any]:
 
 
 CHANNEL_LAYERS = {"default": _channel_layer(os.environ.get("REDIS_URL"))}
+
+# Host presence is a lease (webapp.hosts): an agent's connection renews it every AGENT_LEASE / 3
+# seconds, so a host whose web worker died without closing the connection counts as offline within
+# AGENT_LEASE seconds, and browsers are told within AGENT_LEASE * 4 / 3. Workers' clocks must
+# agree to well within it (NTP).
+AGENT_LEASE = _env_seconds("SWITCHBOARD_AGENT_LEASE", 15.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth.models import AbstractUser
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from netcore.model import Link
@@ -91,6 +93,16 @@ def make_host() -> Callable[[str], AgentHost]:
         return AgentHost(host=host, token=token)
 
     return make
+
+
+def lease_held(host: Host, *, seconds: float = 60.0) -> Host:
+    """Give the host a presence lease for `seconds` from now, held by a connection of a worker that is
+    gone (nothing renews or ends it: as if that worker died with its agent connected)."""
+    host.online_until = timezone.now() + datetime.timedelta(seconds=seconds)
+    host.lease_holder = "specific.deadworker!gone"
+    host.last_seen = timezone.now()
+    host.save(update_fields=["online_until", "lease_holder", "last_seen"])
+    return host
 
 
 def state_with(**kinds: dict[str, dict]) -> dict[str, dict]:

@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import RECEIVE_TIMEOUT, Account, AgentHost, Sockets
+from tests.webapp.conftest import RECEIVE_TIMEOUT, Account, AgentHost, Sockets, lease_held
 
 TOPOLOGY = "topology: demo\nnodes: {web1: {}}\n"
 RESULT = {"topology": "demo", "applied": True, "counts": {"links": 2}, "changes": []}
@@ -95,8 +95,7 @@ async def test_a_host_marked_online_without_an_agent_is_503(
     sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
 ) -> None:
     h = await database_sync_to_async(make_host)("h1")
-    h.host.online = True
-    await database_sync_to_async(h.host.save)()
+    await database_sync_to_async(lease_held)(h.host)
 
     status, body = await sockets.http(
         "POST", "/api/v1/hosts/h1/plan/", token=operator.token, body={"topology": "x"}

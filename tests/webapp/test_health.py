@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
-from tests.webapp.conftest import AgentHost
+from tests.webapp.conftest import AgentHost, lease_held
 
 
 @pytest.mark.django_db
@@ -13,9 +13,8 @@ def test_healthz_returns_ok_and_the_number_of_online_agents(
     client: Client, make_host: Callable[..., AgentHost]
 ) -> None:
     make_host("h1")
-    h2 = make_host("h2")
-    h2.host.online = True
-    h2.host.save()
+    lease_held(make_host("h2").host)
+    lease_held(make_host("h3").host, seconds=-1)  # its lease ran out
 
     response = client.get("/healthz")
 

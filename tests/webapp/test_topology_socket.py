@@ -18,6 +18,7 @@ from tests.webapp.conftest import (
     AgentHost,
     Sockets,
     eventually,
+    lease_held,
     link,
     receive_type,
     state_with,
@@ -177,8 +178,7 @@ async def test_a_host_marked_online_without_an_agent_falls_back_to_its_stored_st
 ) -> None:
     h = await database_sync_to_async(make_host)("h1")
     await database_sync_to_async(host_state_save)(host_id=h.host.id, seq=9, state=state_with())
-    h.host.online = True  # e.g. the worker holding its connection died
-    await database_sync_to_async(h.host.save)()
+    await database_sync_to_async(lease_held)(h.host)  # the worker holding its connection died
 
     browser = await sockets.browser(viewer.token)
     snapshot = await browser.receive_json_from(RECEIVE_TIMEOUT)

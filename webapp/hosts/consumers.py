@@ -1,4 +1,10 @@
-"""The agent websocket (/ws/agent/): one connection per host, protocol v1 (docs/agent-protocol.md)."""
+"""The agent websocket (/ws/agent/): one connection per host, protocol v1 (docs/agent-protocol.md).
+
+Presence is a lease on the host's row: the connection takes it when the agent says hello, renews it
+every lease_renew_interval() while it is open (an idle agent stays online) and ends it on
+disconnect. When the worker dies without running disconnect, nobody renews it and the host goes
+offline when it runs out (webapp.topology.presence tells the browsers).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,8 @@ from django.db import DatabaseError
 from webapp import layer
 from webapp.hosts import protocol
 from webapp.hosts.models import Host
-from webapp.hosts.selectors import host_token_current
-from webapp.hosts.services import host_authenticate, host_connected, host_disconnected
+from webapp.hosts.selectors import host_token_current, lease_renew_interval
+from webapp.hosts.services import host_authenticate, host_connected, host_disconnected, host_lease_renew
 from webapp.sockets import header_token
 from webapp.topology.services import host_state_save
 from webapp.topology.state import InvalidState, LiveState
@@ -33,6 +39,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
     """Keeps the host's live state, fans it out to browsers, persists it, and relays commands."""
 
     host: Host | None = None
+    lease_task: asyncio.Task | None = None
 
     async def connect(self) -> None:
         token = header_token(self.scope)
@@ -64,15 +71,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_discard(layer.AGENTS, self.channel_name)
         for command_id, reply in self.pending.items():
             await self.channel_layer.send(reply, {"type": "agent.gone", "id": command_id})
-        if self.save_task:
-            self.save_task.cancel()
-        self.token_task.cancel()
+        for task in (self.save_task, self.token_task, self.lease_task):
+            if task:
+                task.cancel()
         if self.replaced:
             return  # the newer connection owns the host's state and presence now
         if self.live.known:
             await self._save()
-        host = await database_sync_to_async(host_disconnected)(host=host)
-        await self._status(host)
+        gone = await database_sync_to_async(host_disconnected)(host=host, holder=self.channel_name)
+        if gone is not None:  # else a newer connection (maybe on another worker) holds the lease
+            await self._status(gone)
 
     # Frames from the agent
 
@@ -100,9 +108,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 f"hello: protocol {frame['protocol']} is not supported; this server speaks {protocol.VERSION}"
             )
         self.host = await database_sync_to_async(host_connected)(
-            host=self.host, hostname=frame["host"], agent_version=frame["agent_version"]
+            host=self.host,
+            holder=self.channel_name,
+            hostname=frame["host"],
+            agent_version=frame["agent_version"],
         )
         self.greeted = True
+        if self.lease_task is None:
+            self.lease_task = asyncio.create_task(self._keep_lease())
         await self._send(protocol.frame("welcome", host=self.host.name))
         await self._status(self.host)
 
@@ -221,6 +234,35 @@ class AgentConsumer(AsyncWebsocketConsumer):
             if not current:
                 await self.close(code=layer.CLOSE_FORBIDDEN)
                 return
+
+    async def _keep_lease(self) -> None:
+        """Renew the host's presence lease while the connection is open, whether frames come or not.
+
+        A connection that finds the lease gone closes: with 4003 when its token no longer stands,
+        else with 4009 as replaced (a newer connection of the host, maybe on another worker, took it).
+        """
+        while True:
+            await asyncio.sleep(lease_renew_interval())
+            try:
+                held = await database_sync_to_async(host_lease_renew)(
+                    host=self.host, holder=self.channel_name
+                )
+            except DatabaseError:  # tried again next time; if it keeps failing the lease runs out
+                log.exception("host %s: could not renew its presence lease", self.host)
+                continue
+            if held:
+                continue
+            current = await database_sync_to_async(host_token_current)(
+                host_id=self.host.id, token_hash=self.host.token_hash
+            )
+            log.info(
+                "host %s: the connection lost its presence lease (%s)",
+                self.host,
+                "taken by a newer connection" if current else "token revoked or rotated",
+            )
+            self.replaced = current
+            await self.close(code=layer.CLOSE_REPLACED if current else layer.CLOSE_FORBIDDEN)
+            return
 
     async def _save(self) -> None:
         """Persist the live state now (saves run one at a time, each taking the latest state)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from webapp.errors import NotFound
 from webapp.hosts.models import Host
@@ -32,9 +34,39 @@ def host_token_current(*, host_id: int, token_hash: str) -> bool:
     return Host.objects.filter(id=host_id, token_hash=token_hash, revoked_at__isnull=True).exists()
 
 
+LEASE_RENEWALS = 3  # a connection renews its host's presence lease this many times per lease period
+
+
+def lease_period() -> datetime.timedelta:
+    """How long a host counts as online after its agent's connection last renewed the lease
+    (settings.AGENT_LEASE)."""
+    return datetime.timedelta(seconds=settings.AGENT_LEASE)
+
+
+def lease_renew_interval() -> float:
+    """Seconds between two renewals of a lease by its connection, and between two looks at the
+    leases by a worker's presence watch (webapp.topology.presence)."""
+    return settings.AGENT_LEASE / LEASE_RENEWALS
+
+
+def _online() -> Q:
+    """The hosts an agent connection holds an unexpired lease for (as Host.online says of one)."""
+    return Q(revoked_at__isnull=True, online_until__gt=timezone.now())
+
+
 def hosts_online_count() -> int:
-    """How many hosts have an agent connected now."""
-    return Host.objects.filter(online=True, revoked_at__isnull=True).count()
+    """How many hosts have an agent connected now (a lease that has not run out)."""
+    return Host.objects.filter(_online()).count()
+
+
+def hosts_gone() -> list[Host]:
+    """Hosts whose agent was heard from but holds no lease now (it left, its lease ran out, or the
+    host was revoked), with their name, last_seen and agent_version."""
+    return list(
+        Host.objects.filter(last_seen__isnull=False)
+        .exclude(_online())
+        .only("name", "last_seen", "agent_version", "revoked_at", "online_until")
+    )
 
 
 AGENT_PYZ = Path(settings.BASE_DIR) / "dist" / "switchboard-agent.pyz"

@@ -16,6 +16,7 @@ from django.utils import timezone
 from webapp import layer
 from webapp.errors import AgentError, CommandFailed, Conflict, HostOffline, InvalidInput
 from webapp.hosts.models import Host
+from webapp.hosts.selectors import lease_period
 
 TOKEN_PREFIX = "sbh_"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -67,8 +68,8 @@ def host_token_rotate(*, host: Host) -> str:
     token = _token_new()
     _set_token(host, token)
     host.revoked_at = None
-    host.online = False
-    host.save(update_fields=["token_prefix", "token_hash", "revoked_at", "online"])
+    host.online_until = None  # the connection keeps lease_holder: its disconnect tells browsers
+    host.save(update_fields=["token_prefix", "token_hash", "revoked_at", "online_until"])
     _agent_close(host)
     return token
 
@@ -76,8 +77,8 @@ def host_token_rotate(*, host: Host) -> str:
 def host_revoke(*, host: Host) -> None:
     """Revoke the host's token and close its live agent connection (code 4003)."""
     host.revoked_at = host.revoked_at or timezone.now()
-    host.online = False
-    host.save(update_fields=["revoked_at", "online"])
+    host.online_until = None  # the connection keeps lease_holder: its disconnect tells browsers
+    host.save(update_fields=["revoked_at", "online_until"])
     _agent_close(host)
 
 
@@ -88,25 +89,51 @@ def host_authenticate(*, token: str) -> Host | None:
     return Host.objects.filter(token_hash=token_hash(token), revoked_at__isnull=True).first()
 
 
-def host_connected(*, host: Host, hostname: str, agent_version: str) -> Host:
-    """Record that the host's agent said hello.
+def host_connected(*, host: Host, holder: str, hostname: str, agent_version: str) -> Host:
+    """Record that the host's agent said hello on the connection `holder` (its channel name), which
+    takes the host's presence lease over from any earlier connection.
 
     `hostname` is only what the agent says its machine is called, kept as such: the host is the
     one its token belongs to, whatever name the agent reports (even another host's).
     """
-    host.online = True
+    now = timezone.now()
+    host.online_until = now + lease_period()
+    host.lease_holder = holder
     host.hostname = hostname[:255]
     host.agent_version = agent_version[:64]
-    host.last_seen = timezone.now()
-    host.save(update_fields=["online", "hostname", "agent_version", "last_seen"])
+    host.last_seen = now
+    host.save(update_fields=["online_until", "lease_holder", "hostname", "agent_version", "last_seen"])
     return host
 
 
-def host_disconnected(*, host: Host) -> Host:
-    """Record that the host's agent went away."""
-    host.online = False
-    host.last_seen = timezone.now()
-    host.save(update_fields=["online", "last_seen"])
+def host_lease_renew(*, host: Host, holder: str) -> bool:
+    """Extend the presence lease the connection `holder` holds by a lease period from now.
+
+    False, changing nothing, when that connection no longer holds it: a newer connection of the
+    host took it over, or the token the connection came with was revoked or rotated.
+    """
+    now = timezone.now()
+    until = now + lease_period()
+    renewed = Host.objects.filter(
+        id=host.id, lease_holder=holder, token_hash=host.token_hash, revoked_at__isnull=True
+    ).update(online_until=until, last_seen=now)
+    if renewed:
+        host.online_until, host.last_seen = until, now
+    return bool(renewed)
+
+
+def host_disconnected(*, host: Host, holder: str) -> Host | None:
+    """Record that the agent connection `holder` went away: its lease ends now.
+
+    None, changing nothing, when another connection of the host holds the lease by then.
+    """
+    now = timezone.now()
+    ended = Host.objects.filter(id=host.id, lease_holder=holder).update(
+        online_until=None, lease_holder="", last_seen=now
+    )
+    if not ended:
+        return None
+    host.online_until, host.lease_holder, host.last_seen = None, "", now
     return host
 
 
