@@ -11,6 +11,9 @@ Groups:
   `agent.accepted` {id} at once, then `agent.result` {id, ok, result | error}, or `agent.gone` {id}
   when the agent disconnects first. `agent.revoke`: close with 4003. `agent.replace` {channel}:
   a newer connection of the same host took over; close.
+- A browser socket's own channel also gets `host.presence` {offline: [host.status messages]}
+  from its worker's presence watch (webapp.topology.presence): the hosts without a presence lease
+  now; the socket sends the browser those it last showed online.
 """
 
 from __future__ import annotations

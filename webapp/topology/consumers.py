@@ -1,4 +1,9 @@
-"""The browser websocket (/ws/topology/): every host's snapshot, then deltas and status as they happen."""
+"""The browser websocket (/ws/topology/): every host's snapshot, then deltas and status as they happen.
+
+A host is shown online while its agent's connection holds its presence lease; when the lease runs
+out without a disconnect (the worker holding the connection died), this worker's presence watch
+(webapp.topology.presence) makes the socket send the `host.status` offline.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from webapp import layer
 from webapp.hosts.protocol import VERSION, error_frame
+from webapp.topology.presence import presence_watch
 from webapp.topology.selectors import HostTopology, topology_list
 
 STATE_REPLY_TIMEOUT = 2.0  # seconds to wait for a live agent's state before sending the stored one
@@ -30,8 +36,10 @@ class TopologyConsumer(AsyncWebsocketConsumer):
             await self.close(code=layer.CLOSE_FORBIDDEN)  # before accept: HTTP 403
             return
         self.sent: dict[str, int] = {}  # host → seq of the last frame sent for it
+        self.online: dict[str, bool] = {}  # host → online as last told to the browser
         self.awaiting: set[str] = set()  # online hosts whose live state was asked for
         await self.channel_layer.group_add(layer.TOPOLOGY, self.channel_name)
+        presence_watch().join(self.channel_name)
         await self.accept()
         self.answered_at = asyncio.get_running_loop().time()  # the first snapshots answer a resync
         await self._snapshots()
@@ -43,13 +51,14 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         thread, for every message; these handlers never touch the database, and with
         hundreds of browsers that hop per message doubled the fan-out latency.
         """
-        if message["type"] in ("topology.delta", "host.status"):
+        if message["type"] in ("topology.delta", "host.status", "host.presence"):
             await getattr(self, message["type"].replace(".", "_"))(message)
         else:
             await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(layer.TOPOLOGY, self.channel_name)
+        presence_watch().leave(self.channel_name)
         for task in (self.fallback, self.resync_task):
             if task:
                 task.cancel()
@@ -69,6 +78,7 @@ class TopologyConsumer(AsyncWebsocketConsumer):
     async def topology_snapshot(self, event: dict[str, Any]) -> None:
         self.awaiting.discard(event["host"])
         self.sent[event["host"]] = event["seq"]
+        self.online[event["host"]] = event["online"]
         await self._send(event)
 
     async def topology_delta(self, event: dict[str, Any]) -> None:
@@ -84,7 +94,15 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         await self._send(event)
 
     async def host_status(self, event: dict[str, Any]) -> None:
+        self.online[event["host"]] = event["online"]
         await self._send(event)
+
+    async def host_presence(self, event: dict[str, Any]) -> None:
+        """This worker's presence watch: `offline` holds a `host.status` for every host without a
+        lease now; tell the browser of those it was last told were online."""
+        for status in event["offline"]:
+            if self.online.get(status["host"]):
+                await self.host_status(status)
 
     # Helpers
 
@@ -137,6 +155,8 @@ class TopologyConsumer(AsyncWebsocketConsumer):
                 await self._send_stored(record)
 
     async def _send_stored(self, record: HostTopology) -> None:
+        if record.online:  # by its lease, yet its agent did not answer: maybe its worker died
+            presence_watch().recheck(self.channel_name)
         await self.topology_snapshot(
             layer.snapshot_message(
                 host=record.host,
