@@ -86,16 +86,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 async def make_stack(
     request: pytest.FixtureRequest, host_ns: HostNs, db_template: DbTemplate
 ) -> AsyncIterator[Callable[..., Stack]]:
-    """make_stack(unprivileged=False, redis=False): a stack in host_ns on a copy of the module's DB.
+    """make_stack(unprivileged=False, redis=False, lease=None): a stack in host_ns on a copy of the
+    module's DB.
 
     unprivileged: daphne and manage.py run as nobody without capabilities, their files owned by
-    nobody. redis: a private Redis as the channel layer (REDIS_URL). The agent always runs as root.
+    nobody. redis: a private Redis as the channel layer (REDIS_URL). lease: the web workers' host
+    presence lease in seconds (SWITCHBOARD_AGENT_LEASE). The agent always runs as root.
     """
     made: list[Stack] = []
     request.node.stacks = made  # for pytest_runtest_makereport
     host_ns.run("ip link set lo up")
 
-    def make(*, unprivileged: bool = False, redis: bool = False) -> Stack:
+    def make(*, unprivileged: bool = False, redis: bool = False, lease: float | None = None) -> Stack:
         owner = "nobody" if unprivileged else None
         workdir = make_tmpdir("run", owner=owner)
         cleanups = Cleanups()
@@ -112,6 +114,7 @@ async def make_stack(
             host_tokens=dict(db_template.host_tokens),
             cleanups=cleanups,
             user=list(UNPRIVILEGED) if unprivileged else [],
+            lease=lease,
         )
         made.append(stack)
         if redis:

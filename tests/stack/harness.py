@@ -408,6 +408,7 @@ class Stack:
     cleanups: Cleanups
     redis_url: str | None = None
     user: list[str] = field(default_factory=list)  # e.g. UNPRIVILEGED: how daphne and manage.py run
+    lease: float | None = None  # SWITCHBOARD_AGENT_LEASE of the web workers (None: the default, 15 s)
     home: Path | None = None
     opened: list[Browser | ClientConnection] = field(default_factory=list)
     ports: set[int] = field(default_factory=set)
@@ -416,6 +417,8 @@ class Stack:
         extra = {"DATABASE_URL": self.db_url, "HOME": str(self.home or self.workdir)}
         if self.redis_url:
             extra["REDIS_URL"] = self.redis_url
+        if self.lease is not None:
+            extra["SWITCHBOARD_AGENT_LEASE"] = str(self.lease)
         return base_env(**extra)
 
     def in_ns(self, args: list[str], *, as_user: bool = True) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 
 import pytest
 
@@ -93,3 +95,59 @@ async def test_sockets_stay_open_when_the_channel_layer_is_quiet(make_stack):
     assert not browser.done, f"the server closed the browser socket: {browser.closed}"  # fails
     await browser.ws.send('{"type": "resync"}')
     await browser.until(lambda: len(browser.snapshot_seqs["alpha"]) == 2, what="the resync's snapshots")
+
+
+LEASE = 2.0  # seconds: the workers' presence lease in the test below
+
+
+async def test_a_host_whose_worker_dies_goes_offline_on_the_others_and_comes_back_on_reconnect(scaled_stack):
+    stack = scaled_stack
+    stack.lease = LEASE
+    web_a, web_b = stack.start_web(name="daphne-a"), stack.start_web(name="daphne-b")
+    agent = stack.start_agent(web_a, token=stack.host_tokens["alpha"])
+    await agent_connected(agent)
+    browser = await stack.browser(web_b)  # the dashboard, open on the other worker
+    await live(browser, "alpha")
+
+    # An idle agent (no frames at all) stays online: its connection renews the lease.
+    seen = len(browser.frames)
+    await asyncio.sleep(3 * LEASE)
+    assert [f["type"] for f in browser.frames[seen:]] == [], "an idle host's frames"
+    assert web_b.healthz()["agents"] == 1
+    status, hosts = await web_b.aapi("GET", "/api/v1/hosts/")
+    assert status == 200 and [h["online"] for h in hosts if h["name"] == "alpha"] == [True]
+
+    # Worker A dies with the connection: nobody runs its disconnect, the lease runs out, and worker B
+    # tells its browser, within LEASE (the last renewal was at most LEASE / 3 before the kill) plus
+    # one look of B's presence watch (LEASE / 3), with 2 s of slack.
+    agent.send_signal(signal.SIGSTOP)  # it must not reconnect yet
+    try:
+        web_a.proc.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        await browser.until(
+            lambda: browser.online["alpha"] is False,
+            timeout=LEASE * 4 / 3 + 2,
+            what="host.status alpha offline",
+        )
+        (frame,) = [f for f in browser.frames[seen:] if f["type"] == "host.status"]
+        assert (frame["host"], frame["online"]) == ("alpha", False) and frame["last_seen"], frame
+        assert time.monotonic() - killed > LEASE / 2  # it was the lease that ran out, not a disconnect
+        assert web_b.healthz()["agents"] == 0
+        status, hosts = await web_b.aapi("GET", "/api/v1/hosts/")
+        assert status == 200 and [h["online"] for h in hosts if h["name"] == "alpha"] == [False]
+        status, body = await web_b.aapi("GET", "/api/v1/topology/?host=alpha")
+        assert status == 200 and body["hosts"][0]["online"] is False
+        status, body = await web_b.aapi("POST", "/api/v1/hosts/alpha/plan/", {"topology": "name: x\n"})
+        assert (status, body["error"]) == (503, "HostOffline")
+    finally:
+        agent.send_signal(signal.SIGCONT)
+
+    # The agent reconnects (to a new worker at A's address) and takes the lease over: online again.
+    web_a = stack.start_web(port=web_a.port, name="daphne-a2")
+    await agent_connected(agent, times=2, timeout=40)  # backoff: 0.5 s doubling, with jitter
+    await browser.until(lambda: browser.online["alpha"] is True, what="host.status alpha online, over Redis")
+    await live(browser, "alpha")
+    assert web_a.healthz()["agents"] == web_b.healthz()["agents"] == 1
+    status, hosts = await web_b.aapi("GET", "/api/v1/hosts/")
+    assert [h["online"] for h in hosts if h["name"] == "alpha"] == [True]
+    assert not browser.problems, browser.problems
