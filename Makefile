@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # nodejs/npm: the browser's JavaScript (Cytoscape.js) comes from npm; chromium: browser tests;
 # redis-server and postgresql: the scale-out test (two web workers sharing them).
 APT_PACKAGES := python3 python3-venv python3-dev iproute2 util-linux procps make gcc \
-	nodejs chromium redis-server postgresql
+	nodejs chromium redis-server postgresql nftables
 
 # apt-get, through sudo when not already root (sudo drops the environment, hence `env`).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
