@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,6 +47,26 @@ _OURS = re.compile(rf"[a-z]{{0,3}}-?{RUN}")
 def ours(name: str) -> bool:
     """True if a namespace or link name was made by this run."""
     return _OURS.match(name) is not None
+
+
+# The namespace the suite started in (the machine's own), held from import, before any test enters
+# a throwaway one: a test's thread and its children are in host_ns, and /proc/1 may not be open to us.
+_MACHINE_NETNS = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def machine_nft_tables() -> list[tuple[str, str]]:
+    """(family, name) of every nftables table in the machine's own namespace; [] without nft."""
+    if shutil.which("nft") is None and not os.path.exists("/usr/sbin/nft"):
+        return []
+    proc = subprocess.run(
+        ["nsenter", f"--net=/proc/self/fd/{_MACHINE_NETNS}", "nft", "-j", "list", "tables"],
+        capture_output=True,
+        text=True,
+        check=True,
+        pass_fds=(_MACHINE_NETNS,),
+    )
+    listed = json.loads(proc.stdout)["nftables"]
+    return [(x["table"]["family"], x["table"]["name"]) for x in listed if "table" in x]
 
 
 def _ours() -> list[str]:
@@ -132,7 +154,8 @@ def kernel_has_link_kind():
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaks_at_end() -> Iterator[None]:
-    """Fail the suite if it left a namespace, or a link in the machine's own namespace, behind."""
+    """Fail the suite if it left a namespace, or a link or nftables table (netcore's are named
+    switchboard-<topology>) in the machine's own namespace, behind."""
     yield
     left = _ours()
     for name in left:
@@ -142,8 +165,12 @@ def _no_leaks_at_end() -> Iterator[None]:
     stray = [name for name in names if ours(name)]
     for name in stray:
         subprocess.run(["ip", "link", "del", name], check=False)
+    tables = [(f, n) for f, n in machine_nft_tables() if n.startswith("switchboard-") and ours(n[12:])]
+    for family, name in tables:
+        subprocess.run(["nft", "delete", "table", family, name], check=False)
     assert not left, f"the suite left namespaces behind: {left}"
     assert not stray, f"the suite left links in the machine's namespace: {stray}"
+    assert not tables, f"the suite left nftables tables in the machine's namespace: {tables}"
 
 
 def _ns_path(name: str) -> str | None:
