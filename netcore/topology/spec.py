@@ -9,6 +9,7 @@ Format (YAML)::
         subnet: 198.18.1.0/24
         gateway: 198.18.1.1     # optional; default: first host address; assigned to the bridge
         mtu: 1500               # optional, 68..65535 (1280.. for IPv6)
+        nat: true               # optional (false): masquerade what leaves the subnet by another interface
       back:
         driver: vxlan
         subnet: 198.18.2.0/24
@@ -19,13 +20,33 @@ Format (YAML)::
       web2: {networks: {front: {address: 198.18.1.20}}}  # static address (optional)
       db:   {mode: none}                                 # bridge (default) | none | host | container:<node>
       side: {mode: "container:web1"}
+      api:                                               # published ports, Docker's syntax:
+        networks: [front]                                # [host_ip:]host_port:container_port[/tcp|udp]
+        ports: ["127.0.0.1:8080:80/tcp", "8081:81", "198.18.5.1:9000-9001:9000-9001/udp", "[fd00::1]:80:80"]
     routes:
       - {node: web1, to: 198.18.9.0/24, via: 198.18.1.254}
       - {node: web1, to: 198.18.8.0/24, dev: eth0}      # on-link
 
 Addresses are resolved here: every static address in file order first, then allocations in node
-order and, within a node, network order. Every problem is collected and raised as one
-:class:`~netcore.errors.InvalidSpec` with one problem per line and the list in ``.problems``.
+order and, within a node, network order.
+
+Published ports (``ports``, on a node in bridge mode) send what reaches ``host_ip:host_port`` in the
+host namespace (including what the host namespace itself sends there) to the node's address, port
+``container_port``; protocol tcp (default) or udp. Without host_ip a port is published on every address
+of the host, in each IP family the node has an address in (``0.0.0.0`` or ``::`` says one family);
+an IPv6 host_ip goes in brackets. The node's address is its first one of that family, in the order of
+its networks. Ranges (``9000-9001:9000-9001``) are the same length on both sides and count one port
+each, at most MAX_PUBLISHED_PORTS in a topology. Quote every item: YAML 1.1 reads an unquoted
+``80:22`` as the base-60 number 4822. Refused: a port outside 1..65535, a protocol other than tcp or
+udp, a host_ip that is not a unicast address or is ``::1`` (the kernel never routes IPv6 loopback to
+another namespace), a node that has no address of the host_ip's family (mode none, host,
+``container:``, or no networks), and two items publishing the same host address and port (or an
+address and the every-address form of its family) for the same protocol, in one node or two.
+``nat: true`` on a network masquerades what its subnet sends out of any interface but the network's
+own bridge, as Docker's bridge networks do. netcore.topology.nat turns both into nftables rules.
+
+Every problem is collected and raised as one :class:`~netcore.errors.InvalidSpec` with one problem
+per line and the list in ``.problems``.
 
 Files are read with limits, since whoever may send one to the agent should not be able to make it
 spend more than the file is worth: at most MAX_DOCUMENT_BYTES and MAX_NODES nodes; YAML anchors
@@ -37,9 +58,11 @@ is built; messages quote at most an excerpt of a value (netcore.names.excerpt).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Protocol, TypedDict, TypeGuard, TypeVar
 
 import yaml
@@ -65,6 +88,12 @@ MAX_YAML_VALUES = 200_000
 MAX_DEPTH = 32
 #: Most problems listed in an InvalidSpec message (all of them are in `.problems`).
 MAX_LISTED_PROBLEMS = 100
+#: Protocols a port can be published for.
+PROTOCOLS = ("tcp", "udp")
+PORT_RANGE = (1, 65535)
+#: Most published ports in one topology, every port of a range and every IP family counted (each is
+#: a DNAT rule or two, and nftables goes through a chain's rules one by one).
+MAX_PUBLISHED_PORTS = 1024
 
 _TOP_KEYS = ("name", "networks", "nodes", "routes")
 _NETWORK_KEYS = (
@@ -78,9 +107,10 @@ _NETWORK_KEYS = (
     "group",
     "dstport",
     "learning",
+    "nat",
 )
 _VXLAN_KEYS = ("vni", "local", "remote", "group", "dstport", "learning")
-_NODE_KEYS = ("networks", "mode")
+_NODE_KEYS = ("networks", "mode", "ports")
 _ATTACHMENT_KEYS = ("address",)
 _ROUTE_KEYS = ("node", "to", "via", "dev")
 
@@ -102,6 +132,7 @@ class NetworkSpec:
     group: IPAddress | None = None
     dstport: int | None = None  # 4789 unless given, for vxlan; None for bridge
     learning: bool | None = None  # True unless given, for vxlan; None for bridge
+    nat: bool = False  # masquerade what the subnet sends out of any other interface than the bridge
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,33 @@ class AttachmentSpec:
 
 
 @dataclass(frozen=True)
+class PortSpec:
+    """One published port: host_ip:host_port/protocol in the host namespace goes to the node's `address`
+    (on `network`), port container_port. A host_ip of 0.0.0.0 or :: is every address of that family."""
+
+    protocol: str
+    host_ip: IPAddress
+    host_port: int
+    container_port: int
+    network: str
+    address: IPAddress
+
+    @property
+    def endpoint(self) -> str:
+        """How the host side is written: "127.0.0.1:8080/tcp", "[::]:8080/udp"."""
+        return f"{_host_port_text(self.host_ip, self.host_port)}/{self.protocol}"
+
+    @property
+    def target(self) -> str:
+        """Where it goes: "198.18.1.2:80", "[fd00::2]:80"."""
+        return _host_port_text(self.address, self.container_port)
+
+
+def _host_port_text(ip: IPAddress, port: int) -> str:
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     """A node; `container` is the node whose namespace it shares in container mode."""
 
@@ -121,6 +179,7 @@ class NodeSpec:
     mode: str
     container: str | None = None
     attachments: tuple[AttachmentSpec, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -325,6 +384,106 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+_UNSPECIFIED: dict[int, IPAddress] = {4: ip_address("0.0.0.0"), 6: ip_address("::")}
+_PORT_SHAPE = "[host_ip:]host_port:container_port[/tcp|udp]"
+_PORT_NUMBER = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
+
+
+def _number_as_port_problem(value: int | LongNumber) -> str:
+    """Why a number is not a port mapping, guessing at YAML 1.1's base-60 integers (80:22 is 4822)."""
+    text = f'{excerpt(value)} is a number, not a port mapping such as "8080:80" (a quoted string)'
+    if isinstance(value, int) and 60 <= value < (PORT_RANGE[1] + 1) * 60:
+        written = f"{value // 60}:{value % 60}"
+        text += f'; YAML reads an unquoted {written} as the base-60 number {value}: write "{written}"'
+    return text
+
+
+def _port_range(text: str, what: str) -> range:
+    """A port ("80") or an inclusive range ("9000-9009") of `what` ("host port", "container port")."""
+    match = _PORT_NUMBER.fullmatch(text)
+    low_limit, high_limit = PORT_RANGE
+    if match is None:
+        raise InvalidSpec(
+            f"{what} {excerpt(text)} is not a port in {low_limit}..{high_limit} or a range first-last"
+        )
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) is not None else first
+    for number in (first, last):
+        if not low_limit <= number <= high_limit:
+            raise InvalidSpec(f"{what} {number} is not in {low_limit}..{high_limit}")
+    if last < first:
+        raise InvalidSpec(f"{what} range {first}-{last} ends before it starts")
+    return range(first, last + 1)
+
+
+def _parse_host_ip(text: str) -> IPAddress:
+    if not text:
+        raise InvalidSpec("host_ip is empty; leave it out, with its ':', to publish on every address")
+    try:
+        ip = parse_address(text)
+    except InvalidSpec:
+        raise InvalidSpec(f"host_ip {excerpt(text)} is not an IP address") from None
+    if ip.is_multicast or ip == ip_address("255.255.255.255"):
+        raise InvalidSpec(f"host_ip {ip} is not a unicast address")
+    if ip.version == 6 and ip.is_loopback:
+        raise InvalidSpec(
+            "host_ip ::1: the kernel never routes IPv6 loopback traffic to another namespace (IPv6 has no"
+            " route_localnet); publish on 127.0.0.1, or on an address of the host"
+        )
+    return ip
+
+
+def _parse_port_item(item: str, path: str) -> _PortItem:
+    """One "[host_ip:]host_port:container_port[/tcp|udp]" item; InvalidSpec says what is wrong with it."""
+    shown = excerpt(item)
+    try:
+        text, slash, protocol = item.partition("/")
+        if not slash:
+            protocol = "tcp"
+        elif protocol not in PROTOCOLS:
+            raise InvalidSpec(f"unknown protocol {excerpt(protocol)} (expected tcp or udp)")
+        ip_text: str | None = None
+        if text.startswith("["):
+            close = text.find("]")
+            if close < 0 or text[close + 1 : close + 2] != ":":
+                raise InvalidSpec(f"expected {_PORT_SHAPE}, an IPv6 host_ip in brackets: [fd00::1]:8080:80")
+            ip_text, parts = text[1:close], text[close + 2 :].split(":")
+            if ip_text and ":" not in ip_text:
+                raise InvalidSpec(f"host_ip [{excerpt(ip_text)[1:-1]}]: only IPv6 addresses go in brackets")
+            if len(parts) != 2:
+                raise InvalidSpec(f"expected {_PORT_SHAPE} (after the host_ip: host_port:container_port)")
+        else:
+            parts = text.split(":")
+            if len(parts) == 1:
+                example = f"8080:{text}" if text.isdigit() and len(text) < 6 else "8080:80"
+                raise InvalidSpec(
+                    "a container port alone: netcore does not choose host ports; write"
+                    f' host_port:container_port, e.g. "{example}"'
+                )
+            if len(parts) > 3:
+                raise InvalidSpec(f"expected {_PORT_SHAPE}; IPv6 host_ips go in brackets: [fd00::1]:8080:80")
+            if len(parts) == 3:
+                ip_text = parts.pop(0)
+        if "" in parts:
+            raise InvalidSpec(f"expected {_PORT_SHAPE}: a port is missing")
+        host_ip = None if ip_text is None else _parse_host_ip(ip_text)
+        host_ports = _port_range(parts[0], "host port")
+        container_ports = _port_range(parts[1], "container port")
+        if len(host_ports) != len(container_ports):
+            if len(container_ports) == 1 and len(host_ports) > 1:
+                raise InvalidSpec(
+                    f"{len(host_ports)} host ports go to one container port; netcore does not choose among"
+                    " host ports: give as many container ports, or one host port"
+                )
+            raise InvalidSpec(
+                f"{len(host_ports)} host ports and {len(container_ports)} container ports;"
+                " a range maps port by port, so both must be the same length"
+            )
+    except InvalidSpec as exc:
+        raise InvalidSpec(f"{shown}: {exc}") from None
+    return _PortItem(item, path, protocol, host_ip, host_ports, container_ports)
+
+
 class _VxlanFields(TypedDict, total=False):
     """The fields of a vxlan network's NetworkSpec beyond a bridge's (none for a bridge)."""
 
@@ -345,6 +504,19 @@ class _Want:
     path: str
 
 
+@dataclass(frozen=True)
+class _PortItem:
+    """One item of a node's ports, parsed: a range of host ports goes to an equally long range of
+    container ports (a single port is a range of one)."""
+
+    text: str
+    path: str
+    protocol: str
+    host_ip: IPAddress | None
+    host_ports: range
+    container_ports: range
+
+
 @dataclass
 class _RawNode:
     path: str
@@ -352,6 +524,10 @@ class _RawNode:
     container: str | None
     wants: list[_Want]
     addresses: dict[str, IPAddress] = field(default_factory=dict)
+    ports: list[_PortItem] = field(default_factory=list)
+    ports_given: bool = False
+    networks_given: bool = False
+    published: list[PortSpec] = field(default_factory=list)
 
 
 class _Parser:
@@ -391,6 +567,7 @@ class _Parser:
                 self.node(key, body)
             self.container_targets()
             self.addresses()
+            self.published_ports()
             seen: dict[tuple[str, IPNetwork], int] = {}
             for index, body in enumerate(routes):
                 self.route(index, body, seen)
@@ -410,7 +587,11 @@ class _Parser:
                     if want.network in raw.addresses
                 )
                 nodes[key] = NodeSpec(
-                    name=key, mode=raw.mode, container=raw.container, attachments=attachments
+                    name=key,
+                    mode=raw.mode,
+                    container=raw.container,
+                    attachments=attachments,
+                    ports=tuple(raw.published),
                 )
         return TopologySpec(
             name=self.name or "", networks=self.networks, nodes=nodes, routes=tuple(self.routes)
@@ -511,6 +692,14 @@ class _Parser:
         mtu = self.integer(body, "mtu", path, MTU_RANGE)
         if mtu is not None and subnet is not None and subnet.version == 6 and mtu < IPV6_MIN_MTU:
             self.problem(f"{path}.mtu: {mtu} is below {IPV6_MIN_MTU}, the least IPv6 subnet {subnet} needs")
+        nat = body.get("nat")
+        if nat is None:
+            nat = False
+        elif not isinstance(nat, bool):
+            self.problem(
+                f"{path}.nat: {excerpt(nat)} is not true or false (true: masquerade outbound traffic)"
+            )
+            nat = False
         vxlan = self.vxlan(body, path) if driver == "vxlan" else _VxlanFields()
         if driver == "bridge":
             for vxlan_key in _VXLAN_KEYS:
@@ -527,7 +716,13 @@ class _Parser:
                 self.pools[name] = pool
                 if len(self.problems) == before:
                     self.networks[name] = NetworkSpec(
-                        name=name, driver=driver, subnet=pool.subnet, gateway=pool.gateway, mtu=mtu, **vxlan
+                        name=name,
+                        driver=driver,
+                        subnet=pool.subnet,
+                        gateway=pool.gateway,
+                        mtu=mtu,
+                        nat=nat,
+                        **vxlan,
                     )
 
     def vxlan(self, body: Mapping, path: str) -> _VxlanFields:
@@ -582,7 +777,43 @@ class _Parser:
             )
             self.problem(f"{path}.networks: a node in mode {mode} cannot have networks ({why})")
             wants = []
-        self.nodes[key] = _RawNode(path=path, mode=mode, container=container, wants=wants)
+        ports = self.port_items(body.get("ports"), f"{path}.ports")
+        self.nodes[key] = _RawNode(
+            path=path,
+            mode=mode,
+            container=container,
+            wants=wants,
+            ports=ports,
+            ports_given=bool(ports) or body.get("ports") not in (None, []),
+            networks_given=body.get("networks") not in (None, [], {}),
+        )
+
+    def port_items(self, value: object, path: str) -> list[_PortItem]:
+        """The items of a node's ports, each parsed on its own (what they publish to comes later)."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(
+                f'{path}: must be a list of "[host_ip:]host_port:container_port[/tcp|udp]" strings,'
+                f" not {_kind(value)}"
+            )
+            return []
+        items = []
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            if isinstance(item, int | LongNumber) and not isinstance(item, bool):
+                self.problem(f"{item_path}: {_number_as_port_problem(item)}")
+            elif not isinstance(item, str):
+                self.problem(
+                    f'{item_path}: {excerpt(item)} is not a port mapping such as "8080:80" or'
+                    f' "127.0.0.1:8080:80/tcp" (a quoted string), but {_kind(item)}'
+                )
+            else:
+                try:
+                    items.append(_parse_port_item(item, item_path))
+                except InvalidSpec as exc:
+                    self.problem(f"{item_path}: {exc}")
+        return items
 
     def mode(self, value: object, path: str) -> tuple[str | None, str | None]:
         if isinstance(value, str):
@@ -722,6 +953,103 @@ class _Parser:
                     f" and the owner alias on its lo lists them all, but {exc};"
                     " let fewer nodes share it or give them shorter names"
                 )
+
+    def published_ports(self) -> None:
+        """Resolve every node's published ports to the address they go to; refuse the ones that
+        have none, go over MAX_PUBLISHED_PORTS, or that two items publish."""
+        taken: dict[tuple[str, int, int], list[tuple[IPAddress, str, _PortItem]]] = {}
+        total = 0
+        for key, raw in self.nodes.items():
+            if not raw.ports_given or not isinstance(key, str):
+                continue
+            targets = self.port_targets(key, raw)
+            if targets is None:
+                continue
+            for item in raw.ports:
+                families: list[int] = [item.host_ip.version] if item.host_ip else sorted(targets.keys())
+                missing = [family for family in families if family not in targets]
+                if missing:
+                    has = ", ".join(
+                        f"{want.network} {self.pools[want.network].subnet}"
+                        for want in raw.wants
+                        if want.network in self.pools
+                    )
+                    self.problem(
+                        f"{item.path}: {excerpt(item.text)} publishes on IPv{missing[0]}, but node {key} has"
+                        f" no IPv{missing[0]} address to send it to (its networks: {has})"
+                    )
+                    continue
+                total += len(item.host_ports) * len(families)
+                if total > MAX_PUBLISHED_PORTS:
+                    self.problem(
+                        f"{item.path}: more than {MAX_PUBLISHED_PORTS} published ports in the topology"
+                        " (every port of a range and every IP family counts); publish fewer"
+                    )
+                    return
+                for family in families:
+                    network, address = targets[family]
+                    host_ip = item.host_ip or _UNSPECIFIED[family]
+                    reported: set[str] = set()
+                    for host_port, container_port in zip(item.host_ports, item.container_ports, strict=True):
+                        port = PortSpec(item.protocol, host_ip, host_port, container_port, network, address)
+                        self.claim_port(port, key, item, taken, reported)
+                        raw.published.append(port)
+
+    def port_targets(self, key: str, raw: _RawNode) -> dict[int, tuple[str, IPAddress]] | None:
+        """The (network, address) of each IP family that `key`'s published ports go to: its first
+        address of that family. None, with the problem recorded, when it has none to give."""
+        path = f"{raw.path}.ports"
+        if raw.mode in ("none", "host", "container"):
+            why = {
+                "none": "it has no address to send them to (give it networks, in mode bridge)",
+                "host": "it is in the host namespace, where its own sockets listen (remove ports)",
+                "container": f"it shares the namespace of node {_key(raw.container)} (publish them there)",
+            }[raw.mode]
+            self.problem(f"{path}: a node in mode {raw.mode} cannot publish ports: {why}")
+            return None
+        if raw.mode != "bridge" or (raw.networks_given and not raw.wants):
+            return None  # its mode or its networks are wrong, already reported
+        if not raw.wants:
+            self.problem(
+                f"{path}: node {key} has no address on a network to send published ports to; give it networks"
+            )
+            return None
+        if any(want.network not in raw.addresses for want in raw.wants):
+            return None  # an address could not be resolved, already reported
+        targets: dict[int, tuple[str, IPAddress]] = {}
+        for want in raw.wants:
+            address = raw.addresses[want.network]
+            targets.setdefault(address.version, (want.network, address))
+        return targets
+
+    def claim_port(
+        self,
+        port: PortSpec,
+        node: str,
+        item: _PortItem,
+        taken: dict[tuple[str, int, int], list[tuple[IPAddress, str, _PortItem]]],
+        reported: set[str],
+    ) -> None:
+        """Refuse `port` when an earlier item already publishes its host address and port."""
+        slot = (port.protocol, port.host_ip.version, port.host_port)
+        for host_ip, other_node, other in taken.get(slot, ()):
+            if other.path in reported or not (
+                host_ip == port.host_ip or host_ip.is_unspecified or port.host_ip.is_unspecified
+            ):
+                continue
+            reported.add(other.path)
+            where = other.path
+            if host_ip != port.host_ip:
+                theirs = f"{_host_port_text(host_ip, port.host_port)}/{port.protocol}"
+                every = f"every IPv{host_ip.version} address of the host"
+                where += f": {theirs}, {every}" if host_ip.is_unspecified else f": {theirs}"
+                if port.host_ip.is_unspecified:
+                    where += f", inside {port.host_ip}, {every}"
+            self.problem(
+                f"{item.path}: {port.endpoint} is already published by node {other_node} ({where});"
+                " a host address and port go to one node only"
+            )
+        taken.setdefault(slot, []).append((port.host_ip, node, item))
 
     def addresses(self) -> None:
         bridged = [(_key(key), raw) for key, raw in self.nodes.items() if raw.mode == "bridge"]

@@ -430,7 +430,7 @@ def test_bad_vxlan_address_and_learning():
 
 def test_unknown_node_key():
     problem = only_problem(with_changes(nodes={"web3": {"networks": ["front"], "image": "busybox"}}))
-    assert problem == "nodes.web3: unknown key 'image' (expected one of: networks, mode)"
+    assert problem == "nodes.web3: unknown key 'image' (expected one of: networks, mode, ports)"
 
 
 def test_unknown_network_in_list_and_mapping():
@@ -582,6 +582,227 @@ def test_a_node_in_container_mode_cannot_have_a_comma_in_its_name():
         " shares lists it in a comma-separated owner alias)"
     )
     topo.parse(with_changes(nodes={"a,b": {"mode": "none"}}))  # a node with a namespace of its own may
+
+
+# -- published ports and nat ----------------------------------------------------------------------------
+
+
+def ports_of(*items, networks=("front",), **more) -> tuple[topo.PortSpec, ...]:
+    return (
+        topo.parse(with_changes(nodes={"web1": {"networks": list(networks), "ports": list(items)}}, **more))
+        .nodes["web1"]
+        .ports
+    )
+
+
+def test_published_ports_resolve_to_the_nodes_address():
+    v4, v6 = ip_address("198.18.1.2"), ip_address("fd00:9::2")
+    doc = with_changes(networks={"v6": {"subnet": "fd00:9::/64"}})
+    doc["nodes"]["web1"] = {
+        "networks": ["front", "v6"],
+        "ports": [
+            "127.0.0.1:8080:80/tcp",
+            "8081:81",
+            "198.18.5.1:9000-9001:9100-9101/udp",
+            "[fd00::1]:53:53/udp",
+        ],
+    }
+    ports = topo.parse(doc).nodes["web1"].ports
+    P = topo.PortSpec
+    assert ports == (
+        P("tcp", ip_address("127.0.0.1"), 8080, 80, "front", v4),
+        P("tcp", ip_address("0.0.0.0"), 8081, 81, "front", v4),  # every address, in both families
+        P("tcp", ip_address("::"), 8081, 81, "v6", v6),
+        P("udp", ip_address("198.18.5.1"), 9000, 9100, "front", v4),  # a range, port by port
+        P("udp", ip_address("198.18.5.1"), 9001, 9101, "front", v4),
+        P("udp", ip_address("fd00::1"), 53, 53, "v6", v6),
+    )
+    assert [p.endpoint for p in ports[1:3]] == ["0.0.0.0:8081/tcp", "[::]:8081/tcp"]
+    assert ports[5].target == "[fd00:9::2]:53"
+
+
+def test_every_address_of_one_family_and_the_same_port_for_two_protocols():
+    ports = ports_of("0.0.0.0:80:80", "80:80/udp")
+    assert [p.endpoint for p in ports] == ["0.0.0.0:80/tcp", "0.0.0.0:80/udp"]
+
+
+def test_nat_is_a_network_option():
+    spec = topo.parse(with_changes(networks={"front": {"subnet": "198.18.1.0/24", "nat": True}}))
+    assert spec.networks["front"].nat is True and spec.networks["back"].nat is False
+
+
+def test_files_without_ports_or_nat_are_unchanged():
+    spec = topo.loads(EXAMPLE)
+    assert all(node.ports == () for node in spec.nodes.values())
+    assert not any(net.nat for net in spec.networks.values())
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        ("8080:99999", "'8080:99999': container port 99999 is not in 1..65535"),
+        ("0:80", "'0:80': host port 0 is not in 1..65535"),
+        ("8080:http", "'8080:http': container port 'http' is not a port in 1..65535 or a range first-last"),
+        ("90-80:90-80", "'90-80:90-80': host port range 90-80 ends before it starts"),
+        ("8080-8081:80", "'8080-8081:80': 2 host ports go to one container port; netcore does not choose"),
+        (
+            "8080-8082:80-81",
+            "'8080-8082:80-81': 3 host ports and 2 container ports; a range maps port by port",
+        ),
+        ("80:80/sctp", "'80:80/sctp': unknown protocol 'sctp' (expected tcp or udp)"),
+        ("80:80/TCP", "'80:80/TCP': unknown protocol 'TCP' (expected tcp or udp)"),
+        ("localhost:80:80", "'localhost:80:80': host_ip 'localhost' is not an IP address"),
+        ("224.0.0.1:80:80", "'224.0.0.1:80:80': host_ip 224.0.0.1 is not a unicast address"),
+        ("[::1]:80:80", "'[::1]:80:80': host_ip ::1: the kernel never routes IPv6 loopback traffic"),
+        ("fd00::1:80:80", "'fd00::1:80:80': expected [host_ip:]host_port:container_port[/tcp|udp]; IPv6"),
+        (
+            "[198.18.1.1]:80:80",
+            "'[198.18.1.1]:80:80': host_ip [198.18.1.1]: only IPv6 addresses go in brackets",
+        ),
+        (":8080:80", "':8080:80': host_ip is empty; leave it out, with its ':', to publish on every address"),
+        ("8080:80:", "'8080:80:': expected [host_ip:]host_port:container_port[/tcp|udp]: a port is missing"),
+        (
+            "80",
+            "'80': a container port alone: netcore does not choose host ports; write host_port:",
+        ),
+        (
+            4822,
+            '4822 is a number, not a port mapping such as "8080:80" (a quoted string); YAML reads an'
+            ' unquoted 80:22 as the base-60 number 4822: write "80:22"',
+        ),
+        (True, "True is not a port mapping such as"),
+        ({"target": 80}, "{'target': 80} is not a port mapping such as"),
+        ("[fd00::1]:80:80", "'[fd00::1]:80:80' publishes on IPv6, but node web1 has no IPv6 address to send"),
+    ],
+)
+def test_bad_published_port(item, said):
+    problem = only_problem(with_changes(nodes={"web1": {"networks": ["front"], "ports": [item]}}))
+    assert problem.startswith(f"nodes.web1.ports[0]: {said}"), problem
+
+
+def test_ports_from_a_yaml_file_unquoted_are_explained():
+    text = EXAMPLE.replace("web2: {networks:", "web2: {ports: [80:22, 8080:80], networks:")
+    with pytest.raises(InvalidSpec) as caught:
+        topo.loads(text)
+    assert caught.value.problems == [
+        'nodes.web2.ports[0]: 4822 is a number, not a port mapping such as "8080:80" (a quoted string);'
+        ' YAML reads an unquoted 80:22 as the base-60 number 4822: write "80:22"'
+    ]  # 8080:80 is not base 60 (80 > 59): YAML keeps it a string, and it is fine
+
+
+@pytest.mark.parametrize(
+    ("node", "said"),
+    [
+        ({"mode": "none"}, "a node in mode none cannot publish ports: it has no address to send them to"),
+        ({"mode": "host"}, "a node in mode host cannot publish ports: it is in the host namespace"),
+        (
+            {"mode": "container:web1"},
+            "a node in mode container cannot publish ports: it shares the namespace"
+            " of node web1 (publish them there)",
+        ),
+        ({}, "node x has no address on a network to send published ports to; give it networks"),
+    ],
+)
+def test_a_node_without_an_address_of_its_own_cannot_publish(node, said):
+    problem = only_problem(with_changes(nodes={"x": {**node, "ports": ["8080:80"]}}))
+    assert problem == f"nodes.x.ports: {said}" or problem.startswith(f"nodes.x.ports: {said}"), problem
+
+
+def test_a_node_without_ipv4_cannot_publish_on_ipv4():
+    doc = with_changes(
+        networks={"v6": {"subnet": "fd00:9::/64"}},
+        nodes={"x": {"networks": ["v6"], "ports": ["127.0.0.1:80:80"]}},
+    )
+    assert only_problem(doc) == (
+        "nodes.x.ports[0]: '127.0.0.1:80:80' publishes on IPv4, but node x has no IPv4 address to send it to"
+        " (its networks: v6 fd00:9::/64)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said"),
+    [
+        (
+            "127.0.0.1:8080:80",
+            "127.0.0.1:8080:81",
+            "127.0.0.1:8080/tcp is already published by node a (nodes.a.ports[0])",
+        ),
+        (
+            "8080:80",
+            "127.0.0.1:8080:81",
+            "127.0.0.1:8080/tcp is already published by node a (nodes.a.ports[0]:"
+            " 0.0.0.0:8080/tcp, every IPv4 address of the host)",
+        ),
+        (
+            "127.0.0.1:8080:81",
+            "0.0.0.0:8080:80",
+            "0.0.0.0:8080/tcp is already published by node a (nodes.a.ports[0]:"
+            " 127.0.0.1:8080/tcp, inside 0.0.0.0, every IPv4 address of the host)",
+        ),
+        (
+            "9000-9010:9000-9010/udp",
+            "9005:53/udp",
+            "0.0.0.0:9005/udp is already published by node a (nodes.a.ports[0])",
+        ),
+    ],
+)
+def test_two_nodes_publishing_the_same_host_port_are_both_named(first, second, said):
+    doc = with_changes(
+        nodes={
+            "a": {"networks": ["front"], "ports": [first]},
+            "b": {"networks": ["front"], "ports": [second]},
+        }
+    )
+    assert only_problem(doc) == f"nodes.b.ports[0]: {said}; a host address and port go to one node only"
+
+
+def test_the_same_port_twice_in_one_node_is_refused_too():
+    problem = only_problem(
+        with_changes(nodes={"a": {"networks": ["front"], "ports": ["8080:80", "8080:81"]}})
+    )
+    assert problem.startswith(
+        "nodes.a.ports[1]: 0.0.0.0:8080/tcp is already published by node a (nodes.a.ports[0])"
+    )
+
+
+def test_no_conflict_across_protocols_addresses_or_families():
+    doc = with_changes(networks={"v6": {"subnet": "fd00:9::/64"}})
+    doc["nodes"] = {
+        "a": {"networks": ["front"], "ports": ["8080:80", "127.0.0.1:9000:80"]},
+        "b": {"networks": ["front"], "ports": ["8080:80/udp", "127.0.0.2:9000:80"]},
+        "c": {"networks": ["v6"], "ports": ["8080:80"]},  # [::]:8080, another family
+    }
+    assert len(topo.parse(doc).nodes["c"].ports) == 1
+
+
+def test_published_ports_are_limited():
+    doc = with_changes(nodes={"a": {"networks": ["front"], "ports": ["1-1024:1-1024", "2000:80"]}})
+    assert only_problem(doc) == (
+        f"nodes.a.ports[1]: more than {topo.MAX_PUBLISHED_PORTS} published ports in the topology"
+        " (every port of a range and every IP family counts); publish fewer"
+    )
+
+
+@pytest.mark.parametrize("value", ["80:80", {"a": 1}, 8080])
+def test_ports_must_be_a_list(value):
+    assert only_problem(with_changes(nodes={"a": {"networks": ["front"], "ports": value}})).startswith(
+        'nodes.a.ports: must be a list of "[host_ip:]host_port:container_port[/tcp|udp]" strings'
+    )
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "true"])
+def test_nat_must_be_true_or_false(value):
+    if value is None:
+        assert topo.parse(with_changes(networks={"front": {"subnet": "198.18.1.0/24", "nat": None}}))
+        return
+    assert network_problem(subnet="198.18.1.0/24", nat=value) == (
+        f"networks.front.nat: {value!r} is not true or false (true: masquerade outbound traffic)"
+    )
+
+
+def test_a_broken_network_does_not_also_blame_the_ports():
+    problems = problems_of(with_changes(nodes={"a": {"networks": ["nope"], "ports": ["8080:80"]}}))
+    assert problems == ["nodes.a.networks[0]: unknown network 'nope'"]
 
 
 # -- routes ---------------------------------------------------------------------------------------------
