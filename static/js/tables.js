@@ -8,10 +8,9 @@
 // element selected on the graph is marked and scrolled into view.
 
 import { aliasNames, linkDown, linkKind, ownerNames, parseOwnerAlias } from './links.js';
+import { ids } from './model.js';
 
-/** Graph node ids, the same as topology.js builds them. */
-const linkId = (host, netns, index) => `${host}|${netns}|${index}`;
-const nsId = (host, netns) => `${host}|ns|${netns}`;
+const { link: linkId, ns: nsId } = ids; // graph node ids, as the graph builds them
 
 function indexLinks(state) {
   const byIndex = new Map();

@@ -107,7 +107,9 @@ function flush() {
   const leaves = placeless.filter((node) => node.isChildless());
   if (firstDraw) drawn = true;
   if (leaves.nonempty() || firstDraw) {
-    placing = placing.then(() => placeNodes(leaves.filter((n) => !n.removed()), { firstDraw }));
+    placing = placing
+      .then(() => placeNodes(leaves.filter((n) => !n.removed()), { firstDraw }))
+      .catch((error) => console.error('switchboard: placing new elements failed:', error)); // the next ones still get placed
   } else {
     cy.endBatch();
   }
@@ -217,7 +219,12 @@ function startWorker() {
     event.preventDefault();
     for (const { resolve, scene } of jobs.values()) resolve(layoutScene(scene));
     jobs.clear();
-    worker = { postMessage: ({ id, scene }) => jobs.get(id)?.resolve(layoutScene(scene)) && jobs.delete(id) };
+    worker = {
+      postMessage: ({ id, scene }) => {
+        jobs.get(id)?.resolve(layoutScene(scene));
+        jobs.delete(id);
+      },
+    };
   });
   return started;
 }
