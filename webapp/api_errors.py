@@ -16,36 +16,23 @@ _STATUS: dict[type[errors.DomainError], int] = {
     errors.NotFound: status.HTTP_404_NOT_FOUND,
     errors.Conflict: status.HTTP_409_CONFLICT,
     errors.HostOffline: status.HTTP_503_SERVICE_UNAVAILABLE,
-    errors.AgentError: status.HTTP_502_BAD_GATEWAY,
-}
-
-# A failed agent command answers with the status of netcore's error class.
-_COMMAND_STATUS = {
-    "InvalidSpec": status.HTTP_400_BAD_REQUEST,
-    "NotFound": status.HTTP_404_NOT_FOUND,
-    "AlreadyExists": status.HTTP_409_CONFLICT,
-    "Busy": status.HTTP_409_CONFLICT,
 }
 
 
 class ErrorSerializer(serializers.Serializer):
     """The body of every API error response."""
 
-    error = serializers.CharField(help_text="Error class, e.g. InvalidInput, NotFound, InvalidSpec.")
+    error = serializers.CharField(help_text="Error class, e.g. InvalidInput, NotFound, Conflict.")
     message = serializers.CharField()
     fields = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Per-field messages for invalid input.",
     )
-    object = serializers.CharField(required=False, allow_null=True, help_text="netcore: object concerned.")
-    errno = serializers.IntegerField(required=False, allow_null=True, help_text="netcore: kernel errno.")
 
 
 def status_for(exc: errors.DomainError) -> int:
     """HTTP status of a domain error."""
-    if isinstance(exc, errors.CommandFailed):
-        return _COMMAND_STATUS.get(exc.netcore_error, status.HTTP_502_BAD_GATEWAY)
     for cls in type(exc).__mro__:
         if cls in _STATUS:
             return _STATUS[cls]

@@ -33,23 +33,3 @@ class Conflict(DomainError):
 
 class HostOffline(DomainError):
     """No agent is connected for the host, or it went away before answering."""
-
-
-class AgentError(DomainError):
-    """The agent answered badly or not in time."""
-
-
-class CommandFailed(AgentError):
-    """The agent ran the command and netcore refused it; `error` is netcore's error object."""
-
-    def __init__(self, error: dict) -> None:
-        super().__init__(str(error.get("message", "the agent reported an error")))
-        self.error = error
-
-    @property
-    def netcore_error(self) -> str:
-        """netcore's error class name (InvalidSpec, NotFound, AlreadyExists, Busy, ...)."""
-        return str(self.error.get("error", "NetcoreError"))
-
-    def to_dict(self) -> dict:
-        return dict(self.error)

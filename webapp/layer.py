@@ -2,15 +2,15 @@
 
 Groups:
 - TOPOLOGY ("topology"): every browser socket. Messages `topology.snapshot`, `topology.delta`,
-  `host.status`, shaped exactly like the browser frames of docs/agent-protocol.md (`stale`: the
-  web app refused a frame of that host's agent and waits for a fresh snapshot).
+  `host.status`, `operation.status`, shaped exactly like the browser frames of
+  docs/agent-protocol.md (`stale`: the web app refused a frame of that host's agent and waits for
+  a fresh snapshot).
 - AGENTS ("agents"): every agent connection. `state.request` {reply_channel, host?}: each agent
   consumer (for `host`, if given) sends its live state to reply_channel as a `topology.snapshot`.
 - agent_group(host_id) ("agent.<id>"): the one connection of a host's agent.
-  `agent.command` {id, action, topology, reply_channel}: answered on reply_channel with
-  `agent.accepted` {id} at once, then `agent.result` {id, ok, result | error}, or `agent.gone` {id}
-  when the agent disconnects first. `agent.revoke`: close with 4003. `agent.replace` {channel}:
-  a newer connection of the same host took over; close.
+  `operation.wake`: an operation of the host was queued; the connection starts the oldest pending
+  one unless one is running (webapp.operations). `agent.revoke`: close with 4003.
+  `agent.replace` {channel}: a newer connection of the same host took over; close.
 - A browser socket's own channel also gets `host.presence` {offline: [host.status messages]}
   from its worker's presence watch (webapp.topology.presence): the hosts without a presence lease
   now; the socket sends the browser those it last showed online.
@@ -72,3 +72,12 @@ def status_message(
         "last_seen": last_seen,
         "agent_version": agent_version,
     }
+
+
+def operation_message(*, id: str, host: str, kind: str, status: str, error: str = "") -> dict[str, Any]:
+    """`operation.status`: an operation of a host was queued, started, ended or cancelled (`error`
+    only when it failed)."""
+    operation: dict[str, Any] = {"id": id, "host": host, "kind": kind, "status": status}
+    if error:
+        operation["error"] = error
+    return {"type": "operation.status", "operation": operation}

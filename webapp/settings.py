@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.hosts",
     "webapp.topology",
+    "webapp.operations",
 ]
 
 MIDDLEWARE = [

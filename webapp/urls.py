@@ -16,6 +16,7 @@ urlpatterns = [
     path("topology/", include("webapp.topology.urls")),
     path("api/v1/", include("webapp.hosts.api.urls")),
     path("api/v1/", include("webapp.topology.api.urls")),
+    path("api/v1/", include("webapp.operations.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),

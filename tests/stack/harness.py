@@ -348,6 +348,14 @@ class Browser:
                     names.add(obj.get("name"))
         return names
 
+    def operation_frames(self, operation: str) -> list[dict]:
+        """The `operation.status` frames received about one operation, in order."""
+        return [
+            frame
+            for frame in self.frames
+            if frame.get("type") == "operation.status" and frame["operation"]["id"] == operation
+        ]
+
     def namespace_events(self, host: str, action: str) -> set[str]:
         return {
             event["key"]

@@ -6,7 +6,7 @@ import json
 
 from netcore import names
 from tests.conftest import RUN, HostNs, tcp_echo_at
-from tests.stack.harness import Browser, Proc, Stack, Web, agent_connected
+from tests.stack.harness import Browser, Proc, Stack, Web, agent_connected, until
 
 SUBNET, GATEWAY, NODE_B = "198.18.40.0/24", "198.18.40.1", "198.18.40.20"
 
@@ -35,6 +35,51 @@ async def live(browser: Browser, host: str, *, timeout: float = 10.0) -> None:
         timeout=timeout,
         what=f"a live snapshot of {host}",
     )
+
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+async def queue(web: Web, host: str, action: str, text: str) -> str:
+    """POST plan/apply/destroy: answered 202 at once with the queued operation's id."""
+    status, body = await web.aapi("POST", f"/api/v1/hosts/{host}/{action}/", {"topology": text})
+    assert status == 202, body
+    assert body == {
+        "operation": body["operation"],
+        "status": "pending",
+        "url": f"/api/v1/operations/{body['operation']}/",
+    }
+    return body["operation"]
+
+
+async def finished(web: Web, operation: str, *, timeout: float = 30.0) -> dict:
+    """The operation once it has ended, as the API shows it."""
+
+    def check() -> dict | None:
+        status, body = web.api("GET", f"/api/v1/operations/{operation}/")
+        assert status == 200, body
+        return body if body["status"] in FINISHED else None
+
+    return await until(check, timeout=timeout, what=f"operation {operation} to end")
+
+
+async def run_operation(
+    web: Web, host: str, action: str, text: str, *, browser: Browser | None = None
+) -> dict:
+    """Queue an operation, wait for it to end and return it; a watching browser heard it run."""
+    operation = await queue(web, host, action, text)
+    body = await finished(web, operation)
+    if browser is not None:
+        await browser.until(
+            lambda: (
+                [f["operation"]["status"] for f in browser.operation_frames(operation)][-1:]
+                == [body["status"]]
+            ),
+            what=f"operation.status {body['status']} of {operation}",
+        )
+        statuses = [f["operation"]["status"] for f in browser.operation_frames(operation)]
+        assert statuses == ["pending", "running", body["status"]], statuses
+    return body
 
 
 async def connected(
@@ -72,13 +117,15 @@ async def hand_made_links(
 async def topology_life(
     stack: Stack, web: Web, agent: Proc, browser: Browser, *, topo: str, host: str = "alpha"
 ) -> None:
-    """apply through the API → namespaces, traffic, deltas; plan → nothing; bad input → 400; destroy."""
+    """apply through the API (an operation) → namespaces, traffic, deltas; plan → nothing; an invalid
+    spec → a failed operation, bad input → 400; destroy. The browser hears each operation run."""
     text = topology_text(topo)
     base = f"/api/v1/hosts/{host}"
     node_a, node_b = stack.netns_path(agent, f"{topo}-a"), stack.netns_path(agent, f"{topo}-b")
 
-    status, body = await web.aapi("POST", f"{base}/apply/", {"topology": text})
-    assert status == 200, body
+    op = await run_operation(web, host, "apply", text, browser=browser)
+    assert op["status"] == "succeeded", op
+    body = op["result"]
     assert body["topology"] == topo and body["applied"] is True, body
     assert body["counts"]["create"] > 0 and body["counts"]["delete"] == 0, body["counts"]
     assert stack.netns_names(agent) == [f"{topo}-a", f"{topo}-b"]
@@ -104,21 +151,24 @@ async def topology_life(
     assert browser.links(host)[veth_a]["master"] == bridge
     assert "eth0" in browser.links(host, f"{topo}-a")
 
-    status, body = await web.aapi("POST", f"{base}/plan/", {"topology": text})
-    assert status == 200, body
+    op = await run_operation(web, host, "plan", text, browser=browser)
+    assert op["status"] == "succeeded", op
+    body = op["result"]
     assert body["applied"] is False and body["changes"] == [], body
     assert body["counts"] == {"create": 0, "update": 0, "delete": 0}
 
     bad = text.replace(SUBNET, "198.18.400.0/24")
-    status, body = await web.aapi("POST", f"{base}/apply/", {"topology": bad})
-    assert status == 400, body
-    assert body["error"] == "InvalidSpec" and "networks.lan.subnet" in body["message"], body
+    op = await run_operation(web, host, "apply", bad, browser=browser)
+    assert op["status"] == "failed", op
+    assert op["result"]["error"] == "InvalidSpec" and "networks.lan.subnet" in op["result"]["message"], op
+    assert op["error"].startswith("InvalidSpec: ") and "networks.lan.subnet" in op["error"], op
     status, body = await web.aapi("POST", f"{base}/apply/", {})
     assert status == 400, body
     assert body["error"] == "InvalidInput" and "topology" in body["fields"], body
 
-    status, body = await web.aapi("POST", f"{base}/destroy/", {"topology": text})
-    assert status == 200, body
+    op = await run_operation(web, host, "destroy", text, browser=browser)
+    assert op["status"] == "succeeded", op
+    body = op["result"]
     assert body["applied"] is True and body["counts"]["delete"] > 0, body
     assert stack.netns_names(agent) == []
     assert not [name for name in kernel_links(stack.ns) if name.startswith(topo)]

@@ -10,7 +10,15 @@ import pytest
 
 from tests.conftest import RUN
 from tests.stack.harness import agent_connected, start_postgres, start_redis, until
-from tests.stack.scenarios import kernel_links, live, topology_life, topology_text
+from tests.stack.scenarios import (
+    finished,
+    kernel_links,
+    live,
+    queue,
+    run_operation,
+    topology_life,
+    topology_text,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -81,9 +89,9 @@ async def test_a_command_is_answered_while_a_browser_watches_the_same_worker(mak
     await agent_connected(agent)
     browser = await stack.browser(web)  # the dashboard is open
     await live(browser, "alpha")
-    status, body = await web.aapi("POST", "/api/v1/hosts/alpha/plan/", {"topology": topology_text(topo)})
-    assert status == 200, body  # fails: 503 HostOffline after ACK_TIMEOUT
-    assert body["counts"]["create"] > 0
+    op = await run_operation(web, "alpha", "plan", topology_text(topo), browser=browser)
+    assert op["status"] == "succeeded", op
+    assert op["result"]["counts"]["create"] > 0 and op["result"]["applied"] is False, op
 
 
 async def test_sockets_stay_open_when_the_channel_layer_is_quiet(make_stack):
@@ -100,7 +108,9 @@ async def test_sockets_stay_open_when_the_channel_layer_is_quiet(make_stack):
 LEASE = 2.0  # seconds: the workers' presence lease in the test below
 
 
-async def test_a_host_whose_worker_dies_goes_offline_on_the_others_and_comes_back_on_reconnect(scaled_stack):
+async def test_a_host_whose_worker_dies_goes_offline_on_the_others_and_comes_back_on_reconnect(
+    scaled_stack, topo
+):
     stack = scaled_stack
     stack.lease = LEASE
     web_a, web_b = stack.start_web(name="daphne-a"), stack.start_web(name="daphne-b")
@@ -137,8 +147,10 @@ async def test_a_host_whose_worker_dies_goes_offline_on_the_others_and_comes_bac
         assert status == 200 and [h["online"] for h in hosts if h["name"] == "alpha"] == [False]
         status, body = await web_b.aapi("GET", "/api/v1/topology/?host=alpha")
         assert status == 200 and body["hosts"][0]["online"] is False
-        status, body = await web_b.aapi("POST", "/api/v1/hosts/alpha/plan/", {"topology": "name: x\n"})
-        assert (status, body["error"]) == (503, "HostOffline")
+        queued = await queue(web_b, "alpha", "plan", topology_text(topo))  # kept until alpha is back
+        await asyncio.sleep(0.5)
+        status, body = await web_b.aapi("GET", f"/api/v1/operations/{queued}/")
+        assert (status, body["status"]) == (200, "pending"), body
     finally:
         agent.send_signal(signal.SIGCONT)
 
@@ -150,4 +162,11 @@ async def test_a_host_whose_worker_dies_goes_offline_on_the_others_and_comes_bac
     assert web_a.healthz()["agents"] == web_b.healthz()["agents"] == 1
     status, hosts = await web_b.aapi("GET", "/api/v1/hosts/")
     assert [h["online"] for h in hosts if h["name"] == "alpha"] == [True]
+    op = await finished(web_b, queued)  # run by the agent's new connection, on worker A2
+    assert op["status"] == "succeeded" and op["result"]["counts"]["create"] > 0, op
+    assert [f["operation"]["status"] for f in browser.operation_frames(queued)] == [
+        "pending",
+        "running",
+        "succeeded",
+    ]
     assert not browser.problems, browser.problems

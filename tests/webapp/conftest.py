@@ -45,7 +45,6 @@ def _fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(agent_consumers, "SAVE_INTERVAL", 0.05)
     monkeypatch.setattr(topology_consumers, "STATE_REPLY_TIMEOUT", 0.3)
     monkeypatch.setattr(topology_consumers, "RESYNC_INTERVAL", 0.05)
-    monkeypatch.setattr(host_services, "ACK_TIMEOUT", 0.3)
 
 
 @dataclass

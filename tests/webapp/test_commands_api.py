@@ -1,129 +1,303 @@
-"""plan/apply/destroy through the API reach the host's agent and come back with its result."""
+"""plan/apply/destroy through the API are operations: answered 202 at once, queued per host, run by the
+host's agent connection one at a time, and streamed to browsers as `operation.status` frames."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import RECEIVE_TIMEOUT, Account, AgentHost, Sockets, lease_held
+from tests.webapp.conftest import (
+    RECEIVE_TIMEOUT,
+    Account,
+    AgentHost,
+    Sockets,
+    eventually,
+    lease_held,
+    receive_type,
+)
+from webapp.hosts.services import host_revoke
+from webapp.operations.models import Operation
+from webapp.operations.services import DISCONNECTED
 
 TOPOLOGY = "topology: demo\nnodes: {web1: {}}\n"
 RESULT = {"topology": "demo", "applied": True, "counts": {"links": 2}, "changes": []}
+SKIP = ("topology.snapshot", "host.status")
+
+
+async def create(sockets: Sockets, account: Account, action: str = "apply", host: str = "h1") -> str:
+    status, body = await sockets.http(
+        "POST", f"/api/v1/hosts/{host}/{action}/", token=account.token, body={"topology": TOPOLOGY}
+    )
+    assert status == 202, body
+    assert body == {
+        "operation": body["operation"],
+        "status": "pending",
+        "url": f"/api/v1/operations/{body['operation']}/",
+    }
+    return body["operation"]
+
+
+async def get(sockets: Sockets, account: Account, operation: str) -> dict[str, Any]:
+    status, body = await sockets.http("GET", f"/api/v1/operations/{operation}/", token=account.token)
+    assert status == 200, body
+    return body
+
+
+async def command(agent: WebsocketCommunicator) -> dict[str, Any]:
+    frame = await agent.receive_json_from(RECEIVE_TIMEOUT)
+    assert frame["type"] == "command", frame
+    return frame
+
+
+async def answer(agent: WebsocketCommunicator, command_id: str, **reply: Any) -> None:
+    await agent.send_json_to(
+        {"v": 1, "type": "result", "id": command_id, **(reply or {"ok": True, "result": RESULT})}
+    )
+
+
+async def operation_frame(browser: WebsocketCommunicator) -> dict[str, Any]:
+    frame = await receive_type(browser, "operation.status", skip=SKIP)
+    assert set(frame) == {"v", "type", "operation"}
+    return frame["operation"]
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("action", ["plan", "apply", "destroy"])
-async def test_a_command_round_trips_through_the_agent(
-    sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost], action: str
+async def test_a_command_is_an_operation_the_agent_runs(
+    sockets: Sockets, operator: Account, viewer: Account, make_host: Callable[..., AgentHost], action: str
 ) -> None:
     h = await database_sync_to_async(make_host)("h1")
     agent = await sockets.agent(h.token)
+    browser = await sockets.browser(viewer.token)
 
-    request = asyncio.create_task(
-        sockets.http("POST", f"/api/v1/hosts/h1/{action}/", token=operator.token, body={"topology": TOPOLOGY})
-    )
-    command = await agent.receive_json_from(RECEIVE_TIMEOUT)
-    assert {k: command[k] for k in ("v", "type", "action", "topology")} == {
-        "v": 1,
-        "type": "command",
-        "action": action,
-        "topology": TOPOLOGY,
-    }
-    await agent.send_json_to({"v": 1, "type": "result", "id": command["id"], "ok": True, "result": RESULT})
+    op = await create(sockets, operator, action)
+    sent = await command(agent)
+    assert sent == {"v": 1, "type": "command", "id": op, "action": action, "topology": TOPOLOGY}
+    running = await get(sockets, viewer, op)
+    assert (running["status"], running["kind"], running["host"]) == ("running", action, "h1")
+    assert running["requested_by"] == "otto" and running["started"] and running["finished"] is None
+    assert running["topology"] == TOPOLOGY
+    await answer(agent, op)
 
-    assert await request == (200, RESULT)
+    frames = [await operation_frame(browser) for _ in range(3)]
+    assert frames == [
+        {"id": op, "host": "h1", "kind": action, "status": s} for s in ("pending", "running", "succeeded")
+    ]
+    done = await get(sockets, viewer, op)
+    assert (done["status"], done["result"], done["error"]) == ("succeeded", RESULT, "")
+    assert done["finished"] >= done["started"] >= done["created"]
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    ("netcore_error", "status"),
-    [
-        ("InvalidSpec", 400),
-        ("NotFound", 404),
-        ("AlreadyExists", 409),
-        ("Busy", 409),
-        ("PermissionDenied", 502),
-    ],
-)
-async def test_a_netcore_error_maps_to_its_status(
-    sockets: Sockets, admin: Account, make_host: Callable[..., AgentHost], netcore_error: str, status: int
+async def test_a_netcore_error_fails_the_operation_with_it(
+    sockets: Sockets, admin: Account, make_host: Callable[..., AgentHost]
 ) -> None:
     h = await database_sync_to_async(make_host)("h1")
     agent = await sockets.agent(h.token)
+    browser = await sockets.browser(admin.token)
     error = {
-        "error": netcore_error,
+        "error": "InvalidSpec",
         "message": "nodes.web1: bad address",
         "object": "nodes.web1",
         "errno": None,
     }
 
-    request = asyncio.create_task(
-        sockets.http("POST", "/api/v1/hosts/h1/apply/", token=admin.token, body={"topology": TOPOLOGY})
-    )
-    command = await agent.receive_json_from(RECEIVE_TIMEOUT)
-    await agent.send_json_to({"v": 1, "type": "result", "id": command["id"], "ok": False, "error": error})
+    op = await create(sockets, admin)
+    await answer(agent, (await command(agent))["id"], ok=False, error=error)
 
-    assert await request == (status, error)
+    body = await get(sockets, admin, op)
+    assert (body["status"], body["result"]) == ("failed", error)
+    assert body["error"] == "InvalidSpec: nodes.web1: bad address"
+    statuses = [await operation_frame(browser) for _ in range(3)]
+    assert statuses[-1] == {
+        "id": op,
+        "host": "h1",
+        "kind": "apply",
+        "status": "failed",
+        "error": body["error"],
+    }
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_an_agent_leaving_mid_command_is_503(
+async def test_an_operation_waits_for_an_offline_host_and_runs_when_its_agent_connects(
+    sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    op = await create(sockets, operator, "plan")
+    assert (await get(sockets, operator, op))["status"] == "pending"
+
+    agent = await sockets.agent(h.token)
+    sent = await command(agent)
+    assert (sent["id"], sent["action"]) == (op, "plan")
+    await answer(agent, op)
+    await eventually(lambda: Operation.objects.get(id=op).status == "succeeded")
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_host_runs_its_operations_in_order_one_at_a_time(
+    sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    other = await database_sync_to_async(make_host)("h2")
+    agent = await sockets.agent(h.token)
+    agent2 = await sockets.agent(other.token)
+
+    first = await create(sockets, operator, "apply")
+    assert (await command(agent))["id"] == first
+    second = await create(sockets, operator, "plan")
+    third = await create(sockets, operator, "destroy")
+    elsewhere = await create(sockets, operator, "plan", host="h2")
+    assert (await command(agent2))["id"] == elsewhere  # another host's queue does not wait
+    assert await agent.receive_nothing(timeout=0.3)  # not while the first runs
+    assert [(await get(sockets, operator, op))["status"] for op in (second, third)] == ["pending", "pending"]
+
+    await answer(agent, first)
+    assert (await command(agent))["id"] == second
+    assert await agent.receive_nothing(timeout=0.2)
+    await answer(
+        agent, second, ok=False, error={"error": "Busy", "message": "busy", "object": None, "errno": None}
+    )
+    assert (await command(agent))["id"] == third
+    await answer(agent, third)
+    await eventually(lambda: Operation.objects.get(id=third).status == "succeeded")
+    assert (await get(sockets, operator, second))["status"] == "failed"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_cancelled_pending_operation_never_runs(
+    sockets: Sockets, operator: Account, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    browser = await sockets.browser(viewer.token)
+    cancelled = await create(sockets, operator, "apply")
+    kept = await create(sockets, operator, "plan")
+
+    status, body = await sockets.http("POST", f"/api/v1/operations/{cancelled}/cancel/", token=viewer.token)
+    assert (status, body["error"]) == (403, "PermissionDenied")
+    status, body = await sockets.http("POST", f"/api/v1/operations/{cancelled}/cancel/", token=operator.token)
+    assert (status, body["status"]) == (200, "cancelled") and body["finished"]
+    status, body = await sockets.http("POST", f"/api/v1/operations/{cancelled}/cancel/", token=operator.token)
+    assert status == 409 and body["error"] == "Conflict", body
+
+    agent = await sockets.agent(h.token)
+    assert (await command(agent))["id"] == kept
+    frames = [await operation_frame(browser) for _ in range(4)]
+    assert [(f["id"], f["status"]) for f in frames] == [
+        (cancelled, "pending"),
+        (kept, "pending"),
+        (cancelled, "cancelled"),
+        (kept, "running"),
+    ]
+    assert (await get(sockets, operator, cancelled))["status"] == "cancelled"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_running_operation_cannot_be_cancelled_yet(
     sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
 ) -> None:
     h = await database_sync_to_async(make_host)("h1")
     agent = await sockets.agent(h.token)
-    request = asyncio.create_task(
-        sockets.http("POST", "/api/v1/hosts/h1/apply/", token=operator.token, body={"topology": TOPOLOGY})
+    op = await create(sockets, operator)
+    await command(agent)
+    status, body = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=operator.token)
+    assert (status, body) == (
+        409,
+        {"error": "Conflict", "message": "running operations cannot be cancelled yet"},
     )
-    await agent.receive_json_from(RECEIVE_TIMEOUT)
-    await agent.disconnect()
-
-    status, body = await request
-    assert (status, body["error"]) == (503, "HostOffline")
+    await answer(agent, op)
+    await eventually(lambda: Operation.objects.get(id=op).status == "succeeded")
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_host_marked_online_without_an_agent_is_503(
+async def test_an_agent_leaving_mid_operation_fails_it_and_a_late_answer_is_kept(
     sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
 ) -> None:
     h = await database_sync_to_async(make_host)("h1")
-    await database_sync_to_async(lease_held)(h.host)
+    agent = await sockets.agent(h.token)
+    browser = await sockets.browser(operator.token)
+    op = await create(sockets, operator)
+    queued = await create(sockets, operator, "plan")
+    await command(agent)
+    await agent.disconnect()
 
-    status, body = await sockets.http(
-        "POST", "/api/v1/hosts/h1/plan/", token=operator.token, body={"topology": "x"}
-    )
-    assert (status, body["error"]) == (503, "HostOffline")
+    body = await get(sockets, operator, op)
+    assert (body["status"], body["error"]) == ("failed", DISCONNECTED)
+    assert (await get(sockets, operator, queued))["status"] == "pending"  # kept for the next connection
+    frames = [await operation_frame(browser) for _ in range(4)]
+    assert frames[-1] == {"id": op, "host": "h1", "kind": "apply", "status": "failed", "error": DISCONNECTED}
+
+    # The agent kept running it and answers on its next connection, which then runs the queued one.
+    agent = await sockets.agent(h.token)
+    assert (await command(agent))["id"] == queued
+    await answer(agent, op)
+    await eventually(lambda: Operation.objects.get(id=op).status == "succeeded")
+    assert (await get(sockets, operator, op))["error"] == ""
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_an_operation_left_running_by_a_dead_worker_fails_when_the_agent_reconnects(
+    sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    await database_sync_to_async(lease_held)(h.host)  # the worker holding the agent died...
+    op = await create(sockets, operator)
+    await database_sync_to_async(Operation.objects.filter(id=op).update)(status="running")  # ...running it
+    nxt = await create(sockets, operator, "plan")
+
+    agent = await sockets.agent(h.token)
+    assert (await command(agent))["id"] == nxt
+    body = await get(sockets, operator, op)
+    assert (body["status"], body["error"]) == ("failed", DISCONNECTED)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_an_agent_cannot_answer_for_another_hosts_operation(
+    sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h1 = await database_sync_to_async(make_host)("h1")
+    h2 = await database_sync_to_async(make_host)("h2")
+    agent1 = await sockets.agent(h1.token)
+    agent2 = await sockets.agent(h2.token)
+    op = await create(sockets, operator)
+    await command(agent1)
+    await answer(agent2, op)
+    await answer(agent2, "not-a-uuid")
+    assert await agent2.receive_nothing(timeout=0.2)
+    assert (await get(sockets, operator, op))["status"] == "running"
 
 
 @pytest.mark.django_db
-def test_an_offline_host_is_503(operator: Account, make_host: Callable[..., AgentHost]) -> None:
-    make_host("h1")
-    response = operator.api().post("/api/v1/hosts/h1/apply/", {"topology": TOPOLOGY}, format="json")
-    assert response.status_code == 503
-    assert response.json() == {"error": "HostOffline", "message": "host 'h1' has no agent connected"}
-
-
-@pytest.mark.django_db
-def test_viewers_may_not_run_commands(viewer: Account, make_host: Callable[..., AgentHost]) -> None:
+def test_viewers_may_read_but_not_create_or_cancel(
+    viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
     make_host("h1")
     response = viewer.api().post("/api/v1/hosts/h1/apply/", {"topology": TOPOLOGY}, format="json")
     assert response.status_code == 403
     assert response.json()["error"] == "PermissionDenied"
+    assert viewer.api().get("/api/v1/operations/").json()["count"] == 0
 
 
 @pytest.mark.django_db
-def test_anonymous_may_not_run_commands(make_host: Callable[..., AgentHost]) -> None:
+def test_anonymous_may_not_run_or_read_operations(make_host: Callable[..., AgentHost]) -> None:
     make_host("h1")
-    response = APIClient().post("/api/v1/hosts/h1/plan/", {"topology": TOPOLOGY}, format="json")
-    assert response.status_code == 401
+    assert (
+        APIClient().post("/api/v1/hosts/h1/plan/", {"topology": TOPOLOGY}, format="json").status_code == 401
+    )
+    assert APIClient().get("/api/v1/operations/").status_code == 401
 
 
 @pytest.mark.django_db
@@ -133,3 +307,70 @@ def test_unknown_host_is_404_and_missing_topology_is_400(operator: Account) -> N
     response = client.post("/api/v1/hosts/nope/plan/", {}, format="json")
     assert response.status_code == 400
     assert response.json()["fields"] == {"topology": ["This field is required."]}
+    assert Operation.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_revoked_host_gets_no_operations(operator: Account, make_host: Callable[..., AgentHost]) -> None:
+    host_revoke(host=make_host("h1").host)
+    response = operator.api().post("/api/v1/hosts/h1/apply/", {"topology": TOPOLOGY}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"] == "Conflict"
+
+
+@pytest.mark.django_db
+def test_unknown_operations_are_404(viewer: Account, operator: Account) -> None:
+    for path in ("/api/v1/operations/nope/", "/api/v1/operations/6f1c1d7e-0000-4000-8000-000000000000/"):
+        response = viewer.api().get(path)
+        assert (response.status_code, response.json()["error"]) == (404, "NotFound")
+    response = operator.api().post("/api/v1/operations/nope/cancel/")
+    assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_list_filters_by_host_and_status_newest_first(
+    operator: Account, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    make_host("h1")
+    make_host("h2")
+    client = operator.api()
+    made = {}
+    for host, kind in [("h1", "plan"), ("h1", "apply"), ("h2", "destroy")]:
+        response = client.post(f"/api/v1/hosts/{host}/{kind}/", {"topology": TOPOLOGY}, format="json")
+        assert response.status_code == 202
+        made[(host, kind)] = response.json()["operation"]
+    client.post(f"/api/v1/operations/{made[('h1', 'plan')]}/cancel/")
+
+    def ids(query: str) -> list[str]:
+        response = viewer.api().get(f"/api/v1/operations/{query}")
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        assert body["count"] == len(body["results"])
+        return [op["id"] for op in body["results"]]
+
+    assert ids("") == [made[("h2", "destroy")], made[("h1", "apply")], made[("h1", "plan")]]
+    assert ids("?host=h1") == [made[("h1", "apply")], made[("h1", "plan")]]
+    assert ids("?status=pending") == [made[("h2", "destroy")], made[("h1", "apply")]]
+    assert ids("?host=h1&status=cancelled") == [made[("h1", "plan")]]
+    assert ids("?host=nope") == []
+    page = viewer.api().get("/api/v1/operations/?page_size=2").json()
+    assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
+    response = viewer.api().get("/api/v1/operations/?status=bogus")
+    assert response.status_code == 400 and response.json()["fields"]["status"], response.json()
+    listed = viewer.api().get("/api/v1/operations/?host=h2").json()["results"][0]
+    assert listed["url"] == f"/api/v1/operations/{made[('h2', 'destroy')]}/" and "topology" not in listed
+
+
+@pytest.mark.django_db
+def test_the_schema_describes_operations(viewer: Account) -> None:
+    response = viewer.api().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    paths = response.json()["paths"]
+    assert {"/api/v1/operations/", "/api/v1/operations/{id}/", "/api/v1/operations/{id}/cancel/"} <= set(
+        paths
+    )
+    for action in ("plan", "apply", "destroy"):
+        responses = paths[f"/api/v1/hosts/{{name}}/{action}/"]["post"]["responses"]
+        assert "202" in responses and "200" not in responses
+    listing = paths["/api/v1/operations/"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"host", "status", "page", "page_size"}
+    assert "409" in paths["/api/v1/operations/{id}/cancel/"]["post"]["responses"]

@@ -91,7 +91,8 @@ async def test_a_lease_nobody_renews_runs_out_for_every_reader_and_open_browsers
     status, body = await sockets.http(
         "POST", "/api/v1/hosts/h1/plan/", token=operator.token, body={"topology": "name: x\n"}
     )
-    assert (status, body["error"]) == (503, "HostOffline")
+    assert (status, body["status"]) == (202, "pending")  # queued until an agent of h1 connects
+    assert (await sockets.http("GET", body["url"], token=viewer.token))[1]["status"] == "pending"
 
 
 async def test_a_browser_that_never_saw_the_host_online_is_not_told_it_went_offline(

@@ -24,6 +24,13 @@ from webapp.hosts import protocol
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
 from webapp.hosts.services import host_authenticate, host_connected, host_disconnected, host_lease_renew
+from webapp.operations.models import Operation
+from webapp.operations.services import (
+    operation_finish,
+    operation_message,
+    operation_start_next,
+    operations_fail_running,
+)
 from webapp.sockets import header_token
 from webapp.topology.services import host_state_save
 from webapp.topology.state import InvalidState, LiveState
@@ -36,7 +43,9 @@ RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not c
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
-    """Keeps the host's live state, fans it out to browsers, persists it, and relays commands."""
+    """Keeps the host's live state, fans it out to browsers, persists it, and runs the host's
+    operations (webapp.operations) one at a time: the oldest pending one when it has none running,
+    on hello, on `operation.wake` and when the agent answers the one it ran."""
 
     host: Host | None = None
     lease_task: asyncio.Task | None = None
@@ -51,7 +60,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.live = LiveState()
         self.greeted = False
         self.replaced = False
-        self.pending: dict[str, str] = {}  # command id → reply channel
+        self.running: str | None = None  # id of the operation sent to the agent, until it answers
         self.saved_at = 0.0
         self.resync_asked: float | None = None  # when the outstanding `resync` was sent
         self.save_lock = asyncio.Lock()
@@ -69,8 +78,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         await self.channel_layer.group_discard(layer.agent_group(host.id), self.channel_name)
         await self.channel_layer.group_discard(layer.AGENTS, self.channel_name)
-        for command_id, reply in self.pending.items():
-            await self.channel_layer.send(reply, {"type": "agent.gone", "id": command_id})
+        if self.running is not None:  # no answer will come through this connection
+            try:
+                failed = await database_sync_to_async(operations_fail_running)(
+                    host_id=host.id, operation_id=self.running
+                )
+            except DatabaseError:  # the agent's next hello fails it
+                log.exception("host %s: could not record that operation %s failed", host, self.running)
+                failed = []
+            self.running = None
+            await self._announce(failed)
         for task in (self.save_task, self.token_task, self.lease_task):
             if task:
                 task.cancel()
@@ -118,6 +135,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.lease_task = asyncio.create_task(self._keep_lease())
         await self._send(protocol.frame("welcome", host=self.host.name))
         await self._status(self.host)
+        if self.running is None:  # an operation left running by an earlier connection gets no answer there
+            await self._announce(await database_sync_to_async(operations_fail_running)(host_id=self.host.id))
+        await self._operations_next()
 
     async def _on_snapshot(self, frame: dict[str, Any]) -> None:
         try:
@@ -147,13 +167,17 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self._save_soon()
 
     async def _on_result(self, frame: dict[str, Any]) -> None:
-        reply = self.pending.pop(frame["id"], None)
-        if reply is None:
-            log.info("agent of host %s: result for unknown command %s", self.host, frame["id"])
-            return
-        message = {"type": "agent.result", "id": frame["id"], "ok": frame["ok"]}
-        message.update({"result": frame["result"]} if frame["ok"] else {"error": frame["error"]})
-        await self.channel_layer.send(reply, message)
+        reply = {"ok": frame["ok"], "result": frame.get("result"), "error": frame.get("error")}
+        operation = await database_sync_to_async(operation_finish)(
+            host_id=self.host.id, operation_id=frame["id"], reply=reply
+        )
+        if operation is None:
+            log.info("agent of host %s: result for unknown operation %s", self.host, frame["id"])
+        else:
+            await self._announce([operation])
+        if frame["id"] == self.running:
+            self.running = None
+            await self._operations_next()
 
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
@@ -164,12 +188,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     # Channel-layer messages (see webapp.layer)
 
-    async def agent_command(self, event: dict[str, Any]) -> None:
-        self.pending[event["id"]] = event["reply_channel"]
-        await self.channel_layer.send(event["reply_channel"], {"type": "agent.accepted", "id": event["id"]})
-        await self._send(
-            protocol.frame("command", id=event["id"], action=event["action"], topology=event["topology"])
-        )
+    async def operation_wake(self, event: dict[str, Any]) -> None:
+        try:
+            await self._operations_next()
+        except Exception:  # an exception here would close the socket without running disconnect()
+            log.exception("host %s: could not start its next operation", self.host)
 
     async def agent_revoke(self, event: dict[str, Any]) -> None:
         await self.close(code=layer.CLOSE_FORBIDDEN)
@@ -191,6 +214,28 @@ class AgentConsumer(AsyncWebsocketConsumer):
             log.info("host %s: state not sent to %s, its channel is full", self.host, event["reply_channel"])
 
     # Helpers
+
+    async def _operations_next(self) -> None:
+        """Send the agent the host's oldest pending operation, unless one is running (or this
+        connection does not hold the host's lease)."""
+        if not self.greeted or self.running is not None:
+            return
+        operation = await database_sync_to_async(operation_start_next)(
+            host_id=self.host.id, holder=self.channel_name
+        )
+        if operation is None:
+            return
+        self.running = str(operation.id)
+        await self._announce([operation])
+        await self._send(
+            protocol.frame("command", id=self.running, action=operation.kind, topology=operation.topology)
+        )
+
+    async def _announce(self, operations: list[Operation]) -> None:
+        for operation in operations:
+            await self.channel_layer.group_send(
+                layer.TOPOLOGY, operation_message(operation, host=self.host.name)
+            )
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame))

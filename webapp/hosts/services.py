@@ -1,27 +1,23 @@
-"""Writes about hosts: tokens, agent presence, and commands sent to a host's agent."""
+"""Writes about hosts: tokens and agent presence."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import secrets
-from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.db import IntegrityError
 from django.utils import timezone
 
 from webapp import layer
-from webapp.errors import AgentError, CommandFailed, Conflict, HostOffline, InvalidInput
+from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import lease_period
 
 TOKEN_PREFIX = "sbh_"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-ACTIONS = ("plan", "apply", "destroy")
-ACK_TIMEOUT = 2.0  # seconds a connected agent consumer takes at most to accept a command
 
 
 def token_hash(token: str) -> str:
@@ -135,57 +131,3 @@ def host_disconnected(*, host: Host, holder: str) -> Host | None:
         return None
     host.online_until, host.lease_holder, host.last_seen = None, "", now
     return host
-
-
-async def _reply(
-    channel_layer: BaseChannelLayer, channel: str, *, command_id: str, types: set[str], timeout: float
-) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await channel_layer.receive(channel)
-            if message.get("id") == command_id and message["type"] in types:
-                return message
-
-
-async def host_command(*, host: Host, action: str, topology_text: str, timeout: float = 60.0) -> dict:
-    """Run plan/apply/destroy of a topology file on the host's agent and return netcore's result.
-
-    Raises HostOffline when no agent is connected (or it leaves before answering), CommandFailed
-    with netcore's error when the agent refuses, AgentError when no result comes within `timeout`.
-    """
-    if action not in ACTIONS:
-        raise InvalidInput(f"unknown action {action!r} (use {', '.join(ACTIONS)})", field="action")
-    if host.revoked or not host.online:
-        raise HostOffline(f"host {host.name!r} has no agent connected")
-    channel_layer = get_channel_layer()
-    # the default prefix matters with Redis: a worker reads all its own channels through one
-    # receive loop, which only wakes for channels of that prefix
-    reply = await channel_layer.new_channel()
-    command_id = secrets.token_hex(8)
-    await channel_layer.group_send(
-        layer.agent_group(host.id),
-        {
-            "type": "agent.command",
-            "id": command_id,
-            "action": action,
-            "topology": topology_text,
-            "reply_channel": reply,
-        },
-    )
-    try:
-        await _reply(
-            channel_layer, reply, command_id=command_id, types={"agent.accepted"}, timeout=ACK_TIMEOUT
-        )
-    except TimeoutError:
-        raise HostOffline(f"host {host.name!r} has no agent connected") from None
-    try:
-        message = await _reply(
-            channel_layer, reply, command_id=command_id, types={"agent.result", "agent.gone"}, timeout=timeout
-        )
-    except TimeoutError:
-        raise AgentError(f"host {host.name!r}: no result for {action} within {timeout:g} s") from None
-    if message["type"] == "agent.gone":
-        raise HostOffline(f"the agent of host {host.name!r} disconnected before answering")
-    if message["ok"]:
-        return message["result"]
-    raise CommandFailed(message["error"])

@@ -51,7 +51,7 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         thread, for every message; these handlers never touch the database, and with
         hundreds of browsers that hop per message doubled the fan-out latency.
         """
-        if message["type"] in ("topology.delta", "host.status", "host.presence"):
+        if message["type"] in ("topology.delta", "host.status", "host.presence", "operation.status"):
             await getattr(self, message["type"].replace(".", "_"))(message)
         else:
             await super().dispatch(message)
@@ -95,6 +95,9 @@ class TopologyConsumer(AsyncWebsocketConsumer):
 
     async def host_status(self, event: dict[str, Any]) -> None:
         self.online[event["host"]] = event["online"]
+        await self._send(event)
+
+    async def operation_status(self, event: dict[str, Any]) -> None:
         await self._send(event)
 
     async def host_presence(self, event: dict[str, Any]) -> None:

@@ -19,12 +19,3 @@ class CommandInputSerializer(serializers.Serializer):
     topology = serializers.CharField(
         trim_whitespace=False, max_length=TOPOLOGY_MAX_CHARS, help_text="Topology file text (YAML)."
     )
-
-
-class CommandOutputSerializer(serializers.Serializer):
-    """netcore's result as the agent returned it; the usual fields are listed."""
-
-    topology = serializers.CharField(required=False)
-    applied = serializers.BooleanField(required=False)
-    counts = serializers.DictField(required=False)
-    changes = serializers.ListField(child=serializers.DictField(), required=False)

@@ -1,9 +1,9 @@
-"""Hosts API: list, and plan/apply/destroy a topology file through a host's agent."""
+"""Hosts API: list, and queue plan/apply/destroy of a topology file as an operation on a host."""
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,9 +11,10 @@ from rest_framework.views import APIView
 
 from webapp.accounts.permissions import CanOperate
 from webapp.api_errors import ErrorSerializer
-from webapp.hosts.api.serializers import CommandInputSerializer, CommandOutputSerializer, HostOutputSerializer
+from webapp.hosts.api.serializers import CommandInputSerializer, HostOutputSerializer
 from webapp.hosts.selectors import host_get, host_list
-from webapp.hosts.services import host_command
+from webapp.operations.api.serializers import OperationCreatedSerializer
+from webapp.operations.services import operation_create
 
 
 class HostListApi(APIView):
@@ -25,18 +26,17 @@ class HostListApi(APIView):
 _COMMAND_ERRORS = {
     code: OpenApiResponse(ErrorSerializer, description=text)
     for code, text in {
-        400: "Invalid input, or netcore's InvalidSpec.",
+        400: "Invalid input.",
         403: "Not an operator or admin.",
-        404: "Unknown host, or netcore's NotFound.",
-        409: "netcore's AlreadyExists or Busy.",
-        502: "Any other netcore error, or no result in time.",
-        503: "No agent connected for the host.",
+        404: "Unknown host.",
+        409: "The host is revoked.",
     }.items()
 }
 
 
 class _HostCommandApi(APIView):
-    """Send one command to the host's agent and wait for its result."""
+    """Queue one operation on the host and answer at once (202); the host's agent runs it when it is
+    connected, after the host's earlier operations. Follow it at the returned url or on /ws/topology/."""
 
     permission_classes = [IsAuthenticated, CanOperate]
     action: str
@@ -44,18 +44,21 @@ class _HostCommandApi(APIView):
     def run(self, request: Request, name: str) -> Response:
         data = CommandInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        host = host_get(name=name)
-        result = async_to_sync(host_command)(
-            host=host, action=self.action, topology_text=data.validated_data["topology"]
+        operation = operation_create(
+            host=host_get(name=name),
+            kind=self.action,
+            topology_text=data.validated_data["topology"],
+            user=request.user,
         )
-        return Response(result)
+        return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _command_schema(summary: str) -> dict:
     return {
         "summary": summary,
+        "description": "Answers 202 at once with the queued operation; see /api/v1/operations/{id}/.",
         "request": CommandInputSerializer,
-        "responses": {200: CommandOutputSerializer, **_COMMAND_ERRORS},
+        "responses": {202: OperationCreatedSerializer, **_COMMAND_ERRORS},
     }
 
 

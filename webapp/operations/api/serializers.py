@@ -1,0 +1,43 @@
+"""Explicit output serializers of the operations API."""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from webapp.operations.models import Operation
+
+
+class OperationCreatedSerializer(serializers.Serializer):
+    """The 202 answer to plan/apply/destroy: the queued operation and where to follow it."""
+
+    operation = serializers.UUIDField(source="id")
+    status = serializers.ChoiceField(choices=Operation.Status.choices)
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, operation: Operation) -> str:
+        return reverse("api-operation-detail", args=[operation.id])
+
+
+class OperationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.SerializerMethodField()
+    host = serializers.CharField(source="host.name")
+    kind = serializers.ChoiceField(choices=Operation.Kind.choices)
+    status = serializers.ChoiceField(choices=Operation.Status.choices)
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    created = serializers.DateTimeField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+    result = serializers.JSONField(
+        allow_null=True,
+        help_text="The agent's answer: netcore's result (succeeded) or its error object"
+        " {error, message, object, errno} (failed), else null.",
+    )
+    error = serializers.CharField(help_text="Why it failed, for people; empty unless failed.")
+    progress = serializers.CharField(help_text="What it is doing now, when the agent reports it.")
+
+    def get_url(self, operation: Operation) -> str:
+        return reverse("api-operation-detail", args=[operation.id])
+
+
+class OperationDetailSerializer(OperationOutputSerializer):
+    topology = serializers.CharField(help_text="The topology file text.")

@@ -1,0 +1,164 @@
+"""Writes about operations: created by the API, run by the host's agent connection, cancelled.
+
+The web side only records an operation and wakes the host's agent connection over the channel layer
+(`operation.wake`); that connection (webapp.hosts.consumers) takes the oldest pending operation of
+its host when it has none running, sends it to the agent and records the answer. No web worker
+thread waits on an agent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from webapp import layer
+from webapp.errors import Conflict, InvalidInput
+from webapp.hosts.models import Host
+from webapp.operations.models import Operation
+
+DISCONNECTED = "the agent disconnected while running it; it may have partly applied: run plan to see"
+RUNNING_NOT_CANCELLABLE = "running operations cannot be cancelled yet"
+
+Status = Operation.Status
+
+
+def operation_message(operation: Operation, *, host: str) -> dict[str, Any]:
+    """The `operation.status` channel-layer message (and browser frame) of an operation."""
+    return layer.operation_message(
+        id=str(operation.id), host=host, kind=operation.kind, status=operation.status, error=operation.error
+    )
+
+
+def _announce(operation: Operation, *, host: Host, wake: bool = False) -> None:
+    """Tell browsers the operation's status, and (`wake`) the host's agent connection to look at
+    its queue; after the transaction commits, so they read what was written."""
+    message = operation_message(operation, host=host.name)
+
+    def send() -> None:
+        group_send = async_to_sync(get_channel_layer().group_send)
+        group_send(layer.TOPOLOGY, message)
+        if wake:
+            group_send(layer.agent_group(host.id), {"type": "operation.wake"})
+
+    transaction.on_commit(send)
+
+
+def operation_create(
+    *, host: Host, kind: str, topology_text: str, user: AbstractBaseUser | AnonymousUser | None
+) -> Operation:
+    """Queue plan/apply/destroy of a topology file on the host; it runs when the host's agent is
+    connected and the host's earlier operations have ended."""
+    if kind not in Operation.Kind.values:
+        raise InvalidInput(f"unknown kind {kind!r} (use {', '.join(Operation.Kind.values)})", field="kind")
+    if host.revoked:
+        raise Conflict(f"host {host.name!r} is revoked: give it a new token before sending it work")
+    operation = Operation.objects.create(
+        host=host,
+        kind=kind,
+        topology=topology_text,
+        requested_by=user if user is not None and user.is_authenticated else None,
+    )
+    _announce(operation, host=host, wake=True)
+    return operation
+
+
+def operation_cancel(*, operation: Operation) -> Operation:
+    """Cancel a pending operation: it will never run. A running or ended one is a Conflict."""
+    cancelled = Operation.objects.filter(id=operation.id, status=Status.PENDING).update(
+        status=Status.CANCELLED, finished=timezone.now()
+    )
+    operation.refresh_from_db()
+    if not cancelled:
+        if operation.status == Status.RUNNING:
+            raise Conflict(RUNNING_NOT_CANCELLABLE)
+        raise Conflict(f"the operation has already ended ({operation.status})")
+    _announce(operation, host=operation.host)
+    return operation
+
+
+# Used by the host's agent connection (webapp.hosts.consumers), through database_sync_to_async.
+
+
+def operation_start_next(*, host_id: int, holder: str) -> Operation | None:
+    """Mark the host's oldest pending operation running and return it, if the connection `holder`
+    holds the host's presence lease and none of the host's operations is running."""
+    with transaction.atomic():
+        host = Host.objects.select_for_update().filter(id=host_id, lease_holder=holder).first()
+        if host is None or host.revoked:
+            return None
+        if Operation.objects.filter(host_id=host_id, status=Status.RUNNING).exists():
+            return None
+        while True:
+            operation = (
+                Operation.objects.filter(host_id=host_id, status=Status.PENDING).order_by("created").first()
+            )
+            if operation is None:
+                return None
+            now = timezone.now()
+            if Operation.objects.filter(id=operation.id, status=Status.PENDING).update(
+                status=Status.RUNNING, started=now
+            ):
+                operation.status, operation.started, operation.host = Status.RUNNING, now, host
+                return operation  # else it was cancelled meanwhile: take the next
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def operation_finish(*, host_id: int, operation_id: str, reply: dict[str, Any]) -> Operation | None:
+    """Record the agent's answer ({ok, result | error}) to an operation of its host.
+
+    Also taken when the operation was failed because the agent disconnected while running it and
+    the agent answered later (it keeps running a command across reconnects): the real outcome
+    replaces the guess. None when no such operation waits for an answer.
+    """
+    key = _uuid(operation_id)
+    if key is None:
+        return None
+    waiting = Q(status=Status.RUNNING) | Q(status=Status.FAILED, error=DISCONNECTED)
+    operation = Operation.objects.filter(waiting, id=key, host_id=host_id).select_related("host").first()
+    if operation is None:
+        return None
+    if reply["ok"]:
+        status, result, error = Status.SUCCEEDED, reply["result"], ""
+    else:
+        failure = reply["error"] if isinstance(reply["error"], dict) else {}
+        status, result = Status.FAILED, failure
+        error = (
+            f"{failure.get('error', 'NetcoreError')}: {failure.get('message', 'the agent reported an error')}"
+        )
+    now = timezone.now()
+    if not Operation.objects.filter(waiting, id=key).update(
+        status=status, result=result, error=error, finished=now, progress=""
+    ):
+        return None
+    operation.status, operation.result, operation.error, operation.finished = status, result, error, now
+    return operation
+
+
+def operations_fail_running(*, host_id: int, operation_id: str | None = None) -> list[Operation]:
+    """Fail the host's running operation(s) (just `operation_id`, if given): the agent connection
+    that ran it went away, so no answer will come through it."""
+    running = Operation.objects.filter(host_id=host_id, status=Status.RUNNING)
+    if operation_id is not None:
+        running = running.filter(id=operation_id)
+    now = timezone.now()
+    failed = []
+    for operation in running:
+        if Operation.objects.filter(id=operation.id, status=Status.RUNNING).update(
+            status=Status.FAILED, error=DISCONNECTED, finished=now, progress=""
+        ):
+            operation.status, operation.error, operation.finished = Status.FAILED, DISCONNECTED, now
+            failed.append(operation)
+    return failed
