@@ -24,6 +24,8 @@ from tests.webapp.conftest import (
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import hosts_gone, hosts_online_count
 from webapp.hosts.services import host_revoke
+from webapp.operations.models import Operation
+from webapp.operations.services import DISCONNECTED, operation_create
 from webapp.topology.services import host_state_save
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -201,3 +203,26 @@ async def test_hosts_gone_are_those_heard_from_without_a_running_lease(
 
     await database_sync_to_async(setup)()
     assert await database_sync_to_async(_gone_names)() == {"expired", "left", "revoked"}
+
+
+async def test_an_operation_left_running_when_the_lease_runs_out_is_failed(
+    sockets: Sockets, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    await database_sync_to_async(lease_held)(h.host, seconds=1.0)  # its worker died with the agent...
+    op = await database_sync_to_async(operation_create)(
+        host=h.host, kind="apply", topology_text="x", user=None
+    )
+    await database_sync_to_async(Operation.objects.filter(id=op.id).update)(status="running")  # ...running it
+    browser = await sockets.browser(viewer.token)
+
+    frame = await receive_type(browser, "operation.status", skip=("topology.snapshot", "host.status"))
+    assert frame["operation"] == {
+        "id": str(op.id),
+        "host": "h1",
+        "kind": "apply",
+        "status": "failed",
+        "error": DISCONNECTED,
+    }
+    assert not (await database_sync_to_async(_host)()).online  # not before the lease ran out
+    assert (await database_sync_to_async(Operation.objects.get)(id=op.id)).status == "failed"

@@ -162,3 +162,20 @@ def operations_fail_running(*, host_id: int, operation_id: str | None = None) ->
             operation.status, operation.error, operation.finished = Status.FAILED, DISCONNECTED, now
             failed.append(operation)
     return failed
+
+
+def operations_fail_orphaned() -> list[Operation]:
+    """Fail the running operations of hosts whose presence lease has run out (the worker holding
+    their agent's connection died, so no answer will come through it), with their hosts."""
+    orphaned = Operation.objects.filter(status=Status.RUNNING).exclude(
+        host__revoked_at__isnull=True, host__online_until__gt=timezone.now()
+    )
+    now = timezone.now()
+    failed = []
+    for operation in orphaned.select_related("host"):
+        if Operation.objects.filter(id=operation.id, status=Status.RUNNING).update(
+            status=Status.FAILED, error=DISCONNECTED, finished=now, progress=""
+        ):
+            operation.status, operation.error, operation.finished = Status.FAILED, DISCONNECTED, now
+            failed.append(operation)
+    return failed

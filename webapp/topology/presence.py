@@ -8,6 +8,10 @@ new, sends its own sockets a `host.presence` message; each socket then tells its
 hosts it had shown online are offline. Only the worker's own sockets hear it, so with several
 workers no browser is told twice, and no worker needs to know that another one died.
 
+At each look the watch also fails the operations left running on a host without a lease (no
+answer can come through the dead connection) and tells every browser (`operation.status` to the
+TOPOLOGY group: only the worker that changed the row sends it).
+
 The watch runs in the worker's event loop only while it serves at least one browser socket, and
 reads the database through database_sync_to_async.
 """
@@ -24,6 +28,7 @@ from channels.layers import get_channel_layer
 from webapp import layer
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import hosts_gone, lease_renew_interval
+from webapp.operations.services import operation_message, operations_fail_orphaned
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +88,17 @@ class PresenceWatch:
     async def look(self) -> None:
         """Read the leases once; send the view to every socket if it changed, else to new ones."""
         gone = await database_sync_to_async(_gone)()
+        channel_layer = get_channel_layer()
+        for operation in await database_sync_to_async(operations_fail_orphaned)():
+            await channel_layer.group_send(
+                layer.TOPOLOGY, operation_message(operation, host=operation.host.name)
+            )
         # last_seen moves on every hello and disconnect: a host that came and went between two
         # looks is a change too
         view = frozenset((status["host"], status["last_seen"]) for status in gone)
         targets = set(self.sockets) if view != self.seen else self.due & self.sockets
         self.seen = view
         self.due -= targets
-        channel_layer = get_channel_layer()
         for channel in targets:
             if channel not in self.sockets:  # it left while a message was on its way
                 continue
