@@ -12,7 +12,16 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import RUN
 from tests.stack.harness import agent_connected, log_count, until, ws_connect
-from tests.stack.scenarios import connected, hand_made_links, kernel_links, live, queue, topology_life
+from tests.stack.scenarios import (
+    connected,
+    finished,
+    hand_made_links,
+    kernel_links,
+    live,
+    queue,
+    topology_life,
+    topology_text,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,6 +39,32 @@ async def test_agent_mirrors_the_host_and_runs_topologies(make_stack, topo):
     await hand_made_links(stack, [browser])
     await topology_life(stack, web, agent, browser, topo=topo)
     assert agent.alive and web.proc.alive
+
+
+async def test_operations_queued_together_run_one_at_a_time_in_order(make_stack, topo):
+    """Five operations sent at once (the old synchronous API failed a fifth concurrent plan) are all
+    answered 202 at once and run by the real agent one after the other, in the order they came."""
+    stack = make_stack()
+    web, agent, browser = await connected(stack)
+    text = topology_text(topo)
+    actions = ["plan", "apply", "plan", "plan", "destroy"]
+    ops = [await queue(web, "alpha", action, text) for action in actions]
+    done = [await finished(web, op) for op in ops]
+
+    assert [op["status"] for op in done] == ["succeeded"] * 5, done
+    for before, after in zip(done, done[1:], strict=False):
+        assert before["finished"] <= after["started"], (before, after)  # never two at once
+    first_plan, apply, later_plan, _, destroy = (op["result"] for op in done)
+    assert first_plan["applied"] is False and first_plan["counts"]["create"] > 0, first_plan
+    assert apply["applied"] is True and apply["counts"]["create"] == first_plan["counts"]["create"], apply
+    assert later_plan["changes"] == [] and later_plan["counts"] == {"create": 0, "update": 0, "delete": 0}
+    assert destroy["counts"]["delete"] > 0 and stack.netns_names(agent) == []
+    running = [
+        f["operation"]["id"]
+        for f in browser.frames
+        if f["type"] == "operation.status" and f["operation"]["status"] == "running"
+    ]
+    assert running == ops  # the browser heard them start in order
 
 
 LARGE_PAIRS = 3000  # 6001 links: a snapshot frame of about 1.35 MB
