@@ -8,6 +8,7 @@ bridge of network ``w``                ``t-w``; segment ``s`` ≥ 1 of a large n
 veth joining segment ``s`` to ``t-w``  ``t-w.sr`` (root side, on ``t-w``), ``t-w.ss`` (on ``t-w.s``)
 VXLAN device of network ``w``          ``t-w.vx`` (a port of the bridge ``t-w``)
 host side of node ``n``'s veth on w    ``t-n-w`` (the node side is ``ethN`` in the namespace)
+nftables table (published ports, NAT)  ``inet switchboard-t`` (rules marked by comment: netcore.topology.nat)
 =====================================  ======================================================
 
 Interface names longer than 15 bytes (IFNAMSIZ - 1) go through :func:`fit_ifname`: the first 10

@@ -4,11 +4,14 @@ plan and apply run the same code; plan only records the changes. apply is idempo
 second run finds nothing to change), checks every conflict before the first change, and
 if the kernel refuses something half-way it removes everything that run created before
 raising. New endpoints are built in chunks with every request for one namespace
-pipelined on one socket, which is where netcore's speed comes from.
+pipelined on one socket, which is where netcore's speed comes from. Published ports and
+NAT (netcore.topology.nat) are one nftables transaction, checked by the kernel before the
+first change and committed last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -18,11 +21,11 @@ from dataclasses import dataclass, field
 from netcore import names
 from netcore import netns as ns
 from netcore import requests as rq
-from netcore.errors import AlreadyExists, NetcoreError
+from netcore.errors import AlreadyExists, NetcoreError, from_oserror
 from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import NetlinkSocket, Request
 from netcore.objects import link_index, link_lookup
-from netcore.topology import state
+from netcore.topology import nat, state
 from netcore.topology.desired import Desired, NodeWant, PortWant, RouteWant, VxlanWant, desired
 from netcore.topology.spec import TopologySpec
 
@@ -84,9 +87,16 @@ class _Undo:
 
     host_links: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
+    route_localnet: list[tuple[str, int]] = field(default_factory=list)  # (bridge, value before)
 
     def rollback(self, host_sock: NetlinkSocket, *, group: int | None) -> None:
-        """Remove what was created; `group` deletes the whole device group when it held nothing before."""
+        """Remove what was created; `group` deletes the whole device group when it held nothing before.
+
+        The nftables batch needs nothing: it is one transaction, the last step, and all or nothing.
+        """
+        for bridge, before in reversed(self.route_localnet):
+            with contextlib.suppress(FileNotFoundError):  # a bridge this run created, deleted below
+                nat.write_route_localnet(bridge, before)
         if group is not None and self.host_links:
             host_sock.send([rq.link_group_delete(group=group, what="links created by this run")])
         host_sock.send([rq.link_delete(name=n, missing_ok=True) for n in reversed(self.host_links)])
@@ -119,6 +129,7 @@ class _Run:
         self.index: dict[str, int] = {name: link.index for name, link in actual.host_links.items()}
         self.group = names.owner_group(want.topology)
         self.stripped: set[str] = set()  # host links that stale addresses were deleted from
+        self.nat_plan = nat.NatPlan()
 
     def record(self, action: str, kind: str, name: str, detail: str = "") -> None:
         self.changes.append(Change(action, kind, name, detail))
@@ -164,6 +175,18 @@ class _Run:
                     "rename the node, or remove that namespace",
                     obj=node.netns,
                 )
+
+    def prepare_nat(self) -> None:
+        """Read the topology's nftables table, refuse a conflicting chain, work out the one batch that
+        makes it match, and have the kernel check that batch without committing it (`nft -c`): missing
+        nft or kernel support is found here, before anything changes."""
+        want = self.want.nat
+        have = nat.read(want.topology, needed=bool(want.rules))
+        nat.check_conflicts(want, have)
+        nat.check_host_conflicts(want)
+        self.nat_plan = nat.plan(want, have)
+        if self.nat_plan.batch:
+            nat.apply_batch(self.nat_plan.batch, topology=want.topology, check=True)
 
     # -- removal ------------------------------------------------------------------------------
 
@@ -350,6 +373,40 @@ class _Run:
             ]
             created.append(u.root_side)
         self.send_host(requests, created=created)
+
+    # -- published ports and NAT --------------------------------------------------------------
+
+    def nat(self) -> None:
+        """route_localnet where ports are published on 127.0.0.1, then the nftables batch: last, as
+        one transaction, so that a failure leaves the table as it was and only the rest is rolled back."""
+        self.route_localnet()
+        for change in self.nat_plan.changes:
+            self.record(change.action, change.kind, change.name, change.detail)
+        if self.execute and self.nat_plan.batch:
+            nat.apply_batch(self.nat_plan.batch, topology=self.want.topology, check=False)
+
+    def route_localnet(self) -> None:
+        """Set net.ipv4.conf.<bridge>.route_localnet to 1 on the bridges of networks with ports
+        published on 127.0.0.1, and back to 0 on the topology's other bridges."""
+        wanted = {want.bridge for want in self.want.nat.localnet}
+        for b in self.want.bridges:
+            if b.segment:
+                continue  # a further segment is only L2; the network's addresses are on segment 0
+            existed = b.name in self.actual.host_links
+            now = nat.read_route_localnet(b.name) or 0  # None: a bridge plan has not created
+            need = int(b.name in wanted)
+            if now == need:
+                continue
+            sysctl = f"net.ipv4.conf.{b.name}.route_localnet"
+            why = "ports published on 127.0.0.1" if need else "no port published on 127.0.0.1 any more"
+            self.record("update" if existed else "create", "sysctl", sysctl, f"{need}: {why}")
+            if not self.execute:
+                continue
+            try:
+                nat.write_route_localnet(b.name, need)
+            except OSError as exc:
+                raise from_oserror(exc, obj=sysctl, action="set") from None
+            self.undo.route_localnet.append((b.name, now))
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -654,12 +711,14 @@ def _converge(spec: TopologySpec, *, execute: bool, progress: Progress | None) -
             progress=progress,
         )
         run.check_conflicts()
+        run.prepare_nat()
         try:
             run.remove_unwanted()
             run.bridges()
             run.vxlans()
             run.uplinks()
             run.nodes()
+            run.nat()
         except BaseException as exc:
             if execute:
                 _rollback(run, exc)

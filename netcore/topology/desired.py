@@ -6,6 +6,8 @@ further segment hangs off segment 0 through one veth pair. That is a star, so th
 network stays one L2 broadcast domain with no loops (and needs no STP), while each
 bridge stays small: adding a port to a Linux bridge costs time proportional to the
 ports it already has (docs/netcore.md has the measurement behind the size).
+
+Published ports and NAT become nftables rules (netcore.topology.nat).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from netcore import names
+from netcore.topology.nat import NatWant, nat_wants
 from netcore.topology.spec import TopologySpec, netns_of
 
 SEGMENT_PORTS = 128
@@ -111,6 +114,7 @@ class Desired:
     uplinks: tuple[UplinkWant, ...]
     vxlans: tuple[VxlanWant, ...]
     nodes: tuple[NodeWant, ...]
+    nat: NatWant  # published ports and masquerading: the topology's nftables table
 
     def host_link_names(self) -> set[str]:
         """Every interface name this topology owns in the host namespace."""
@@ -215,7 +219,7 @@ def desired(spec: TopologySpec) -> Desired:
         shared = tuple(sorted(shared_by.get(netns, ())))
         alias = names.owner_alias(topology=topo, role="node", node=node.name, shared=shared)
         nodes.append(NodeWant(node.name, netns, alias, ports, tuple(routes), shared))
-    return Desired(topo, tuple(bridges), tuple(uplinks), tuple(vxlans), tuple(nodes))
+    return Desired(topo, tuple(bridges), tuple(uplinks), tuple(vxlans), tuple(nodes), nat_wants(spec))
 
 
 def _ifindex(spec: TopologySpec, node: str, dev: str) -> int | None:
