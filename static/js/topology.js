@@ -7,7 +7,8 @@
 // - Positions: the user's saved layout (saved-layout.js) first; a host with nothing placed gets the
 //   network-centric layout (layout.js, computed in a Web Worker with the page showing progress);
 //   anything new later is placed next to its neighbours and nothing already on screen moves.
-// - filters.js, panels.js, tables.js and style.js draw the sidebar, details, tables and looks.
+// - filters.js, panels.js, tables.js and style.js draw the sidebar, details, tables and looks;
+//   operations.js lists the plan/apply/destroy operations running on hosts as they progress.
 //
 // Needs cytoscape and cytoscape-svg loaded before it (templates/topology/_scripts.html).
 
@@ -26,6 +27,7 @@ import {
 import { applyPositions, createGraph, layoutHosts, placeNew, reconcile } from './graph.js';
 import { layoutScene } from './layout.js';
 import { byNaturalOrder, FOLD_ABOVE, groupBridge, hostStatus, ids, TopologyModel } from './model.js';
+import { createOperationsView } from './operations.js';
 import { hostDetails, linkDetails, namespaceDetails } from './panels.js';
 import { SavedLayout } from './saved-layout.js';
 import { Connection } from './socket.js';
@@ -52,6 +54,7 @@ savedLayout.onError = (message) => {
 };
 
 const model = new TopologyModel();
+const operationsView = createOperationsView($('#operations'));
 const cy = createGraph($('#cy'), { webgl: new URLSearchParams(location.search).get('renderer') === 'webgl' });
 let largeGraph = false; // simplified drawing, switched on for good once a graph gets large
 let detailedLabels = true; // the stylesheet in use draws full labels
@@ -65,6 +68,10 @@ const flushing = { scheduled: false, waiters: [] };
 
 /** Apply one frame to the model; the graph follows at the next flush (the returned promise). */
 function handleFrame(frame) {
+  if (frame?.type === 'operation.status') {
+    operationsView.update(frame.operation);
+    return Promise.resolve();
+  }
   if (!['topology.snapshot', 'topology.delta', 'host.status'].includes(frame?.type)) {
     console.debug('switchboard: ignoring frame', frame);
   }

@@ -505,3 +505,30 @@ def test_the_page_fits_a_390px_phone_without_sideways_scrolling(topology):
     topology.click_node(link_id("alpha", links["web1"]))
     assert page.locator("#details").is_visible()
     assert topology.js(width) <= 390
+
+
+def test_operations_on_hosts_are_listed_as_they_progress(topology):
+    """`operation.status` frames (docs/agent-protocol.md): queued, running, then done or failed with why."""
+    topology.send_demo("alpha")
+    ops = topology.page.locator("#operations")
+    assert ops.is_hidden()
+
+    def status(op_id: str, state: str, **extra: str) -> None:
+        topology.server.send({"type": "operation.status", "operation": {
+            "id": op_id, "host": "alpha", "kind": "apply", "status": state, **extra}})
+
+    status("op-1", "pending")
+    item = topology.page.locator('[data-operation="op-1"]')
+    item.wait_for()
+    assert item.inner_text().split()[:4] == ["apply", "on", "alpha", "queued"]
+    status("op-1", "running")
+    topology.page.wait_for_function(
+        "() => document.querySelector('[data-operation=\"op-1\"] .op-status').textContent === 'running…'"
+    )
+    status("op-1", "failed", error="InvalidSpec: networks.front.subnet: not a network")
+    topology.page.wait_for_function("() => document.querySelector('[data-operation=\"op-1\"].op-failed')")
+    assert "networks.front.subnet: not a network" in item.inner_text()
+    assert item.locator("a").get_attribute("href") == "/api/v1/operations/op-1/"
+    # A failed one stays until dismissed.
+    item.get_by_role("button", name="Dismiss").click()
+    assert ops.is_hidden()
