@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "webapp.hosts",
     "webapp.topology",
     "webapp.operations",
+    "webapp.networks",
 ]
 
 MIDDLEWARE = [

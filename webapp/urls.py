@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("webapp.hosts.api.urls")),
     path("api/v1/", include("webapp.topology.api.urls")),
     path("api/v1/", include("webapp.operations.api.urls")),
+    path("api/v1/", include("webapp.networks.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),

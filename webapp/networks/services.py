@@ -1,0 +1,378 @@
+"""Writes of desired state: topologies created, updated and deleted, validated by netcore's parser.
+
+A topology arrives as a netcore topology file, as YAML text or as the same document as a JSON
+object. netcore.topology.spec validates it and resolves its addresses (one validator for forms, the
+API and the agent); its problems become InvalidInput naming each field by its path in the file
+(``networks.front.subnet``). Writes hold a lock on the host row (SELECT ... FOR UPDATE; SQLite
+transactions begin IMMEDIATE), so the checks against the host's other topologies (names, subnets)
+and the rows written agree even under concurrent requests; the (host, address) constraint on
+Attachment is the last guard.
+
+topology_document compiles the rows back into a netcore document: what the agent applies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from ipaddress import ip_network
+from typing import Any, TypeAlias
+
+import yaml
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
+
+from netcore.errors import InvalidSpec
+from netcore.topology import spec as topology_spec
+from netcore.topology.spec import TopologySpec
+from webapp.errors import Conflict, InvalidInput
+from webapp.hosts.models import Host
+from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
+from webapp.operations.models import Operation
+from webapp.operations.services import operation_create
+
+#: The input field a problem without a path in the file (or a YAML syntax error) is reported under.
+DOCUMENT_FIELD = "topology"
+
+_PATH = re.compile(r"((?:name|networks|nodes|routes)(?:[.\[][^\s:]*)?): (.*)", re.DOTALL)
+
+Document: TypeAlias = str | Mapping[str, Any]
+User: TypeAlias = AbstractBaseUser | AnonymousUser | None
+
+
+class InvalidTopology(InvalidInput):
+    """netcore refused the topology: every problem, by field path."""
+
+    def __init__(self, problems: Mapping[str, list[str]]) -> None:
+        lines = [f"{field}: {text}" for field, texts in problems.items() for text in texts]
+        super().__init__("invalid topology: " + "; ".join(lines[:20]) + ("; …" if len(lines) > 20 else ""))
+        self.problems = dict(problems)
+
+    def to_dict(self) -> dict:
+        return {"error": "InvalidInput", "message": self.message, "fields": self.problems}
+
+
+def problem_fields(problems: list[str]) -> dict[str, list[str]]:
+    """netcore's problems ("networks.front.subnet: missing") by field path; those without one
+    (an unknown top-level key, an empty file) under DOCUMENT_FIELD."""
+    fields: dict[str, list[str]] = {}
+    for problem in problems:
+        match = _PATH.fullmatch(problem)
+        field, text = (match.group(1), match.group(2)) if match else (DOCUMENT_FIELD, problem)
+        fields.setdefault(field, []).append(text)
+    return fields
+
+
+def _parse(document: Document) -> tuple[TopologySpec, Mapping[str, Any]]:
+    """The validated spec and the document as data (for what the spec does not keep: which addresses
+    were given, and the ports as written)."""
+    try:
+        if isinstance(document, str):
+            spec = topology_spec.loads(document, source=DOCUMENT_FIELD)
+            # loads refused anchors, duplicate keys and oversized documents: a plain safe load now
+            # reads the same data
+            data = yaml.load(document, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        elif isinstance(document, Mapping):
+            spec = topology_spec.parse(document, source=DOCUMENT_FIELD)
+            data = document
+        else:
+            raise InvalidInput("a topology is YAML text or a JSON object", field=DOCUMENT_FIELD)
+    except InvalidSpec as exc:
+        problems = getattr(exc, "problems", None)
+        if problems is None:  # YAML or size: one message, prefixed with the source
+            text = str(exc).removeprefix(f"{DOCUMENT_FIELD}:").removeprefix(" ")
+            raise InvalidTopology({DOCUMENT_FIELD: [text]}) from None
+        raise InvalidTopology(problem_fields(problems)) from None
+    return spec, data
+
+
+def _overlaps(*, host: Host, spec: TopologySpec, exclude: Topology | None) -> None:
+    """Conflict when a network of `spec` overlaps a network of another topology on the host."""
+    others = Network.objects.filter(topology__host=host).select_related("topology").order_by("id")
+    if exclude is not None:
+        others = others.exclude(topology=exclude)
+    existing = [(other, ip_network(other.subnet)) for other in others]
+    for network in spec.networks.values():
+        for other, subnet in existing:
+            if subnet.version == network.subnet.version and subnet.overlaps(network.subnet):
+                raise Conflict(
+                    f"network {network.name} {network.subnet} of topology {spec.name} overlaps network"
+                    f" {other.name} {other.subnet} of topology {other.topology.name} on host {host.name}",
+                    field=f"networks.{network.name}.subnet",
+                )
+
+
+def _node_bodies(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    nodes = data.get("nodes")
+    return nodes if isinstance(nodes, Mapping) else {}
+
+
+def _static(data: Mapping[str, Any], node: str, network: str) -> bool:
+    body = _node_bodies(data).get(node)
+    wanted = body.get("networks") if isinstance(body, Mapping) else None
+    if not isinstance(wanted, Mapping):
+        return False
+    options = wanted.get(network)
+    return isinstance(options, Mapping) and options.get("address") is not None
+
+
+def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -> None:
+    """The rows of `spec` under `topology` (which has none)."""
+    networks = Network.objects.bulk_create(
+        Network(
+            topology=topology,
+            position=position,
+            name=network.name,
+            driver=network.driver,
+            subnet=str(network.subnet),
+            gateway=str(network.gateway),
+            mtu=network.mtu,
+            nat=network.nat,
+            options=_vxlan_options(network),
+        )
+        for position, network in enumerate(spec.networks.values())
+    )
+    network_ids = {network.name: network for network in networks}
+    nodes = Node.objects.bulk_create(
+        Node(
+            topology=topology,
+            position=position,
+            name=node.name,
+            mode=node.mode,
+            container_of=node.container or "",
+        )
+        for position, node in enumerate(spec.nodes.values())
+    )
+    node_ids = {node.name: node for node in nodes}
+    try:
+        with transaction.atomic():  # a savepoint: the transaction stays usable to say which address
+            Attachment.objects.bulk_create(
+                Attachment(
+                    node=node_ids[node.name],
+                    network=network_ids[attachment.network],
+                    host_id=topology.host_id,
+                    position=position,
+                    ifname=attachment.ifname,
+                    address=str(attachment.address),
+                    static=_static(data, node.name, attachment.network),
+                )
+                for node in spec.nodes.values()
+                for position, attachment in enumerate(node.attachments)
+            )
+    except IntegrityError:
+        raise _address_conflict(topology=topology, spec=spec) from None
+    Route.objects.bulk_create(
+        Route(
+            node=node_ids[route.node],
+            position=position,
+            to=str(route.to),
+            via="" if route.via is None else str(route.via),
+            dev=route.dev or "",
+        )
+        for position, route in enumerate(spec.routes)
+    )
+    PublishedPort.objects.bulk_create(
+        _port(node_ids[name], position, text)
+        for name, body in _node_bodies(data).items()
+        if isinstance(body, Mapping)
+        for position, text in enumerate(body.get("ports") or ())
+    )
+
+
+def _port(node: Node, position: int, text: str) -> PublishedPort:
+    # the parser's own reading of one item (it validated it already)
+    item = topology_spec._parse_port_item(text, f"nodes.{node.name}.ports[{position}]")
+    return PublishedPort(
+        node=node,
+        position=position,
+        text=text,
+        protocol=item.protocol,
+        host_ip="" if item.host_ip is None else str(item.host_ip),
+        host_port_first=item.host_ports[0],
+        host_port_last=item.host_ports[-1],
+        container_port_first=item.container_ports[0],
+        container_port_last=item.container_ports[-1],
+    )
+
+
+def _vxlan_options(network: topology_spec.NetworkSpec) -> dict[str, Any]:
+    if network.driver != "vxlan":
+        return {}
+    options: dict[str, Any] = {"vni": network.vni}
+    for key in ("local", "remote", "group"):
+        value = getattr(network, key)
+        if value is not None:
+            options[key] = str(value)
+    options["dstport"] = network.dstport
+    options["learning"] = network.learning
+    return options
+
+
+def _address_conflict(*, topology: Topology, spec: TopologySpec) -> Conflict:
+    """The Conflict for an address another topology on the host already has (the constraint said so)."""
+    mine = {
+        str(attachment.address): (node.name, attachment.network)
+        for node in spec.nodes.values()
+        for attachment in node.attachments
+    }
+    taken = (
+        Attachment.objects.filter(host_id=topology.host_id, address__in=list(mine))
+        .exclude(node__topology=topology)
+        .select_related("node__topology", "network")
+        .first()
+    )
+    if taken is None:
+        return Conflict(f"an address of topology {spec.name} is already taken on the host; try again")
+    node, network = mine[taken.address]
+    return Conflict(
+        f"address {taken.address} of node {node} on network {network} of topology {spec.name} is already"
+        f" taken by node {taken.node.name} on network {taken.network.name} of topology"
+        f" {taken.node.topology.name}",
+        field=f"nodes.{node}.networks.{network}.address",
+    )
+
+
+def _locked_host(host: Host) -> Host:
+    return Host.objects.select_for_update().get(pk=host.pk)
+
+
+def topology_create(*, host: Host, document: Document, user: User, auto_repair: bool = False) -> Topology:
+    """Record a topology on the host: validated by netcore, its subnets clear of the host's other
+    topologies', its name free there. Nothing is written when anything is refused."""
+    spec, data = _parse(document)
+    with transaction.atomic():
+        host = _locked_host(host)
+        if host.revoked:
+            raise Conflict(f"host {host.name} is revoked: give it a new token before giving it topologies")
+        if Topology.objects.filter(host=host, name=spec.name).exists():
+            raise Conflict(f"topology {spec.name} already exists on host {host.name}", field="name")
+        _overlaps(host=host, spec=spec, exclude=None)
+        topology = Topology.objects.create(
+            host=host,
+            name=spec.name,
+            auto_repair=auto_repair,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        _write(topology=topology, spec=spec, data=data)
+    return topology
+
+
+def _check_version(topology: Topology, version: int) -> None:
+    if topology.version != version:
+        raise Conflict(
+            f"topology {topology.name} on host {topology.host.name} is at version {topology.version}, not"
+            f" {version}: someone changed it meanwhile; read it again and redo the change",
+            field="version",
+        )
+
+
+def topology_update(
+    *, topology: Topology, document: Document, version: int, user: User, auto_repair: bool | None = None
+) -> Topology:
+    """Replace the topology's rows with `document` if it is still at `version` (else Conflict)."""
+    spec, data = _parse(document)
+    if spec.name != topology.name:
+        raise InvalidInput(
+            f"the topology is named {topology.name}; a new name is a new topology (create it, then"
+            f" delete this one)",
+            field="name",
+        )
+    with transaction.atomic():
+        host = _locked_host(topology.host)
+        current = Topology.objects.select_related("host").filter(pk=topology.pk).first()
+        if current is None:
+            raise Conflict(f"topology {topology.name} on host {host.name} was deleted meanwhile")
+        _check_version(current, version)
+        _overlaps(host=host, spec=spec, exclude=current)
+        current.networks.all().delete()
+        current.nodes.all().delete()
+        current.version += 1
+        if auto_repair is not None:
+            current.auto_repair = auto_repair
+        current.save(update_fields=["version", "auto_repair", "updated"])
+        _write(topology=current, spec=spec, data=data)
+    return current
+
+
+def topology_delete(*, topology: Topology, version: int | None = None) -> None:
+    """Forget the topology (at `version`, if given). What an apply created stays on the host: destroy
+    it first."""
+    with transaction.atomic():
+        _locked_host(topology.host)
+        current = Topology.objects.select_related("host").filter(pk=topology.pk).first()
+        if current is None:
+            return
+        if version is not None:
+            _check_version(current, version)
+        current.delete()
+
+
+def topology_document(*, topology: Topology, pinned: bool = False) -> dict[str, Any]:
+    """The netcore topology document of the rows. Addresses given in the file are written; with
+    `pinned`, allocated ones too, so that the agent applies exactly the addresses recorded here
+    (netcore resolves either document to the same TopologySpec)."""
+    networks = list(topology.networks.order_by("position"))
+    nodes = list(
+        topology.nodes.order_by("position").prefetch_related("attachments__network", "ports", "routes")
+    )
+    document: dict[str, Any] = {"name": topology.name, "networks": {}, "nodes": {}}
+    for network in networks:
+        body: dict[str, Any] = {
+            "driver": network.driver,
+            "subnet": network.subnet,
+            "gateway": network.gateway,
+        }
+        if network.mtu is not None:
+            body["mtu"] = network.mtu
+        if network.nat:
+            body["nat"] = True
+        body.update(network.options)
+        document["networks"][network.name] = body
+    routes: list[tuple[int, dict[str, Any]]] = []
+    for node in nodes:
+        item: dict[str, Any] = {}
+        if node.mode == Node.Mode.CONTAINER:
+            item["mode"] = f"container:{node.container_of}"
+        elif node.mode != Node.Mode.BRIDGE:
+            item["mode"] = node.mode
+        attachments = sorted(node.attachments.all(), key=lambda attachment: attachment.position)
+        if any(attachment.static or pinned for attachment in attachments):
+            item["networks"] = {
+                attachment.network.name: (
+                    {"address": attachment.address} if attachment.static or pinned else {}
+                )
+                for attachment in attachments
+            }
+        elif attachments:
+            item["networks"] = [attachment.network.name for attachment in attachments]
+        ports = sorted(node.ports.all(), key=lambda port: port.position)
+        if ports:
+            item["ports"] = [port.text for port in ports]
+        document["nodes"][node.name] = item
+        for route in node.routes.all():
+            entry: dict[str, Any] = {"node": node.name, "to": route.to}
+            if route.via:
+                entry["via"] = route.via
+            if route.dev:
+                entry["dev"] = route.dev
+            routes.append((route.position, entry))
+    if routes:
+        document["routes"] = [entry for _, entry in sorted(routes, key=lambda pair: pair[0])]
+    return document
+
+
+def topology_yaml(*, topology: Topology, pinned: bool = False) -> str:
+    """topology_document as YAML text (a topology file)."""
+    return document_yaml(topology_document(topology=topology, pinned=pinned))
+
+
+def document_yaml(document: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def topology_operation(*, topology: Topology, kind: str, user: User) -> Operation:
+    """Queue plan, apply or destroy of the topology on its host: the compiled document, every address
+    pinned, is what the agent runs (netcore's engine converges the host to it)."""
+    return operation_create(
+        host=topology.host, kind=kind, topology_text=topology_yaml(topology=topology, pinned=True), user=user
+    )
