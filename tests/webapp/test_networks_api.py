@@ -257,7 +257,11 @@ WRITES = [
     ("delete", "/api/v1/topologies/demo/", 204),
 ]
 BODIES = {
-    ("post", "/api/v1/topologies/"): {"host": "h1", "topology": DEMO.replace("name: demo", "name: other")},
+    # another name and other subnets, so that only the role decides
+    ("post", "/api/v1/topologies/"): {
+        "host": "h1",
+        "topology": DEMO.replace("name: demo", "name: other").replace("198.18.", "198.19."),
+    },
     ("put", "/api/v1/topologies/demo/"): {"topology": DEMO, "version": 1},
 }
 
@@ -276,13 +280,7 @@ def test_roles(role: str, make_host: Any) -> None:
         Topology.objects.all().delete()
         assert create(owner, {"host": "h1", "topology": DEMO}).status_code == 201
         expected = {"anonymous": 401, "viewer": 403}.get(role, status)
-        body = BODIES.get((method, url))
-        if body and method == "post" and url == URL:
-            body = {
-                "host": "h1",
-                "topology": DEMO.replace("name: demo", "name: other").replace("198.18.", "198.19."),
-            }
-        response = getattr(client, method)(url, body, format="json")
+        response = getattr(client, method)(url, BODIES.get((method, url)), format="json")
         assert response.status_code == expected, (method, url, response.content)
 
 
