@@ -433,7 +433,7 @@ def _parse_host_ip(text: str) -> IPAddress:
     return ip
 
 
-def _parse_port_item(item: str, path: str) -> _PortItem:
+def parse_port_item(item: str, path: str) -> PortItem:
     """One "[host_ip:]host_port:container_port[/tcp|udp]" item; InvalidSpec says what is wrong with it."""
     shown = excerpt(item)
     try:
@@ -481,7 +481,7 @@ def _parse_port_item(item: str, path: str) -> _PortItem:
             )
     except InvalidSpec as exc:
         raise InvalidSpec(f"{shown}: {exc}") from None
-    return _PortItem(item, path, protocol, host_ip, host_ports, container_ports)
+    return PortItem(item, path, protocol, host_ip, host_ports, container_ports)
 
 
 class _VxlanFields(TypedDict, total=False):
@@ -505,7 +505,7 @@ class _Want:
 
 
 @dataclass(frozen=True)
-class _PortItem:
+class PortItem:
     """One item of a node's ports, parsed: a range of host ports goes to an equally long range of
     container ports (a single port is a range of one)."""
 
@@ -524,7 +524,7 @@ class _RawNode:
     container: str | None
     wants: list[_Want]
     addresses: dict[str, IPAddress] = field(default_factory=dict)
-    ports: list[_PortItem] = field(default_factory=list)
+    ports: list[PortItem] = field(default_factory=list)
     ports_given: bool = False
     networks_given: bool = False
     published: list[PortSpec] = field(default_factory=list)
@@ -788,7 +788,7 @@ class _Parser:
             networks_given=body.get("networks") not in (None, [], {}),
         )
 
-    def port_items(self, value: object, path: str) -> list[_PortItem]:
+    def port_items(self, value: object, path: str) -> list[PortItem]:
         """The items of a node's ports, each parsed on its own (what they publish to comes later)."""
         if value is None:
             return []
@@ -810,7 +810,7 @@ class _Parser:
                 )
             else:
                 try:
-                    items.append(_parse_port_item(item, item_path))
+                    items.append(parse_port_item(item, item_path))
                 except InvalidSpec as exc:
                     self.problem(f"{item_path}: {exc}")
         return items
@@ -957,7 +957,7 @@ class _Parser:
     def published_ports(self) -> None:
         """Resolve every node's published ports to the address they go to; refuse the ones that
         have none, go over MAX_PUBLISHED_PORTS, or that two items publish."""
-        taken: dict[tuple[str, int, int], list[tuple[IPAddress, str, _PortItem]]] = {}
+        taken: dict[tuple[str, int, int], list[tuple[IPAddress, str, PortItem]]] = {}
         total = 0
         for key, raw in self.nodes.items():
             if not raw.ports_given or not isinstance(key, str):
@@ -1026,8 +1026,8 @@ class _Parser:
         self,
         port: PortSpec,
         node: str,
-        item: _PortItem,
-        taken: dict[tuple[str, int, int], list[tuple[IPAddress, str, _PortItem]]],
+        item: PortItem,
+        taken: dict[tuple[str, int, int], list[tuple[IPAddress, str, PortItem]]],
         reported: set[str],
     ) -> None:
         """Refuse `port` when an earlier item already publishes its host address and port."""

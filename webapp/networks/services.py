@@ -180,8 +180,8 @@ def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -
 
 
 def _port(node: Node, position: int, text: str) -> PublishedPort:
-    # the parser's own reading of one item (it validated it already)
-    item = topology_spec._parse_port_item(text, f"nodes.{node.name}.ports[{position}]")
+    # netcore's own reading of one item (the document was validated already)
+    item = topology_spec.parse_port_item(text, f"nodes.{node.name}.ports[{position}]")
     return PublishedPort(
         node=node,
         position=position,
