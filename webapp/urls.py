@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("hosts/", include("webapp.hosts.urls")),
     path("topology/", include("webapp.topology.urls")),
+    path("networks/", include("webapp.networks.urls")),
     path("api/v1/", include("webapp.hosts.api.urls")),
     path("api/v1/", include("webapp.topology.api.urls")),
     path("api/v1/", include("webapp.operations.api.urls")),

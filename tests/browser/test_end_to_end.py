@@ -335,3 +335,103 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
             with contextlib.suppress(AssertionError):
                 in_agent_mounts(agent, f"ip netns del {NETNS}")
     assert agent.alive and web.proc.alive
+
+
+OPERATOR = "e2e-operator"
+TOPOLOGY = f"e{RUN}"  # a topology name is 1-8 of [a-z0-9-]
+WEB1, WEB2 = "198.18.61.10", "198.18.61.11"
+TOPOLOGY_FILE = f"""name: {TOPOLOGY}
+networks:
+  front: {{subnet: 198.18.61.0/24}}
+nodes:
+  web1: {{networks: {{front: {{address: {WEB1}}}}}}}
+  web2: {{networks: {{front: {{address: {WEB2}}}}}}}
+"""
+TCP_ECHO = f"""
+ip netns exec {TOPOLOGY}-web1 python3 -c "
+import socket
+s = socket.create_server(('{WEB1}', 7000)); c, _ = s.accept(); c.sendall(c.recv(64)); c.close()" &
+sleep 0.5
+ip netns exec {TOPOLOGY}-web2 python3 -c "
+import socket
+s = socket.create_connection(('{WEB1}', 7000), timeout=5)
+s.sendall(b'hello web1'); print(s.recv(64).decode())"
+wait
+"""
+
+
+def test_an_operator_builds_a_network_in_the_browser_and_traffic_crosses_it(stack: Stack) -> None:
+    """Create from a topology file (a mistake first, shown on its line), plan, apply, TCP between the
+    two nodes, destroy: all from the networks page, against the real agent and kernel."""
+    stack.manage("adduser", OPERATOR, "--role", "operator", f"--password={PASSWORD}")
+    web = stack.start_web()
+    agent = stack.start_agent(web, token=stack.host_token(HOST))
+    wait_for_agent(agent)
+    base = f"http://127.0.0.1:{web.port}"
+
+    def steps(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=base)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("dialog", lambda dialog: dialog.accept())
+        try:
+            page.goto("/accounts/login/?next=/networks/")
+            page.get_by_label("Username").fill(OPERATOR)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_label("Password").press("Enter")
+            page.wait_for_url(f"{base}/networks/")
+            expect(page.locator("#topologies-empty")).to_be_visible()
+
+            # A mistake is named with its line; the fixed file is stored.
+            mistake = TOPOLOGY_FILE.replace("198.18.61.0/24", "198.18.61.0/33")
+            page.get_by_label("Topology file (YAML)").fill(mistake)
+            page.get_by_role("button", name="Create").click()
+            expect(page.locator("#create-errors")).to_contain_text("line 3")
+            expect(page.locator("#create-errors")).to_contain_text("networks.front.subnet")
+            page.get_by_label("Topology file (YAML)").fill(TOPOLOGY_FILE)
+            page.get_by_role("button", name="Create").click()
+            row = page.locator(f'[data-topology="{HOST}/{TOPOLOGY}"]')
+            expect(row).to_be_visible()
+
+            # Plan shows what would be made; applying it makes it.
+            row.get_by_role("button", name="Plan").click()
+            expect(page.locator("#plan-lines")).to_contain_text(f"+ namespace {TOPOLOGY}-web1")
+            page.get_by_role("button", name="Apply these changes").click()
+            done = page.locator("#operations .op-succeeded", has_text="apply on")
+            expect(done).to_be_visible()
+            assert in_agent_mounts(agent, TCP_ECHO).strip() == "hello web1"
+
+            # Planned again: nothing to change.
+            row.get_by_role("button", name="Plan").click()
+            expect(page.locator("#plan-status")).to_have_text("Nothing to change: the host already matches.")
+
+            row.get_by_role("button", name="Destroy").click()
+            expect(page.locator("#operations .op-succeeded", has_text="destroy on")).to_be_visible()
+            assert TOPOLOGY not in in_agent_mounts(agent, "ip netns list")
+            assert not errors, f"uncaught errors in the page: {errors}"
+        except BaseException:
+            fd, shot = tempfile.mkstemp(prefix=f"sb-e2e-{RUN}-", suffix=".png")
+            os.close(fd)
+            with contextlib.suppress(Exception):
+                page.screenshot(path=shot, full_page=True)
+                print(f"screenshot of the failure: {shot}")
+            print(f"page errors: {errors}")
+            raise
+        finally:
+            context.close()
+
+    try:
+        on_browser_thread(steps)
+    except BaseException:
+        print(f"--- daphne:\n{web.proc.tail()}\n--- agent:\n{agent.tail()}")
+        raise
+    finally:
+        if agent.alive:  # nothing of the topology may stay, even when a step failed
+            with contextlib.suppress(AssertionError):
+                names = f"$(ip netns list | grep -o '^{TOPOLOGY}-[a-z0-9]*')"
+                in_agent_mounts(agent, f"for n in {names}; do ip netns del $n; done")
+    assert agent.alive and web.proc.alive

@@ -28,7 +28,7 @@ def _logged_in(account: Account) -> Client:
     return client
 
 
-@pytest.mark.parametrize("path", ["/topology/", "/hosts/", AGENT_URL, UNIT_URL])
+@pytest.mark.parametrize("path", ["/topology/", "/networks/", "/hosts/", AGENT_URL, UNIT_URL])
 def test_pages_redirect_to_login(path: str) -> None:
     response = Client().get(path)
     assert response.status_code == 302
@@ -47,6 +47,23 @@ def test_topology_page(viewer: Account, make_host: Callable[..., AgentHost]) -> 
     assert response.status_code == 200
     assert response.context["hosts"] == ["h1", "h2"]
     assert response.context["ws_path"] == "/ws/topology/"
+
+
+def test_networks_page_offers_the_create_form_to_operators_only(
+    viewer: Account, operator: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    make_host("h1")
+    as_viewer = _logged_in(viewer).get("/networks/")
+    assert as_viewer.status_code == 200
+    assert as_viewer.context["page"]["can_operate"] is False
+    assert 'id="create-form"' not in as_viewer.content.decode()
+    as_operator = _logged_in(operator).get("/networks/")
+    page = as_operator.context["page"]
+    assert page["can_operate"] is True
+    assert (page["hosts"], page["topologies_url"], page["operations_url"]) == (
+        ["h1"], "/api/v1/topologies/", "/api/v1/operations/"
+    )
+    assert 'id="create-form"' in as_operator.content.decode()
 
 
 def test_hosts_page_lists_hosts_read_only_for_viewers(

@@ -1,0 +1,201 @@
+// The networks page: desired topologies per host, created from a topology file, planned and applied
+// through the REST API (/api/v1/topologies/, /api/v1/operations/). Operations run on the host's
+// agent; their progress comes on the browser socket as `operation.status` frames (socket.js), so
+// the plan appears, and the list follows, without a reload.
+
+import { $, el } from './dom.js';
+import { createOperationsView } from './operations.js';
+import { Connection } from './socket.js';
+import { lineOfPath } from './yaml-lines.js';
+
+const page = JSON.parse($('#networks-page').textContent);
+const PLAN_MARKS = { '+': 'plan-add', '~': 'plan-change', '-': 'plan-remove', '−': 'plan-remove' };
+
+/** A JSON request to the API with the session's CSRF token; answers {status, data}. */
+async function api(url, { method = 'GET', body } = {}) {
+  const response = await fetch(url, {
+    method,
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json', 'X-CSRFToken': page.csrf_token },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const type = response.headers.get('content-type') ?? '';
+  return { status: response.status, data: type.includes('json') ? await response.json() : await response.text() };
+}
+
+/** The URL of one action of a topology: its detail URL with `action/` before the query. */
+function actionUrl(topology, action) {
+  const [path, query] = topology.url.split('?');
+  return `${path}${action}/${query ? `?${query}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list
+
+let topologies = [];
+
+async function refresh() {
+  const { status, data } = await api(`${page.topologies_url}?page_size=500`);
+  if (status !== 200) return;
+  topologies = data.results;
+  render();
+}
+
+function render() {
+  $('#topologies-empty').hidden = topologies.length > 0;
+  $('#topologies').hidden = topologies.length === 0;
+  $('#topologies-body').replaceChildren(
+    ...topologies.map((t) =>
+      el(
+        'tr',
+        { 'data-topology': `${t.host}/${t.name}` },
+        el('td', {}, t.host),
+        el('td', {}, el('strong', {}, t.name)),
+        el('td', {}, String(t.network_count)),
+        el('td', {}, String(t.node_count)),
+        el('td', {}, el('span', { class: `badge status-${t.status ?? 'new'}`, title: t.status_message ?? '' }, t.status ?? 'new')),
+        el(
+          'td',
+          { class: 'actions' },
+          el('a', { href: actionUrl(t, 'export'), class: 'button button-quiet', download: `${t.name}.yaml` }, 'YAML'),
+          page.can_operate
+            ? [
+                el('button', { type: 'button', class: 'button', 'data-action': 'plan' }, 'Plan'),
+                el('button', { type: 'button', class: 'button', 'data-action': 'destroy' }, 'Destroy'),
+              ]
+            : null,
+        ),
+      ),
+    ),
+  );
+}
+
+$('#topologies-body').addEventListener('click', async (event) => {
+  const button = event.target.closest('button[data-action]');
+  if (!button) return;
+  const key = button.closest('tr').dataset.topology;
+  const topology = topologies.find((t) => `${t.host}/${t.name}` === key);
+  if (!topology) return;
+  if (button.dataset.action === 'destroy') {
+    if (!window.confirm(`Remove everything topology ${topology.name} made on ${topology.host}?`)) return;
+    await start(topology, 'destroy');
+  } else {
+    await start(topology, 'plan');
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Operations: plan, then apply what it showed
+
+const waiting = new Map(); // operation id -> {topology, kind}
+
+async function start(topology, kind) {
+  const { status, data } = await api(actionUrl(topology, kind), { method: 'POST', body: {} });
+  if (status !== 202) {
+    showPlan(topology, `${kind} refused: ${data.message ?? status}`, []);
+    return;
+  }
+  waiting.set(data.operation, { topology, kind });
+  operations.update({ id: data.operation, host: topology.host, kind, status: data.status });
+  if (kind === 'plan') showPlan(topology, `Planning ${topology.name} on ${topology.host}…`, []);
+}
+
+async function finished(operation) {
+  const asked = waiting.get(operation.id);
+  waiting.delete(operation.id);
+  await refresh();
+  if (!asked || asked.kind !== 'plan') return;
+  if (operation.status !== 'succeeded') {
+    showPlan(asked.topology, `The plan failed: ${operation.error ?? operation.status}`, []);
+    return;
+  }
+  const { data } = await api(`${page.operations_url}${encodeURIComponent(operation.id)}/`);
+  const lines = planLines(data.result);
+  const what = lines.length
+    ? `What applying ${asked.topology.name} on ${asked.topology.host} would change:`
+    : 'Nothing to change: the host already matches.';
+  showPlan(asked.topology, what, lines, lines.length > 0);
+}
+
+const SYMBOL = { create: '+', update: '~', delete: '-' };
+
+/** netcore's plan as it prints it ("+ namespace demo-web1 (…)"), from the result's changes. */
+function planLines(result) {
+  return (result?.changes ?? []).map((c) => `${SYMBOL[c.action] ?? '?'} ${c.kind} ${c.name}${c.detail ? ` (${c.detail})` : ''}`);
+}
+
+let planned = null; // the topology whose plan is shown
+
+function showPlan(topology, text, lines, canApply = false) {
+  planned = topology;
+  $('#plan').hidden = false;
+  $('#plan-status').textContent = text;
+  $('#plan-lines').replaceChildren(...lines.map((line) => el('span', { class: PLAN_MARKS[line.trim()[0]] ?? '' }, `${line}\n`)));
+  $('#plan-apply').hidden = !(canApply && page.can_operate);
+}
+
+$('#plan-apply').addEventListener('click', async () => {
+  if (!planned) return;
+  $('#plan-apply').hidden = true;
+  $('#plan-status').textContent = `Applying ${planned.name} on ${planned.host}…`;
+  await start(planned, 'apply');
+});
+$('#plan-close').addEventListener('click', () => {
+  $('#plan').hidden = true;
+  planned = null;
+});
+
+const operations = createOperationsView($('#operations'));
+
+function onFrame(frame) {
+  if (frame?.type !== 'operation.status') return;
+  operations.update(frame.operation);
+  const { status } = frame.operation;
+  if (status === 'succeeded' || status === 'failed' || status === 'cancelled') finished(frame.operation);
+  else refresh();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating one from a topology file: errors on their line
+
+const form = $('#create-form');
+form?.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const text = $('#create-text');
+  const errors = $('#create-errors');
+  errors.replaceChildren();
+  const { status, data } = await api(page.topologies_url, {
+    method: 'POST',
+    body: { host: $('#create-host').value, topology: text.value },
+  });
+  if (status === 201) {
+    text.value = '';
+    await refresh();
+    return;
+  }
+  const fields = data.fields ?? { [data.error ?? 'error']: [data.message ?? `HTTP ${status}`] };
+  errors.replaceChildren(
+    ...Object.entries(fields).flatMap(([field, messages]) =>
+      messages.map((message) => {
+        const line = field.includes('.') || ['name', 'networks', 'nodes', 'routes'].includes(field) ? lineOfPath(text.value, field) : null;
+        const item = el('li', {}, line ? el('button', { type: 'button', class: 'link-button', 'data-line': line }, `line ${line}`) : null, line ? ': ' : '', `${field}: ${message}`);
+        return item;
+      }),
+    ),
+  );
+  errors.querySelector('[data-line]')?.focus();
+});
+
+/** A click on "line N" puts the cursor at the start of that line of the file. */
+$('#create-errors')?.addEventListener('click', (event) => {
+  const line = Number(event.target.closest('[data-line]')?.dataset.line);
+  if (!line) return;
+  const text = $('#create-text');
+  const at = text.value.split('\n').slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+  text.focus();
+  text.setSelectionRange(at, at + (text.value.split('\n')[line - 1]?.length ?? 0));
+});
+
+const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+new Connection(`${scheme}://${location.host}${page.ws_path}`, { onFrame, onStatus: () => {} }).open();
+refresh();

@@ -1,0 +1,29 @@
+"""The networks page: the desired topologies of every host, created from a topology file, planned
+and applied from the browser through the REST API (static/js/topologies.js drives it)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+
+from webapp.accounts.selectors import user_can_operate
+from webapp.topology.selectors import host_names
+from webapp.topology.views import WS_PATH
+
+
+@login_required
+@require_safe
+def topologies_view(request: HttpRequest) -> HttpResponse:
+    page = {
+        "hosts": host_names(),
+        "can_operate": user_can_operate(request.user),
+        "topologies_url": reverse("api-topology-list"),
+        "operations_url": reverse("api-operation-list"),
+        "ws_path": WS_PATH,
+        "csrf_token": get_token(request),
+    }
+    return render(request, "networks/topologies.html", {"page": page})
