@@ -74,10 +74,14 @@ def status_message(
     }
 
 
-def operation_message(*, id: str, host: str, kind: str, status: str, error: str = "") -> dict[str, Any]:
+def operation_message(
+    *, id: str, host: str, kind: str, status: str, error: str = "", topology: str | None = None
+) -> dict[str, Any]:
     """`operation.status`: an operation of a host was queued, started, ended or cancelled (`error`
-    only when it failed)."""
+    only when it failed; `topology`, the desired topology's name, only when it was queued for one)."""
     operation: dict[str, Any] = {"id": id, "host": host, "kind": kind, "status": status}
+    if topology:
+        operation["topology"] = topology
     if error:
         operation["error"] = error
     return {"type": "operation.status", "operation": operation}

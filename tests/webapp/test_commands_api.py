@@ -82,7 +82,7 @@ async def test_a_command_is_an_operation_the_agent_runs(
     running = await get(sockets, viewer, op)
     assert (running["status"], running["kind"], running["host"]) == ("running", action, "h1")
     assert running["requested_by"] == "otto" and running["started"] and running["finished"] is None
-    assert running["topology"] == TOPOLOGY
+    assert running["document"] == TOPOLOGY and running["topology"] is None
     await answer(agent, op)
 
     frames = [await operation_frame(browser) for _ in range(3)]
@@ -358,7 +358,7 @@ def test_the_list_filters_by_host_and_status_newest_first(
     response = viewer.api().get("/api/v1/operations/?status=bogus")
     assert response.status_code == 400 and response.json()["fields"]["status"], response.json()
     listed = viewer.api().get("/api/v1/operations/?host=h2").json()["results"][0]
-    assert listed["url"] == f"/api/v1/operations/{made[('h2', 'destroy')]}/" and "topology" not in listed
+    assert listed["url"] == f"/api/v1/operations/{made[('h2', 'destroy')]}/" and "document" not in listed
 
 
 @pytest.mark.django_db

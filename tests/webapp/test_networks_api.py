@@ -155,6 +155,8 @@ def test_a_name_on_several_hosts_needs_the_host(operator: Account, make_host: An
         "created": None,
         "updated": None,
         "url": "/api/v1/topologies/demo/?host=h2",
+        "status": "new",
+        "status_message": "never applied",
         "network_count": 2,
         "node_count": 4,
     }
@@ -175,8 +177,11 @@ def test_apply_queues_an_operation_carrying_the_compiled_document(operator: Acco
             host,
             operator.user,
         )
-        assert operation.topology == services.topology_yaml(topology=Topology.objects.get(), pinned=True)
-        assert topology_spec.loads(operation.topology) == topology_spec.loads(DEMO)
+        assert operation.topology == Topology.objects.get() and operation.reason == ""
+        assert operation.document == services.topology_yaml(topology=operation.topology, pinned=True)
+        assert topology_spec.loads(operation.document) == topology_spec.loads(DEMO)
+        listed = operator.api().get(f"/api/v1/operations/{operation.id}/").json()
+        assert (listed["topology"], listed["reason"]) == ("demo", "")
 
 
 def test_networks_and_nodes_are_listed_and_filtered(

@@ -24,6 +24,7 @@ from webapp.hosts import protocol
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
 from webapp.hosts.services import host_authenticate, host_connected, host_disconnected, host_lease_renew
+from webapp.networks.services import topologies_reconcile_on_connect, topology_reconcile_after_plan
 from webapp.operations.models import Operation
 from webapp.operations.services import (
     operation_finish,
@@ -42,10 +43,20 @@ TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token stil
 RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not come
 
 
+def _operations_on_hello(*, host_id: int, fail_running: bool) -> list[Operation]:
+    """In one trip to the database thread: fail what an earlier connection left running (returned),
+    then queue the level-based reconcile plans of the host's applied topologies (their frames and
+    wakes go out from the service)."""
+    failed = operations_fail_running(host_id=host_id) if fail_running else []
+    topologies_reconcile_on_connect(host_id=host_id)
+    return failed
+
+
 class AgentConsumer(AsyncWebsocketConsumer):
     """Keeps the host's live state, fans it out to browsers, persists it, and runs the host's
     operations (webapp.operations) one at a time: the oldest pending one when it has none running,
-    on hello, on `operation.wake` and when the agent answers the one it ran."""
+    on hello, on `operation.wake` and when the agent answers the one it ran. On hello it queues a
+    reconcile plan of each topology applied on the host (webapp.networks.services)."""
 
     host: Host | None = None
     lease_task: asyncio.Task | None = None
@@ -135,8 +146,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.lease_task = asyncio.create_task(self._keep_lease())
         await self._send(protocol.frame("welcome", host=self.host.name))
         await self._status(self.host)
-        if self.running is None:  # an operation left running by an earlier connection gets no answer there
-            await self._announce(await database_sync_to_async(operations_fail_running)(host_id=self.host.id))
+        # an operation left running by an earlier connection gets no answer there
+        failed = await database_sync_to_async(_operations_on_hello)(
+            host_id=self.host.id, fail_running=self.running is None
+        )
+        await self._announce(failed)
         await self._operations_next()
 
     async def _on_snapshot(self, frame: dict[str, Any]) -> None:
@@ -175,6 +189,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
             log.info("agent of host %s: result for unknown operation %s", self.host, frame["id"])
         else:
             await self._announce([operation])
+            # a reconcile plan: queue the apply it calls for, if any (announced and woken by the service)
+            await database_sync_to_async(topology_reconcile_after_plan)(operation=operation)
         if frame["id"] == self.running:
             self.running = None
             await self._operations_next()
@@ -228,7 +244,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.running = str(operation.id)
         await self._announce([operation])
         await self._send(
-            protocol.frame("command", id=self.running, action=operation.kind, topology=operation.topology)
+            protocol.frame("command", id=self.running, action=operation.kind, topology=operation.document)
         )
 
     async def _announce(self, operations: list[Operation]) -> None:

@@ -1,16 +1,114 @@
-"""Reads of desired state: topologies, their networks and nodes, with a constant number of queries."""
+"""Reads of desired state: topologies, their networks and nodes, with a constant number of queries.
+
+A topology's status is derived, never stored: from its latest operation (cancelled ones aside) and
+its host's presence (topology_status).
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, QuerySet
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from webapp.errors import InvalidInput, NotFound
 from webapp.networks.models import Attachment, Network, Node, Topology
+from webapp.operations.models import Operation
+
+Kind, Status = Operation.Kind, Operation.Status
+
+#: A topology's statuses: new (never applied), pending (an operation queued, its host online),
+#: waiting (queued, its host offline), applying (an apply or destroy running), ready (applied, and
+#: the last plan found nothing to change), error (the last operation failed), drifted (a plan of the
+#: applied topology found the host different).
+TOPOLOGY_STATUSES = ("new", "pending", "waiting", "applying", "ready", "error", "drifted")
+
+_SYMBOL = {"create": "+", "update": "~", "delete": "-"}
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyStatus:
+    status: str
+    message: str
+
+
+def plan_changes(result: object) -> list[Mapping[str, Any]]:
+    """The changes of a netcore plan result ({topology, applied, counts, changes: [{action, kind,
+    name, detail}]}); [] for anything else."""
+    changes = result.get("changes") if isinstance(result, Mapping) else None
+    if not isinstance(changes, list):
+        return []
+    return [change for change in changes if isinstance(change, Mapping)]
+
+
+def plan_lines(result: object) -> list[str]:
+    """The plan's changes as netcore prints them: `+ bridge demo-front`, `- veth …`, `~ … (detail)`."""
+    lines = []
+    for change in plan_changes(result):
+        symbol = _SYMBOL.get(str(change.get("action")), "?")
+        detail = change.get("detail")
+        line = f"{symbol} {change.get('kind')} {change.get('name')}"
+        lines.append(f"{line} ({detail})" if detail else line)
+    return lines
+
+
+def _with_status(topologies: QuerySet[Topology]) -> QuerySet[Topology]:
+    """What topology_status reads, in one more query: the latest operation and the kind of the
+    latest apply or destroy that succeeded."""
+    settled = Operation.objects.filter(
+        topology_id=OuterRef("pk"), kind__in=[Kind.APPLY, Kind.DESTROY], status=Status.SUCCEEDED
+    ).order_by("-created")
+    return topologies.annotate(settled_kind=Subquery(settled.values("kind")[:1])).prefetch_related(
+        Prefetch(
+            "operations",
+            queryset=Operation.objects.exclude(status=Status.CANCELLED).order_by("-created")[:1],
+            to_attr="latest_operations",
+        )
+    )
+
+
+def topology_status(topology: Topology) -> TopologyStatus:
+    """The topology's status and a sentence saying why (of a topology from topology_list or
+    topology_get)."""
+    latest: Operation | None = next(iter(getattr(topology, "latest_operations", ())), None)
+    host = topology.host
+    if latest is None:
+        return TopologyStatus("new", "never applied")
+    if latest.status == Status.PENDING:
+        if host.online:
+            return TopologyStatus("pending", f"{latest.kind} queued on host {host.name}")
+        if host.revoked:
+            since = "revoked"
+        elif host.last_seen is not None:
+            since = f"offline since {host.last_seen.isoformat()}"
+        else:
+            since = "never connected"
+        return TopologyStatus("waiting", f"waiting for host {host.name} ({since})")
+    if latest.status == Status.RUNNING:
+        if latest.kind == Kind.PLAN:
+            return TopologyStatus("pending", f"planning on host {host.name}")
+        verb = "applying" if latest.kind == Kind.APPLY else "destroying"
+        return TopologyStatus("applying", f"{verb} on host {host.name}")
+    if latest.status == Status.FAILED:
+        return TopologyStatus("error", latest.error)
+    if latest.kind == Kind.APPLY:
+        return TopologyStatus("ready", f"applied on host {host.name}")
+    if getattr(topology, "settled_kind", None) != Kind.APPLY:  # a plan of a topology not applied
+        destroyed = getattr(topology, "settled_kind", None) == Kind.DESTROY
+        return TopologyStatus("new", f"destroyed on host {host.name}" if destroyed else "never applied")
+    lines = plan_lines(latest.result)
+    if not lines:
+        return TopologyStatus("ready", f"applied on host {host.name}; the last plan found nothing to change")
+    return TopologyStatus(
+        "drifted", f"host {host.name} differs from the applied topology:\n" + "\n".join(lines)
+    )
 
 
 def topology_list(*, host: str | None = None) -> QuerySet[Topology]:
-    """Topologies (of the host of that name), with how many networks and nodes each has."""
-    topologies = Topology.objects.select_related("host", "created_by").annotate(
+    """Topologies (of the host of that name), with how many networks and nodes each has and what
+    their status is read from."""
+    topologies = _with_status(Topology.objects.select_related("host", "created_by")).annotate(
         network_count=Count("networks", distinct=True), node_count=Count("nodes", distinct=True)
     )
     if host:
@@ -29,7 +127,7 @@ def _nodes_prefetched(nodes: QuerySet[Node]) -> QuerySet[Node]:
 def topology_get(*, name: str, host: str | None = None) -> Topology:
     """The topology of that name (on the host of that name, which is needed when several hosts have
     one of that name), with its networks and nodes prefetched."""
-    found = Topology.objects.select_related("host", "created_by").filter(name=name)
+    found = _with_status(Topology.objects.select_related("host", "created_by")).filter(name=name)
     if host:
         found = found.filter(host__name=host)
     topologies = list(

@@ -13,6 +13,7 @@ topology_document compiles the rows back into a netcore document: what the agent
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from ipaddress import ip_network
@@ -21,6 +22,7 @@ from typing import Any, TypeAlias
 import yaml
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from netcore.errors import InvalidSpec
 from netcore.topology import spec as topology_spec
@@ -28,6 +30,7 @@ from netcore.topology.spec import TopologySpec
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
 from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
+from webapp.networks.selectors import plan_changes
 from webapp.operations.models import Operation
 from webapp.operations.services import operation_create
 
@@ -370,9 +373,118 @@ def document_yaml(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def topology_operation(*, topology: Topology, kind: str, user: User) -> Operation:
+def topology_operation(*, topology: Topology, kind: str, user: User, reason: str = "") -> Operation:
     """Queue plan, apply or destroy of the topology on its host: the compiled document, every address
     pinned, is what the agent runs (netcore's engine converges the host to it)."""
     return operation_create(
-        host=topology.host, kind=kind, topology_text=topology_yaml(topology=topology, pinned=True), user=user
+        host=topology.host,
+        kind=kind,
+        topology_text=topology_yaml(topology=topology, pinned=True),
+        user=user,
+        topology=topology,
+        reason=reason,
+    )
+
+
+# Reconcile (level-based): when a host's agent connects, every topology applied there is planned
+# again; the plan's changes say whether the host merely lost what was applied (a reboot, a fresh
+# host: only creations, restored by an apply) or someone changed the kernel by hand (changes or
+# removals: drift, shown and left alone unless the topology has auto_repair).
+
+RECONCILE_ON_CONNECT = "reconcile on connect"
+RECONCILE_RESTORE = "reconcile: restore what the host lost"
+RECONCILE_REPAIR = "reconcile: repair drift (auto_repair)"
+
+
+class Reconcile(enum.Enum):
+    """What a reconcile plan calls for."""
+
+    READY = "ready"  # nothing to change: the kernel matches
+    RESTORE = "restore"  # only creations: apply
+    DRIFTED = "drifted"  # changes or removals: show them, do not apply
+    REPAIR = "repair"  # changes or removals, and the topology has auto_repair: apply
+
+
+def reconcile_decision(*, result: object, auto_repair: bool) -> Reconcile:
+    """What to do after a reconcile plan of an applied topology came back with `result`."""
+    actions = {change.get("action") for change in plan_changes(result)}
+    if not actions:
+        return Reconcile.READY
+    if actions == {"create"}:
+        return Reconcile.RESTORE
+    return Reconcile.REPAIR if auto_repair else Reconcile.DRIFTED
+
+
+def _last_applied(topology_id: int) -> Operation | None:
+    """Its latest apply or destroy (not cancelled), if that is an apply that succeeded."""
+    latest = (
+        Operation.objects.filter(
+            topology_id=topology_id, kind__in=[Operation.Kind.APPLY, Operation.Kind.DESTROY]
+        )
+        .exclude(status=Operation.Status.CANCELLED)
+        .order_by("-created")
+        .first()
+    )
+    applied = latest is not None and latest.kind == Operation.Kind.APPLY
+    return latest if applied and latest.status == Operation.Status.SUCCEEDED else None
+
+
+def topologies_reconcile_on_connect(*, host_id: int) -> list[Operation]:
+    """Queue a plan (reason RECONCILE_ON_CONNECT) of every topology of the host that was applied
+    there and has no operation pending or running: called when the host's agent says hello.
+
+    The plan runs the document last applied, not the rows as they are now: reconcile restores what
+    was applied; an edit nobody applied yet is never applied by it."""
+    busy = Operation.objects.filter(
+        topology_id=OuterRef("pk"), status__in=[Operation.Status.PENDING, Operation.Status.RUNNING]
+    )
+    queued = []
+    for topology in (
+        Topology.objects.filter(host_id=host_id).exclude(Exists(busy)).select_related("host").order_by("name")
+    ):
+        applied = _last_applied(topology.id)
+        if applied is not None:
+            queued.append(
+                operation_create(
+                    host=topology.host,
+                    kind="plan",
+                    topology_text=applied.document,
+                    user=None,
+                    topology=topology,
+                    reason=RECONCILE_ON_CONNECT,
+                )
+            )
+    return queued
+
+
+def topology_reconcile_after_plan(*, operation: Operation) -> Operation | None:
+    """After a reconcile plan succeeded: queue the apply it calls for (restore, or repair with
+    auto_repair) and return it; None when the kernel matches or drifted (the topology's status, derived
+    from this plan, says so)."""
+    if (
+        operation.reason != RECONCILE_ON_CONNECT
+        or operation.kind != Operation.Kind.PLAN
+        or operation.status != Operation.Status.SUCCEEDED
+        or operation.topology_id is None
+    ):
+        return None
+    topology = Topology.objects.select_related("host").filter(id=operation.topology_id).first()
+    if topology is None:
+        return None
+    decision = reconcile_decision(result=operation.result, auto_repair=topology.auto_repair)
+    if decision not in (Reconcile.RESTORE, Reconcile.REPAIR):
+        return None
+    if Operation.objects.filter(
+        topology=topology, status__in=[Operation.Status.PENDING, Operation.Status.RUNNING]
+    ).exists():
+        return None  # someone queued work meanwhile: that decides
+    reason = RECONCILE_RESTORE if decision is Reconcile.RESTORE else RECONCILE_REPAIR
+    # exactly what was planned (the document last applied), whatever the rows say now
+    return operation_create(
+        host=topology.host,
+        kind="apply",
+        topology_text=operation.document,
+        user=None,
+        topology=topology,
+        reason=reason,
     )

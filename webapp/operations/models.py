@@ -1,5 +1,9 @@
 """An operation is one piece of long work on a host (plan, apply or destroy of a topology file).
 
+An operation queued for a desired topology (webapp.networks) points at it: the topology's status is
+derived from its latest operation. The web app queues some itself (reconcile on connect), saying why
+in `reason`.
+
 It is kept from the request that asks for it until it ends: pending (queued until the host's agent
 is connected), running (sent to the agent), then succeeded, failed or cancelled. The host's agent
 connection (webapp.hosts.consumers) runs a host's operations one at a time, oldest first.
@@ -32,7 +36,16 @@ class Operation(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    topology = models.TextField(help_text="The topology file text the operation runs.")
+    document = models.TextField(help_text="The topology file text the operation runs.")
+    topology = models.ForeignKey(
+        "networks.Topology",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="operations",
+        help_text="The desired topology it runs, if queued for one (else a file sent as is).",
+    )
+    reason = models.TextField(blank=True, help_text="Why it was queued, when not asked by a person.")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -16,7 +16,7 @@ def operation_get(*, id: str | uuid.UUID) -> Operation:
         key = id if isinstance(id, uuid.UUID) else uuid.UUID(str(id))
     except ValueError:
         raise NotFound(f"no operation {id!r}") from None
-    operation = Operation.objects.select_related("host", "requested_by").filter(id=key).first()
+    operation = Operation.objects.select_related("host", "requested_by", "topology").filter(id=key).first()
     if operation is None:
         raise NotFound(f"no operation {str(id)!r}")
     return operation
@@ -24,7 +24,7 @@ def operation_get(*, id: str | uuid.UUID) -> Operation:
 
 def operation_list(*, host: str | None = None, status: str | None = None) -> QuerySet[Operation]:
     """Operations, newest first, of the host of that name and/or with that status."""
-    operations = Operation.objects.select_related("host", "requested_by").order_by("-created")
+    operations = Operation.objects.select_related("host", "requested_by", "topology").order_by("-created")
     if status:
         if status not in Operation.Status.values:
             raise InvalidInput(

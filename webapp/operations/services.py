@@ -9,7 +9,7 @@ thread waits on an agent.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -23,6 +23,9 @@ from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
 from webapp.operations.models import Operation
 
+if TYPE_CHECKING:
+    from webapp.networks.models import Topology
+
 DISCONNECTED = "the agent disconnected while running it; it may have partly applied: run plan to see"
 RUNNING_NOT_CANCELLABLE = "running operations cannot be cancelled yet"
 
@@ -30,9 +33,15 @@ Status = Operation.Status
 
 
 def operation_message(operation: Operation, *, host: str) -> dict[str, Any]:
-    """The `operation.status` channel-layer message (and browser frame) of an operation."""
+    """The `operation.status` channel-layer message (and browser frame) of an operation (its
+    topology loaded with it: select_related, or given to operation_create)."""
     return layer.operation_message(
-        id=str(operation.id), host=host, kind=operation.kind, status=operation.status, error=operation.error
+        id=str(operation.id),
+        host=host,
+        kind=operation.kind,
+        status=operation.status,
+        error=operation.error,
+        topology=operation.topology.name if operation.topology_id is not None else None,
     )
 
 
@@ -51,10 +60,17 @@ def _announce(operation: Operation, *, host: Host, wake: bool = False) -> None:
 
 
 def operation_create(
-    *, host: Host, kind: str, topology_text: str, user: AbstractBaseUser | AnonymousUser | None
+    *,
+    host: Host,
+    kind: str,
+    topology_text: str,
+    user: AbstractBaseUser | AnonymousUser | None,
+    topology: Topology | None = None,
+    reason: str = "",
 ) -> Operation:
     """Queue plan/apply/destroy of a topology file on the host; it runs when the host's agent is
-    connected and the host's earlier operations have ended."""
+    connected and the host's earlier operations have ended. `topology`: the desired topology the
+    file was compiled from; `reason`: why, when no person asked."""
     if kind not in Operation.Kind.values:
         raise InvalidInput(f"unknown kind {kind!r} (use {', '.join(Operation.Kind.values)})", field="kind")
     if host.revoked:
@@ -62,7 +78,9 @@ def operation_create(
     operation = Operation.objects.create(
         host=host,
         kind=kind,
-        topology=topology_text,
+        document=topology_text,
+        topology=topology,
+        reason=reason,
         requested_by=user if user is not None and user.is_authenticated else None,
     )
     _announce(operation, host=host, wake=True)
@@ -97,7 +115,10 @@ def operation_start_next(*, host_id: int, holder: str) -> Operation | None:
             return None
         while True:
             operation = (
-                Operation.objects.filter(host_id=host_id, status=Status.PENDING).order_by("created").first()
+                Operation.objects.filter(host_id=host_id, status=Status.PENDING)
+                .select_related("topology")
+                .order_by("created")
+                .first()
             )
             if operation is None:
                 return None
@@ -127,7 +148,9 @@ def operation_finish(*, host_id: int, operation_id: str, reply: dict[str, Any]) 
     if key is None:
         return None
     waiting = Q(status=Status.RUNNING) | Q(status=Status.FAILED, error=DISCONNECTED)
-    operation = Operation.objects.filter(waiting, id=key, host_id=host_id).select_related("host").first()
+    operation = (
+        Operation.objects.filter(waiting, id=key, host_id=host_id).select_related("host", "topology").first()
+    )
     if operation is None:
         return None
     if reply["ok"]:
@@ -150,7 +173,7 @@ def operation_finish(*, host_id: int, operation_id: str, reply: dict[str, Any]) 
 def operations_fail_running(*, host_id: int, operation_id: str | None = None) -> list[Operation]:
     """Fail the host's running operation(s) (just `operation_id`, if given): the agent connection
     that ran it went away, so no answer will come through it."""
-    running = Operation.objects.filter(host_id=host_id, status=Status.RUNNING)
+    running = Operation.objects.filter(host_id=host_id, status=Status.RUNNING).select_related("topology")
     if operation_id is not None:
         running = running.filter(id=operation_id)
     now = timezone.now()
@@ -172,7 +195,7 @@ def operations_fail_orphaned() -> list[Operation]:
     )
     now = timezone.now()
     failed = []
-    for operation in orphaned.select_related("host"):
+    for operation in orphaned.select_related("host", "topology"):
         if Operation.objects.filter(id=operation.id, status=Status.RUNNING).update(
             status=Status.FAILED, error=DISCONNECTED, finished=now, progress=""
         ):

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from netcore.topology.spec import MAX_DOCUMENT_BYTES
 from webapp.networks.models import Network, Node, Topology
+from webapp.networks.selectors import TOPOLOGY_STATUSES, topology_status
 
 
 @extend_schema_field(
@@ -118,10 +119,25 @@ class _TopologyFields(serializers.Serializer):
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     created = serializers.DateTimeField()
     updated = serializers.DateTimeField()
+    status = serializers.SerializerMethodField(
+        help_text="Derived from its latest operation and its host's presence: "
+        + ", ".join(TOPOLOGY_STATUSES)
+        + "."
+    )
+    status_message = serializers.SerializerMethodField(
+        help_text="Why, for people: the error, the host waited for, the plan lines of a drift."
+    )
     url = serializers.SerializerMethodField()
 
     def get_url(self, topology: Topology) -> str:
         return topology_url(topology)
+
+    @extend_schema_field(serializers.ChoiceField(choices=TOPOLOGY_STATUSES))
+    def get_status(self, topology: Topology) -> str:
+        return topology_status(topology).status
+
+    def get_status_message(self, topology: Topology) -> str:
+        return topology_status(topology).message
 
 
 class DesiredTopologyListOutputSerializer(_TopologyFields):

@@ -23,6 +23,13 @@ class OperationOutputSerializer(serializers.Serializer):
     host = serializers.CharField(source="host.name")
     kind = serializers.ChoiceField(choices=Operation.Kind.choices)
     status = serializers.ChoiceField(choices=Operation.Status.choices)
+    topology = serializers.CharField(
+        source="topology.name",
+        allow_null=True,
+        default=None,
+        help_text="The desired topology (name) it was queued for; null for a file sent as is.",
+    )
+    reason = serializers.CharField(help_text="Why the web app queued it itself; empty when a person asked.")
     requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
     created = serializers.DateTimeField()
     started = serializers.DateTimeField(allow_null=True)
@@ -40,4 +47,4 @@ class OperationOutputSerializer(serializers.Serializer):
 
 
 class OperationDetailSerializer(OperationOutputSerializer):
-    topology = serializers.CharField(help_text="The topology file text.")
+    document = serializers.CharField(help_text="The topology file text it runs.")
