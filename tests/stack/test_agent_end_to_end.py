@@ -10,9 +10,10 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import RUN
+from tests.conftest import RUN, tcp_echo_at
 from tests.stack.harness import agent_connected, log_count, until, ws_connect
 from tests.stack.scenarios import (
+    NODE_B,
     connected,
     finished,
     hand_made_links,
@@ -248,3 +249,39 @@ async def test_malformed_agent_frames_get_errors_and_the_connection_survives(mak
     except ConnectionClosed as exc:
         raise AssertionError(f"the server closed the connection: {exc}") from exc
     assert extra is None, f"valid frames got an answer: {extra}"
+
+
+async def test_a_rebooted_host_gets_its_applied_topology_back(make_stack, topo):
+    """A desired topology applied through /api/v1/topologies/; the agent stops and the topology's
+    namespaces go (its private /run goes with it: what a reboot does); the agent comes back, says
+    hello, and the web app's reconcile plans the topology, sees only creations and applies it."""
+    stack = make_stack()
+    web, agent, _ = await connected(stack)
+    status, body = await web.aapi(
+        "POST", "/api/v1/topologies/", {"host": "alpha", "topology": topology_text(topo)}
+    )
+    assert status == 201, body
+    status, body = await web.aapi("POST", f"/api/v1/topologies/{topo}/apply/?host=alpha")
+    assert status == 202, body
+    assert (await finished(web, body["operation"]))["status"] == "succeeded"
+    wanted = [f"{topo}-a", f"{topo}-b"]
+    assert stack.netns_names(agent) == wanted
+
+    agent.stop()
+    agent = stack.start_agent(web, token=stack.host_tokens["alpha"])
+    await agent_connected(agent)
+
+    def restored() -> dict | None:
+        status, body = web.api("GET", f"/api/v1/topologies/{topo}/?host=alpha")
+        assert status == 200, body
+        return body if body["status"] == "ready" and stack.netns_names(agent) == wanted else None
+
+    await until(restored, timeout=30, what="the topology restored by reconcile")
+    status, body = web.api("GET", "/api/v1/operations/?host=alpha")
+    reconciled = [(op["kind"], op["status"], op["reason"], op["topology"]) for op in body["results"][:2]]
+    assert reconciled == [
+        ("apply", "succeeded", "reconcile: restore what the host lost", topo),
+        ("plan", "succeeded", "reconcile on connect", topo),
+    ], body["results"]
+    node_a, node_b = stack.netns_path(agent, f"{topo}-a"), stack.netns_path(agent, f"{topo}-b")
+    tcp_echo_at(server=node_b, client=node_a, address=NODE_B)
