@@ -11,6 +11,7 @@ import traceback
 from types import FrameType
 
 import bench.browser  # noqa: F401
+import bench.desired  # noqa: F401  (registers P8)
 import bench.live  # noqa: F401  (registers P3 and P4)
 from bench import report
 from bench.baselines import MAX_ENDPOINTS
