@@ -64,6 +64,13 @@ function nsLabel(h, netns) {
   return nodes.length > 1 ? `${name} · nodes ${nodes.join(', ')}` : name;
 }
 
+/** The class marking an element of a desired topology that needs attention (see style.js). */
+function desiredClass(desired) {
+  if (!desired) return '';
+  if (desired.status === 'error' || desired.status === 'drifted') return ' desired-problem';
+  return ['pending', 'applying', 'waiting'].includes(desired.status) ? ' desired-busy' : '';
+}
+
 /** What the graph should hold for one id: a Cytoscape element definition, or null for nothing. */
 function nodeSpec({ h, type, key }) {
   const host = h.name;
@@ -74,7 +81,7 @@ function nodeSpec({ h, type, key }) {
     if ((!h.namespaces.has(key) && !h.nsLinks.has(key)) || h.folded.has(key)) return null;
     return {
       data: { id: ids.ns(host, key), parent: host, type: 'namespace', host, netns: key, label: nsLabel(h, key) },
-      classes: `namespace ns-${h.nsKind(key) ?? 'unknown'}`,
+      classes: `namespace ns-${h.nsKind(key) ?? 'unknown'}${desiredClass(h.nsDesired(key))}`,
     };
   }
   if (type === 'link') {
@@ -85,7 +92,7 @@ function nodeSpec({ h, type, key }) {
     const { full, brief } = linkLabels(link, [...(h.linkAddresses.get(key)?.values() ?? [])]);
     return {
       data: { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label: full, brief },
-      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}`,
+      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${desiredClass(h.desiredOf(link))}`,
     };
   }
   // type === 'group'

@@ -64,6 +64,7 @@ export class HostModel {
     this.ports = new Map(); // "netns|bridge name" -> Set of port node ids
     this.bridges = new Set(); // link node ids of bridges
     this.linkAddresses = new Map(); // link node id -> Map of state key -> address object (for labels)
+    this.desired = new Map(); // desired topology name -> {status, message} (the web app's API)
     // Folding: endpoint namespace -> {bridge, veth, port} for every namespace that could fold (one
     // veth whose peer is a bridge port), those per bridge, and the ones folded now.
     this.foldable = new Map();
@@ -122,6 +123,22 @@ export class HostModel {
     return names;
   }
 
+  /** The desired topology an interface belongs to (its owner alias) with its status, or null. */
+  desiredOf(link) {
+    const topology = parseOwnerAlias(link?.alias)?.topology;
+    const wanted = topology === undefined ? undefined : this.desired.get(topology);
+    return wanted ? { topology, ...wanted } : null;
+  }
+
+  /** The desired topology a namespace belongs to: that of its node's lo. */
+  nsDesired(netns) {
+    for (const id of this.nsLinks.get(netns) ?? []) {
+      const link = this.links.get(id);
+      if (parseOwnerAlias(link.alias)?.role === 'node') return this.desiredOf(link);
+    }
+    return null;
+  }
+
   /** Endpoints folded into a group, and how many of them are down (their veth or its port). */
   groupCounts(groupId) {
     const members = this.groups.get(groupId) ?? new Set();
@@ -141,6 +158,7 @@ export class TopologyModel {
     this.expanded = new Set(); // bridge node ids whose endpoint group the user opened
     this.grouping = true; // fold networks with more than FOLD_ABOVE endpoints
     this.resyncRequested = false;
+    this.desired = new Map(); // host name -> its desired topologies' status (see setDesired)
     this.pending = {
       nodes: new Map(), // element id -> {h, type, key}
       refold: new Map(), // HostModel -> Set of netns names whose folding may have changed
@@ -152,6 +170,7 @@ export class TopologyModel {
   host(name) {
     if (!this.hosts[name]) {
       this.hosts[name] = new HostModel(name);
+      this.hosts[name].desired = this.desired.get(name) ?? new Map();
       this.touch(this.hosts[name], 'host', name);
     }
     return this.hosts[name];
@@ -427,6 +446,33 @@ export class TopologyModel {
     }
     this.touch(h, 'ns', netns);
     for (const id of h.nsLinks.get(netns) ?? []) this.touch(h, 'link', id);
+  }
+
+  /**
+   * The desired topologies of every host with their status (GET /api/v1/topologies/ results):
+   * every interface and namespace of a topology whose status changed is redrawn.
+   */
+  setDesired(topologies) {
+    const byHost = new Map();
+    for (const t of topologies) {
+      if (!byHost.has(t.host)) byHost.set(t.host, new Map());
+      byHost.get(t.host).set(t.name, { status: t.status ?? 'new', message: t.status_message ?? '' });
+    }
+    this.desired = byHost;
+    for (const h of Object.values(this.hosts)) {
+      const next = byHost.get(h.name) ?? new Map();
+      const changed = new Set();
+      for (const name of new Set([...h.desired.keys(), ...next.keys()])) {
+        if (JSON.stringify(h.desired.get(name)) !== JSON.stringify(next.get(name))) changed.add(name);
+      }
+      h.desired = next;
+      if (!changed.size) continue;
+      for (const [id, link] of h.links) {
+        if (!changed.has(parseOwnerAlias(link.alias)?.topology)) continue;
+        this.touch(h, 'link', id);
+        this.touch(h, 'ns', link.netns);
+      }
+    }
   }
 
   setGrouping(on) {

@@ -4,6 +4,18 @@ import { el, formatTime } from './dom.js';
 import { linkKind } from './links.js';
 import { hostStatus, ids } from './model.js';
 
+/** "demo: drifted — <what differs>" for an element of a desired topology, with a link to manage it. */
+function desiredText(desired) {
+  if (!desired) return null;
+  return el(
+    'span',
+    {},
+    el('a', { href: '/networks/' }, desired.topology),
+    `: ${desired.status}`,
+    desired.message ? el('span', { class: 'muted' }, ` — ${desired.message}`) : null,
+  );
+}
+
 function selectLink(id, label) {
   return el('button', { type: 'button', class: 'link-button', 'data-select': id }, label);
 }
@@ -85,6 +97,7 @@ export function linkDetails(model, h, id, link) {
       ['Index', String(link.index)],
       ['Master', link.master && (bridgeId ? selectLink(bridgeId, link.master) : link.master)],
       ['Alias', link.alias],
+      ['Topology', desiredText(h.desiredOf(link))],
       ['Peer', peerLabel && (peerId && h.links.has(peerId) ? selectLink(peerId, peerLabel) : peerLabel)],
     ]),
     vx &&
@@ -137,6 +150,7 @@ export function namespaceDetails(h, netns) {
     el('p', { class: 'panel-sub' }, `namespace · host ${h.name}`),
     facts([
       ['Kind', namespace?.kind ?? 'unknown'],
+      ['Topology', desiredText(h.nsDesired(netns))],
       ['Nodes', [...h.nodeNames(netns)].sort().join(', ')],
       ['Inode', namespace && String(namespace.inode)],
       ['Neighbours', String(neighbours.length)],

@@ -22,6 +22,8 @@ export const LOOK = {
   vethEdge: '#10b981',
   portEdge: '#60a5fa',
   groupEdge: '#6ee7b7',
+  desiredProblem: '#fb7185', // a desired topology failed or drifted
+  desiredBusy: '#fbbf24', // a desired topology's operation is queued or running
 };
 export const DOWN_DASH = [6, 4];
 
@@ -201,6 +203,16 @@ export function stylesheet(large, detailed) {
         'line-dash-pattern': DOWN_DASH,
       },
     },
+    // Elements of a desired topology (the Networks page) whose last apply failed or that drifted, and
+    // of one with an operation queued or running: a halo, so borders keep saying up/down/selected.
+    {
+      selector: '.desired-problem',
+      style: { 'underlay-color': LOOK.desiredProblem, 'underlay-opacity': 0.35, 'underlay-padding': 6, 'underlay-shape': 'round-rectangle' },
+    },
+    {
+      selector: '.desired-busy',
+      style: { 'underlay-color': LOOK.desiredBusy, 'underlay-opacity': 0.35, 'underlay-padding': 6, 'underlay-shape': 'round-rectangle' },
+    },
     { selector: '.dimmed', style: { opacity: 0.15 } },
     {
       selector: 'node.match',
@@ -234,6 +246,8 @@ const LEGEND = [
     ['Down', { shape: 'circle', fill: LOOK.down.fill, border: LOOK.down.line, width: 2, dash: true }],
     ['Search match', { shape: 'circle', fill: '#ffffff', border: LOOK.match, width: 3 }],
     ['Selected', { shape: 'circle', fill: '#ffffff', border: LOOK.selected, width: 3 }],
+    ['Topology failed or drifted', { shape: 'halo', fill: LOOK.desiredProblem }],
+    ['Topology being applied', { shape: 'halo', fill: LOOK.desiredBusy }],
   ]],
   ['Lines', [
     ['veth pair', { shape: 'line', border: LOOK.vethEdge, width: 3 }],
@@ -258,6 +272,10 @@ function legendSwatch({ shape, fill = 'none', border = 'none', width = 1, dash =
     bar: () => svgEl('rect', { x: 4, y: 4, width: 20, height: 9, rx: 2, ...paint }),
     circle: () => svgEl('circle', { cx: 14, cy: 8, r: 6, ...paint }),
     dot: () => svgEl('circle', { cx: 14, cy: 8, r: 3.5, ...paint }),
+    halo: () => [
+      svgEl('rect', { x: 2, y: 1, width: 24, height: 14, rx: 5, fill, 'fill-opacity': 0.45 }),
+      svgEl('circle', { cx: 14, cy: 8, r: 4.5, fill: LOOK.veth }),
+    ],
     diamond: () => svgEl('polygon', { points: '14,1 21,8 14,15 7,8', ...paint }),
     hexagon: () => svgEl('polygon', { points: '8,8 11,2.5 17,2.5 20,8 17,13.5 11,13.5', ...paint }),
     line: () => svgEl('line', { x1: 1, y1: 8, x2: 27, y2: 8, ...paint, fill: 'none' }),

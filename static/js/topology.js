@@ -70,6 +70,7 @@ const flushing = { scheduled: false, waiters: [] };
 function handleFrame(frame) {
   if (frame?.type === 'operation.status') {
     operationsView.update(frame.operation);
+    if (frame.operation?.topology) refreshDesiredSoon();
     return Promise.resolve();
   }
   if (!['topology.snapshot', 'topology.delta', 'host.status'].includes(frame?.type)) {
@@ -144,6 +145,33 @@ function gone({ h, type, key }) {
 function firstSnapshotsIn() {
   const waited = performance.now() - firstSnapshotAt > FIRST_SNAPSHOTS_WAIT_MS;
   return waited || knownHosts.every((name) => model.hosts[name] && model.hosts[name].seq !== null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Desired topologies (the Networks page): their status on the elements they made
+
+const desiredUrl = JSON.parse($('#topology-desired-url')?.textContent ?? 'null');
+let desiredTimer = null;
+
+/** Read every desired topology's status again (after its operations changed), at most every 300 ms. */
+function refreshDesiredSoon() {
+  if (!desiredUrl || desiredTimer) return;
+  desiredTimer = setTimeout(() => {
+    desiredTimer = null;
+    refreshDesired();
+  }, 300);
+}
+
+async function refreshDesired() {
+  if (!desiredUrl) return;
+  try {
+    const response = await fetch(`${desiredUrl}?page_size=2000`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    if (!response.ok) return;
+    model.setDesired((await response.json()).results ?? []);
+    scheduleFlush();
+  } catch (error) {
+    console.warn('switchboard: could not read the desired topologies:', error);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -708,3 +736,4 @@ connection = new Connection(`${location.protocol === 'https:' ? 'wss' : 'ws'}://
   onStatus: setStatus,
 });
 connection.open();
+refreshDesired();

@@ -3,8 +3,8 @@
 No web server runs: Playwright answers the page's requests itself. `/topology/` is
 tests/browser/harness.html rendered with Django's template engine (it includes the real
 templates/topology/ partials), `/static/...` is read from static/ then node_modules/ (the order of
-STATICFILES_DIRS), the saved-layout API is answered by a LayoutStore, and the page's websocket to
-/ws/topology/ by a FakeServer the test drives frame by frame.
+STATICFILES_DIRS), the saved-layout API (and the desired topologies' list) is answered by a
+LayoutStore, and the page's websocket to /ws/topology/ by a FakeServer the test drives frame by frame.
 """
 
 from __future__ import annotations
@@ -144,6 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 LAYOUT_URL = "/api/v1/topology/layouts/topology/"
+DESIRED_URL = "/api/v1/topologies/"
 
 
 class LayoutStore:
@@ -152,6 +153,7 @@ class LayoutStore:
     def __init__(self) -> None:
         self.positions: dict[str, list[float]] = {}
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.desired: list[dict[str, Any]] = []  # what GET /api/v1/topologies/ answers (results)
 
     def config(self) -> dict[str, Any]:
         """What the web app embeds in the page as `topology-layout`."""
@@ -176,7 +178,10 @@ def _render_harness(known_hosts: list[str], layout: dict[str, Any] | None = None
     from django.template import engines
 
     template = engines["django"].from_string((Path(__file__).parent / "harness.html").read_text())
-    context = {"hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/", "layout": layout}
+    context = {
+        "hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/", "layout": layout,
+        "desired_url": DESIRED_URL,
+    }
     return template.render(context)
 
 
@@ -211,6 +216,10 @@ def _serve(route: Any, page_html: Callable[[], str], layouts: LayoutStore) -> No
         return
     if path == LAYOUT_URL:
         layouts.answer(route)
+        return
+    if path == DESIRED_URL:  # the desired topologies (webapp/networks), as the test set them
+        body = {"count": len(layouts.desired), "next": None, "previous": None, "results": layouts.desired}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
         return
     if path.startswith("/static/"):
         relative = path.removeprefix("/static/")

@@ -532,3 +532,29 @@ def test_operations_on_hosts_are_listed_as_they_progress(topology):
     # A failed one stays until dismissed.
     item.get_by_role("button", name="Dismiss").click()
     assert ops.is_hidden()
+
+
+def test_a_desired_topology_that_drifted_is_marked_on_its_elements(topology):
+    """A desired topology (Networks page) that failed or drifted: haloed on the graph, named in the panel."""
+    s, links = demo_host()
+    links["port1"]["alias"] = "switchboard:demo:veth:node=web1:network=front"
+    topology.send_snapshot(s.snapshot_frame("alpha"))
+    front, port1 = link_id("alpha", links["front"]), link_id("alpha", links["port1"])
+    marked = "() => window.switchboard.cy.$('.desired-problem').map((n) => n.id()).sort()"
+    assert topology.js(marked) == []
+
+    def status(state: str, message: str) -> None:
+        desired = {"host": "alpha", "name": "demo", "status": state, "status_message": message}
+        topology.layouts.desired = [desired]
+        topology.server.send({"type": "operation.status", "operation": {
+            "id": f"op-{state}", "host": "alpha", "kind": "plan", "status": "succeeded", "topology": "demo"}})
+
+    status("drifted", "- veth demo-web1-front")
+    topology.page.wait_for_function(f"() => ({marked})().length === 2")
+    assert topology.js(marked) == sorted([front, port1])  # the bridge and the port carry its alias
+    topology.click_node(front)
+    panel = topology.page.locator("#details-body")
+    assert "demo: drifted — - veth demo-web1-front" in panel.inner_text()
+
+    status("ready", "")
+    topology.page.wait_for_function(f"() => ({marked})().length === 0")

@@ -22,6 +22,10 @@ def topology_view(request: HttpRequest) -> HttpResponse:
         "positions": saved_layout(user=request.user, view=LAYOUT_VIEW)["positions"],
         "csrf_token": get_token(request),
     }
-    return render(
-        request, "topology/topology.html", {"hosts": host_names(), "ws_path": WS_PATH, "layout": layout}
-    )
+    context = {
+        "hosts": host_names(),
+        "ws_path": WS_PATH,
+        "layout": layout,
+        "desired_url": reverse("api-topology-list"),  # the desired topologies' status, drawn on the graph
+    }
+    return render(request, "topology/topology.html", context)

@@ -102,3 +102,18 @@ test('a delta after a gap asks for a resync once; an old delta is skipped', () =
   assert.equal(model.apply(delta(3)), false);
   assert.equal(model.hosts.alpha.seq, 7);
 });
+
+test("a desired topology's status reaches its interfaces and namespaces, also on hosts that come later", () => {
+  const model = new TopologyModel();
+  model.setDesired([{ host: 'alpha', name: 'demo', status: 'drifted', status_message: '- veth demo-web0-front' }]);
+  model.apply({ type: 'topology.snapshot', host: 'alpha', online: true, seq: 1, state: hostState(2) });
+  model.takeDirty();
+  const h = model.hosts.alpha;
+  assert.deepEqual(h.desiredOf(h.links.get('alpha|host|10')), { topology: 'demo', status: 'drifted', message: '- veth demo-web0-front' });
+  assert.equal(h.nsDesired('ep1').status, 'drifted');
+  assert.equal(h.desiredOf(h.links.get('alpha|host|2')), null); // br0 is not one of ours
+  model.setDesired([{ host: 'alpha', name: 'demo', status: 'ready', status_message: '' }]);
+  const dirty = model.takeDirty();
+  assert.ok(dirty.has('alpha|host|10') && dirty.has('alpha|ns|ep1'), 'what changed status is redrawn');
+  assert.equal(h.nsDesired('ep0').status, 'ready');
+});
