@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
@@ -39,8 +40,17 @@ def status_for(exc: errors.DomainError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
+def _render_as_json(context: dict) -> None:
+    """Errors are JSON whatever the view renders otherwise (the schema view negotiates YAML)."""
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF EXCEPTION_HANDLER: domain errors and DRF's own exceptions, all in one body shape."""
+    """DRF EXCEPTION_HANDLER: domain errors and DRF's own exceptions, all in one body shape, in JSON."""
+    _render_as_json(context)
     if isinstance(exc, errors.DomainError):
         set_rollback()
         return Response(exc.to_dict(), status=status_for(exc))

@@ -1,0 +1,247 @@
+"""Who may do what, as one table: every REST endpoint, page and browser socket × every role.
+
+The tables below are the expected outcome; the tests enumerate the URL resolver and the websocket
+routes, so an endpoint, method, page or socket added without a row here fails
+`test_every_*_has_a_row`. Outcomes: ALLOWED is anything but 401/403 (400/404/409/503 are answers
+about the request, not about who sent it), DENIED is 403, UNAUTHENTICATED is 401 for the API and a
+redirect to the login page for pages, REFUSED is a websocket handshake closed with 4003.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.views import APIView
+
+from tests.webapp.conftest import Account, Sockets, make_account
+from webapp.accounts.models import Role
+from webapp.hosts.routing import websocket_urlpatterns as host_socket_routes
+from webapp.hosts.services import host_create
+from webapp.networks import services as network_services
+from webapp.operations.services import operation_create
+from webapp.topology.routing import websocket_urlpatterns as topology_socket_routes
+
+ROLES = ("anonymous", "viewer", "operator", "admin")
+
+# The least role an API method needs: every role from it up is ALLOWED, below it DENIED (403), and
+# anonymous is always 401. Keys are (route as in the URLconf, HTTP method).
+VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
+# fmt: off
+API: dict[tuple[str, str], str] = {
+    ("api/schema/",                              "GET"):    VIEWER,
+    ("api/v1/hosts/",                            "GET"):    VIEWER,
+    ("api/v1/hosts/<str:name>/plan/",            "POST"):   OPERATOR,
+    ("api/v1/hosts/<str:name>/apply/",           "POST"):   OPERATOR,
+    ("api/v1/hosts/<str:name>/destroy/",         "POST"):   OPERATOR,
+    ("api/v1/topology/",                         "GET"):    VIEWER,
+    ("api/v1/topology/layouts/<str:view>/",      "GET"):    VIEWER,
+    ("api/v1/topology/layouts/<str:view>/",      "PUT"):    VIEWER,   # each user's own layout
+    ("api/v1/topology/layouts/<str:view>/",      "PATCH"):  VIEWER,   # each user's own layout
+    ("api/v1/operations/",                       "GET"):    VIEWER,
+    ("api/v1/operations/<str:id>/",              "GET"):    VIEWER,
+    ("api/v1/operations/<str:id>/cancel/",       "POST"):   OPERATOR,
+    ("api/v1/topologies/",                       "GET"):    VIEWER,
+    ("api/v1/topologies/",                       "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/",            "GET"):    VIEWER,
+    ("api/v1/topologies/<str:name>/",            "PUT"):    OPERATOR,
+    ("api/v1/topologies/<str:name>/",            "DELETE"): OPERATOR,
+    ("api/v1/topologies/<str:name>/export/",     "GET"):    VIEWER,
+    ("api/v1/topologies/<str:name>/plan/",       "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/apply/",      "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/destroy/",    "POST"):   OPERATOR,
+    ("api/v1/networks/",                         "GET"):    VIEWER,
+    ("api/v1/nodes/",                            "GET"):    VIEWER,
+}
+# fmt: on
+
+# Pages (login_required Django views): anonymous is redirected to the login page; then the least role.
+# fmt: off
+PAGES: dict[tuple[str, str], str] = {
+    ("topology/",                                "GET"):    VIEWER,
+    ("networks/",                                "GET"):    VIEWER,
+    ("hosts/",                                   "GET"):    VIEWER,
+    ("hosts/",                                   "POST"):   ADMIN,    # create / rotate / revoke tokens
+    ("hosts/agent/switchboard-agent.pyz",        "GET"):    VIEWER,   # (or a host token)
+    ("hosts/agent/switchboard-agent.service",    "GET"):    VIEWER,   # (or a host token)
+    ("api/docs/",                                "GET"):    VIEWER,
+    ("audit/",                                   "GET"):    VIEWER,   # checked once the audit app exists
+}
+# fmt: on
+
+# Routes that are neither API nor pages that need a role: public or Django's own.
+NOT_ROLE_CHECKED = ("", "healthz", "accounts/", "admin/")
+
+# Websockets: which roles' user tokens the handshake accepts (True) or refuses with 4003 (False).
+# /ws/agent/ takes host tokens only.
+# fmt: off
+SOCKETS: dict[str, dict[str, bool]] = {
+    "ws/topology/": {"anonymous": False, "viewer": True,  "operator": True,  "admin": True},
+    "ws/agent/":    {"anonymous": False, "viewer": False, "operator": False, "admin": False},
+}
+# fmt: on
+
+ROLE_ORDER = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
+
+
+def expected(least: str, role: str, *, page: bool = False) -> str:
+    if role == "anonymous":
+        return "login" if page else "401"
+    return "allowed" if ROLE_ORDER[role] >= ROLE_ORDER[least] else "403"
+
+
+# --- enumerating what exists -------------------------------------------------------------------------
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for entry in patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if route in ("admin/", "accounts/"):
+                yield route, None
+                continue
+            yield from _walk(entry.url_patterns, route)
+        elif isinstance(entry, URLPattern):
+            yield route, entry.callback
+
+
+def _methods(callback: Any) -> list[str]:
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is not None:
+        names = view_class.http_method_names
+        return sorted(m.upper() for m in names if hasattr(view_class, m) and m not in ("options", "head"))
+    return []
+
+
+def _is_api(callback: Any) -> bool:
+    """A DRF view answering for itself (not a DRF view behind login_required, such as the API docs)."""
+    view_class = getattr(callback, "cls", None)
+    behind_login = callback.__code__.co_filename.endswith("django/contrib/auth/decorators.py")
+    return view_class is not None and issubclass(view_class, APIView) and not behind_login
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """Every (route, method) served by a DRF view."""
+    found = set()
+    for route, callback in _walk(get_resolver().url_patterns):
+        if callback is not None and _is_api(callback):
+            found |= {(route, method) for method in _methods(callback)}
+    return found
+
+
+def page_routes() -> set[str]:
+    """Every route that is not DRF and not in NOT_ROLE_CHECKED."""
+    found = set()
+    for route, callback in _walk(get_resolver().url_patterns):
+        if route in NOT_ROLE_CHECKED or _is_api(callback):
+            continue
+        found.add(route)
+    return found
+
+
+def socket_routes() -> set[str]:
+    return {str(route.pattern) for route in host_socket_routes + topology_socket_routes}
+
+
+def test_every_api_endpoint_and_method_has_a_row() -> None:
+    assert api_routes() == set(API), "add the new endpoint (or remove the old one) in API above"
+
+
+def test_every_page_has_a_row() -> None:
+    assert page_routes() == {route for route, _ in PAGES} - _missing_pages()
+
+
+def test_every_socket_has_a_row() -> None:
+    assert socket_routes() == set(SOCKETS)
+
+
+def _missing_pages() -> set[str]:
+    """Rows for pages of apps that other work is still adding (audit): not served yet, not checked."""
+    served = {route for route, _ in _walk(get_resolver().url_patterns)}
+    return {route for route, _ in PAGES if route not in served}
+
+
+# --- the world each request runs in ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = (REPO / "docs/examples/demo.yaml").read_text()
+
+
+@pytest.fixture
+def world() -> dict[str, str]:
+    """A host h1 with the demo topology and one pending operation: values for every path parameter."""
+    owner = make_account("owner", Role.ADMIN)
+    host, _ = host_create(name="h1")
+    topology = network_services.topology_create(host=host, document=DEMO, user=owner.user)
+    operation = operation_create(host=host, kind="plan", topology_text=DEMO, user=owner.user)
+    return {"name": "h1", "topology": topology.name, "id": str(operation.id), "view": "topology"}
+
+
+def _url(route: str, world: dict[str, str]) -> str:
+    name = world["topology"] if route.startswith("api/v1/topologies/") else world["name"]
+    path = route.replace("<str:name>", name).replace("<str:id>", world["id"])
+    return "/" + path.replace("<str:view>", world["view"])
+
+
+def _account(role: str) -> Account | None:
+    return None if role == "anonymous" else make_account(f"who-{role}", Role(role))
+
+
+def _outcome(status: int, location: str = "") -> str:
+    if status == 401:
+        return "401"
+    if status == 403:
+        return "403"
+    if status == 302 and location.startswith("/accounts/login/"):
+        return "login"
+    return "allowed"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("route", "method"), sorted(API))
+def test_api(route: str, method: str, role: str, world: dict[str, str]) -> None:
+    account = _account(role)
+    client = account.api() if account else Client()
+    response = client.generic(method, _url(route, world), data="{}", content_type="application/json")
+    assert _outcome(response.status_code) == expected(API[route, method], role), response.content[:300]
+    if response.status_code in (401, 403):
+        body = response.json()
+        assert body["error"] in ("NotAuthenticated", "PermissionDenied"), body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("route", "method"), sorted(PAGES))
+def test_page(route: str, method: str, role: str, world: dict[str, str]) -> None:
+    if route in _missing_pages():
+        pytest.skip(f"/{route} is not served yet")
+    account = _account(role)
+    client = Client()
+    if account:
+        client.force_login(account.user)
+    # a POST that passes the role check is an invalid form (400), which changes nothing
+    response = client.generic(method, _url(route, world))
+    assert _outcome(response.status_code, response.get("Location", "")) == expected(
+        PAGES[route, method], role, page=True
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", sorted(SOCKETS))
+async def test_socket(route: str, role: str, sockets: Sockets) -> None:
+    account = await database_sync_to_async(_account)(role)
+    headers = [(b"authorization", f"Token {account.token}".encode())] if account else []
+    ws = sockets.open("/" + route, headers)
+    connected, code = await ws.connect()
+    if SOCKETS[route][role]:
+        assert connected, code
+    else:
+        assert (connected, code) == (False, 4003)
