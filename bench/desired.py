@@ -27,6 +27,7 @@ namespace goes; whatever the agent made lived in the private /run and goes with 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -70,7 +71,7 @@ import json, time
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-client = Client(HTTP_AUTHORIZATION="Token " + {{token!r}})
+client = Client(HTTP_AUTHORIZATION="Token " + TOKEN)
 client.get({LIST_PATH!r})
 with CaptureQueriesContext(connection) as ctx:
     t = time.perf_counter()
@@ -143,6 +144,7 @@ class P8Stack:
         while True:
             body = self.expect(200, "GET", f"/api/v1/operations/{operation}/")
             if body["status"] == "succeeded":
+                body["seen"] = time.time()
                 return body
             if body["status"] not in ("pending", "running"):
                 raise OperationFailed(f"operation {body['kind']} {body['status']}: {body.get('error')}")
@@ -243,6 +245,17 @@ def _holder(ns: str | None, log: Path) -> subprocess.Popen:
     return proc
 
 
+def _cpu(proc: subprocess.Popen | None) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    if proc is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text()
@@ -319,7 +332,7 @@ def _list_row(stack: P8Stack) -> Result:
             times.append(time.perf_counter() - t)
         count = len(body["results"])
     shell = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", COUNT_QUERIES.format(token=stack.token)],
+        [sys.executable, "manage.py", "shell", "-c", COUNT_QUERIES.replace("TOKEN", repr(stack.token))],
         cwd=REPO_ROOT,
         env=stack.env,
         capture_output=True,
@@ -394,9 +407,12 @@ def _apply_row(ctx: Context, stack: P8Stack) -> Result:
     t = time.perf_counter()
     stack.expect(201, "POST", "/api/v1/topologies/", {"host": AGENT_HOST, "topology": text})
     posted = time.perf_counter()
+    sent = time.time()
+    cpu = _cpu(stack.agent), _cpu(stack.daphne)
     queued = stack.expect(202, "POST", f"/api/v1/topologies/{name}/apply/?host={AGENT_HOST}")
     op = stack.wait_operation(queued["operation"])
     seconds = time.perf_counter() - t
+    cpu = _cpu(stack.agent) - cpu[0], _cpu(stack.daphne) - cpu[1]
     made = sum(n.startswith(f"{name}-") for n in stack.agent_netns())
     created = op["result"]["counts"]["create"]
     stack.command(name, "destroy")
@@ -406,6 +422,8 @@ def _apply_row(ctx: Context, stack: P8Stack) -> Result:
         f"switchboard: POST /topologies/ {posted - t:.2f} s, apply queued -> succeeded "
         f"{seconds - (posted - t):.2f} s (polled every {POLL_S * 1000:g} ms), {created} creations, "
         f"{made} namespaces on the agent's host",
+        f"apply: {_phases(op, sent)}",
+        f"CPU during the apply: agent {cpu[0]:.2f} s, daphne {cpu[1]:.2f} s",
         base_note,
         "netcore time is the whole CLI (interpreter start included)",
     ]
@@ -428,6 +446,18 @@ def _stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def _phases(op: dict, sent: float | None = None) -> str:
+    """Where an operation's time went, from the web app's timestamps and the bench's clock."""
+    created, started, finished = (_stamp(op[k]) for k in ("created", "started", "finished"))
+    parts = [] if sent is None else [f"request -> queued {(created - sent) * 1000:.0f}"]
+    parts += [
+        f"queued -> sent to agent {(started - created) * 1000:.0f}",
+        f"agent ran + answer stored {(finished - started) * 1000:.0f}",
+        f"stored -> seen by poll {(op['seen'] - finished) * 1000:.0f} ms",
+    ]
+    return ", ".join(parts)
+
+
 def _reconcile_row(stack: P8Stack, name: str) -> Result:
     t = time.perf_counter()
     stack.expect(
@@ -440,16 +470,17 @@ def _reconcile_row(stack: P8Stack, name: str) -> Result:
     setup_s = time.perf_counter() - t
     if (made := sum(n.startswith(f"{name}-") for n in stack.agent_netns())) != RECONCILE_NODES:
         raise RuntimeError(f"the {RECONCILE_NODES}-node apply made {made} namespaces")
-    times, walls, problems = [], [], []
+    times, walls, problems, phases = [], [], [], []
     for _ in range(RECONCILE_RESTARTS):
         seen = {op["id"] for op in stack.expect(200, "GET", "/api/v1/operations/?page_size=200")["results"]}
         stack.stop_agent()
         t = time.perf_counter()
         stack.start_agent()
-        op = _wait(lambda seen=seen: _new_reconcile(stack, seen, name), what="the reconcile plan on hello")
+        op = _wait(functools.partial(_new_reconcile, stack, seen, name), what="the reconcile plan on hello")
         body = stack.wait_operation(op["id"])
         walls.append(time.perf_counter() - t)
         times.append(_stamp(body["finished"]) - _stamp(body["created"]))
+        phases.append(_phases(body))
         if body["result"]["changes"]:
             problems.append(f"plan had {len(body['result']['changes'])} changes")
         time.sleep(0.3)  # an apply after the plan would be queued at once
@@ -465,6 +496,7 @@ def _reconcile_row(stack: P8Stack, name: str) -> Result:
         "(operation.created on hello -> finished, in the web app)",
         f"agent start -> plan succeeded {', '.join(f'{s:.2f}' for s in walls)} s (agent start-up included)",
         f"{RECONCILE_NODES}-node apply before: {setup_s:.1f} s",
+        f"last restart: {phases[-1]}" if phases else "",
         *problems,
     ]
     return Result(
