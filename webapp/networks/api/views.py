@@ -164,8 +164,9 @@ class TopologyDetailApi(APIView):
         raw = request.query_params.get("version")
         version = None
         if raw is not None:
-            if not raw.isdigit():
-                raise InvalidInput(f"version {raw!r} is not a positive integer", field="version")
+            # ASCII digits ("²".isdigit() is true, and int() refuses it), few enough for int() (4300)
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 1000):
+                raise InvalidInput(f"version {raw[:40]!r} is not a positive integer", field="version")
             version = int(raw)
         services.topology_delete(topology=topology, version=version)
         return Response(status=status.HTTP_204_NO_CONTENT)
