@@ -59,6 +59,12 @@ def delta_message(*, host: str, seq: int, events: list[dict[str, Any]]) -> dict[
     return {"type": "topology.delta", "host": host, "seq": seq, "events": events}
 
 
+def desired_message(*, host: str, topology: str) -> dict[str, Any]:
+    """`desired.changed`: the status of a desired topology changed without an operation (its drift,
+    seen live): browsers read it again from the API."""
+    return {"type": "desired.changed", "host": host, "topology": topology}
+
+
 def status_message(
     *, host: str, online: bool, last_seen: str | None, agent_version: str, stale: bool = False
 ) -> dict[str, Any]:

@@ -148,6 +148,7 @@ $('#plan-close').addEventListener('click', () => {
 const operations = createOperationsView($('#operations'));
 
 function onFrame(frame) {
+  if (frame?.type === 'desired.changed') refresh();
   if (frame?.type !== 'operation.status') return;
   operations.update(frame.operation);
   const { status } = frame.operation;

@@ -73,6 +73,10 @@ function handleFrame(frame) {
     if (frame.operation?.topology) refreshDesiredSoon();
     return Promise.resolve();
   }
+  if (frame?.type === 'desired.changed') {
+    refreshDesiredSoon();
+    return Promise.resolve();
+  }
   if (!['topology.snapshot', 'topology.delta', 'host.status'].includes(frame?.type)) {
     console.debug('switchboard: ignoring frame', frame);
   }

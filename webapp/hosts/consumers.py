@@ -24,6 +24,7 @@ from webapp.hosts import protocol
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
 from webapp.hosts.services import host_authenticate, host_connected, host_disconnected, host_lease_renew
+from webapp.networks.drift import drift_check
 from webapp.networks.services import topologies_reconcile_on_connect, topology_reconcile_after_plan
 from webapp.operations.models import Operation
 from webapp.operations.services import (
@@ -76,6 +77,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.resync_asked: float | None = None  # when the outstanding `resync` was sent
         self.save_lock = asyncio.Lock()
         self.save_task: asyncio.Task | None = None
+        self.drift_task: asyncio.Task | None = None  # networks.drift of the saved state (see _save)
+        self.drift_state: dict[str, Any] | None = None  # the saved state it has yet to check
         self.token_task = asyncio.create_task(self._watch_token())
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
@@ -99,7 +102,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 failed = []
             self.running = None
             await self._announce(failed)
-        for task in (self.save_task, self.token_task, self.lease_task):
+        for task in (self.save_task, self.token_task, self.lease_task, self.drift_task):
             if task:
                 task.cancel()
         if self.replaced:
@@ -326,15 +329,36 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
 
     async def _save(self) -> None:
-        """Persist the live state now (saves run one at a time, each taking the latest state)."""
+        """Persist the live state now (saves run one at a time, each taking the latest state), then
+        check the drift of the host's topologies from it, in a task of its own: this connection
+        keeps answering its frames meanwhile."""
         async with self.save_lock:
             self.saved_at = time.monotonic()
+            state = self.live.copy()
             try:
-                await database_sync_to_async(host_state_save)(
-                    host_id=self.host.id, seq=self.live.seq, state=self.live.copy()
-                )
+                save = database_sync_to_async(host_state_save)
+                await save(host_id=self.host.id, seq=self.live.seq, state=state)
             except DatabaseError:
                 log.exception("host %s: could not store its state", self.host)
+                return
+        self.drift_state = state
+        if self.drift_task is None or self.drift_task.done():
+            self.drift_task = asyncio.create_task(self._drift())
+
+    async def _drift(self) -> None:
+        """Record what the host's applied topologies lack in the latest saved state (networks.drift)
+        and tell browsers of each topology whose drift changed; a state saved meanwhile is next."""
+        while self.drift_state is not None:
+            state, self.drift_state = self.drift_state, None
+            try:
+                changed = await database_sync_to_async(drift_check)(host_id=self.host.id, state=state)
+            except DatabaseError:
+                log.exception("host %s: could not check its topologies' drift", self.host)
+                continue
+            for topology in changed:
+                await self.channel_layer.group_send(
+                    layer.TOPOLOGY, layer.desired_message(host=self.host.name, topology=topology.name)
+                )
 
     def _save_soon(self) -> None:
         """Persist within SAVE_INTERVAL of the last save, once for however many deltas come meanwhile."""

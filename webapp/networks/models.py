@@ -29,6 +29,11 @@ class Topology(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    drift = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the live state lacks of the applied topology (networks.drift).",
+    )
 
     class Meta:
         ordering = ["host__name", "name"]

@@ -21,7 +21,7 @@ Kind, Status = Operation.Kind, Operation.Status
 #: A topology's statuses: new (never applied), pending (an operation queued, its host online),
 #: waiting (queued, its host offline), applying (an apply or destroy running), ready (applied, and
 #: the last plan found nothing to change), error (the last operation failed), drifted (a plan of the
-#: applied topology found the host different).
+#: applied topology found the host different, or its live state lacks part of it: networks.drift).
 TOPOLOGY_STATUSES = ("new", "pending", "waiting", "applying", "ready", "error", "drifted")
 
 _SYMBOL = {"create": "+", "update": "~", "delete": "-"}
@@ -93,11 +93,14 @@ def topology_status(topology: Topology) -> TopologyStatus:
     if latest.status == Status.FAILED:
         return TopologyStatus("error", latest.error)
     if latest.kind == Kind.APPLY:
+        if topology.drift:  # seen live since (networks.drift)
+            lines = "\n".join(topology.drift)
+            return TopologyStatus("drifted", f"host {host.name} differs from the applied topology:\n{lines}")
         return TopologyStatus("ready", f"applied on host {host.name}")
     if getattr(topology, "settled_kind", None) != Kind.APPLY:  # a plan of a topology not applied
         destroyed = getattr(topology, "settled_kind", None) == Kind.DESTROY
         return TopologyStatus("new", f"destroyed on host {host.name}" if destroyed else "never applied")
-    lines = plan_lines(latest.result)
+    lines = plan_lines(latest.result) or list(topology.drift)
     if not lines:
         return TopologyStatus("ready", f"applied on host {host.name}; the last plan found nothing to change")
     return TopologyStatus(

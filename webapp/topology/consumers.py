@@ -100,6 +100,9 @@ class TopologyConsumer(AsyncWebsocketConsumer):
     async def operation_status(self, event: dict[str, Any]) -> None:
         await self._send(event)
 
+    async def desired_changed(self, event: dict[str, Any]) -> None:
+        await self._send(event)
+
     async def host_presence(self, event: dict[str, Any]) -> None:
         """This worker's presence watch: `offline` holds a `host.status` for every host without a
         lease now; tell the browser of those it was last told were online."""
