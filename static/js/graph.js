@@ -43,7 +43,7 @@ export function createGraph(container, { webgl = false } = {}) {
 }
 
 // Classes set by filters and search, not by the model.
-export const VIEW_CLASSES = new Set(['filtered', 'match', 'dimmed']);
+const VIEW_CLASSES = new Set(['filtered', 'match', 'dimmed']);
 
 /** toggleClass restyles the element (and its whole subtree) even when nothing changes: skip that. */
 export function setClass(ele, cls, on) {

@@ -22,7 +22,7 @@ const LANE_GAP = 50;
 const HOST_GAP = 160; // between hosts' boxes
 const AREA_GAP = 80; // between the host namespace, the networks and the rows underneath
 
-export const LABEL = { char: 6.6, line: 15, maxWidth: 140, below: 4 };
+const LABEL = { char: 6.6, line: 15, maxWidth: 140, below: 4 };
 
 /** The box a node takes with its label (drawn below it, wrapped at LABEL.maxWidth). */
 export function nodeExtent({ w, h, label = '' }) {

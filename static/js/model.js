@@ -560,7 +560,7 @@ export class TopologyModel {
   }
 }
 
-export function ipMatches(address, query) {
+function ipMatches(address, query) {
   const cidr = `${address.address}/${address.prefixlen}`;
   if (query.includes('/')) return cidr === query;
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(query)) return address.address === query; // a whole IPv4 address

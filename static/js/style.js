@@ -3,7 +3,7 @@
 
 import { $, el, storedFlag, storeFlag } from './dom.js';
 
-export const LOOK = {
+const LOOK = {
   host: { fill: '#f8fafc', border: '#334155' },
   hostOffline: { fill: '#f1f5f9', border: '#94a3b8', text: '#64748b' },
   nsNamed: { fill: '#e0e7ff', border: '#818cf8' },
@@ -25,11 +25,11 @@ export const LOOK = {
   desiredProblem: '#fb7185', // a desired topology failed or drifted
   desiredBusy: '#fbbf24', // a desired topology's operation is queued or running
 };
-export const DOWN_DASH = [6, 4];
+const DOWN_DASH = [6, 4];
 
 // Node sizes [width, height] by look, for the stylesheet and for the layout (which reads them from
 // here, not from Cytoscape, so it can run before anything is drawn).
-export const SIZE = {
+const SIZE = {
   node: [22, 22],
   bridge: [48, 24],
   hub: [72, 28],
