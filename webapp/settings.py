@@ -67,6 +67,10 @@ def _sqlite(name: Path | str) -> dict[str, Any]:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": name,
         "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+        # Tests on a file like the server's, not Django's shared-cache in-memory default: there a
+        # BEGIN IMMEDIATE racing another thread's connection fails at once ("database table is
+        # locked") instead of waiting as SQLite does on a file.
+        "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
     }
 
 
@@ -115,6 +119,7 @@ INSTALLED_APPS = [
     "webapp.topology",
     "webapp.operations",
     "webapp.networks",
+    "webapp.audit",
 ]
 
 MIDDLEWARE = [
@@ -123,6 +128,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "webapp.audit.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -111,6 +111,7 @@ async def test_a_netcore_error_fails_the_operation_with_it(
 
     op = await create(sockets, admin)
     await answer(agent, (await command(agent))["id"], ok=False, error=error)
+    await eventually(lambda: Operation.objects.get(id=op).status == "failed")  # the consumer took it
 
     body = await get(sockets, admin, op)
     assert (body["status"], body["result"]) == ("failed", error)

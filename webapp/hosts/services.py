@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from webapp import layer
+from webapp.audit.services import audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import lease_period
@@ -39,8 +43,33 @@ def _agent_close(host: Host) -> None:
     async_to_sync(get_channel_layer().group_send)(layer.agent_group(host.id), {"type": "agent.revoke"})
 
 
-def host_create(*, name: str) -> tuple[Host, str]:
-    """Create a host and its agent token; returns (host, token). The token is not stored."""
+def _audited_new(kwargs: Mapping[str, Any]) -> tuple[str, str, str]:
+    name = str(kwargs.get("name", "")).strip()
+    return name, name, ""
+
+
+def _audited(kwargs: Mapping[str, Any]) -> tuple[str, str, str]:
+    return kwargs["host"].name, kwargs["host"].name, ""
+
+
+def _audit(host: Host, action: str, *, user: Any, source: str | None, **details: Any) -> None:
+    audit_record(
+        action=action,
+        object_kind="host",
+        host=host.name,
+        name=host.name,
+        details={"token_prefix": host.token_prefix, **details},
+        user=user,
+        source=source,
+    )
+
+
+@refusals_audited("host.create", object_kind="host", target=_audited_new)
+def host_create(
+    *, name: str, user: AbstractBaseUser | AnonymousUser | None = None, source: str | None = None
+) -> tuple[Host, str]:
+    """Create a host and its agent token; returns (host, token). The token is not stored (its
+    first characters are, and the audit log keeps those)."""
     name = name.strip()
     if not NAME_RE.fullmatch(name):
         raise InvalidInput(
@@ -53,28 +82,42 @@ def host_create(*, name: str) -> tuple[Host, str]:
     host = Host(name=name)
     _set_token(host, token)
     try:
-        host.save()
+        with transaction.atomic():
+            host.save()
+            _audit(host, "host.create", user=user, source=source)
     except IntegrityError as err:
         raise Conflict(f"host {name!r} already exists", field="name") from err
     return host, token
 
 
-def host_token_rotate(*, host: Host) -> str:
+@refusals_audited("host.token_rotate", object_kind="host", target=_audited)
+def host_token_rotate(
+    *, host: Host, user: AbstractBaseUser | AnonymousUser | None = None, source: str | None = None
+) -> str:
     """Give the host a new token (also re-enabling a revoked host); the old one stops working at once."""
     token = _token_new()
+    was_revoked = host.revoked_at is not None
     _set_token(host, token)
     host.revoked_at = None
     host.online_until = None  # the connection keeps lease_holder: its disconnect tells browsers
-    host.save(update_fields=["token_prefix", "token_hash", "revoked_at", "online_until"])
+    with transaction.atomic():
+        host.save(update_fields=["token_prefix", "token_hash", "revoked_at", "online_until"])
+        _audit(host, "host.token_rotate", user=user, source=source, was_revoked=was_revoked)
     _agent_close(host)
     return token
 
 
-def host_revoke(*, host: Host) -> None:
+@refusals_audited("host.revoke", object_kind="host", target=_audited)
+def host_revoke(
+    *, host: Host, user: AbstractBaseUser | AnonymousUser | None = None, source: str | None = None
+) -> None:
     """Revoke the host's token and close its live agent connection (code 4003)."""
+    was_revoked = host.revoked_at is not None
     host.revoked_at = host.revoked_at or timezone.now()
     host.online_until = None  # the connection keeps lease_holder: its disconnect tells browsers
-    host.save(update_fields=["revoked_at", "online_until"])
+    with transaction.atomic():
+        host.save(update_fields=["revoked_at", "online_until"])
+        _audit(host, "host.revoke", user=user, source=source, was_revoked=was_revoked)
     _agent_close(host)
 
 

@@ -27,6 +27,7 @@ from django.db.models import Exists, OuterRef
 from netcore.errors import InvalidSpec
 from netcore.topology import spec as topology_spec
 from netcore.topology.spec import TopologySpec
+from webapp.audit.services import audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
 from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
@@ -239,9 +240,34 @@ def _locked_host(host: Host) -> Host:
     return Host.objects.select_for_update().get(pk=host.pk)
 
 
-def topology_create(*, host: Host, document: Document, user: User, auto_repair: bool = False) -> Topology:
+_NAME_LINE = re.compile(r"^name:[ \t]*['\"]?([^'\"\s#]+)", re.MULTILINE)
+
+
+def _document_name(document: object) -> str:
+    """The name a (possibly invalid) document gives, for the audit entry of a refused create."""
+    if isinstance(document, Mapping):
+        return str(document.get("name") or "")
+    match = _NAME_LINE.search(document) if isinstance(document, str) else None
+    return match.group(1) if match else ""
+
+
+def _audited_topology(kwargs: Mapping[str, Any]) -> tuple[str, str, str]:
+    topology = kwargs["topology"]
+    return topology.host.name, topology.name, topology.name
+
+
+def _audited_new_topology(kwargs: Mapping[str, Any]) -> tuple[str, str, str]:
+    name = _document_name(kwargs.get("document"))
+    return kwargs["host"].name, name, name
+
+
+@refusals_audited("topology.create", object_kind="topology", target=_audited_new_topology)
+def topology_create(
+    *, host: Host, document: Document, user: User, auto_repair: bool = False, source: str | None = None
+) -> Topology:
     """Record a topology on the host: validated by netcore, its subnets clear of the host's other
-    topologies', its name free there. Nothing is written when anything is refused."""
+    topologies', its name free there. Nothing is written when anything is refused (but the audit
+    log's entry of the refusal). `source`: ui, api, agent or system (default: from the request)."""
     spec, data = _parse(document)
     with transaction.atomic():
         host = _locked_host(host)
@@ -257,6 +283,16 @@ def topology_create(*, host: Host, document: Document, user: User, auto_repair: 
             created_by=user if user is not None and user.is_authenticated else None,
         )
         _write(topology=topology, spec=spec, data=data)
+        audit_record(
+            action="topology.create",
+            object_kind="topology",
+            host=host.name,
+            name=topology.name,
+            topology=topology.name,
+            details={"version": topology.version, "auto_repair": auto_repair},
+            user=user,
+            source=source,
+        )
     return topology
 
 
@@ -269,8 +305,15 @@ def _check_version(topology: Topology, version: int) -> None:
         )
 
 
+@refusals_audited("topology.update", object_kind="topology", target=_audited_topology)
 def topology_update(
-    *, topology: Topology, document: Document, version: int, user: User, auto_repair: bool | None = None
+    *,
+    topology: Topology,
+    document: Document,
+    version: int,
+    user: User,
+    auto_repair: bool | None = None,
+    source: str | None = None,
 ) -> Topology:
     """Replace the topology's rows with `document` if it is still at `version` (else Conflict)."""
     spec, data = _parse(document)
@@ -294,10 +337,27 @@ def topology_update(
             current.auto_repair = auto_repair
         current.save(update_fields=["version", "auto_repair", "updated"])
         _write(topology=current, spec=spec, data=data)
+        audit_record(
+            action="topology.update",
+            object_kind="topology",
+            host=host.name,
+            name=current.name,
+            topology=current.name,
+            details={
+                "version": current.version,
+                "previous_version": version,
+                "auto_repair": current.auto_repair,
+            },
+            user=user,
+            source=source,
+        )
     return current
 
 
-def topology_delete(*, topology: Topology, version: int | None = None) -> None:
+@refusals_audited("topology.delete", object_kind="topology", target=_audited_topology)
+def topology_delete(
+    *, topology: Topology, version: int | None = None, user: User = None, source: str | None = None
+) -> None:
     """Forget the topology (at `version`, if given). What an apply created stays on the host: destroy
     it first."""
     with transaction.atomic():
@@ -307,6 +367,16 @@ def topology_delete(*, topology: Topology, version: int | None = None) -> None:
             return
         if version is not None:
             _check_version(current, version)
+        audit_record(
+            action="topology.delete",
+            object_kind="topology",
+            host=current.host.name,
+            name=current.name,
+            topology=current.name,
+            details={"version": current.version},
+            user=user,
+            source=source,
+        )
         current.delete()
 
 
@@ -373,7 +443,9 @@ def document_yaml(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def topology_operation(*, topology: Topology, kind: str, user: User, reason: str = "") -> Operation:
+def topology_operation(
+    *, topology: Topology, kind: str, user: User, reason: str = "", source: str | None = None
+) -> Operation:
     """Queue plan, apply or destroy of the topology on its host: the compiled document, every address
     pinned, is what the agent runs (netcore's engine converges the host to it)."""
     return operation_create(
@@ -383,6 +455,7 @@ def topology_operation(*, topology: Topology, kind: str, user: User, reason: str
         user=user,
         topology=topology,
         reason=reason,
+        source=source,
     )
 
 

@@ -19,8 +19,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from webapp import layer
+from webapp.audit.services import Source, audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
+from webapp.networks.selectors import plan_lines
 from webapp.operations.models import Operation
 
 if TYPE_CHECKING:
@@ -59,6 +61,38 @@ def _announce(operation: Operation, *, host: Host, wake: bool = False) -> None:
     transaction.on_commit(send)
 
 
+def _audited_new(kwargs: dict[str, Any]) -> tuple[str, str, str]:
+    topology = kwargs.get("topology")
+    return kwargs["host"].name, "", topology.name if topology is not None else ""
+
+
+def _audited(kwargs: dict[str, Any]) -> tuple[str, str, str]:
+    operation = kwargs["operation"]
+    topology = operation.topology.name if operation.topology_id is not None else ""
+    return operation.host.name, str(operation.id), topology
+
+
+def _audit_entry(operation: Operation, action: str) -> dict[str, Any]:
+    """The audit_record arguments of `action` on the operation as it is in memory (its host and
+    topology loaded with it): made before the transaction, which then holds its locks only for the
+    writes."""
+    details: dict[str, Any] = {"kind": operation.kind, "status": operation.status}
+    if operation.reason:
+        details["reason"] = operation.reason
+    if action == "operation.finish" and operation.kind in (Operation.Kind.PLAN, Operation.Kind.APPLY):
+        details["changes"] = plan_lines(operation.result)[:500]
+    return {
+        "action": action,
+        "object_kind": "operation",
+        "host": operation.host.name,
+        "name": str(operation.id),
+        "topology": operation.topology.name if operation.topology_id is not None else "",
+        "details": details,
+        "error": operation.error if operation.status == Status.FAILED else "",
+    }
+
+
+@refusals_audited("operation.create", object_kind="operation", target=_audited_new)
 def operation_create(
     *,
     host: Host,
@@ -67,6 +101,7 @@ def operation_create(
     user: AbstractBaseUser | AnonymousUser | None,
     topology: Topology | None = None,
     reason: str = "",
+    source: str | None = None,
 ) -> Operation:
     """Queue plan/apply/destroy of a topology file on the host; it runs when the host's agent is
     connected and the host's earlier operations have ended. `topology`: the desired topology the
@@ -75,23 +110,36 @@ def operation_create(
         raise InvalidInput(f"unknown kind {kind!r} (use {', '.join(Operation.Kind.values)})", field="kind")
     if host.revoked:
         raise Conflict(f"host {host.name!r} is revoked: give it a new token before sending it work")
-    operation = Operation.objects.create(
-        host=host,
-        kind=kind,
-        document=topology_text,
-        topology=topology,
-        reason=reason,
-        requested_by=user if user is not None and user.is_authenticated else None,
-    )
-    _announce(operation, host=host, wake=True)
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            host=host,
+            kind=kind,
+            document=topology_text,
+            topology=topology,
+            reason=reason,
+            requested_by=user if user is not None and user.is_authenticated else None,
+        )
+        audit_record(**_audit_entry(operation, "operation.create"), user=user, source=source)
+        _announce(operation, host=host, wake=True)
     return operation
 
 
-def operation_cancel(*, operation: Operation) -> Operation:
+@refusals_audited("operation.cancel", object_kind="operation", target=_audited)
+def operation_cancel(
+    *,
+    operation: Operation,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    source: str | None = None,
+) -> Operation:
     """Cancel a pending operation: it will never run. A running or ended one is a Conflict."""
-    cancelled = Operation.objects.filter(id=operation.id, status=Status.PENDING).update(
-        status=Status.CANCELLED, finished=timezone.now()
-    )
+    entry = _audit_entry(operation, "operation.cancel")
+    entry["details"]["status"] = Status.CANCELLED
+    with transaction.atomic():
+        cancelled = Operation.objects.filter(id=operation.id, status=Status.PENDING).update(
+            status=Status.CANCELLED, finished=timezone.now()
+        )
+        if cancelled:
+            audit_record(**entry, user=user, source=source)
     operation.refresh_from_db()
     if not cancelled:
         if operation.status == Status.RUNNING:
@@ -162,11 +210,14 @@ def operation_finish(*, host_id: int, operation_id: str, reply: dict[str, Any]) 
             f"{failure.get('error', 'NetcoreError')}: {failure.get('message', 'the agent reported an error')}"
         )
     now = timezone.now()
-    if not Operation.objects.filter(waiting, id=key).update(
-        status=status, result=result, error=error, finished=now, progress=""
-    ):
-        return None
     operation.status, operation.result, operation.error, operation.finished = status, result, error, now
+    entry = _audit_entry(operation, "operation.finish")
+    with transaction.atomic():
+        if not Operation.objects.filter(waiting, id=key).update(
+            status=status, result=result, error=error, finished=now, progress=""
+        ):
+            return None
+        audit_record(**entry, source=Source.AGENT)
     return operation
 
 
