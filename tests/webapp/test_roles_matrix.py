@@ -43,6 +43,7 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/topology/layouts/<str:view>/",      "GET"):    VIEWER,
     ("api/v1/topology/layouts/<str:view>/",      "PUT"):    VIEWER,   # each user's own layout
     ("api/v1/topology/layouts/<str:view>/",      "PATCH"):  VIEWER,   # each user's own layout
+    ("api/v1/audit/",                            "GET"):    OPERATOR, # the log names people
     ("api/v1/operations/",                       "GET"):    VIEWER,
     ("api/v1/operations/<str:id>/",              "GET"):    VIEWER,
     ("api/v1/operations/<str:id>/cancel/",       "POST"):   OPERATOR,
@@ -70,7 +71,7 @@ PAGES: dict[tuple[str, str], str] = {
     ("hosts/agent/switchboard-agent.pyz",        "GET"):    VIEWER,   # (or a host token)
     ("hosts/agent/switchboard-agent.service",    "GET"):    VIEWER,   # (or a host token)
     ("api/docs/",                                "GET"):    VIEWER,
-    ("audit/",                                   "GET"):    VIEWER,   # checked once the audit app exists
+    ("audit/",                                   "GET"):    OPERATOR, # the log names people
 }
 # fmt: on
 
