@@ -138,6 +138,38 @@ def on_browser_thread(fn: Callable[[Any], _T], *, timeout: float = 300.0) -> _T:
     return outcome["value"]
 
 
+@contextlib.contextmanager
+def page_of(browser: Any, base: str) -> Iterator[tuple[Any, list[str]]]:
+    """A page of the dashboard at `base` and the uncaught errors it raised; when the steps in it
+    fail, a screenshot is kept (its path printed) with those errors."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=base)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page, errors
+    except BaseException:
+        fd, shot = tempfile.mkstemp(prefix=f"sb-e2e-{RUN}-", suffix=".png")
+        os.close(fd)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=shot, full_page=True)
+            print(f"screenshot of the failure: {shot}")
+        print(f"page errors: {errors}")
+        raise
+    finally:
+        context.close()
+
+
+def run_in_browser(steps: Callable[[Any], None], *, web: Any, agent: Proc) -> None:
+    """on_browser_thread(steps), with the server's and the agent's last lines when they fail."""
+    try:
+        on_browser_thread(steps)
+    except BaseException:
+        print(f"--- daphne:\n{web.proc.tail()}\n--- agent:\n{agent.tail()}")
+        raise
+
+
 class Screen:
     """The page, with waits on what the graph and the side panel show."""
 
@@ -205,13 +237,8 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
     def steps(browser: Any) -> None:
         from playwright.sync_api import expect
 
-        context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=base)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        screen = Screen(page)
-        try:
+        with page_of(browser, base) as (page, errors):
+            screen = Screen(page)
             page.goto("/topology/")
             assert page.url == f"{base}/accounts/login/?next=/topology/", page.url
 
@@ -314,22 +341,9 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
             )
             assert screen.has_node(host_lo)
             assert not errors, f"uncaught errors in the page: {errors}"
-        except BaseException:
-            fd, shot = tempfile.mkstemp(prefix=f"sb-e2e-{RUN}-", suffix=".png")
-            os.close(fd)
-            with contextlib.suppress(Exception):
-                page.screenshot(path=shot, full_page=True)
-                print(f"screenshot of the failure: {shot}")
-            print(f"page errors: {errors}")
-            raise
-        finally:
-            context.close()
 
     try:
-        on_browser_thread(steps)
-    except BaseException:
-        print(f"--- daphne:\n{web.proc.tail()}\n--- agent:\n{agent.tail()}")
-        raise
+        run_in_browser(steps, web=web, agent=agent)
     finally:
         if made and agent.alive:  # else its private /run went with it, and the namespace too
             with contextlib.suppress(AssertionError):
@@ -372,13 +386,8 @@ def test_an_operator_builds_a_network_in_the_browser_and_traffic_crosses_it(stac
     def steps(browser: Any) -> None:
         from playwright.sync_api import expect
 
-        context = browser.new_context(viewport={"width": 1400, "height": 900}, base_url=base)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("dialog", lambda dialog: dialog.accept())
-        try:
+        with page_of(browser, base) as (page, errors):
+            page.on("dialog", lambda dialog: dialog.accept())
             page.goto("/accounts/login/?next=/networks/")
             page.get_by_label("Username").fill(OPERATOR)
             page.get_by_label("Password").fill(PASSWORD)
@@ -413,22 +422,9 @@ def test_an_operator_builds_a_network_in_the_browser_and_traffic_crosses_it(stac
             expect(page.locator("#operations .op-succeeded", has_text="destroy on")).to_be_visible()
             assert TOPOLOGY not in in_agent_mounts(agent, "ip netns list")
             assert not errors, f"uncaught errors in the page: {errors}"
-        except BaseException:
-            fd, shot = tempfile.mkstemp(prefix=f"sb-e2e-{RUN}-", suffix=".png")
-            os.close(fd)
-            with contextlib.suppress(Exception):
-                page.screenshot(path=shot, full_page=True)
-                print(f"screenshot of the failure: {shot}")
-            print(f"page errors: {errors}")
-            raise
-        finally:
-            context.close()
 
     try:
-        on_browser_thread(steps)
-    except BaseException:
-        print(f"--- daphne:\n{web.proc.tail()}\n--- agent:\n{agent.tail()}")
-        raise
+        run_in_browser(steps, web=web, agent=agent)
     finally:
         if agent.alive:  # nothing of the topology may stay, even when a step failed
             with contextlib.suppress(AssertionError):
