@@ -45,7 +45,7 @@ from typing import Any
 from bench import ncrun
 from bench.figures import Context, Result, figure
 from bench.hostns import NETNS_DIR, REPO_ROOT, nsenter, run_in
-from bench.live import DAPHNE_OPTIONS, WAIT_FOR_PORT, StackError, _manage, _start, _stop, percentile
+from bench.live import DAPHNE_OPTIONS, WAIT_FOR_PORT, StackError, _manage, _spawn, _start, _stop, percentile
 from netcore.netns import netns_run
 
 PORT = 8765
@@ -177,17 +177,7 @@ class P8Stack:
             "--no-processes",
         ]
         env = {**self.env, "SWITCHBOARD_AGENT_TOKEN": self.agent_token}
-        log = self.workdir / f"agent-{self.agents}.log"
-        with log.open("wb") as out:
-            self.agent = subprocess.Popen(
-                argv,
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.agent = _spawn(argv, env, self.workdir / f"agent-{self.agents}.log")
         self.procs.append(self.agent)
 
     def stop_agent(self) -> None:
@@ -232,10 +222,7 @@ def _holder(ns: str | None, log: Path) -> subprocess.Popen:
         "-c",
         HOLDER,
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc = _spawn(argv, None, log)
     deadline = time.perf_counter() + 10
     while not os.path.isdir(f"/proc/{proc.pid}/root/run/netns") or "sleep" not in _comm(proc.pid):
         if proc.poll() is not None or time.perf_counter() > deadline:

@@ -109,11 +109,11 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def _start(ns: str, argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start `argv` inside `ns` in its own session (a Ctrl-C of the bench reaches us, not it)."""
+def _spawn(argv: Sequence[str], env: dict[str, str] | None, log: Path) -> subprocess.Popen:
+    """Start `argv` in its own session (a Ctrl-C of the bench reaches us, not it), output to `log`."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [*nsenter(ns), *argv],
+            list(argv),
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -121,6 +121,11 @@ def _start(ns: str, argv: Sequence[str], env: dict[str, str], log: Path) -> subp
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def _start(ns: str, argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start `argv` inside `ns` (see _spawn)."""
+    return _spawn([*nsenter(ns), *argv], env, log)
 
 
 def _stop(procs: Sequence[subprocess.Popen]) -> None:
