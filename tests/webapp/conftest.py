@@ -10,8 +10,12 @@ import asyncio
 import contextlib
 import datetime
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +213,30 @@ async def sockets() -> AsyncIterator[Sockets]:
     opened = Sockets()
     yield opened
     await opened.close_all()
+
+
+def run_on_database_file(function: Callable[[], Any], tmp_path: Path) -> Any:
+    """Run `function` (a module-level function of a test module) in a child process on a migrated
+    SQLite database file, and return what it returned (through JSON).
+
+    For concurrency: pytest-django's test database is SQLite in memory with a shared cache, where a
+    second writer fails at once ("database table is locked") instead of waiting, as it does on a file
+    (and on PostgreSQL) in a deployment.
+    """
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATABASE_URL": f"sqlite:///{tmp_path}/db"}
+    env.pop("REDIS_URL", None)
+    name = function.__name__
+    script = (
+        "import django, json\n"
+        "django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('migrate', verbosity=0)\n"
+        f"from {function.__module__} import {name}\n"
+        f"print(json.dumps({name}()))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout.splitlines()[-1])

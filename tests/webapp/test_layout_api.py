@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +15,7 @@ from django.template.loader import render_to_string
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import Account, make_account
+from tests.webapp.conftest import Account, make_account, run_on_database_file
 from webapp.accounts.models import Role
 from webapp.topology import services
 from webapp.topology.models import SavedLayout
@@ -28,7 +25,6 @@ from webapp.topology.services import LAYOUT_MAX_POSITIONS, layout_replace
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/topology/layouts/topology/"
-REPO = Path(__file__).resolve().parents[2]
 STORED = {"alpha|ns|web1": [12.5, -40.0], "alpha|ns|web2": [0.0, 7.25]}
 BAD_POSITION = "a position is [x, y]: two finite numbers within ±10,000,000"
 
@@ -341,18 +337,13 @@ def test_the_schema_documents_the_layout_api(viewer: Account) -> None:
     assert set(operations["put"]["responses"]) == {"200", "400"}
 
 
-# Concurrency. Threads on pytest-django's database cannot show it: the test database is SQLite in
-# memory with a shared cache, where a second writer fails at once ("database table is locked") instead
-# of waiting. So a child process runs the API on a database file, as a deployment does, and two threads
+# Concurrency, in a child process on a database file (run_on_database_file says why): two threads
 # send their PATCHes at the same moment. Each merge pauses 0.3 s between reading the stored layout and
 # writing it back: without the lock, the second would read the layout before the first wrote it.
 
 
 def _concurrent_patches() -> dict[str, Any]:
-    """In the child process: migrate, then two PATCHes at once, first with no layout stored, then with one."""
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    """In the child process: two PATCHes at once, first with no layout stored, then with one."""
     account = make_account("rita", Role.VIEWER)
     check = services._count_check
 
@@ -374,26 +365,8 @@ def _concurrent_patches() -> dict[str, Any]:
     return {"statuses": statuses, "positions": saved_layout(user=account.user, view="topology")["positions"]}
 
 
-CHILD = f"""
-import django, json
-django.setup()
-from {__name__} import _concurrent_patches
-print(json.dumps(_concurrent_patches()))
-"""
-
-
 @pytest.mark.django_db(False)
 def test_concurrent_patches_of_different_ids_all_land(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "webapp.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/db",
-    }
-    env.pop("REDIS_URL", None)
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert child.returncode == 0, child.stderr
-    result = json.loads(child.stdout.splitlines()[-1])
+    result = run_on_database_file(_concurrent_patches, tmp_path)
     assert result["statuses"] == [200, 200, 200, 200]
     assert sorted(result["positions"]) == ["a", "b", "c", "d"]

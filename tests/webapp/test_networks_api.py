@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +14,7 @@ import yaml
 from rest_framework.test import APIClient
 
 from netcore.topology import spec as topology_spec
-from tests.webapp.conftest import Account, make_account
+from tests.webapp.conftest import Account, make_account, run_on_database_file
 from webapp.accounts.models import Role
 from webapp.hosts.services import host_create
 from webapp.networks import services
@@ -307,16 +303,13 @@ def test_the_schema_documents_the_desired_state_api(viewer: Account) -> None:
     assert {"/api/v1/networks/", "/api/v1/nodes/"} <= set(paths)
 
 
-# Concurrency: two processes' worth of requests on a database file (see test_layout_api.py for why a
-# child process): two topologies that would take the same static address, created at the same moment.
+# Concurrency, in a child process on a database file (run_on_database_file says why): two topologies
+# that would take the same static address, created at the same moment.
 # The checks pause 0.3 s after reading the host's other topologies: without the host lock both would
 # pass them. Exactly one is created; the other is told 409.
 
 
 def _concurrent_creates() -> dict[str, Any]:
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     account = make_account("rita", Role.OPERATOR)
     host_create(name="h1")
     check = services._overlaps
@@ -343,27 +336,9 @@ def _concurrent_creates() -> dict[str, Any]:
     return {"results": results, "topologies": list(Topology.objects.values_list("name", flat=True))}
 
 
-CHILD = f"""
-import django, json
-django.setup()
-from {__name__} import _concurrent_creates
-print(json.dumps(_concurrent_creates()))
-"""
-
-
 @pytest.mark.django_db(False)
 def test_concurrent_creates_of_one_address_exactly_one_wins(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "webapp.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/db",
-    }
-    env.pop("REDIS_URL", None)
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert child.returncode == 0, child.stderr
-    result = json.loads(child.stdout.splitlines()[-1])
+    result = run_on_database_file(_concurrent_creates, tmp_path)
     statuses = sorted(status for status, _ in result["results"])
     assert statuses == [201, 409], result
     winner = result["topologies"]
