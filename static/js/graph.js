@@ -220,11 +220,14 @@ function leaf(node) {
   return { id: node.id(), w, h, label: node.data('label') ?? '' };
 }
 
+/** A box's interfaces in the order the layout draws them: lo first, then by id. */
+function inDrawingOrder(box) {
+  const lo = (node) => (node.data('kind') === 'lo' ? -1 : 0);
+  return box.children().sort((a, b) => lo(a) - lo(b) || byNaturalOrder(a.id(), b.id()));
+}
+
 function childrenOf(box) {
-  return box
-    .children()
-    .sort((a, b) => (a.data('kind') === 'lo' ? -1 : 0) - (b.data('kind') === 'lo' ? -1 : 0) || byNaturalOrder(a.id(), b.id()))
-    .map(leaf);
+  return inDrawingOrder(box).map(leaf);
 }
 
 /** One host of the scene layout.js lays out (see layoutHost there), read from what is drawn. */
@@ -338,11 +341,11 @@ export function placeNew(cy, model, nodes) {
       }
       continue;
     }
-    const geometry = boxGeometry(childrenOf(box));
+    const ordered = inDrawingOrder(box);
+    const geometry = boxGeometry(ordered.map(leaf));
     const size = { w: geometry.w, h: geometry.h };
     const centre = placeFree(occupancy, size, anchorOf(cy, model, box, placed), { margin: BOX_MARGIN });
-    box.children().sort((a, b) => (a.data('kind') === 'lo' ? -1 : 0) - (b.data('kind') === 'lo' ? -1 : 0) || byNaturalOrder(a.id(), b.id()))
-      .forEach((child, i) => child.position({ x: centre.x + geometry.offsets[i].x, y: centre.y + geometry.offsets[i].y }));
+    ordered.forEach((child, i) => child.position({ x: centre.x + geometry.offsets[i].x, y: centre.y + geometry.offsets[i].y }));
   }
   for (const node of later) {
     const e = nodeExtent(leaf(node));

@@ -213,11 +213,17 @@ export class TopologyModel {
     }
   }
 
-  applySnapshot(frame) {
+  /** What every host frame says of its host's presence. */
+  presence(frame) {
     const h = this.host(frame.host);
     h.online = Boolean(frame.online);
     h.stale = Boolean(frame.stale);
     h.lastSeen = frame.last_seen ?? h.lastSeen;
+    return h;
+  }
+
+  applySnapshot(frame) {
+    const h = this.presence(frame);
     h.seq = frame.seq;
     const incoming = frame.state ?? {};
     // Diff against what we hold so an agent reconnecting (or a resync) only changes what changed.
@@ -254,10 +260,7 @@ export class TopologyModel {
   }
 
   applyHostStatus(frame) {
-    const h = this.host(frame.host);
-    h.online = Boolean(frame.online);
-    h.stale = Boolean(frame.stale);
-    h.lastSeen = frame.last_seen ?? h.lastSeen;
+    const h = this.presence(frame);
     h.agentVersion = frame.agent_version ?? h.agentVersion;
     this.touch(h, 'host', h.name);
   }
