@@ -11,6 +11,7 @@ second or two of someone deleting a veth or flushing an address by hand. Nothing
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,6 +65,16 @@ def missing(spec: TopologySpec, state: State) -> list[str]:
     return lines
 
 
+@functools.lru_cache(maxsize=64)
+def _spec(document: str) -> TopologySpec | None:
+    """The applied document parsed, once: this runs after every save of a host's state (up to once a
+    second per host), and a document stays the same until the next apply."""
+    try:
+        return topology_spec.loads(document)
+    except InvalidSpec:  # a document netcore applied parses: only a newer netcore could refuse it
+        return None
+
+
 def _applied_document(topology: Topology) -> str | None:
     """The document of the topology's last apply or destroy when that is a succeeded apply (plans
     in between, like reconcile's, change nothing), else None."""
@@ -81,10 +92,8 @@ def drift_check(*, host_id: int, state: State) -> list[Topology]:
     changed = []
     for topology in Topology.objects.filter(host_id=host_id).select_related("host"):
         document = _applied_document(topology)
-        try:
-            drift = missing(topology_spec.loads(document), state) if document else []
-        except InvalidSpec:  # a document netcore applied parses: only a newer netcore could refuse it
-            drift = []
+        spec = _spec(document) if document else None
+        drift = missing(spec, state) if spec else []
         if drift != topology.drift:
             with transaction.atomic():
                 Topology.objects.filter(pk=topology.pk).update(drift=drift)
