@@ -283,17 +283,22 @@ def topology_create(
             created_by=user if user is not None and user.is_authenticated else None,
         )
         _write(topology=topology, spec=spec, data=data)
-        audit_record(
-            action="topology.create",
-            object_kind="topology",
-            host=host.name,
-            name=topology.name,
-            topology=topology.name,
-            details={"version": topology.version, "auto_repair": auto_repair},
-            user=user,
-            source=source,
-        )
+        _record("create", topology, {"version": topology.version, "auto_repair": auto_repair}, user, source)
     return topology
+
+
+def _record(action: str, topology: Topology, details: dict[str, Any], user: User, source: str | None) -> None:
+    """The audit entry of a change to a topology (topology.create, .update, .delete)."""
+    audit_record(
+        action=f"topology.{action}",
+        object_kind="topology",
+        host=topology.host.name,
+        name=topology.name,
+        topology=topology.name,
+        details=details,
+        user=user,
+        source=source,
+    )
 
 
 def _check_version(topology: Topology, version: int) -> None:
@@ -337,20 +342,8 @@ def topology_update(
             current.auto_repair = auto_repair
         current.save(update_fields=["version", "auto_repair", "updated"])
         _write(topology=current, spec=spec, data=data)
-        audit_record(
-            action="topology.update",
-            object_kind="topology",
-            host=host.name,
-            name=current.name,
-            topology=current.name,
-            details={
-                "version": current.version,
-                "previous_version": version,
-                "auto_repair": current.auto_repair,
-            },
-            user=user,
-            source=source,
-        )
+        details = {"version": current.version, "previous_version": version}
+        _record("update", current, {**details, "auto_repair": current.auto_repair}, user, source)
     return current
 
 
@@ -367,16 +360,7 @@ def topology_delete(
             return
         if version is not None:
             _check_version(current, version)
-        audit_record(
-            action="topology.delete",
-            object_kind="topology",
-            host=current.host.name,
-            name=current.name,
-            topology=current.name,
-            details={"version": current.version},
-            user=user,
-            source=source,
-        )
+        _record("delete", current, {"version": current.version}, user, source)
         current.delete()
 
 
