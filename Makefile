@@ -30,17 +30,25 @@ AGENT_SOURCES := $(shell find netcore -type f -not -path '*/__pycache__/*')
 
 setup: system-packages $(DEPS_STAMP) node_modules/.stamp migrate $(AGENT_PYZ)
 
+# PostgreSQL without a cluster of the system's: the tests start throwaway ones of their own. The
+# server package creates and starts a "main" cluster unless postgresql-common's createcluster.conf
+# says create_main_cluster = false, so postgresql-common comes first, then that line, then the rest.
+PG_CREATECLUSTER := /etc/postgresql-common/createcluster.conf
+
 # Install only what `dpkg -s` reports missing; `apt-get update` only if the first install fails.
 system-packages:
-	@missing=""; \
-	for p in $(APT_PACKAGES); do \
-		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		echo "Installing system packages:$$missing"; \
-		$(APT_GET) install -y --no-install-recommends $$missing || \
-		{ $(APT_GET) update && $(APT_GET) install -y --no-install-recommends $$missing; }; \
-	fi
+	@set -e; \
+	missing() { for p in "$$@"; do \
+		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' || echo "$$p"; \
+	done; }; \
+	install() { [ $$# -gt 0 ] || return 0; echo "Installing system packages: $$*"; \
+		$(APT_GET) install -y --no-install-recommends "$$@" || \
+		{ $(APT_GET) update && $(APT_GET) install -y --no-install-recommends "$$@"; }; }; \
+	install $$(missing postgresql-common); \
+	grep -qs '^create_main_cluster = false' $(PG_CREATECLUSTER) || \
+		$(SUDO) sed -i -E '/^#?[[:space:]]*create_main_cluster[[:space:]]*=/d; $$a create_main_cluster = false' \
+			$(PG_CREATECLUSTER); \
+	install $$(missing $(APT_PACKAGES))
 
 $(VPY): | system-packages
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }

@@ -1,10 +1,10 @@
 """Django settings for Switchboard.
 
 Configuration comes from the environment: SWITCHBOARD_SECRET_KEY, SWITCHBOARD_DEBUG,
-SWITCHBOARD_ALLOWED_HOSTS (comma-separated), DATABASE_URL (postgres://user:pass@host:port/name
-or sqlite:///path), REDIS_URL (redis://host:6379/0, the channel layer shared by several workers)
-and SWITCHBOARD_AGENT_LEASE (seconds a host counts as online after its agent's connection last
-renewed its presence; default 15).
+SWITCHBOARD_ALLOWED_HOSTS (comma-separated), DATABASE_URL (postgres://user:pass@host:port/name,
+postgres://user@/name?host=/socket/dir or sqlite:///path), REDIS_URL (redis://host:6379/0, the
+channel layer shared by several workers) and SWITCHBOARD_AGENT_LEASE (seconds a host counts as
+online after its agent's connection last renewed its presence; default 15).
 Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
 an in-memory channel layer (one process).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
@@ -80,12 +80,14 @@ def _database(url: str | None) -> dict[str, Any]:
         return _sqlite(VAR_DIR / "db.sqlite3")
     parts = urlsplit(url)
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
+        # ?host=/a/directory: a unix socket there, as in libpq's URIs (postgres://user@/name?host=/run/pg)
+        socket_dir = parse_qs(parts.query).get("host", [""])[-1]
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
-            "HOST": unquote(parts.hostname or ""),
+            "HOST": socket_dir or unquote(parts.hostname or ""),
             "PORT": str(parts.port or ""),
         }
     if parts.scheme == "sqlite":  # sqlite:///relative/to/repo.db, sqlite:////absolute.db
