@@ -53,6 +53,10 @@ class Busy(NetcoreError):
     """The object is in use (a namespace still holding processes, ...)."""
 
 
+class Cancelled(NetcoreError):
+    """The caller cancelled the run; it stopped at a safe point and removed what it had created."""
+
+
 class MalformedMessage(NetcoreError):
     """A netlink message that does not parse: a length disagrees with the bytes received, or a
     field has the wrong size. The message names the netlink message and what was wrong."""

@@ -3,7 +3,9 @@
 plan and apply run the same code; plan only records the changes. apply is idempotent (a
 second run finds nothing to change), checks every conflict before the first change, and
 if the kernel refuses something half-way it removes everything that run created before
-raising. New endpoints are built in chunks with every request for one namespace
+raising. The caller may cancel a run: it stops at its next safe point (before the first change,
+and before each chunk of nodes), removes what it created and raises Cancelled. New endpoints are
+built in chunks with every request for one namespace
 pipelined on one socket, which is where netcore's speed comes from. Published ports and
 NAT (netcore.topology.nat) are one nftables transaction, checked by the kernel before the
 first change and committed last.
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from netcore import names
 from netcore import netns as ns
 from netcore import requests as rq
-from netcore.errors import AlreadyExists, NetcoreError, from_oserror
+from netcore.errors import AlreadyExists, Cancelled, NetcoreError, from_oserror
 from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import NetlinkSocket, Request
 from netcore.objects import link_index, link_lookup
@@ -31,6 +33,7 @@ from netcore.topology.spec import TopologySpec
 
 CHUNK = 128
 Progress = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]  # true once the caller wants the run stopped
 _SYMBOL = {"create": "+", "update": "~", "delete": "-"}
 
 
@@ -118,12 +121,16 @@ class _Run:
         *,
         execute: bool,
         progress: Progress | None,
+        cancelled: CancelCheck | None,
+        action: str,
     ) -> None:
         self.want = want
         self.actual = actual
         self.host = host_sock
         self.execute = execute
         self.progress = progress or (lambda done, total: None)
+        self.cancelled = cancelled or (lambda: False)
+        self.action = action  # plan, apply or destroy: named when it is cancelled
         self.changes: list[Change] = []
         self.undo = _Undo()
         self.index: dict[str, int] = {name: link.index for name, link in actual.host_links.items()}
@@ -133,6 +140,21 @@ class _Run:
 
     def record(self, action: str, kind: str, name: str, detail: str = "") -> None:
         self.changes.append(Change(action, kind, name, detail))
+
+    def check_cancelled(self) -> None:
+        """A safe point: stop here when the caller cancelled (what the run created is then rolled back)."""
+        if self.cancelled():
+            raise Cancelled(
+                f"{self.action} of topology {self.want.topology} was cancelled"
+                + ("; what it had created was removed" if self.execute else ""),
+                obj=self.want.topology,
+            )
+
+    def report(self, done: int, total: int) -> None:
+        """Tell the caller how many nodes are built; while some are left, a safe point."""
+        self.progress(done, total)
+        if done < total:
+            self.check_cancelled()
 
     def send_host(self, requests: Sequence[Request], *, created: Iterable[str] = ()) -> None:
         """Run requests in the host namespace; `created` names the links they make, for rollback."""
@@ -416,12 +438,12 @@ class _Run:
         existing = [n for n in self.want.nodes if n.netns in spaces and spaces[n.netns].mounted]
         total = len(self.want.nodes)
         done = 0
-        self.progress(done, total)
+        self.report(done, total)
         for node in existing:
             self.converge_node(node)
             done += 1
             if done % CHUNK == 0:
-                self.progress(done, total)
+                self.report(done, total)
         for start in range(0, len(fresh), CHUNK):
             chunk = fresh[start : start + CHUNK]
             for node in chunk:
@@ -429,7 +451,7 @@ class _Run:
             if self.execute:
                 self.build_fresh(chunk)
             done += len(chunk)
-            self.progress(done, total)
+            self.report(done, total)
 
     def record_fresh(self, node: NodeWant) -> None:
         shared = f", shared by {', '.join(node.shared)}" if node.shared else ""
@@ -699,7 +721,14 @@ def _vxlan_peer(v: VxlanWant) -> str:
     return ""
 
 
-def _converge(spec: TopologySpec, *, execute: bool, progress: Progress | None) -> Result:
+def _converge(
+    spec: TopologySpec,
+    *,
+    action: str,
+    execute: bool,
+    progress: Progress | None,
+    cancelled: CancelCheck | None,
+) -> Result:
     want = desired(spec)
     host_sock = NetlinkSocket.open()
     try:
@@ -709,10 +738,13 @@ def _converge(spec: TopologySpec, *, execute: bool, progress: Progress | None) -
             host_sock,
             execute=execute,
             progress=progress,
+            cancelled=cancelled,
+            action=action,
         )
         run.check_conflicts()
         run.prepare_nat()
         try:
+            run.check_cancelled()
             run.remove_unwanted()
             run.bridges()
             run.vxlans()
@@ -736,17 +768,26 @@ def _rollback(run: _Run, exc: BaseException) -> None:
         exc.add_note(f"rolling back also failed: {undo_error}")
 
 
-def plan(spec: TopologySpec) -> Result:
-    """What apply would change, without changing anything."""
-    return _converge(spec, execute=False, progress=None)
+def plan(spec: TopologySpec, *, cancelled: CancelCheck | None = None) -> Result:
+    """What apply would change, without changing anything (`cancelled`: see apply)."""
+    return _converge(spec, action="plan", execute=False, progress=None, cancelled=cancelled)
 
 
-def apply(spec: TopologySpec, *, progress: Progress | None = None) -> Result:
-    """Make the kernel match the file; on failure nothing this run created is left behind."""
-    return _converge(spec, execute=True, progress=progress)
+def apply(
+    spec: TopologySpec, *, progress: Progress | None = None, cancelled: CancelCheck | None = None
+) -> Result:
+    """Make the kernel match the file; on failure nothing this run created is left behind.
+
+    `progress(done, total)` is called as nodes are built; `cancelled()` is asked at each safe
+    point, and once it is true the run removes what it created and raises Cancelled.
+    """
+    return _converge(spec, action="apply", execute=True, progress=progress, cancelled=cancelled)
 
 
-def destroy(spec: TopologySpec, *, progress: Progress | None = None) -> Result:
-    """Remove everything this topology owns (found by its owner aliases), and nothing else."""
+def destroy(
+    spec: TopologySpec, *, progress: Progress | None = None, cancelled: CancelCheck | None = None
+) -> Result:
+    """Remove everything this topology owns (found by its owner aliases), and nothing else;
+    `cancelled` is asked once, before the first removal."""
     empty = TopologySpec(name=spec.name)
-    return _converge(empty, execute=True, progress=progress)
+    return _converge(empty, action="destroy", execute=True, progress=progress, cancelled=cancelled)
