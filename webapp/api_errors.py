@@ -16,6 +16,7 @@ _STATUS: dict[type[errors.DomainError], int] = {
     errors.InvalidInput: status.HTTP_400_BAD_REQUEST,
     errors.NotFound: status.HTTP_404_NOT_FOUND,
     errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.PreconditionFailed: status.HTTP_412_PRECONDITION_FAILED,
     errors.HostOffline: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 

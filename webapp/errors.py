@@ -31,5 +31,9 @@ class Conflict(DomainError):
     """The request clashes with the current state (a name already taken, a busy object)."""
 
 
+class PreconditionFailed(Conflict):
+    """An If-Match precondition failed: the object changed since the version the client read."""
+
+
 class HostOffline(DomainError):
     """No agent is connected for the host, or it went away before answering."""

@@ -56,8 +56,19 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/topologies/<str:name>/plan/",       "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/apply/",      "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/destroy/",    "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/networks/",                "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/networks/<str:network>/",  "PATCH"):  OPERATOR,
+    ("api/v1/topologies/<str:name>/networks/<str:network>/",  "DELETE"): OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/",                   "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/<str:node>/",        "PATCH"):  OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/<str:node>/",        "DELETE"): OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/<str:node>/attach/", "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/<str:node>/detach/", "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/<str:node>/routes/", "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/nodes/<str:node>/routes/", "DELETE"): OPERATOR,
     ("api/v1/networks/",                         "GET"):    VIEWER,
     ("api/v1/nodes/",                            "GET"):    VIEWER,
+    ("api/v1/routes/",                           "GET"):    VIEWER,
 }
 # fmt: on
 
@@ -186,6 +197,7 @@ def world() -> dict[str, str]:
 def _url(route: str, world: dict[str, str]) -> str:
     name = world["topology"] if route.startswith("api/v1/topologies/") else world["name"]
     path = route.replace("<str:name>", name).replace("<str:id>", world["id"])
+    path = path.replace("<str:network>", "front").replace("<str:node>", "web1")
     return "/" + path.replace("<str:view>", world["view"])
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from webapp.errors import InvalidInput, NotFound
-from webapp.networks.models import Attachment, Network, Node, Topology
+from webapp.networks.models import Attachment, Network, Node, Route, Topology
 from webapp.operations.models import Operation
 
 Kind, Status = Operation.Kind, Operation.Status
@@ -167,3 +167,17 @@ def node_list(*, host: str | None = None, topology: str | None = None) -> QueryS
     if topology:
         nodes = nodes.filter(topology__name=topology)
     return _nodes_prefetched(nodes.order_by("topology__host__name", "topology__name", "position"))
+
+
+def route_list(
+    *, host: str | None = None, topology: str | None = None, node: str | None = None
+) -> QuerySet[Route]:
+    """Routes of every node (of the host, topology and/or node of those names), in file order."""
+    routes = Route.objects.select_related("node__topology__host")
+    if host:
+        routes = routes.filter(node__topology__host__name=host)
+    if topology:
+        routes = routes.filter(node__topology__name=topology)
+    if node:
+        routes = routes.filter(node__name=node)
+    return routes.order_by("node__topology__host__name", "node__topology__name", "position")

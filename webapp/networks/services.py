@@ -120,6 +120,51 @@ def _static(data: Mapping[str, Any], node: str, network: str) -> bool:
     return isinstance(options, Mapping) and options.get("address") is not None
 
 
+def _with_kept_addresses(
+    *, data: Mapping[str, Any], spec: TopologySpec, current: Topology
+) -> Mapping[str, Any] | None:
+    """`data` with the addresses the current rows allocated written in, for every attachment the new
+    document keeps without an address of its own, on a network whose subnet stays the same; None when
+    there is none to keep. So an edit never moves a running node's address (netcore's IPAM allocates
+    in file order: without this, deleting one node would renumber the nodes after it)."""
+    allocated = {
+        (node, network): (address, subnet)
+        for node, network, address, subnet in Attachment.objects.filter(
+            node__topology=current, static=False
+        ).values_list("node__name", "network__name", "address", "network__subnet")
+    }
+    claimed = {
+        str(attachment.address)
+        for node in spec.nodes.values()
+        for attachment in node.attachments
+        if _static(data, node.name, attachment.network)
+    }
+    kept: dict[str, dict[str, str]] = {}
+    for node in spec.nodes.values():
+        for attachment in node.attachments:
+            previous = allocated.get((node.name, attachment.network))
+            if (
+                previous is not None
+                and previous[1] == str(spec.networks[attachment.network].subnet)
+                and previous[0] not in claimed
+                and not _static(data, node.name, attachment.network)
+            ):
+                kept.setdefault(node.name, {})[attachment.network] = previous[0]
+    if not kept:
+        return None
+    nodes = dict(_node_bodies(data))
+    for name, addresses in kept.items():
+        body = dict(nodes[name])
+        wanted = body.get("networks")
+        items = wanted.items() if isinstance(wanted, Mapping) else ((network, None) for network in wanted)
+        body["networks"] = {
+            network: {**(options or {}), "address": addresses[network]} if network in addresses else options
+            for network, options in items
+        }
+        nodes[name] = body
+    return {**data, "nodes": nodes}
+
+
 def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -> None:
     """The rows of `spec` under `topology` (which has none)."""
     networks = Network.objects.bulk_create(
@@ -301,7 +346,8 @@ def _record(action: str, topology: Topology, details: dict[str, Any], user: User
     )
 
 
-def _check_version(topology: Topology, version: int) -> None:
+def check_version(topology: Topology, version: int) -> None:
+    """Conflict (field version) unless the topology is at `version`."""
     if topology.version != version:
         raise Conflict(
             f"topology {topology.name} on host {topology.host.name} is at version {topology.version}, not"
@@ -319,8 +365,11 @@ def topology_update(
     user: User,
     auto_repair: bool | None = None,
     source: str | None = None,
+    change: str = "",
 ) -> Topology:
-    """Replace the topology's rows with `document` if it is still at `version` (else Conflict)."""
+    """Replace the topology's rows with `document` if it is still at `version` (else Conflict).
+    Addresses allocated before stay where they were (_with_kept_addresses). `change` says what
+    changed, for the audit log (the object edits of webapp.networks.edits)."""
     spec, data = _parse(document)
     if spec.name != topology.name:
         raise InvalidInput(
@@ -333,8 +382,11 @@ def topology_update(
         current = Topology.objects.select_related("host").filter(pk=topology.pk).first()
         if current is None:
             raise Conflict(f"topology {topology.name} on host {host.name} was deleted meanwhile")
-        _check_version(current, version)
+        check_version(current, version)
         _overlaps(host=host, spec=spec, exclude=current)
+        kept = _with_kept_addresses(data=data, spec=spec, current=current)
+        if kept is not None:
+            spec = _parse(kept)[0]
         current.networks.all().delete()
         current.nodes.all().delete()
         current.version += 1
@@ -343,6 +395,8 @@ def topology_update(
         current.save(update_fields=["version", "auto_repair", "updated"])
         _write(topology=current, spec=spec, data=data)
         details = {"version": current.version, "previous_version": version}
+        if change:
+            details["change"] = change
         _record("update", current, {**details, "auto_repair": current.auto_repair}, user, source)
     return current
 
@@ -359,7 +413,7 @@ def topology_delete(
         if current is None:
             return
         if version is not None:
-            _check_version(current, version)
+            check_version(current, version)
         _record("delete", current, {"version": current.version}, user, source)
         current.delete()
 

@@ -53,7 +53,9 @@ class TopologyUpdateInputSerializer(serializers.Serializer):
     topology = TopologyDocumentField()
     version = serializers.IntegerField(
         min_value=1,
-        help_text="The version read; a newer one stored means someone changed it meanwhile (409).",
+        required=False,
+        help_text="The version read (or If-Match); a newer one stored means someone changed it"
+        " meanwhile (409, or 412 with If-Match).",
     )
     auto_repair = serializers.BooleanField(required=False, help_text="Unchanged if left out.")
 
@@ -158,3 +160,110 @@ class NetworkOutputSerializer(_NetworkFields):
 class NodeOutputSerializer(_NodeFields):
     host = serializers.CharField(source="topology.host.name")
     topology = serializers.CharField(source="topology.name")
+
+
+# Object edits (webapp.networks.edits): the file's keys of one object; netcore validates the values.
+
+
+class _StrictInput(serializers.Serializer):
+    """Refuses keys it does not know (as the topology file does) instead of ignoring them."""
+
+    version = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text='The topology\'s version read (or the header If-Match: "<version>"); a newer one'
+        " stored means someone changed it meanwhile (409, or 412 with If-Match).",
+    )
+
+    def to_internal_value(self, data: object) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [f"unknown key; expected one of {', '.join(self.fields)}"] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class _NetworkKeys(_StrictInput):
+    subnet = serializers.CharField(required=False, help_text="e.g. 198.18.1.0/24 or fd00:1::/64.")
+    gateway = serializers.CharField(required=False, allow_null=True, help_text="Default: the first address.")
+    mtu = serializers.IntegerField(required=False, allow_null=True)
+    nat = serializers.BooleanField(required=False, help_text="Masquerade traffic leaving the network.")
+    vni = serializers.IntegerField(required=False, allow_null=True)
+    local = serializers.CharField(required=False, allow_null=True)
+    remote = serializers.CharField(required=False, allow_null=True)
+    group = serializers.CharField(required=False, allow_null=True)
+    dstport = serializers.IntegerField(required=False, allow_null=True)
+    learning = serializers.BooleanField(required=False, allow_null=True)
+
+
+class NetworkCreateInputSerializer(_NetworkKeys):
+    name = serializers.CharField()
+    driver = serializers.ChoiceField(choices=Network.Driver.choices, required=False)
+    subnet = serializers.CharField(help_text="e.g. 198.18.1.0/24 or fd00:1::/64.")
+
+
+class NetworkChangeInputSerializer(_NetworkKeys):
+    """Keys left out stay; a key given as null goes back to its default."""
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {
+                "type": "object",
+                "additionalProperties": {"type": "object", "properties": {"address": {"type": "string"}}},
+            },
+        ],
+        "description": "Networks by name, or a mapping of network to {address}.",
+    }
+)
+class NodeNetworksField(serializers.JSONField):
+    """A node's networks as the topology file has them; netcore validates them."""
+
+
+class _NodeKeys(_StrictInput):
+    mode = serializers.CharField(
+        required=False, allow_null=True, help_text="bridge (default), none, host or container:<node>."
+    )
+    networks = NodeNetworksField(required=False, allow_null=True)
+    ports = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        help_text="Published ports: [host_ip:]host_port:container_port[/tcp|udp].",
+    )
+
+
+class NodeCreateInputSerializer(_NodeKeys):
+    name = serializers.CharField()
+
+
+class NodeChangeInputSerializer(_NodeKeys):
+    """Keys left out stay; networks replaces the node's attachments; null removes a key."""
+
+
+class AttachInputSerializer(_StrictInput):
+    network = serializers.CharField()
+    address = serializers.CharField(required=False, help_text="Default: allocated from the subnet.")
+
+
+class DetachInputSerializer(_StrictInput):
+    network = serializers.CharField()
+
+
+class RouteInputSerializer(_StrictInput):
+    to = serializers.CharField(help_text="Destination, e.g. 198.18.2.0/24 or default.")
+    via = serializers.CharField(required=False)
+    dev = serializers.CharField(required=False)
+
+
+class RouteListOutputSerializer(serializers.Serializer):
+    host = serializers.CharField(source="node.topology.host.name")
+    topology = serializers.CharField(source="node.topology.name")
+    node = serializers.CharField(source="node.name")
+    to = serializers.CharField()
+    via = serializers.CharField()
+    dev = serializers.CharField()

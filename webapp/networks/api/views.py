@@ -6,6 +6,10 @@ when the name exists on several hosts.
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
+
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +24,7 @@ from rest_framework.views import APIView
 
 from webapp.accounts.selectors import user_can_operate
 from webapp.api_errors import ErrorSerializer
-from webapp.errors import InvalidInput, NotFound
+from webapp.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from webapp.hosts.selectors import host_get
 from webapp.networks import selectors, services
 from webapp.networks.api.serializers import (
@@ -28,10 +32,11 @@ from webapp.networks.api.serializers import (
     DesiredTopologyOutputSerializer,
     NetworkOutputSerializer,
     NodeOutputSerializer,
+    RouteListOutputSerializer,
     TopologyCreateInputSerializer,
     TopologyUpdateInputSerializer,
 )
-from webapp.networks.models import Network, Node, Topology
+from webapp.networks.models import Network, Node, Route, Topology
 from webapp.operations.api.serializers import OperationCreatedSerializer
 
 
@@ -57,7 +62,7 @@ HOST_OF_NAME = OpenApiParameter(
 )
 
 
-def _errors(**extra: str) -> dict:
+def error_responses(**extra: str) -> dict:
     texts = {
         400: "Invalid input; `fields` names each field (paths in the topology file).",
         403: "Not an operator or admin.",
@@ -67,13 +72,74 @@ def _errors(**extra: str) -> dict:
     return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in texts.items()}
 
 
+_IF_MATCH = re.compile(r'(?:W/)?"?(\d{1,18})"?')
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description='The topology\'s version read, as "<version>" (instead of `version`); stale: 412.',
+)
+VERSION = OpenApiParameter(
+    "version", OpenApiTypes.INT, description="The topology's version read (or If-Match); stale: 409."
+)
+
+
+def if_match_version(request: Request) -> int | None:
+    """The version an If-Match header names, None without one; InvalidInput when it names none."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    match = _IF_MATCH.fullmatch(header.strip())
+    if match is None:
+        raise InvalidInput(f'If-Match {header[:40]!r} is not a topology version such as "3"', field="version")
+    return int(match.group(1))
+
+
+def query_version(request: Request) -> int | None:
+    """The ?version= of a delete, None without one."""
+    raw = request.query_params.get("version")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise InvalidInput(f"version {raw[:40]!r} is not a positive integer", field="version")
+    return int(raw)
+
+
+def version_read(request: Request, body_version: int | None) -> tuple[int, bool]:
+    """The topology version the client read (If-Match, else the body's) and whether If-Match said it."""
+    header = if_match_version(request)
+    if header is not None:
+        return header, True
+    if body_version is None:
+        raise InvalidInput(
+            "the topology's version you read is required (`version`, or If-Match), so that a change"
+            " never overwrites someone else's",
+            field="version",
+        )
+    return body_version, False
+
+
+@contextlib.contextmanager
+def stale_as_412(if_match: bool) -> Iterator[None]:
+    """A stale version is 412 Precondition Failed when the client sent If-Match (409 otherwise)."""
+    try:
+        yield
+    except Conflict as exc:
+        if if_match and exc.field == "version":
+            raise PreconditionFailed(exc.message, field="version") from None
+        raise
+
+
 def _host_param(request: Request) -> str | None:
     return request.query_params.get("host") or None
 
 
-def _detail(topology: Topology) -> Response:
+def topology_response(topology: Topology) -> Response:
+    """The topology as stored, with its version as the ETag (for If-Match)."""
     stored = selectors.topology_get(name=topology.name, host=topology.host.name)
-    return Response(DesiredTopologyOutputSerializer(stored).data)
+    return Response(DesiredTopologyOutputSerializer(stored).data, headers={"ETag": f'"{stored.version}"'})
 
 
 class TopologyListApi(ListAPIView):
@@ -95,7 +161,7 @@ class TopologyListApi(ListAPIView):
         request=TopologyCreateInputSerializer,
         responses={
             201: DesiredTopologyOutputSerializer,
-            **_errors(e409="Name taken, or a subnet or address clash."),
+            **error_responses(e409="Name taken, or a subnet or address clash."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -111,7 +177,7 @@ class TopologyListApi(ListAPIView):
             user=request.user,
             auto_repair=data.validated_data["auto_repair"],
         )
-        response = _detail(topology)
+        response = topology_response(topology)
         response.status_code = status.HTTP_201_CREATED
         return response
 
@@ -122,53 +188,51 @@ class TopologyDetailApi(APIView):
     @extend_schema(
         summary="A topology, with its networks and nodes (resolved addresses)",
         parameters=[HOST_OF_NAME],
-        responses={200: DesiredTopologyOutputSerializer, **_errors()},
+        responses={200: DesiredTopologyOutputSerializer, **error_responses()},
     )
     def get(self, request: Request, name: str) -> Response:
-        return Response(
-            DesiredTopologyOutputSerializer(selectors.topology_get(name=name, host=_host_param(request))).data
-        )
+        return topology_response(selectors.topology_get(name=name, host=_host_param(request)))
 
     @extend_schema(
         summary="Replace a topology with a new version of its file",
-        parameters=[HOST_OF_NAME],
+        parameters=[HOST_OF_NAME, IF_MATCH],
         request=TopologyUpdateInputSerializer,
         responses={
             200: DesiredTopologyOutputSerializer,
-            **_errors(e409="Stale version, or a subnet or address clash."),
+            **error_responses(e409="Stale version, or a subnet or address clash.", e412="If-Match stale."),
         },
     )
     def put(self, request: Request, name: str) -> Response:
         topology = selectors.topology_get(name=name, host=_host_param(request))
         data = TopologyUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        updated = services.topology_update(
-            topology=topology,
-            document=data.validated_data["topology"],
-            version=data.validated_data["version"],
-            user=request.user,
-            auto_repair=data.validated_data.get("auto_repair"),
-        )
-        return _detail(updated)
+        version, if_match = version_read(request, data.validated_data.get("version"))
+        with stale_as_412(if_match):
+            updated = services.topology_update(
+                topology=topology,
+                document=data.validated_data["topology"],
+                version=version,
+                user=request.user,
+                auto_repair=data.validated_data.get("auto_repair"),
+            )
+        return topology_response(updated)
 
     @extend_schema(
         summary="Forget a topology (what apply created stays on the host: destroy it first)",
         parameters=[
             HOST_OF_NAME,
+            IF_MATCH,
             OpenApiParameter("version", OpenApiTypes.INT, description="Refuse (409) if it changed since."),
         ],
-        responses={204: None, **_errors(e409="Stale version.")},
+        responses={204: None, **error_responses(e409="Stale version.", e412="If-Match stale.")},
     )
     def delete(self, request: Request, name: str) -> Response:
         topology = selectors.topology_get(name=name, host=_host_param(request))
-        raw = request.query_params.get("version")
-        version = None
-        if raw is not None:
-            # ASCII digits ("²".isdigit() is true, and int() refuses it), few enough for int() (4300)
-            if not (raw.isascii() and raw.isdigit() and len(raw) <= 1000):
-                raise InvalidInput(f"version {raw[:40]!r} is not a positive integer", field="version")
-            version = int(raw)
-        services.topology_delete(topology=topology, version=version)
+        header = if_match_version(request)
+        with stale_as_412(header is not None):
+            services.topology_delete(
+                topology=topology, version=header if header is not None else query_version(request)
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -183,7 +247,7 @@ class TopologyExportApi(APIView):
                 description="Write allocated addresses too, as the agent gets it.",
             ),
         ],
-        responses={(200, "application/yaml"): OpenApiTypes.STR, **_errors()},
+        responses={(200, "application/yaml"): OpenApiTypes.STR, **error_responses()},
     )
     def get(self, request: Request, name: str) -> HttpResponse:
         topology = selectors.topology_get(name=name, host=_host_param(request))
@@ -213,7 +277,7 @@ def _command_schema(summary: str) -> dict:
         " operation; answers 202 at once, see /api/v1/operations/{id}/.",
         "parameters": [HOST_OF_NAME],
         "request": None,
-        "responses": {202: OperationCreatedSerializer, **_errors(e409="The host is revoked.")},
+        "responses": {202: OperationCreatedSerializer, **error_responses(e409="The host is revoked.")},
     }
 
 
@@ -265,6 +329,28 @@ class NodeListApi(ListAPIView):
     @extend_schema(
         summary="List the nodes of the topologies wanted on hosts, with their addresses",
         parameters=[HOST, TOPOLOGY],
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class RouteListApi(ListAPIView):
+    serializer_class = RouteListOutputSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self) -> QuerySet[Route]:
+        params = self.request.query_params
+        return selectors.route_list(
+            host=params.get("host"), topology=params.get("topology"), node=params.get("node")
+        )
+
+    @extend_schema(
+        summary="List the routes of the nodes of the topologies wanted on hosts",
+        parameters=[
+            HOST,
+            TOPOLOGY,
+            OpenApiParameter("node", OpenApiTypes.STR, description="Only this node's."),
+        ],
     )
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
