@@ -129,3 +129,45 @@ async def test_a_veth_deleted_by_hand_shows_drifted_live_and_browsers_hear_it(
     frame = await receive_type(browser, "desired.changed", skip=skips)
     assert frame == {"v": 1, "type": "desired.changed", "host": "h1", "topology": "dr"}
     assert (await database_sync_to_async(_status)())[0] == "drifted"
+
+
+@pytest.mark.django_db
+def test_auto_repair_queues_an_apply_of_what_was_applied_and_only_once(
+    make_host: Callable[..., AgentHost],
+) -> None:
+    host = make_host("h1").host
+    topology = _applied(host)
+    applied = Operation.objects.get(topology=topology, kind="apply")
+    # an edit nobody applied yet: the repair must not apply it
+    services.topology_update(topology=topology, document=DOC.replace(".10}", ".11}"), version=1, user=None)
+    broken = kernel()
+    broken["links"].pop("host|6")
+    drift_check(host_id=host.id, state=broken)
+    assert not Operation.objects.filter(kind="apply", status="pending").exists()  # auto_repair is off
+
+    Topology.objects.filter(pk=topology.pk).update(auto_repair=True, drift=[])
+    drift_check(host_id=host.id, state=broken)
+    repair = Operation.objects.get(kind="apply", status="pending")
+    assert (repair.document, repair.reason) == (applied.document, services.RECONCILE_REPAIR)
+    Topology.objects.filter(pk=topology.pk).update(drift=[])
+    drift_check(host_id=host.id, state=broken)  # the repair is queued: that decides
+    assert Operation.objects.filter(kind="apply", status="pending").count() == 1
+
+
+@pytest.mark.django_db
+def test_repair_through_the_api(
+    operator: Account, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    host = make_host("h1").host
+    other = services.topology_create(
+        host=host, document=DOC.replace("name: dr", "name: nw").replace(".45.", ".46."), user=None
+    )
+    topology = _applied(host)
+    assert viewer.api().post("/api/v1/topologies/dr/repair/").status_code == 403
+    response = operator.api().post("/api/v1/topologies/dr/repair/")
+    assert response.status_code == 202, response.json()
+    repair = Operation.objects.get(id=response.json()["operation"])
+    assert (repair.kind, repair.topology, repair.requested_by) == ("apply", topology, operator.user)
+    assert repair.document == Operation.objects.get(topology=topology, status="succeeded").document
+    never = operator.api().post(f"/api/v1/topologies/{other.name}/repair/")
+    assert never.status_code == 409 and "apply it instead" in never.json()["message"]

@@ -56,6 +56,7 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/topologies/<str:name>/plan/",       "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/apply/",      "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/destroy/",    "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/repair/",     "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/networks/",                "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/networks/<str:network>/",  "PATCH"):  OPERATOR,
     ("api/v1/topologies/<str:name>/networks/<str:network>/",  "DELETE"): OPERATOR,

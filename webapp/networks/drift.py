@@ -4,7 +4,8 @@ Reconcile on connect plans a host's topologies (netcore's plan is the full compa
 connects, the agent's events keep the host's state current in the web app (webapp.hosts.consumers
 saves it at most once a second); after each save, drift_check compares it with every topology whose
 last operation applied it, and records what is gone or down, so the topology shows `drifted` within a
-second or two of someone deleting a veth or flushing an address by hand. Nothing is repaired here.
+second or two of someone deleting a veth or flushing an address by hand. Nothing is repaired unless
+the topology has auto_repair (or a user asks: services.topology_repair).
 
 `missing` is pure: netcore's parser (spec) and naming rules (names) say what the topology made.
 """
@@ -22,7 +23,7 @@ from netcore.errors import InvalidSpec
 from netcore.topology import spec as topology_spec
 from netcore.topology.spec import TopologySpec
 from webapp.networks.models import Topology
-from webapp.operations.models import Operation
+from webapp.networks.services import last_applied, topologies_auto_repair
 
 State = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
@@ -75,28 +76,18 @@ def _spec(document: str) -> TopologySpec | None:
         return None
 
 
-def _applied_document(topology: Topology) -> str | None:
-    """The document of the topology's last apply or destroy when that is a succeeded apply (plans
-    in between, like reconcile's, change nothing), else None."""
-    kinds = (Operation.Kind.APPLY, Operation.Kind.DESTROY)
-    settled = topology.operations.filter(kind__in=kinds).exclude(status=Operation.Status.CANCELLED)
-    latest = settled.order_by("-created").first()
-    if latest is None or latest.kind != Operation.Kind.APPLY or latest.status != Operation.Status.SUCCEEDED:
-        return None
-    return latest.document
-
-
 def drift_check(*, host_id: int, state: State) -> list[Topology]:
-    """Record what each applied topology of the host lacks in `state`; the topologies whose record
-    changed (so browsers can be told)."""
+    """Record what each applied topology of the host lacks in `state`, and queue a repair of those
+    with auto_repair that drifted; the topologies whose record changed (so browsers can be told)."""
     changed = []
     for topology in Topology.objects.filter(host_id=host_id).select_related("host"):
-        document = _applied_document(topology)
-        spec = _spec(document) if document else None
+        applied = last_applied(topology.id)
+        spec = _spec(applied.document) if applied is not None else None
         drift = missing(spec, state) if spec else []
         if drift != topology.drift:
             with transaction.atomic():
                 Topology.objects.filter(pk=topology.pk).update(drift=drift)
             topology.drift = drift
             changed.append(topology)
+    topologies_auto_repair(changed)
     return changed

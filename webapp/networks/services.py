@@ -505,6 +505,7 @@ def topology_operation(
 RECONCILE_ON_CONNECT = "reconcile on connect"
 RECONCILE_RESTORE = "reconcile: restore what the host lost"
 RECONCILE_REPAIR = "reconcile: repair drift (auto_repair)"
+REPAIR_ASKED = "repair drift"
 
 
 class Reconcile(enum.Enum):
@@ -526,8 +527,9 @@ def reconcile_decision(*, result: object, auto_repair: bool) -> Reconcile:
     return Reconcile.REPAIR if auto_repair else Reconcile.DRIFTED
 
 
-def _last_applied(topology_id: int) -> Operation | None:
-    """Its latest apply or destroy (not cancelled), if that is an apply that succeeded."""
+def last_applied(topology_id: int) -> Operation | None:
+    """Its latest apply or destroy (not cancelled), if that is an apply that succeeded: what the
+    host should have of it now (plans in between, like reconcile's, change nothing)."""
     latest = (
         Operation.objects.filter(
             topology_id=topology_id, kind__in=[Operation.Kind.APPLY, Operation.Kind.DESTROY]
@@ -538,6 +540,45 @@ def _last_applied(topology_id: int) -> Operation | None:
     )
     applied = latest is not None and latest.kind == Operation.Kind.APPLY
     return latest if applied and latest.status == Operation.Status.SUCCEEDED else None
+
+
+def _busy(topology: Topology) -> bool:
+    return Operation.objects.filter(
+        topology=topology, status__in=[Operation.Status.PENDING, Operation.Status.RUNNING]
+    ).exists()
+
+
+@refusals_audited("topology.repair", object_kind="topology", target=_audited_topology)
+def topology_repair(
+    *, topology: Topology, user: User, reason: str = REPAIR_ASKED, source: str | None = None
+) -> Operation:
+    """Queue an apply of the document last applied (not of edits made since: apply does that), which
+    puts back what the host lost or someone changed by hand. Conflict when it is not applied."""
+    applied = last_applied(topology.id)
+    if applied is None:
+        raise Conflict(
+            f"topology {topology.name} is not applied on host {topology.host.name}: there is nothing to"
+            " repair; apply it instead"
+        )
+    return operation_create(
+        host=topology.host,
+        kind="apply",
+        topology_text=applied.document,
+        user=user,
+        topology=topology,
+        reason=reason,
+        source=source,
+    )
+
+
+def topologies_auto_repair(topologies: list[Topology]) -> list[Operation]:
+    """Repair those of `topologies` that drifted and have auto_repair, unless work is queued for
+    them already (that work decides): called when live drift is recorded."""
+    return [
+        topology_repair(topology=topology, user=None, reason=RECONCILE_REPAIR)
+        for topology in topologies
+        if topology.drift and topology.auto_repair and not _busy(topology)
+    ]
 
 
 def topologies_reconcile_on_connect(*, host_id: int) -> list[Operation]:
@@ -553,7 +594,7 @@ def topologies_reconcile_on_connect(*, host_id: int) -> list[Operation]:
     for topology in (
         Topology.objects.filter(host_id=host_id).exclude(Exists(busy)).select_related("host").order_by("name")
     ):
-        applied = _last_applied(topology.id)
+        applied = last_applied(topology.id)
         if applied is not None:
             queued.append(
                 operation_create(
@@ -585,9 +626,7 @@ def topology_reconcile_after_plan(*, operation: Operation) -> Operation | None:
     decision = reconcile_decision(result=operation.result, auto_repair=topology.auto_repair)
     if decision not in (Reconcile.RESTORE, Reconcile.REPAIR):
         return None
-    if Operation.objects.filter(
-        topology=topology, status__in=[Operation.Status.PENDING, Operation.Status.RUNNING]
-    ).exists():
+    if _busy(topology):
         return None  # someone queued work meanwhile: that decides
     reason = RECONCILE_RESTORE if decision is Reconcile.RESTORE else RECONCILE_REPAIR
     # exactly what was planned (the document last applied), whatever the rows say now

@@ -9,6 +9,7 @@ urlpatterns = [
     path("topologies/<str:name>/plan/", views.TopologyPlanApi.as_view(), name="api-topology-plan"),
     path("topologies/<str:name>/apply/", views.TopologyApplyApi.as_view(), name="api-topology-apply"),
     path("topologies/<str:name>/destroy/", views.TopologyDestroyApi.as_view(), name="api-topology-destroy"),
+    path("topologies/<str:name>/repair/", views.TopologyRepairApi.as_view(), name="api-topology-repair"),
     path("topologies/<str:name>/networks/", edits.NetworkAddApi.as_view(), name="api-topology-network-add"),
     path(
         "topologies/<str:name>/networks/<str:network>/",

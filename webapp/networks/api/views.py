@@ -305,6 +305,26 @@ class TopologyDestroyApi(_TopologyCommandApi):
         return self.run(request, name)
 
 
+class TopologyRepairApi(APIView):
+    permission_classes = [IsAuthenticated, ReadOrOperate]
+
+    @extend_schema(
+        summary="Put back what the host lost or someone changed of the applied topology (drift)",
+        description="Queues an apply of the document last applied (edits made since are not applied:"
+        " apply does that); answers 202 at once, see /api/v1/operations/{id}/.",
+        parameters=[HOST_OF_NAME],
+        request=None,
+        responses={
+            202: OperationCreatedSerializer,
+            **error_responses(e409="Not applied, or the host is revoked."),
+        },
+    )
+    def post(self, request: Request, name: str) -> Response:
+        topology = selectors.topology_get(name=name, host=_host_param(request))
+        operation = services.topology_repair(topology=topology, user=request.user)
+        return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
 class NetworkListApi(ListAPIView):
     serializer_class = NetworkOutputSerializer
     pagination_class = Pagination
