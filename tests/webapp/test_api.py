@@ -103,3 +103,28 @@ def test_the_docs_page_needs_login(viewer: Account) -> None:
     client = Client()
     client.force_login(viewer.user)
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_api_errors_outside_views_are_json_too(operator: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = Client(raise_request_exception=False)
+    client.force_login(operator.user)
+    missing = client.get("/api/v1/no-such-thing/")
+    assert (missing.status_code, missing.json()["error"]) == (404, "NotFound")
+    assert client.get("/topology/no-such-page/")["Content-Type"].startswith("text/html")
+
+    from webapp.networks.api import views
+
+    def crash(**kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(views.selectors, "topology_list", crash)
+    broken = client.get("/api/v1/topologies/")
+    assert broken.status_code == 500
+    assert broken.json()["error"] == "ServerError" and "a bug" not in broken.json()["message"]
+
+    big = operator.api().generic(
+        "POST", "/api/v1/topologies/", data="x" * (3 * 1024 * 1024), content_type="application/json"
+    )
+    assert big.status_code in (400, 413) and big.json()["error"] in ("BadRequest", "InvalidInput"), (
+        big.content[:200]
+    )
