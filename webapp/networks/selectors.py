@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 
 from webapp.errors import InvalidInput, NotFound
-from webapp.networks.models import Attachment, Network, Node, Route, Topology
+from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
 from webapp.operations.models import Operation
 
 Kind, Status = Operation.Kind, Operation.Status
@@ -159,14 +159,64 @@ def network_list(*, host: str | None = None, topology: str | None = None) -> Que
 
 
 def node_list(*, host: str | None = None, topology: str | None = None) -> QuerySet[Node]:
-    """Nodes of every topology (of the host and/or topology of those names), with their attachments,
-    published ports and routes."""
-    nodes = Node.objects.select_related("topology__host")
+    """Nodes of every topology (of the host and/or topology of those names), in file order; their
+    rows as the API lists them come from node_rows."""
+    nodes = Node.objects.all()
     if host:
         nodes = nodes.filter(topology__host__name=host)
     if topology:
         nodes = nodes.filter(topology__name=topology)
-    return _nodes_prefetched(nodes.order_by("topology__host__name", "topology__name", "position"))
+    return nodes.order_by("topology__host__name", "topology__name", "position")
+
+
+def node_rows(ids: list[int]) -> list[dict[str, Any]]:
+    """The nodes of those ids, in that order, as plain rows with their attachments, published
+    ports and routes: four queries whatever the count, and no model instances (2000 nodes with
+    their children built as instances take most of a second)."""
+    nodes = {
+        row["id"]: row
+        for row in Node.objects.filter(id__in=ids).values(
+            "id", "name", "mode", "container_of", "topology__name", "topology__host__name"
+        )
+    }
+    rows: dict[int, dict[str, Any]] = {
+        node_id: {
+            "name": node["name"],
+            "mode": node["mode"],
+            "container": node["container_of"],
+            "attachments": [],
+            "ports": [],
+            "routes": [],
+            "host": node["topology__host__name"],
+            "topology": node["topology__name"],
+        }
+        for node_id, node in ((node_id, nodes[node_id]) for node_id in ids if node_id in nodes)
+    }
+    attachments = Attachment.objects.filter(node_id__in=ids).order_by("node_id", "position")
+    for node_id, network, ifname, address, static in attachments.values_list(
+        "node_id", "network__name", "ifname", "address", "static"
+    ):
+        rows[node_id]["attachments"].append(
+            {"network": network, "ifname": ifname, "address": address, "static": static}
+        )
+    ports = PublishedPort.objects.filter(node_id__in=ids).order_by("node_id", "position")
+    for port in ports.values(
+        "node_id", "text", "protocol", "host_ip", "host_port_first", "host_port_last",
+        "container_port_first", "container_port_last",
+    ):  # fmt: skip
+        rows[port["node_id"]]["ports"].append(
+            {
+                "text": port["text"],
+                "protocol": port["protocol"],
+                "host_ip": port["host_ip"],
+                "host_ports": [port["host_port_first"], port["host_port_last"]],
+                "container_ports": [port["container_port_first"], port["container_port_last"]],
+            }
+        )
+    routes = Route.objects.filter(node_id__in=ids).order_by("node_id", "position")
+    for node_id, to, via, dev in routes.values_list("node_id", "to", "via", "dev"):
+        rows[node_id]["routes"].append({"to": to, "via": via, "dev": dev})
+    return list(rows.values())
 
 
 def route_list(

@@ -346,6 +346,11 @@ class NodeListApi(ListAPIView):
         params = self.request.query_params
         return selectors.node_list(host=params.get("host"), topology=params.get("topology"))
 
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        """One page of node ids, then their rows built without model instances (selectors.node_rows)."""
+        ids = self.paginate_queryset(self.get_queryset().values_list("id", flat=True))
+        return self.get_paginated_response(selectors.node_rows(list(ids or ())))
+
     @extend_schema(
         summary="List the nodes of the topologies wanted on hosts, with their addresses",
         parameters=[HOST, TOPOLOGY],
