@@ -9,15 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
@@ -215,28 +219,121 @@ async def sockets() -> AsyncIterator[Sockets]:
     await opened.close_all()
 
 
-def run_on_database_file(function: Callable[[], Any], tmp_path: Path) -> Any:
-    """Run `function` (a module-level function of a test module) in a child process on a migrated
-    SQLite database file, and return what it returned (through JSON).
+@dataclass(frozen=True)
+class PostgresCluster:
+    """A PostgreSQL cluster that listens only on a unix socket in `socket_dir`; superuser postgres."""
 
-    For concurrency: pytest-django's test database is SQLite in memory with a shared cache, where a
-    second writer fails at once ("database table is locked") instead of waiting, as it does on a file
-    (and on PostgreSQL) in a deployment.
+    socket_dir: Path
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@/{database}?host={self.socket_dir}"
+
+    def database_create(self) -> str:
+        """A new, empty database on the cluster; its DATABASE_URL."""
+        name = f"switchboard_{next(_database_numbers)}"
+        with psycopg.connect(host=str(self.socket_dir), user="postgres", dbname="postgres") as connection:
+            connection.autocommit = True
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+_database_numbers = itertools.count(1)
+
+
+def _postgres_bin() -> Path:
+    """The newest PostgreSQL server's bin directory, or fail saying how to get one."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        pytest.fail(
+            "the PostgreSQL server is not installed (no /usr/lib/postgresql/*/bin/initdb): run `make setup`"
+        )
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session, stopped and removed at the end.
+
+    PostgreSQL refuses to run as root: the cluster's directory (in /tmp, which the postgres user can
+    reach, unlike pytest's) belongs to the postgres user, who runs initdb and the server. No TCP: the
+    socket is in that directory. Durability is off; nothing here outlives the session.
     """
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATABASE_URL": f"sqlite:///{tmp_path}/db"}
+    pg_bin = _postgres_bin()
+    base = Path(tempfile.mkdtemp(prefix="switchboard-pg-"))
+    data = base / "data"
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+
+    def run(*args: str) -> None:
+        done = subprocess.run(as_postgres + list(args), cwd=base, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+
+    try:
+        shutil.chown(base, "postgres", "postgres")
+        run(f"{pg_bin}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-k {base} -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        run(
+            f"{pg_bin}/pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+            "start",
+        )
+        yield PostgresCluster(socket_dir=base)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                as_postgres + [f"{pg_bin}/pg_ctl", "-D", str(data), "stop", "-m", "immediate", "-w"],
+                capture_output=True,
+                timeout=30,
+            )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database for run_on_database: an SQLite file in the test's directory, or a database
+    on the session's PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/db"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.database_create()
+
+
+def run_on_database(function: Callable[..., Any], database_url: str, *args: Any) -> Any:
+    """Run `function(*args)` (a module-level function of a test module; arguments and result through
+    JSON) in a child process on the database at `database_url`, migrated first.
+
+    For concurrency: pytest-django's test database is one connection's, and on SQLite it is in memory
+    with a shared cache, where a second writer fails at once ("database table is locked") instead of
+    waiting, as it does on a file and on PostgreSQL in a deployment.
+    """
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "DATABASE_URL": database_url}
     env.pop("REDIS_URL", None)
     name = function.__name__
     script = (
-        "import django, json\n"
+        "import django, json, sys\n"
         "django.setup()\n"
         "from django.core.management import call_command\n"
         "call_command('migrate', verbosity=0)\n"
         f"from {function.__module__} import {name}\n"
-        f"print(json.dumps({name}()))\n"
+        f"print(json.dumps({name}(*json.loads(sys.argv[1]))))\n"
     )
     repo = Path(__file__).resolve().parents[2]
     child = subprocess.run(
-        [sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script, json.dumps(args)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert child.returncode == 0, child.stderr
     return json.loads(child.stdout.splitlines()[-1])

@@ -7,7 +7,6 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from django.template.loader import render_to_string
 from django.test import Client
 from rest_framework.test import APIClient
 
-from tests.webapp.conftest import Account, make_account, run_on_database_file
+from tests.webapp.conftest import Account, make_account, run_on_database
 from webapp.accounts.models import Role
 from webapp.topology import services
 from webapp.topology.models import SavedLayout
@@ -337,7 +336,7 @@ def test_the_schema_documents_the_layout_api(viewer: Account) -> None:
     assert set(operations["put"]["responses"]) == {"200", "400"}
 
 
-# Concurrency, in a child process on a database file (run_on_database_file says why): two threads
+# Concurrency, in a child process on SQLite and on PostgreSQL (run_on_database says why): two threads
 # send their PATCHes at the same moment. Each merge pauses 0.3 s between reading the stored layout and
 # writing it back: without the lock, the second would read the layout before the first wrote it.
 
@@ -366,7 +365,7 @@ def _concurrent_patches() -> dict[str, Any]:
 
 
 @pytest.mark.django_db(False)
-def test_concurrent_patches_of_different_ids_all_land(tmp_path: Path) -> None:
-    result = run_on_database_file(_concurrent_patches, tmp_path)
+def test_concurrent_patches_of_different_ids_all_land(database_url: str) -> None:
+    result = run_on_database(_concurrent_patches, database_url)
     assert result["statuses"] == [200, 200, 200, 200]
     assert sorted(result["positions"]) == ["a", "b", "c", "d"]

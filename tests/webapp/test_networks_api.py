@@ -14,11 +14,11 @@ import yaml
 from rest_framework.test import APIClient
 
 from netcore.topology import spec as topology_spec
-from tests.webapp.conftest import Account, make_account, run_on_database_file
+from tests.webapp.conftest import Account, make_account, run_on_database
 from webapp.accounts.models import Role
 from webapp.hosts.services import host_create
 from webapp.networks import services
-from webapp.networks.models import Topology
+from webapp.networks.models import Attachment, Topology
 from webapp.operations.models import Operation
 
 pytestmark = pytest.mark.django_db
@@ -226,13 +226,13 @@ def test_listing_nodes_takes_a_constant_number_of_queries(
     host = make_host("h1").host
     client = viewer.api()
     services.topology_create(host=host, document=big(3), user=None)
-    # token, count, page, then attachments, ports and routes
-    with django_assert_num_queries(6):
+    # token, count, page of ids, then the nodes, their attachments, ports and routes
+    with django_assert_num_queries(7):
         assert len(client.get("/api/v1/nodes/?page_size=2000").json()["results"]) == 3
     services.topology_delete(topology=Topology.objects.get())
     services.topology_create(host=host, document=big(1000), user=None)
     services.topology_create(host=make_host("h2").host, document={**big(1000), "name": "big2"}, user=None)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         nodes = client.get("/api/v1/nodes/?page_size=2000").json()["results"]
     assert len(nodes) == 2000
     assert nodes[999]["ports"][0]["text"] == "10999:80"
@@ -303,48 +303,84 @@ def test_the_schema_documents_the_desired_state_api(viewer: Account) -> None:
     assert {"/api/v1/networks/", "/api/v1/nodes/"} <= set(paths)
 
 
-# Concurrency, in a child process on a database file (run_on_database_file says why): two topologies
-# that would take the same static address, created at the same moment.
-# The checks pause 0.3 s after reading the host's other topologies: without the host lock both would
-# pass them. Exactly one is created; the other is told 409.
+# Concurrency, in a child process on SQLite and on PostgreSQL (run_on_database says why): topologies
+# created at the same moment, one thread each. The checks pause after reading the host's other
+# topologies (names, then subnets): without the host lock every request would pass them, and the
+# constraints would turn the losers into 500s or into address conflicts instead of these 409s.
+
+PAUSE = 0.2
 
 
-def _concurrent_creates() -> dict[str, Any]:
+def _concurrent_creates(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """In the child process: an operator POSTs every document for host h1 at once."""
     account = make_account("rita", Role.OPERATOR)
     host_create(name="h1")
     check = services._overlaps
 
     def slow_check(**kwargs: Any) -> None:
         check(**kwargs)
-        time.sleep(0.3)
+        time.sleep(PAUSE)
 
     services._overlaps = slow_check
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(len(documents))
 
-    def post(name: str) -> tuple[int, str]:
-        document = {
-            "name": name,
-            "networks": {"n": {"subnet": "198.18.1.0/24" if name == "one" else "198.18.1.0/25"}},
-            "nodes": {"a": {"networks": {"n": {"address": "198.18.1.20"}}}},
-        }
+    def post(document: dict[str, Any]) -> tuple[int, str]:
         barrier.wait()
         response = create(account, {"host": "h1", "topology": document})
         return response.status_code, response.json().get("message", "")
 
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(post, ["one", "two"]))
-    return {"results": results, "topologies": list(Topology.objects.values_list("name", flat=True))}
+    with ThreadPoolExecutor(len(documents)) as pool:
+        results = list(pool.map(post, documents))
+    return {
+        "results": results,
+        "topologies": sorted(Topology.objects.values_list("name", flat=True)),
+        "addresses": list(Attachment.objects.filter(host__name="h1").values_list("address", flat=True)),
+    }
+
+
+def _topology(name: str, subnet: str, nodes: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "networks": {"n": {"subnet": subnet}}, "nodes": nodes}
 
 
 @pytest.mark.django_db(False)
-def test_concurrent_creates_of_one_address_exactly_one_wins(tmp_path: Path) -> None:
-    result = run_on_database_file(_concurrent_creates, tmp_path)
+def test_concurrent_creates_of_one_address_exactly_one_wins(database_url: str) -> None:
+    static = {"a": {"networks": {"n": {"address": "198.18.1.20"}}}}
+    documents = [_topology("one", "198.18.1.0/24", static), _topology("two", "198.18.1.0/25", static)]
+    result = run_on_database(_concurrent_creates, database_url, documents)
     statuses = sorted(status for status, _ in result["results"])
     assert statuses == [201, 409], result
     winner = result["topologies"]
     assert len(winner) == 1
+    assert result["addresses"] == ["198.18.1.20"]
     loser = ({"one", "two"} - set(winner)).pop()
     message = next(text for status, text in result["results"] if status == 409)
     assert message.startswith(
         f"network n 198.18.1.0/{24 if loser == 'one' else 25} of topology {loser} overlaps"
     )
+
+
+@pytest.mark.django_db(False)
+def test_concurrent_creates_of_one_name_exactly_one_wins(database_url: str) -> None:
+    documents = [_topology("same", f"198.18.{30 + i}.0/24", {"a": {"networks": ["n"]}}) for i in range(4)]
+    result = run_on_database(_concurrent_creates, database_url, documents)
+    assert sorted(status for status, _ in result["results"]) == [201, 409, 409, 409], result
+    assert {text for status, text in result["results"] if status == 409} == {
+        "topology same already exists on host h1"
+    }
+    assert result["topologies"] == ["same"]
+    assert len(result["addresses"]) == 1
+
+
+@pytest.mark.django_db(False)
+def test_concurrent_allocations_give_every_address_once(database_url: str) -> None:
+    # eight topologies of three allocated addresses each, two on each of four subnets: one per subnet
+    # wins, with all its addresses, and no address is handed out twice
+    nodes = {name: {"networks": ["n"]} for name in ("a", "b", "c")}
+    documents = [_topology(f"t{i}", f"198.18.{20 + i // 2}.0/24", nodes) for i in range(8)]
+    result = run_on_database(_concurrent_creates, database_url, documents)
+    assert sorted(status for status, _ in result["results"]) == [201] * 4 + [409] * 4, result
+    assert all(" overlaps network n " in text for status, text in result["results"] if status == 409), result
+    assert len(result["topologies"]) == 4
+    assert {int(name[1:]) // 2 for name in result["topologies"]} == {0, 1, 2, 3}
+    assert len(result["addresses"]) == 12
+    assert len(set(result["addresses"])) == 12
