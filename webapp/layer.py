@@ -9,7 +9,9 @@ Groups:
   consumer (for `host`, if given) sends its live state to reply_channel as a `topology.snapshot`.
 - agent_group(host_id) ("agent.<id>"): the one connection of a host's agent.
   `operation.wake`: an operation of the host was queued; the connection starts the oldest pending
-  one unless one is running (webapp.operations). `agent.revoke`: close with 4003.
+  one unless one is running (webapp.operations). `operation.cancel` {id}: someone cancelled that
+  operation; if it is the one the connection runs, it sends the agent a `cancel` frame.
+  `agent.revoke`: close with 4003.
   `agent.replace` {channel}: a newer connection of the same host took over; close.
 - A browser socket's own channel also gets `host.presence` {offline: [host.status messages]}
   from its worker's presence watch (webapp.topology.presence): the hosts without a presence lease
@@ -81,13 +83,28 @@ def status_message(
 
 
 def operation_message(
-    *, id: str, host: str, kind: str, status: str, error: str = "", topology: str | None = None
+    *,
+    id: str,
+    host: str,
+    kind: str,
+    status: str,
+    error: str = "",
+    topology: str | None = None,
+    progress: str = "",
+    done: int | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
-    """`operation.status`: an operation of a host was queued, started, ended or cancelled (`error`
-    only when it failed; `topology`, the desired topology's name, only when it was queued for one)."""
+    """`operation.status`: an operation of a host was queued, started, progressed, ended or was
+    cancelled (`error` only when it failed or was cancelled while running, saying why; `topology`,
+    the desired topology's name, only when it was queued for one; `progress` text and `done` of
+    `total` only while it runs and its agent has reported how far it is)."""
     operation: dict[str, Any] = {"id": id, "host": host, "kind": kind, "status": status}
     if topology:
         operation["topology"] = topology
     if error:
         operation["error"] = error
+    if progress:
+        operation["progress"] = progress
+    if done is not None and total is not None:
+        operation["done"], operation["total"] = done, total
     return {"type": "operation.status", "operation": operation}

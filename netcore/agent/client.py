@@ -8,6 +8,8 @@ import json
 import logging
 import random
 import socket
+import threading
+import time
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -32,6 +34,8 @@ REFUSED = (
 )
 HEALTHY_SESSION = 10.0  # seconds a connection must last before the backoff starts over
 EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few hundred KiB
+PROGRESS_INTERVAL = 0.2  # seconds: at most five progress frames a second per command
+PROGRESS_STEP = "building nodes"  # what converge reports progress of
 
 
 def refusal(exc: BaseException) -> str | None:
@@ -61,6 +65,22 @@ class Backoff:
         self.current = self.start
 
 
+class _Command:
+    """A command the agent was sent: its cancel flag and when it last reported progress."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.reported_at: float | None = None
+
+    def report_due(self) -> bool:
+        """True (and the time noted) when a progress frame may go now: PROGRESS_INTERVAL after the last."""
+        now = time.monotonic()
+        if self.reported_at is not None and now - self.reported_at < PROGRESS_INTERVAL:
+            return False
+        self.reported_at = now
+        return True
+
+
 class Agent:
     """Keeps the live model of this host and mirrors it to the web app over one websocket."""
 
@@ -75,6 +95,7 @@ class Agent:
         self._flush_at: asyncio.TimerHandle | None = None
         self._last_flush = 0.0
         self._command_lock = asyncio.Lock()
+        self._commands: dict[str, _Command] = {}  # by id: the commands received and not yet answered
         self._tasks: set[asyncio.Task] = set()
 
     async def run(self) -> None:
@@ -205,6 +226,8 @@ class Agent:
             log.info("the web app knows this host as %s", frame.get("host"))
         elif kind == "command":
             self._spawn(self._command(frame))
+        elif kind == "cancel":
+            self._cancel(frame.get("id"))
         elif kind == "resync":
             await self._send_snapshot(ws)
         elif kind == "ping":
@@ -219,10 +242,46 @@ class Agent:
         await self._send(ws, {"type": "error", "error": {"error": "ProtocolError", "message": message}})
 
     async def _command(self, frame: dict) -> None:
+        """Run one command in a worker thread (one at a time), reporting progress at most every
+        PROGRESS_INTERVAL and stopping at a safe point once a `cancel` for it comes; then answer."""
         command_id = frame.get("id")
-        async with self._command_lock:
-            reply = await asyncio.to_thread(run_command, frame.get("action"), frame.get("topology"))
+        command = _Command()
+        if isinstance(command_id, str):
+            self._commands[command_id] = command
+        loop = asyncio.get_running_loop()
+
+        def progress(done: int, total: int) -> None:  # called in the worker thread
+            if total and command.report_due():
+                report = {"type": "progress", "id": command_id, "done": done, "total": total}
+                loop.call_soon_threadsafe(self._spawn, self._send_now({**report, "step": PROGRESS_STEP}))
+
+        try:
+            async with self._command_lock:
+                reply = await asyncio.to_thread(
+                    run_command,
+                    frame.get("action"),
+                    frame.get("topology"),
+                    progress=progress,
+                    cancelled=command.cancel.is_set,
+                )
+        finally:
+            if isinstance(command_id, str):
+                self._commands.pop(command_id, None)
+        await self._send_now({"type": "result", "id": command_id, **reply})
+
+    def _cancel(self, command_id: object) -> None:
+        """Ask the command with that id to stop at its next safe point; one that has ended (or was
+        never sent) is left alone: its result is on its way or sent."""
+        command = self._commands.get(command_id) if isinstance(command_id, str) else None
+        if command is None:
+            log.info("cancel of %r: no such command is running", command_id)
+            return
+        log.info("cancelling command %s", command_id)
+        command.cancel.set()
+
+    async def _send_now(self, frame: dict) -> None:
+        """Send a frame on the current connection, if there is one (else it is dropped)."""
         ws = self.ws
         if ws is not None:
             with contextlib.suppress(ConnectionClosed):
-                await self._send(ws, {"type": "result", "id": command_id, **reply})
+                await self._send(ws, frame)

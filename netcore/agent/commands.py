@@ -10,22 +10,42 @@ from netcore.topology import converge, spec
 
 log = logging.getLogger("netcore.agent")
 
-ACTIONS: dict[str, Callable[[spec.TopologySpec], converge.Result]] = {
-    "plan": converge.plan,
+
+def _plan(
+    topology: spec.TopologySpec, *, progress: converge.Progress | None, cancelled: converge.CancelCheck | None
+) -> converge.Result:
+    """plan reports no progress (it builds nothing), but may be cancelled."""
+    return converge.plan(topology, cancelled=cancelled)
+
+
+ACTIONS: dict[str, Callable[..., converge.Result]] = {
+    "plan": _plan,
     "apply": converge.apply,
     "destroy": converge.destroy,
 }
 
 
-def run_command(action: object, topology: object) -> dict:
-    """Run plan/apply/destroy on a topology file's text; {"ok": True, "result"} or {"ok": False, "error"}."""
+def run_command(
+    action: object,
+    topology: object,
+    *,
+    progress: converge.Progress | None = None,
+    cancelled: converge.CancelCheck | None = None,
+) -> dict:
+    """Run plan/apply/destroy on a topology file's text; {"ok": True, "result"} or {"ok": False, "error"}.
+
+    `progress(done, total)` hears how many nodes are built; once `cancelled()` is true the run
+    stops at its next safe point, removes what it made and answers with a Cancelled error.
+    """
     try:
         if action not in ACTIONS:
             raise InvalidSpec(f"action: {action!r} is not one of {', '.join(ACTIONS)}", obj="action")
         assert isinstance(action, str), "it is one of ACTIONS' keys"
         if not isinstance(topology, str):
             raise InvalidSpec("topology: the topology file's text is required", obj="topology")
-        result = ACTIONS[action](spec.loads(topology, source="topology"))
+        result = ACTIONS[action](
+            spec.loads(topology, source="topology"), progress=progress, cancelled=cancelled
+        )
     except NetcoreError as exc:
         log.info("%s failed: %s", action, exc)
         return {"ok": False, "error": exc.to_dict()}

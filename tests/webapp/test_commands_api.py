@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from channels.db import database_sync_to_async
@@ -20,9 +21,11 @@ from tests.webapp.conftest import (
     lease_held,
     receive_type,
 )
+from webapp.audit.models import AuditEntry
+from webapp.hosts import consumers as agent_consumers
 from webapp.hosts.services import host_revoke
 from webapp.operations.models import Operation
-from webapp.operations.services import DISCONNECTED
+from webapp.operations.services import CANCEL_REQUESTED, DISCONNECTED
 
 TOPOLOGY = "topology: demo\nnodes: {web1: {}}\n"
 RESULT = {"topology": "demo", "applied": True, "counts": {"links": 2}, "changes": []}
@@ -187,8 +190,9 @@ async def test_a_cancelled_pending_operation_never_runs(
     assert (status, body["error"]) == (403, "PermissionDenied")
     status, body = await sockets.http("POST", f"/api/v1/operations/{cancelled}/cancel/", token=operator.token)
     assert (status, body["status"]) == (200, "cancelled") and body["finished"]
-    status, body = await sockets.http("POST", f"/api/v1/operations/{cancelled}/cancel/", token=operator.token)
-    assert status == 409 and body["error"] == "Conflict", body
+    again = await sockets.http("POST", f"/api/v1/operations/{cancelled}/cancel/", token=operator.token)
+    assert again == (200, body)  # asking again changes nothing
+    assert await cancels_audited(cancelled) == [{"kind": "apply", "status": "cancelled"}]
 
     agent = await sockets.agent(h.token)
     assert (await command(agent))["id"] == kept
@@ -202,20 +206,163 @@ async def test_a_cancelled_pending_operation_never_runs(
     assert (await get(sockets, operator, cancelled))["status"] == "cancelled"
 
 
+async def cancels_audited(operation: str) -> list[dict[str, Any]]:
+    """The details of the operation.cancel audit entries of an operation, oldest first."""
+    entries = AuditEntry.objects.filter(action="operation.cancel", object_name=operation).order_by("id")
+    return await database_sync_to_async(lambda: [e.details for e in entries])()
+
+
+CANCELLED = {
+    "error": "Cancelled",
+    "message": "apply of topology demo was cancelled; what it had created was removed",
+    "object": "demo",
+    "errno": None,
+}
+
+
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_running_operation_cannot_be_cancelled_yet(
+async def test_a_running_operation_is_cancelled_by_its_agent(
+    sockets: Sockets, operator: Account, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    agent = await sockets.agent(h.token)
+    browser = await sockets.browser(viewer.token)
+    op = await create(sockets, operator)
+    await command(agent)
+    status, body = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=viewer.token)
+    assert status == 403, body
+
+    status, body = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=operator.token)
+    assert (status, body["status"]) == (202, "running") and body["cancel_requested"], body
+    assert await agent.receive_json_from(RECEIVE_TIMEOUT) == {"v": 1, "type": "cancel", "id": op}
+    status, again = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=operator.token)
+    assert (status, again["cancel_requested"]) == (202, body["cancel_requested"])  # idempotent
+    assert await agent.receive_json_from(RECEIVE_TIMEOUT) == {"v": 1, "type": "cancel", "id": op}
+    running = {"kind": "apply", "status": "running", "cancel": CANCEL_REQUESTED}
+    assert await cancels_audited(op) == [running]  # asked once
+
+    await answer(agent, op, ok=False, error=CANCELLED)
+    await eventually(lambda: Operation.objects.get(id=op).status == "cancelled")
+    done = await get(sockets, viewer, op)
+    assert (done["error"], done["result"], done["finished"]) == (CANCELLED["message"], CANCELLED, ANY)
+    frames = [await operation_frame(browser) for _ in range(3)]
+    assert frames[-1] == {
+        "id": op,
+        "host": "h1",
+        "kind": "apply",
+        "status": "cancelled",
+        "error": CANCELLED["message"],
+    }
+    finish = await database_sync_to_async(AuditEntry.objects.get)(action="operation.finish", object_name=op)
+    assert (finish.details["status"], finish.error) == ("cancelled", "")
+
+    # ended: asking to cancel it changes nothing, and nothing more is audited
+    status, after = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=operator.token)
+    assert (status, after) == (200, done)
+    assert await cancels_audited(op) == [running]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_cancel_the_agent_answers_too_late_for_leaves_the_operation_as_it_ended(
     sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
 ) -> None:
+    """The agent finished before the cancel reached it: the operation succeeded, and says so."""
     h = await database_sync_to_async(make_host)("h1")
     agent = await sockets.agent(h.token)
     op = await create(sockets, operator)
     await command(agent)
-    status, body = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=operator.token)
-    assert (status, body) == (
-        409,
-        {"error": "Conflict", "message": "running operations cannot be cancelled yet"},
-    )
+    status, _ = await sockets.http("POST", f"/api/v1/operations/{op}/cancel/", token=operator.token)
+    assert status == 202
+    assert (await agent.receive_json_from(RECEIVE_TIMEOUT))["type"] == "cancel"
+    await answer(agent, op)  # what a real agent does when the cancel came after its last safe point
+    await eventually(lambda: Operation.objects.get(id=op).status == "succeeded")
+    body = await get(sockets, operator, op)
+    assert (body["status"], body["error"], body["cancel_requested"] is not None) == ("succeeded", "", True)
+
+
+def progress(op: str, done: int, total: int = 300, **more: Any) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "type": "progress",
+        "id": op,
+        "done": done,
+        "total": total,
+        "step": "building nodes",
+        **more,
+    }
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_progress_reaches_browsers_and_the_api_and_ends_with_the_operation(
+    sockets: Sockets, operator: Account, viewer: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    agent = await sockets.agent(h.token)
+    browser = await sockets.browser(viewer.token)
+    op = await create(sockets, operator)
+    await command(agent)
+    assert [(await operation_frame(browser))["status"] for _ in range(2)] == ["pending", "running"]
+
+    await agent.send_json_to(progress(op, 128))
+    assert await operation_frame(browser) == {
+        "id": op,
+        "host": "h1",
+        "kind": "apply",
+        "status": "running",
+        "progress": "building nodes 128/300",
+        "done": 128,
+        "total": 300,
+    }
+    await eventually(lambda: Operation.objects.get(id=op).progress_done == 128)
+    body = await get(sockets, viewer, op)
+    assert (body["progress"], body["done"], body["total"]) == ("building nodes 128/300", 128, 300)
+
+    await agent.send_json_to(progress("another-operation", 1))  # not the one running: ignored
+    await agent.send_json_to(progress(op, 301))
+    refused = await agent.receive_json_from(RECEIVE_TIMEOUT)
+    assert refused["error"]["message"] == "progress: 'done' must be from 0 to 'total'"
+
+    await answer(agent, op)
+    ended = await operation_frame(browser)  # the ignored and refused reports reached no browser
+    assert ended == {"id": op, "host": "h1", "kind": "apply", "status": "succeeded"}
+    await eventually(lambda: Operation.objects.get(id=op).status == "succeeded")
+    body = await get(sockets, viewer, op)
+    assert (body["progress"], body["done"], body["total"]) == ("", None, None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_progress_is_stored_at_most_once_an_interval(
+    sockets: Sockets,
+    operator: Account,
+    viewer: Account,
+    make_host: Callable[..., AgentHost],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Browsers hear every report; the database is written once for a burst of them."""
+    monkeypatch.setattr(agent_consumers, "PROGRESS_SAVE_INTERVAL", 3600.0)  # the burst lies within one
+    writes: list[int] = []
+    real = agent_consumers.operation_progress
+
+    def counted(**kwargs: Any) -> bool:
+        writes.append(kwargs["done"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(agent_consumers, "operation_progress", counted)
+    h = await database_sync_to_async(make_host)("h1")
+    agent = await sockets.agent(h.token)
+    browser = await sockets.browser(viewer.token)
+    op = await create(sockets, operator)
+    await command(agent)
+    for done in range(20):
+        await agent.send_json_to(progress(op, done))
+    heard = [await operation_frame(browser) for _ in range(22)][2:]
+    assert [f["done"] for f in heard] == list(range(20))
+    assert writes == [0]
+    assert (await get(sockets, viewer, op))["done"] == 0
     await answer(agent, op)
     await eventually(lambda: Operation.objects.get(id=op).status == "succeeded")
 
@@ -374,4 +521,4 @@ def test_the_schema_describes_operations(viewer: Account) -> None:
         assert "202" in responses and "200" not in responses
     listing = paths["/api/v1/operations/"]["get"]
     assert {p["name"] for p in listing["parameters"]} >= {"host", "status", "page", "page_size"}
-    assert "409" in paths["/api/v1/operations/{id}/cancel/"]["post"]["responses"]
+    assert {"200", "202", "403", "404"} <= set(paths["/api/v1/operations/{id}/cancel/"]["post"]["responses"])

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from tests.webapp.conftest import link, state_with
-from webapp.hosts.protocol import ProtocolError, frame_parse
+from webapp.hosts.protocol import _FIELDS, ProtocolError, frame_parse
 from webapp.topology.state import InvalidState, LiveState, snapshot_lists
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = (REPO / "docs" / "agent-protocol.md").read_text()
+AGENT_CLIENT = REPO / "netcore" / "agent" / "client.py"
 
 
 def test_a_good_hello_parses() -> None:
@@ -39,6 +45,24 @@ def test_a_good_hello_parses() -> None:
             "'error' must be an object",
             False,
         ),
+        ('{"v": 1, "type": "progress", "id": "c1", "done": 1}', "missing field 'total'", False),
+        ('{"v": 1, "type": "progress", "id": "c1", "done": -1, "total": 5}', "from 0 to 'total'", False),
+        ('{"v": 1, "type": "progress", "id": "c1", "done": 6, "total": 5}', "from 0 to 'total'", False),
+        (
+            '{"v": 1, "type": "progress", "id": "c1", "done": 1, "total": 5, "step": 7}',
+            "'step' must be a string",
+            False,
+        ),
+        (
+            '{"v": 1, "type": "progress", "id": "c1", "done": 1, "total": 5, "step": "%s"}' % ("x" * 65),
+            "'step' must be 1 to 64 characters long",
+            False,
+        ),
+        (
+            '{"v": 1, "type": "progress", "id": "c1", "done": 1, "total": 5, "eta": 3}',
+            "unknown fields ['eta']",
+            False,
+        ),
     ],
 )
 def test_bad_frames_are_refused_with_a_reason(text: str | None, message: str, resync: bool) -> None:
@@ -46,6 +70,29 @@ def test_bad_frames_are_refused_with_a_reason(text: str | None, message: str, re
         frame_parse(text)
     assert message in str(caught.value)
     assert caught.value.resync is resync
+
+
+def test_a_progress_frame_parses_with_or_without_its_step() -> None:
+    frame = frame_parse(
+        '{"v": 1, "type": "progress", "id": "c1", "done": 128, "total": 500, "step": "building nodes"}'
+    )
+    assert (frame["done"], frame["total"], frame["step"]) == (128, 500, "building nodes")
+    assert "step" not in frame_parse('{"v": 1, "type": "progress", "id": "c1", "done": 0, "total": 0}')
+
+
+def _documented_types(heading: str) -> set[str]:
+    """The frame types of a table under `heading` in docs/agent-protocol.md."""
+    section = DOC.split(f"## {heading}\n", 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"^\| `([a-z.]+)` \|", section, flags=re.MULTILINE))
+
+
+def test_the_documented_frames_are_the_ones_spoken() -> None:
+    """Every agent frame type the doc lists is one the web app parses, and the other way round; the
+    web app's frames to the agent (cancel among them) are ones the agent handles."""
+    assert _documented_types("Agent → web app") == set(_FIELDS)
+    agent = AGENT_CLIENT.read_text()
+    for kind in _documented_types("Web app → agent"):
+        assert f'kind == "{kind}"' in agent, kind
 
 
 def test_deltas_apply_in_order_and_lists_are_the_values() -> None:

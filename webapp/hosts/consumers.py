@@ -30,8 +30,10 @@ from webapp.operations.models import Operation
 from webapp.operations.services import (
     operation_finish,
     operation_message,
+    operation_progress,
     operation_start_next,
     operations_fail_running,
+    progress_text,
 )
 from webapp.sockets import header_token
 from webapp.topology.services import host_state_save
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 SAVE_INTERVAL = 1.0  # seconds: the state is persisted at most this often while deltas flow
 TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token still stands
 RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not come
+PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is stored at most this often
 
 
 def _operations_on_hello(*, host_id: int, fail_running: bool) -> list[Operation]:
@@ -73,6 +76,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.greeted = False
         self.replaced = False
         self.running: str | None = None  # id of the operation sent to the agent, until it answers
+        self.running_operation: Operation | None = None  # that operation, with its latest progress
+        self.progress_task: asyncio.Task | None = None  # stores its progress (see _on_progress)
+        self.progress_saved_at = 0.0
         self.saved_at = 0.0
         self.resync_asked: float | None = None  # when the outstanding `resync` was sent
         self.save_lock = asyncio.Lock()
@@ -102,7 +108,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 failed = []
             self.running = None
             await self._announce(failed)
-        for task in (self.save_task, self.token_task, self.lease_task, self.drift_task):
+        for task in (self.save_task, self.token_task, self.lease_task, self.drift_task, self.progress_task):
             if task:
                 task.cancel()
         if self.replaced:
@@ -198,6 +204,38 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.running = None
             await self._operations_next()
 
+    async def _on_progress(self, frame: dict[str, Any]) -> None:
+        """How far the running operation is: browsers hear every report (the agent sends at most
+        five a second); the database gets the latest at most every PROGRESS_SAVE_INTERVAL."""
+        operation = self.running_operation
+        if operation is None or frame["id"] != self.running:
+            return  # it came after the operation's result: nothing runs to report on
+        operation.progress = progress_text(step=frame.get("step"), done=frame["done"], total=frame["total"])
+        operation.progress_done, operation.progress_total = frame["done"], frame["total"]
+        await self._announce([operation])
+        if self.progress_task is None or self.progress_task.done():
+            delay = max(0.0, self.progress_saved_at + PROGRESS_SAVE_INTERVAL - time.monotonic())
+            self.progress_task = asyncio.create_task(self._progress_save_after(delay))
+
+    async def _progress_save_after(self, delay: float) -> None:
+        """Store the running operation's latest progress after `delay` (reports that come meanwhile
+        are carried by this write; one that ended meanwhile is left as it ended)."""
+        await asyncio.sleep(delay)
+        self.progress_saved_at = time.monotonic()
+        operation = self.running_operation
+        if operation is None or operation.progress_total is None:
+            return
+        try:
+            await database_sync_to_async(operation_progress)(
+                host_id=self.host.id,
+                operation_id=str(operation.id),
+                progress=operation.progress,
+                done=operation.progress_done,
+                total=operation.progress_total,
+            )
+        except DatabaseError:  # the next report tries again; browsers had it anyway
+            log.exception("host %s: could not store the progress of operation %s", self.host, operation.id)
+
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
 
@@ -212,6 +250,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self._operations_next()
         except Exception:  # an exception here would close the socket without running disconnect()
             log.exception("host %s: could not start its next operation", self.host)
+
+    async def operation_cancel(self, event: dict[str, Any]) -> None:
+        """Someone cancelled an operation of the host: if the agent runs it, ask it to stop."""
+        if event["id"] == self.running:
+            await self._send(protocol.frame("cancel", id=self.running))
 
     async def agent_revoke(self, event: dict[str, Any]) -> None:
         await self.close(code=layer.CLOSE_FORBIDDEN)
@@ -244,7 +287,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
         if operation is None:
             return
-        self.running = str(operation.id)
+        self.running, self.running_operation = str(operation.id), operation
         await self._announce([operation])
         await self._send(
             protocol.frame("command", id=self.running, action=operation.kind, topology=operation.document)

@@ -20,6 +20,7 @@ MAX_DEPTH = 32  # nesting of arrays and objects (a snapshot needs 5, a delta 6)
 MAX_EVENTS = 5000  # events of one delta (the agent sends at most 500)
 MAX_RESULT_STRING = 256 * 2**10  # characters of one string in a result or error frame
 MAX_ID = 128  # characters of a command or ping id
+MAX_STEP = 64  # characters of a progress frame's step
 
 _STATE_FRAMES = {"snapshot", "delta"}  # a bad one leaves the host's state unknown: ask for a snapshot
 
@@ -45,10 +46,11 @@ _FIELDS: dict[str, dict[str, type | _Text]] = {
     "snapshot": {"seq": int, "state": dict},
     "delta": {"seq": int, "events": list},
     "result": {"id": _Text(MAX_ID), "ok": bool},
+    "progress": {"id": _Text(MAX_ID), "done": int, "total": int},
     "pong": {"id": _Text(MAX_ID)},
     "error": {"error": dict},
 }
-_OPTIONAL: dict[str, set[str]] = {"result": {"result", "error"}}
+_OPTIONAL: dict[str, set[str]] = {"result": {"result", "error"}, "progress": {"step"}}
 _ENVELOPE = {"v", "type"}
 
 _DELETE_ALL_BUT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
@@ -189,9 +191,20 @@ def frame_parse(text: str | None) -> dict[str, Any]:
         raise ProtocolError(f"delta: more than {MAX_EVENTS} events in one frame", resync=True)
     if kind == "result":
         _result_check(parsed)
+    if kind == "progress":
+        _progress_check(parsed)
     if kind == "error":
         _payload_check(parsed["error"], "error")
     return parsed
+
+
+def _progress_check(progress: dict[str, Any]) -> None:
+    if not 0 <= progress["done"] <= progress["total"]:
+        raise ProtocolError("progress: 'done' must be from 0 to 'total'")
+    if "step" in progress:
+        problem = _field_problem(progress["step"], _Text(MAX_STEP))
+        if problem:
+            raise ProtocolError(f"progress: field 'step' {problem}")
 
 
 def _result_check(result: dict[str, Any]) -> None:

@@ -6,7 +6,9 @@ in `reason`.
 
 It is kept from the request that asks for it until it ends: pending (queued until the host's agent
 is connected), running (sent to the agent), then succeeded, failed or cancelled. The host's agent
-connection (webapp.hosts.consumers) runs a host's operations one at a time, oldest first.
+connection (webapp.hosts.consumers) runs a host's operations one at a time, oldest first, and
+records the progress the agent reports (at most once a second). A running operation is cancelled
+by asking its agent to stop (`cancel_requested`); it is cancelled once the agent answers so.
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ class Operation(models.Model):
     )
     error = models.TextField(blank=True, help_text="Why it failed, for people.")
     progress = models.CharField(max_length=200, blank=True, help_text="What it is doing now, if known.")
+    progress_done = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many of progress_total steps are done, when reported."
+    )
+    progress_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Steps of the work the progress is about, when reported."
+    )
+    cancel_requested = models.DateTimeField(
+        null=True, blank=True, help_text="When someone asked its agent to stop it while it ran."
+    )
 
     class Meta:
         ordering = ["-created"]

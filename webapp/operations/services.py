@@ -2,8 +2,9 @@
 
 The web side only records an operation and wakes the host's agent connection over the channel layer
 (`operation.wake`); that connection (webapp.hosts.consumers) takes the oldest pending operation of
-its host when it has none running, sends it to the agent and records the answer. No web worker
-thread waits on an agent.
+its host when it has none running, sends it to the agent, records its progress and the answer.
+Cancelling a running one sends that connection `operation.cancel`, which asks the agent to stop.
+No web worker thread waits on an agent.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
     from webapp.networks.models import Topology
 
 DISCONNECTED = "the agent disconnected while running it; it may have partly applied: run plan to see"
-RUNNING_NOT_CANCELLABLE = "running operations cannot be cancelled yet"
+CANCEL_REQUESTED = "its agent was asked to stop it at the next safe point"
+CANCELLED_ERROR = "Cancelled"  # the netcore error an agent answers a cancelled command with
+NO_PROGRESS: dict[str, Any] = {"progress": "", "progress_done": None, "progress_total": None}  # once ended
 
 Status = Operation.Status
 
@@ -37,6 +40,7 @@ Status = Operation.Status
 def operation_message(operation: Operation, *, host: str) -> dict[str, Any]:
     """The `operation.status` channel-layer message (and browser frame) of an operation (its
     topology loaded with it: select_related, or given to operation_create)."""
+    running = operation.status == Status.RUNNING
     return layer.operation_message(
         id=str(operation.id),
         host=host,
@@ -44,7 +48,15 @@ def operation_message(operation: Operation, *, host: str) -> dict[str, Any]:
         status=operation.status,
         error=operation.error,
         topology=operation.topology.name if operation.topology_id is not None else None,
+        progress=operation.progress if running else "",
+        done=operation.progress_done if running else None,
+        total=operation.progress_total if running else None,
     )
+
+
+def progress_text(*, step: str | None, done: int, total: int) -> str:
+    """An agent's progress report for people: "building nodes 128/500"."""
+    return f"{step or 'working'} {done}/{total}"
 
 
 def _announce(operation: Operation, *, host: Host, wake: bool = False) -> None:
@@ -131,22 +143,41 @@ def operation_cancel(
     user: AbstractBaseUser | AnonymousUser | None = None,
     source: str | None = None,
 ) -> Operation:
-    """Cancel a pending operation: it will never run. A running or ended one is a Conflict."""
+    """Cancel an operation. A pending one is cancelled now: it will never run. A running one's
+    agent is asked to stop it at its next safe point (`cancel_requested`): it stops, removes what
+    the run created and answers, which makes the operation cancelled, unless it finished first.
+    Asking again, or about an operation that has ended, changes nothing (and is not audited)."""
     entry = _audit_entry(operation, "operation.cancel")
-    entry["details"]["status"] = Status.CANCELLED
+    now = timezone.now()
     with transaction.atomic():
         cancelled = Operation.objects.filter(id=operation.id, status=Status.PENDING).update(
-            status=Status.CANCELLED, finished=timezone.now()
+            status=Status.CANCELLED, finished=now
         )
+        asked = not cancelled and Operation.objects.filter(
+            id=operation.id, status=Status.RUNNING, cancel_requested__isnull=True
+        ).update(cancel_requested=now)
         if cancelled:
+            entry["details"]["status"] = Status.CANCELLED
+        elif asked:
+            entry["details"].update(status=Status.RUNNING, cancel=CANCEL_REQUESTED)
+        if cancelled or asked:
             audit_record(**entry, user=user, source=source)
     operation.refresh_from_db()
-    if not cancelled:
-        if operation.status == Status.RUNNING:
-            raise Conflict(RUNNING_NOT_CANCELLABLE)
-        raise Conflict(f"the operation has already ended ({operation.status})")
-    _announce(operation, host=operation.host)
+    if cancelled:
+        _announce(operation, host=operation.host)
+    elif operation.status == Status.RUNNING:
+        _ask_to_stop(operation)
     return operation
+
+
+def _ask_to_stop(operation: Operation) -> None:
+    """Tell the host's agent connection, after the transaction commits, to send the agent a
+    `cancel` for the operation (it does if the operation is the one it runs)."""
+    message = {"type": "operation.cancel", "id": str(operation.id)}
+    host_id = operation.host_id
+    transaction.on_commit(
+        lambda: async_to_sync(get_channel_layer().group_send)(layer.agent_group(host_id), message)
+    )
 
 
 # Used by the host's agent connection (webapp.hosts.consumers), through database_sync_to_async.
@@ -206,19 +237,37 @@ def operation_finish(*, host_id: int, operation_id: str, reply: dict[str, Any]) 
     else:
         failure = reply["error"] if isinstance(reply["error"], dict) else {}
         status, result = Status.FAILED, failure
-        error = (
-            f"{failure.get('error', 'NetcoreError')}: {failure.get('message', 'the agent reported an error')}"
-        )
+        message = failure.get("message", "the agent reported an error")
+        error = f"{failure.get('error', 'NetcoreError')}: {message}"
+        if failure.get("error") == CANCELLED_ERROR:  # it stopped because it was asked to
+            status, error = Status.CANCELLED, message
     now = timezone.now()
     operation.status, operation.result, operation.error, operation.finished = status, result, error, now
+    for name, value in NO_PROGRESS.items():
+        setattr(operation, name, value)
     entry = _audit_entry(operation, "operation.finish")
     with transaction.atomic():
         if not Operation.objects.filter(waiting, id=key).update(
-            status=status, result=result, error=error, finished=now, progress=""
+            status=status,
+            result=result,
+            error=error,
+            finished=now,
+            **NO_PROGRESS,
         ):
             return None
         audit_record(**entry, source=Source.AGENT)
     return operation
+
+
+def operation_progress(*, host_id: int, operation_id: str, progress: str, done: int, total: int) -> bool:
+    """Record how far the host's running operation is (its agent's latest report); False when it
+    is not running any more (a report that came after the answer changes nothing)."""
+    key = _uuid(operation_id)
+    return key is not None and bool(
+        Operation.objects.filter(id=key, host_id=host_id, status=Status.RUNNING).update(
+            progress=progress[:200], progress_done=done, progress_total=total
+        )
+    )
 
 
 def operations_fail_running(*, host_id: int, operation_id: str | None = None) -> list[Operation]:
@@ -231,7 +280,7 @@ def operations_fail_running(*, host_id: int, operation_id: str | None = None) ->
     failed = []
     for operation in running:
         if Operation.objects.filter(id=operation.id, status=Status.RUNNING).update(
-            status=Status.FAILED, error=DISCONNECTED, finished=now, progress=""
+            status=Status.FAILED, error=DISCONNECTED, finished=now, **NO_PROGRESS
         ):
             operation.status, operation.error, operation.finished = Status.FAILED, DISCONNECTED, now
             failed.append(operation)
@@ -248,7 +297,7 @@ def operations_fail_orphaned() -> list[Operation]:
     failed = []
     for operation in orphaned.select_related("host", "topology"):
         if Operation.objects.filter(id=operation.id, status=Status.RUNNING).update(
-            status=Status.FAILED, error=DISCONNECTED, finished=now, progress=""
+            status=Status.FAILED, error=DISCONNECTED, finished=now, **NO_PROGRESS
         ):
             operation.status, operation.error, operation.finished = Status.FAILED, DISCONNECTED, now
             failed.append(operation)

@@ -40,7 +40,23 @@ class OperationOutputSerializer(serializers.Serializer):
         " {error, message, object, errno} (failed), else null.",
     )
     error = serializers.CharField(help_text="Why it failed, for people; empty unless failed.")
-    progress = serializers.CharField(help_text="What it is doing now, when the agent reports it.")
+    progress = serializers.CharField(
+        help_text='What it is doing now, when its agent reports it ("building nodes 128/500"); empty once'
+        " it has ended."
+    )
+    done = serializers.IntegerField(
+        source="progress_done",
+        allow_null=True,
+        help_text="How many of `total` are done; null unless its agent reported progress.",
+    )
+    total = serializers.IntegerField(
+        source="progress_total",
+        allow_null=True,
+        help_text="How many steps the progress counts (nodes to build); null unless reported.",
+    )
+    cancel_requested = serializers.DateTimeField(
+        allow_null=True, help_text="When its agent was asked to stop it while it ran; null if never."
+    )
 
     def get_url(self, operation: Operation) -> str:
         return reverse("api-operation-detail", args=[operation.id])

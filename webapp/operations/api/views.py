@@ -10,6 +10,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.status import HTTP_200_OK, HTTP_202_ACCEPTED
 from rest_framework.views import APIView
 
 from webapp.accounts.permissions import CanOperate
@@ -62,18 +63,24 @@ class OperationCancelApi(APIView):
     permission_classes = [IsAuthenticated, CanOperate]
 
     @extend_schema(
-        summary="Cancel a pending operation (it will never run)",
+        summary="Cancel an operation: a pending one never runs; a running one is stopped",
+        description=(
+            "A pending operation is cancelled at once (200). A running one's agent is asked to stop it"
+            " at its next safe point (202): it removes what the run created and the operation ends"
+            " cancelled (follow it on the socket or here), unless it finished first. Asking again, or"
+            " about an operation that has ended, changes nothing (200 with the operation as it is)."
+        ),
         request=None,
         responses={
             200: OperationDetailSerializer,
+            202: OpenApiResponse(
+                OperationDetailSerializer, description="It is running: its agent was asked to stop it."
+            ),
             403: OpenApiResponse(ErrorSerializer, description="Not an operator or admin."),
             404: ErrorSerializer,
-            409: OpenApiResponse(
-                ErrorSerializer,
-                description="It is running (running operations cannot be cancelled yet) or ended.",
-            ),
         },
     )
     def post(self, request: Request, id: str) -> Response:
         operation = operation_cancel(operation=operation_get(id=id))
-        return Response(OperationDetailSerializer(operation).data)
+        status = HTTP_202_ACCEPTED if operation.status == Operation.Status.RUNNING else HTTP_200_OK
+        return Response(OperationDetailSerializer(operation).data, status=status)
