@@ -66,9 +66,10 @@ def veth_create(
     mtu: int | None = None,
     master: int | None = None,
     devgroup: int = 0,
+    peer_mac: str | None = None,
 ) -> Request:
     """A veth pair, both ends down and in device group `devgroup`; the peer is created straight
-    inside another namespace when peer_netns_fd is set.
+    inside another namespace when peer_netns_fd is set, with MAC `peer_mac` when given.
 
     Neither end can be brought up in the creating request (the kernel answers ENOTCONN
     until both exist): send link_set(up=True) for each end after it.
@@ -78,6 +79,8 @@ def veth_create(
         peer_body += c.attr_u32(c.IFLA_MTU, mtu)
     if devgroup:
         peer_body += c.attr_u32(c.IFLA_GROUP, devgroup)
+    if peer_mac:
+        peer_body += c.attr(c.IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
     if peer_netns_fd is not None:
         peer_body += c.attr_u32(c.IFLA_NET_NS_FD, peer_netns_fd)
     data = c.attr(c.VETH_INFO_PEER, peer_body)
@@ -129,6 +132,7 @@ def link_set(
     mtu: int | None = None,
     alias: str | None = None,
     ipv6_ll: bool = True,
+    mac: str | None = None,
 ) -> Request:
     """Change a link found by index or by name; only the given settings are touched.
 
@@ -147,6 +151,8 @@ def link_set(
         body += c.attr_u32(c.IFLA_MTU, mtu)
     if alias is not None:
         body += c.attr_str(c.IFLA_IFALIAS, alias)
+    if mac:
+        body += c.attr(c.IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
     if not ipv6_ll:
         inet6 = c.attr_u8(c.IFLA_INET6_ADDR_GEN_MODE, c.IN6_ADDR_GEN_MODE_NONE)
         body += c.attr_nested(c.IFLA_AF_SPEC, c.attr_nested(c.AF_INET6, inet6))

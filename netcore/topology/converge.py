@@ -490,6 +490,7 @@ class _Run:
             mtu=p.mtu,
             master=self.index[p.bridge],
             devgroup=self.group,
+            peer_mac=p.mac,
         )
         return [create, *rq.link_bring_up(name=p.host_name, alias=p.alias, ipv6_ll=False)]
 
@@ -612,6 +613,8 @@ class _Run:
         missing = want not in {(a.address, a.prefixlen) for a in present}
         if missing:
             self.record("create", "address", f"{_interface(p.address)} on {node.netns}:{p.ifname}")
+        if missing:  # the MAC follows the address, so no other endpoint ever gets the same one
+            additions.append(rq.link_set(index=index, name=p.ifname, mac=p.mac))
         if missing or removals:  # a deleted IPv4 primary may have taken the wanted address along
             additions.append(
                 rq.address_add(

@@ -172,8 +172,15 @@ def test_destroy_leaves_nothing_and_only_touches_its_own(host_ns, topo):
         host_ns.run(f"ip netns del keep{topo}", check=False)
 
 
+def mac(host_ns, netns: str, ifname: str) -> str:
+    return json.loads(host_ns.run(f"ip -j -n {netns} link show {ifname}").stdout)[0]["address"]
+
+
 def test_drift_is_planned_and_repaired(host_ns, topo):
     converge.apply(demo(topo))
+    # web1 talks to web2 first, so it has web2's MAC cached when web2's interface is rebuilt
+    tcp_echo(server_ns=f"{topo}-web2", client_ns=f"{topo}-web1", address="198.18.1.20")
+    assert mac(host_ns, f"{topo}-web2", "eth0") == desired.endpoint_mac(ipaddress.ip_address("198.18.1.20"))
     host_ns.run(f"ip link del {names.host_veth_name(topo, 'web2', 'front')}")
     host_ns.run(f"ip -n {topo}-web1 addr flush dev eth0 scope global")
     plan = converge.plan(demo(topo))
@@ -181,7 +188,9 @@ def test_drift_is_planned_and_repaired(host_ns, topo):
     assert any(names.host_veth_name(topo, "web2", "front") in line for line in described)
     assert any("198.18.1.2/24" in line for line in described)
     converge.apply(demo(topo))
-    tcp_echo(server_ns=f"{topo}-web2", client_ns=f"{topo}-web1", address="198.18.1.20")
+    # the rebuilt interface has its old MAC: the cached entry is right, and traffic flows at once
+    assert mac(host_ns, f"{topo}-web2", "eth0") == "02:42:c6:12:01:14"
+    tcp_echo(server_ns=f"{topo}-web2", client_ns=f"{topo}-web1", address="198.18.1.20", timeout=1.0)
     assert converge.plan(demo(topo)).changes == ()
     converge.destroy(demo(topo))
 
@@ -279,6 +288,8 @@ nodes:
         gateway = str(ipaddress.ip_network(subnet).network_address + 1)
         assert global_addresses(host_ns, bridge) == [f"{gateway}/{prefix}"]
         assert global_addresses(host_ns, "eth0", f"{topo}-b") == [f"{static}/{prefix}"]
+        # the MAC follows the address: no later endpoint given the old address gets b's MAC
+        assert mac(host_ns, f"{topo}-b", "eth0") == desired.endpoint_mac(ipaddress.ip_address(static))
         assert converge.plan(moved).changes == ()
         # the nodes reach the new gateway and each other; an old gateway address answers no more
         tcp_echo(server_ns="host", client_ns=f"{topo}-a", address=gateway)
@@ -318,6 +329,7 @@ nodes:
     converge.apply(topology)
     tcp_echo(server_ns=f"{topo}-b", client_ns=f"{topo}-a", address="fd00:18::3")
     tcp_echo(server_ns="host", client_ns=f"{topo}-a", address="fd00:18::1")
+    assert mac(host_ns, f"{topo}-b", "eth0") == "02:00:00:00:00:03"  # the address's last 5 bytes
     assert converge.apply(topology).changes == ()
     converge.destroy(topology)
 
