@@ -46,9 +46,16 @@ async def test_core_flow_with_daphne_as_nobody(make_stack, topo):
 
 FORBIDDEN_MODULES = ("pyroute2", "docker")
 # The web app may use netcore's topology-file parser, so that forms, the API and the agent share one
-# validator: it is pure (text in, frozen dataclasses out). Nothing else of netcore, which talks to
-# the kernel; test_netcore_pure_modules_stay_pure checks they import nothing that does.
-NETCORE_PURE = ("netcore.topology.spec", "netcore.errors", "netcore.names", "netcore.ipam")
+# validator, and its reachability model (reach, worked out from a parsed file): they are pure (text in,
+# frozen dataclasses out). Nothing else of netcore, which talks to the kernel;
+# test_netcore_pure_modules_stay_pure checks they import nothing that does.
+NETCORE_PURE = (
+    "netcore.topology.spec",
+    "netcore.topology.reach",
+    "netcore.errors",
+    "netcore.names",
+    "netcore.ipam",
+)
 
 
 def _imported(tree: ast.AST) -> list[tuple[int, str]]:
