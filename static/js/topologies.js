@@ -145,7 +145,11 @@ $('#plan-close').addEventListener('click', () => {
   planned = null;
 });
 
-const operations = createOperationsView($('#operations'));
+const operations = createOperationsView($('#operations'), {
+  cancel: page.can_operate
+    ? (id) => api(`${page.operations_url}${encodeURIComponent(id)}/cancel/`, { method: 'POST' })
+    : null,
+});
 
 function onFrame(frame) {
   if (frame?.type === 'desired.changed') refresh();
