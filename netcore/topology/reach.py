@@ -68,8 +68,8 @@ class Pair:
 
     def to_dict(self) -> dict:
         out = {
-            "from": self.source,
-            "to": self.target,
+            "source": self.source,
+            "target": self.target,
             "network": self.network,
             "address": str(self.address),
             "how": self.how,

@@ -42,8 +42,8 @@ def test_one_network_is_l2_and_other_networks_need_the_host_to_forward():
     on = pairs(t, host_forwards=True)[("a", "198.18.7.2")]
     assert on.how == "L3" and on.path == ("a", reach.HOST, "c", reach.HOST, "a")
     assert on.to_dict() == {
-        "from": "a",
-        "to": "c",
+        "source": "a",
+        "target": "c",
         "network": "blue",
         "address": "198.18.7.2",
         "how": "L3",

@@ -54,6 +54,7 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/topologies/<str:name>/",            "DELETE"): OPERATOR,
     ("api/v1/topologies/<str:name>/export/",     "GET"):    VIEWER,
     ("api/v1/topologies/<str:name>/plan/",       "POST"):   OPERATOR,
+    ("api/v1/topologies/<str:name>/preview/",    "GET"):    VIEWER,
     ("api/v1/topologies/<str:name>/apply/",      "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/destroy/",    "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/repair/",     "POST"):   OPERATOR,

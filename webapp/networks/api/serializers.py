@@ -267,3 +267,58 @@ class RouteListOutputSerializer(serializers.Serializer):
     to = serializers.CharField()
     via = serializers.CharField()
     dev = serializers.CharField()
+
+
+class PreviewPairSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text="The node sending.")
+    target = serializers.CharField(help_text="The node whose address it sends to.")
+    network = serializers.CharField(help_text="The target's network that address is on.")
+    address = serializers.CharField()
+    how = serializers.ChoiceField(
+        choices=["local", "L2", "L3"], allow_null=True, help_text="Null: not reachable (see reason)."
+    )
+    path = serializers.ListField(
+        child=serializers.CharField(), help_text="Namespaces crossed there and back; (host) is the host's."
+    )
+    reason = serializers.CharField(required=False, help_text="Why not, when not reachable.")
+
+
+class PreviewInterruptedSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    why = serializers.CharField()
+
+
+class PreviewRecreatedSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="veth (a node's interface) or vxlan (a network's VXLAN device).")
+    node = serializers.CharField(required=False)
+    network = serializers.CharField()
+    why = serializers.CharField()
+
+
+class PreviewCountsSerializer(serializers.Serializer):
+    gained = serializers.IntegerField()
+    lost = serializers.IntegerField()
+    interrupted = serializers.IntegerField()
+    recreated = serializers.IntegerField()
+
+
+class TopologyPreviewOutputSerializer(serializers.Serializer):
+    gained = PreviewPairSerializer(many=True, help_text="Pairs that reach each other after, not before.")
+    lost = PreviewPairSerializer(
+        many=True, help_text="Pairs that reached each other before, as they are after."
+    )
+    interrupted = PreviewInterruptedSerializer(
+        many=True, help_text="Nodes that stay but whose live connections break."
+    )
+    recreated = PreviewRecreatedSerializer(
+        many=True, help_text="Kernel objects apply deletes and makes again."
+    )
+    counts = PreviewCountsSerializer(help_text="How many of each there are (each list shows at most 200).")
+    pairs_before = serializers.IntegerField(help_text="Reachable pairs with the document last applied.")
+    pairs_after = serializers.IntegerField(help_text="Reachable pairs once the stored topology is applied.")
+    applied = serializers.BooleanField(
+        help_text="False: never applied (or destroyed since); before is nothing."
+    )
+    host_forwards = serializers.BooleanField(
+        help_text="Whether the host was taken to route between networks."
+    )

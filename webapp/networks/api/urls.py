@@ -7,6 +7,7 @@ urlpatterns = [
     path("topologies/<str:name>/", views.TopologyDetailApi.as_view(), name="api-topology-detail"),
     path("topologies/<str:name>/export/", views.TopologyExportApi.as_view(), name="api-topology-export"),
     path("topologies/<str:name>/plan/", views.TopologyPlanApi.as_view(), name="api-topology-plan"),
+    path("topologies/<str:name>/preview/", views.TopologyPreviewApi.as_view(), name="api-topology-preview"),
     path("topologies/<str:name>/apply/", views.TopologyApplyApi.as_view(), name="api-topology-apply"),
     path("topologies/<str:name>/destroy/", views.TopologyDestroyApi.as_view(), name="api-topology-destroy"),
     path("topologies/<str:name>/repair/", views.TopologyRepairApi.as_view(), name="api-topology-repair"),

@@ -1,4 +1,4 @@
-"""Desired-state API: topologies by name (CRUD, export, plan/apply/destroy), networks and nodes (read).
+"""Desired-state API: topologies by name (CRUD, export, preview, plan/apply/destroy), networks and nodes.
 
 Viewers read; operators and admins write. A topology is named within its host: ?host=NAME says which
 when the name exists on several hosts.
@@ -34,9 +34,11 @@ from webapp.networks.api.serializers import (
     NodeOutputSerializer,
     RouteListOutputSerializer,
     TopologyCreateInputSerializer,
+    TopologyPreviewOutputSerializer,
     TopologyUpdateInputSerializer,
 )
 from webapp.networks.models import Network, Node, Route, Topology
+from webapp.networks.preview import topology_preview
 from webapp.operations.api.serializers import OperationCreatedSerializer
 
 
@@ -191,7 +193,7 @@ class TopologyDetailApi(APIView):
         responses={200: DesiredTopologyOutputSerializer, **error_responses()},
     )
     def get(self, request: Request, name: str) -> Response:
-        return topology_response(selectors.topology_get(name=name, host=_host_param(request)))
+        return topology_response(selectors.topology_get(name=name, host=_host_param(request), children=False))
 
     @extend_schema(
         summary="Replace a topology with a new version of its file",
@@ -203,7 +205,7 @@ class TopologyDetailApi(APIView):
         },
     )
     def put(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request))
+        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
         data = TopologyUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version, if_match = version_read(request, data.validated_data.get("version"))
@@ -227,7 +229,7 @@ class TopologyDetailApi(APIView):
         responses={204: None, **error_responses(e409="Stale version.", e412="If-Match stale.")},
     )
     def delete(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request))
+        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
         header = if_match_version(request)
         with stale_as_412(header is not None):
             services.topology_delete(
@@ -250,12 +252,39 @@ class TopologyExportApi(APIView):
         responses={(200, "application/yaml"): OpenApiTypes.STR, **error_responses()},
     )
     def get(self, request: Request, name: str) -> HttpResponse:
-        topology = selectors.topology_get(name=name, host=_host_param(request))
+        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
         pinned = request.query_params.get("pinned", "").lower() in ("1", "true", "yes")
         text = services.topology_yaml(topology=topology, pinned=pinned)
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="{topology.name}.yaml"'
         return response
+
+
+class TopologyPreviewApi(APIView):
+    @extend_schema(
+        summary="Who will reach whom once the topology is applied, and what the change interrupts",
+        description="Compares the document last applied on the host (nothing, if never applied or"
+        " destroyed since) with the stored topology: node pairs gained and lost (each with how: L2,"
+        " L3, or why not), nodes whose live connections break (new address, recreated interface, new"
+        " mode) and what apply recreates. Worked out from the files; nothing is sent to the host.",
+        parameters=[
+            HOST_OF_NAME,
+            OpenApiParameter(
+                "host_forwards",
+                OpenApiTypes.BOOL,
+                description="Take the host to route between networks (net.ipv4.ip_forward=1, as on a"
+                " Docker host); netcore never turns it on. Default false.",
+            ),
+        ],
+        responses={
+            200: TopologyPreviewOutputSerializer,
+            **error_responses(e409="Too large to work out (more node pairs than netcore's limit)."),
+        },
+    )
+    def get(self, request: Request, name: str) -> Response:
+        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        host_forwards = request.query_params.get("host_forwards", "").lower() in ("1", "true", "yes")
+        return Response(topology_preview(topology=topology, host_forwards=host_forwards))
 
 
 class _TopologyCommandApi(APIView):
@@ -265,7 +294,7 @@ class _TopologyCommandApi(APIView):
     action: str
 
     def run(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request))
+        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
         operation = services.topology_operation(topology=topology, kind=self.action, user=request.user)
         return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
@@ -320,7 +349,7 @@ class TopologyRepairApi(APIView):
         },
     )
     def post(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request))
+        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
         operation = services.topology_repair(topology=topology, user=request.user)
         return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
