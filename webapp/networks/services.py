@@ -421,54 +421,65 @@ def topology_delete(
 def topology_document(*, topology: Topology, pinned: bool = False) -> dict[str, Any]:
     """The netcore topology document of the rows. Addresses given in the file are written; with
     `pinned`, allocated ones too, so that the agent applies exactly the addresses recorded here
-    (netcore resolves either document to the same TopologySpec)."""
-    networks = list(topology.networks.order_by("position"))
-    nodes = list(
-        topology.nodes.order_by("position").prefetch_related("attachments__network", "ports", "routes")
-    )
+    (netcore resolves either document to the same TopologySpec). Read with values() queries: this
+    runs on every plan and apply, and model instances of 500 nodes cost a quarter of a second."""
     document: dict[str, Any] = {"name": topology.name, "networks": {}, "nodes": {}}
-    for network in networks:
-        body: dict[str, Any] = {
-            "driver": network.driver,
-            "subnet": network.subnet,
-            "gateway": network.gateway,
-        }
-        if network.mtu is not None:
-            body["mtu"] = network.mtu
-        if network.nat:
+    for name, driver, subnet, gateway, mtu, nat, options in topology.networks.order_by(
+        "position"
+    ).values_list("name", "driver", "subnet", "gateway", "mtu", "nat", "options"):
+        body: dict[str, Any] = {"driver": driver, "subnet": subnet, "gateway": gateway}
+        if mtu is not None:
+            body["mtu"] = mtu
+        if nat:
             body["nat"] = True
-        body.update(network.options)
-        document["networks"][network.name] = body
-    routes: list[tuple[int, dict[str, Any]]] = []
-    for node in nodes:
+        body.update(options)
+        document["networks"][name] = body
+    nodes: dict[int, dict[str, Any]] = {}
+    for node_id, name, mode, container_of in topology.nodes.order_by("position").values_list(
+        "id", "name", "mode", "container_of"
+    ):
         item: dict[str, Any] = {}
-        if node.mode == Node.Mode.CONTAINER:
-            item["mode"] = f"container:{node.container_of}"
-        elif node.mode != Node.Mode.BRIDGE:
-            item["mode"] = node.mode
-        attachments = sorted(node.attachments.all(), key=lambda attachment: attachment.position)
-        if any(attachment.static or pinned for attachment in attachments):
-            item["networks"] = {
-                attachment.network.name: (
-                    {"address": attachment.address} if attachment.static or pinned else {}
-                )
-                for attachment in attachments
+        if mode == Node.Mode.CONTAINER:
+            item["mode"] = f"container:{container_of}"
+        elif mode != Node.Mode.BRIDGE:
+            item["mode"] = mode
+        nodes[node_id] = item
+        document["nodes"][name] = item
+    attachments: dict[int, list[tuple[str, str, bool]]] = {}
+    for node_id, network, address, static in (
+        Attachment.objects.filter(node__topology=topology)
+        .order_by("node_id", "position")
+        .values_list("node_id", "network__name", "address", "static")
+    ):
+        attachments.setdefault(node_id, []).append((network, address, static))
+    for node_id, wanted in attachments.items():
+        if any(static or pinned for _, _, static in wanted):
+            nodes[node_id]["networks"] = {
+                network: ({"address": address} if static or pinned else {})
+                for network, address, static in wanted
             }
-        elif attachments:
-            item["networks"] = [attachment.network.name for attachment in attachments]
-        ports = sorted(node.ports.all(), key=lambda port: port.position)
-        if ports:
-            item["ports"] = [port.text for port in ports]
-        document["nodes"][node.name] = item
-        for route in node.routes.all():
-            entry: dict[str, Any] = {"node": node.name, "to": route.to}
-            if route.via:
-                entry["via"] = route.via
-            if route.dev:
-                entry["dev"] = route.dev
-            routes.append((route.position, entry))
+        else:
+            nodes[node_id]["networks"] = [network for network, _, _ in wanted]
+    for node_id, text in (
+        PublishedPort.objects.filter(node__topology=topology)
+        .order_by("node_id", "position")
+        .values_list("node_id", "text")
+    ):
+        nodes[node_id].setdefault("ports", []).append(text)
+    routes = []
+    for node, to, via, dev in (
+        Route.objects.filter(node__topology=topology)
+        .order_by("position")
+        .values_list("node__name", "to", "via", "dev")
+    ):
+        entry: dict[str, Any] = {"node": node, "to": to}
+        if via:
+            entry["via"] = via
+        if dev:
+            entry["dev"] = dev
+        routes.append(entry)
     if routes:
-        document["routes"] = [entry for _, entry in sorted(routes, key=lambda pair: pair[0])]
+        document["routes"] = routes
     return document
 
 
@@ -478,7 +489,11 @@ def topology_yaml(*, topology: Topology, pinned: bool = False) -> str:
 
 
 def document_yaml(document: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    """A document as YAML text (libyaml's emitter where there is one: ten times the pure-Python one)."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(
+        dict(document), Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
 
 
 def topology_operation(
