@@ -348,12 +348,15 @@ class Browser:
                     names.add(obj.get("name"))
         return names
 
-    def operation_frames(self, operation: str) -> list[dict]:
-        """The `operation.status` frames received about one operation, in order."""
+    def operation_frames(self, operation: str, *, progress: bool = False) -> list[dict]:
+        """The `operation.status` frames received about one operation, in order: its changes of
+        status, and (`progress`) the progress reports of it running as well."""
         return [
             frame
             for frame in self.frames
-            if frame.get("type") == "operation.status" and frame["operation"]["id"] == operation
+            if frame.get("type") == "operation.status"
+            and frame["operation"]["id"] == operation
+            and (progress or "progress" not in frame["operation"])
         ]
 
     def namespace_events(self, host: str, action: str) -> set[str]:

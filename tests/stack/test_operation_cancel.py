@@ -33,7 +33,8 @@ def nft_tables(stack: Stack) -> list[str]:
 
 
 def progress_of(browser: Browser, operation: str) -> list[dict]:
-    return [f["operation"] for f in browser.operation_frames(operation) if "progress" in f["operation"]]
+    frames = browser.operation_frames(operation, progress=True)
+    return [f["operation"] for f in frames if "progress" in f["operation"]]
 
 
 async def test_a_running_apply_shows_progress_and_is_cancelled_leaving_the_kernel_clean(make_stack, topo):
