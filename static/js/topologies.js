@@ -155,6 +155,7 @@ function onFrame(frame) {
   if (frame?.type === 'desired.changed') refresh();
   if (frame?.type !== 'operation.status') return;
   operations.update(frame.operation);
+  if ('progress' in frame.operation) return; // how far a running one is: no status changed
   const { status } = frame.operation;
   if (status === 'succeeded' || status === 'failed' || status === 'cancelled') finished(frame.operation);
   else refresh();

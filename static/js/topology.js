@@ -70,7 +70,8 @@ const flushing = { scheduled: false, waiters: [] };
 function handleFrame(frame) {
   if (frame?.type === 'operation.status') {
     operationsView.update(frame.operation);
-    if (frame.operation?.topology) refreshDesiredSoon();
+    // a progress report of a running operation changes no topology's status
+    if (frame.operation?.topology && !('progress' in frame.operation)) refreshDesiredSoon();
     return Promise.resolve();
   }
   if (frame?.type === 'desired.changed') {
