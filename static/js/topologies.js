@@ -5,6 +5,7 @@
 
 import { $, el } from './dom.js';
 import { createOperationsView } from './operations.js';
+import { loadPreview } from './preview.js';
 import { Connection } from './socket.js';
 import { lineOfPath } from './yaml-lines.js';
 
@@ -132,6 +133,9 @@ function showPlan(topology, text, lines, canApply = false) {
   $('#plan-status').textContent = text;
   $('#plan-lines').replaceChildren(...lines.map((line) => el('span', { class: PLAN_MARKS[line.trim()[0]] ?? '' }, `${line}\n`)));
   $('#plan-apply').hidden = !(canApply && page.can_operate);
+  // beside a plan with changes: who will reach whom once it is applied (preview.js)
+  if (canApply) loadPreview($('#plan-preview'), actionUrl(topology, 'preview'));
+  else $('#plan-preview').hidden = true;
 }
 
 $('#plan-apply').addEventListener('click', async () => {
