@@ -172,7 +172,7 @@ class _Model:
         self.host = _Space(HOST, host_forwards)
         self.spaces: dict[str, _Space] = {HOST: self.host}
         self.members: dict[str, set[str]] = {name: {HOST} for name in spec.networks}
-        homes = {name: home_of(spec, name) for name in spec.nodes}
+        homes = {name: _home_of(spec, name) for name in spec.nodes}
         forwards = {homes[name] for name in forwarding if name in homes}
         for net in spec.networks.values():
             self.host.addresses[net.gateway] = net.name
@@ -200,7 +200,7 @@ class _Model:
     def _file_routes(self) -> None:
         defaults: dict[str, set[int]] = {}
         for r in self.spec.routes:
-            home = home_of(self.spec, r.node)
+            home = _home_of(self.spec, r.node)
             if home == HOST:
                 continue  # the parser refuses these: netcore does not change the host's routes
             space = self.spaces[home]
@@ -317,7 +317,7 @@ class _Model:
         return how, path, ""
 
 
-def home_of(spec: TopologySpec, node: str) -> str:
+def _home_of(spec: TopologySpec, node: str) -> str:
     """The node whose namespace `node` is in (following container mode), or HOST for host mode."""
     current = spec.nodes[node]
     while current.mode == "container":
@@ -344,7 +344,7 @@ def reach(
     model = _Model(spec, host_forwards=host_forwards, forwarding=forwarding)
     pairs = []
     for source in spec.nodes.values():
-        start = home_of(spec, source.name)
+        start = _home_of(spec, source.name)
         for target in spec.nodes.values():
             if target.name == source.name:
                 continue
@@ -431,7 +431,7 @@ def _disruptions(before: TopologySpec, after: TopologySpec) -> tuple[tuple[dict,
                 why.append(f"its interface on {att.network} is recreated ({rebuilt})")
                 recreated.append({"kind": "veth", "node": name, "network": att.network, "why": rebuilt})
     for name, node in after.nodes.items():  # nodes in container mode share what their namespace suffers
-        home = home_of(after, name)
+        home = _home_of(after, name)
         if node.mode == "container" and name in before.nodes and why_of.get(home) and not why_of.get(name):
             why_of[name] = [f"shares the namespace of {home}"]
     interrupted = tuple({"node": n, "why": "; ".join(w)} for n, w in why_of.items() if w)
