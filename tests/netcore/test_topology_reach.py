@@ -12,6 +12,7 @@ import time
 
 from netcore import netns as ns
 from netcore.topology import converge, reach, spec
+from tests.conftest import wait_for_dad
 
 PROBE_SECONDS = 2.0
 
@@ -116,5 +117,35 @@ def test_measured_reachability_is_the_predicted_one_for_every_pair(host_ns, topo
             )
             seen_hows |= {p.how for p in predicted}
         assert seen_hows == {"local", "L2", "L3", None}  # the topology exercises every outcome
+    finally:
+        converge.destroy(t)
+
+
+def test_neighbours_answer_as_predicted_in_both_families(host_ns, topo):
+    """An on-link route to another network's subnet: over IPv4 the router node answers ARP for its
+    address on the other network (any address of its namespace), over IPv6 it does not."""
+    t = spec.loads(f"""
+name: {topo}
+networks:
+  x4: {{subnet: 198.18.6.0/24}}
+  y4: {{subnet: 198.18.7.0/24}}
+  x6: {{subnet: "fd00:6::/64"}}
+  y6: {{subnet: "fd00:7::/64"}}
+nodes:
+  a: {{networks: [x4, x6]}}
+  r: {{networks: [x4, y4, x6, y6]}}
+routes:
+  - {{node: a, to: 198.18.7.0/24, dev: eth0}}
+  - {{node: a, to: "fd00:7::/64", dev: eth1}}
+""")
+    converge.apply(t)
+    try:
+        for node in ("a", "r"):
+            wait_for_dad(ns.netns_path(spec.netns_of(t, node)))
+        predicted = reach.reach(t)
+        to_r = {str(p.address): p.how for p in predicted if p.source == "a"}
+        assert to_r == {"198.18.6.3": "L2", "198.18.7.2": "L2", "fd00:6::3": "L2", "fd00:7::2": None}
+        measured = measure(t, list(predicted), itertools.count(21000))
+        assert {p.key: bool(p.how) for p in predicted} == measured
     finally:
         converge.destroy(t)
