@@ -11,9 +11,10 @@ host side of node ``n``'s veth on w    ``t-n-w`` (the node side is ``ethN`` in t
 nftables table (published ports, NAT)  ``inet switchboard-t`` (rules marked by comment: netcore.topology.nat)
 =====================================  ======================================================
 
-Interface names longer than 15 bytes (IFNAMSIZ - 1) go through :func:`fit_ifname`: the first 10
-bytes, ``~`` and 4 hex digits of a BLAKE2s hash of the full name, e.g. ``demo-front.vx`` stays and
-``demo-web1-backend`` becomes ``demo-web1-~xxxx``.
+Interface names longer than 15 bytes (IFNAMSIZ - 1) go through :func:`fit_ifname`: the first 7
+bytes, ``~`` and 7 base32 characters (35 bits) of a BLAKE2s hash of the full name, e.g.
+``demo-front.vx`` stays and ``demo-web1-backend`` becomes ``demo-we~xxxxxxx``. 35 bits keep the
+names of a topology's thousands of veths apart (16 bits made two of 500 collide more often than not).
 
 Everything created also carries an owner marker in its interface alias (IFLA_IFALIAS):
 ``switchboard:<topology>:<role>[:network=w][:node=n][:segment=s][:shared=a,b]`` with role
@@ -27,6 +28,7 @@ destroy can delete them all in one request, after checking every member is ours.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import reprlib
@@ -53,7 +55,8 @@ ALIAS_PREFIX = "switchboard"
 EXCERPT_CHARS = 60
 
 _TOPOLOGY_NAME = re.compile(r"[a-z0-9-]{1,8}")
-_FIT_PREFIX_BYTES = 10
+_FIT_PREFIX_BYTES = 7
+_FIT_HASH_CHARS = 7
 
 
 class _ShortRepr(reprlib.Repr):
@@ -140,7 +143,8 @@ def fit_ifname(name: str) -> str:
     if len(raw) <= MAX_IFNAME_BYTES:
         return name
     prefix = raw[:_FIT_PREFIX_BYTES].decode("utf-8", errors="ignore")
-    return f"{prefix}~{hashlib.blake2s(raw, digest_size=2).hexdigest()}"
+    digest = base64.b32encode(hashlib.blake2s(raw, digest_size=5).digest()).decode().lower()
+    return f"{prefix}~{digest[:_FIT_HASH_CHARS]}"
 
 
 def namespace_name(topology: str, node: str) -> str:
