@@ -144,6 +144,7 @@ class LiveModel:
         self._inotify = -1
         self._watch_dirs: dict[int, str] = {}
         self._tasks: list[asyncio.Task] = []
+        self._held: dict[str, tuple[str, str]] | None = None  # namespaces seen while held
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -203,6 +204,39 @@ class LiveModel:
                 loop.remove_reader(self._inotify)
             os.close(self._inotify)
             self._inotify = -1
+
+    def hold(self) -> None:
+        """Read no events, and note new namespaces without reading them, until release(): while an
+        apply creates hundreds of namespaces, reading each as it appears (a trip to the namespace
+        worker, a socket, a dump) and every event of the host competes with the apply for the same
+        worker thread and the interpreter, and doubles its time. Events the kernel drops meanwhile
+        are recovered as always: a re-dump of that namespace."""
+        if self._held is not None:
+            return
+        self._held = {}
+        loop = asyncio.get_running_loop()
+        for space in self._spaces.values():
+            loop.remove_reader(space.sock.fileno())
+
+    def release(self) -> None:
+        """Read what the held namespaces' events say (a re-dump where the kernel dropped some), then
+        the namespaces that appeared meanwhile (and are still there), in the order seen."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        loop = asyncio.get_running_loop()
+        for space in list(self._spaces.values()):
+            loop.add_reader(space.sock.fileno(), self._on_readable, space)
+            self._on_readable(space)
+        for name, (path, kind) in held.items():
+            self._when_mounted(path, name, kind, tries=200)
+
+    def take_events(self) -> list[Event]:
+        """The events queued and not yet taken by events(), taken now (to send them at once)."""
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
 
     async def events(self) -> AsyncIterator[Event]:
         """Every change from now on, in the order the kernel reported it."""
@@ -294,10 +328,15 @@ class LiveModel:
                 continue
             shown = name if directory == ns.NETNS_DIR else f"docker:{name}"
             if mask & (_IN_DELETE | _IN_MOVED_FROM):
+                if self._held is not None:
+                    self._held.pop(shown, None)
                 self._remove_space(shown)
             else:
                 kind = "named" if directory == ns.NETNS_DIR else "docker"
-                self._when_mounted(os.path.join(directory, name), shown, kind, tries=200)
+                if self._held is not None:
+                    self._held[shown] = (os.path.join(directory, name), kind)
+                else:
+                    self._when_mounted(os.path.join(directory, name), shown, kind, tries=200)
 
     def _when_mounted(self, path: str, name: str, kind: str, *, tries: int) -> None:
         """The file appears before the namespace is bind-mounted on it: wait for the mount."""

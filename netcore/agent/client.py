@@ -10,6 +10,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -36,6 +37,7 @@ HEALTHY_SESSION = 10.0  # seconds a connection must last before the backoff star
 EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few hundred KiB
 PROGRESS_INTERVAL = 0.2  # seconds: at most five progress frames a second per command
 PROGRESS_STEP = "building nodes"  # what converge reports progress of
+CHANGING = ("apply", "destroy")  # commands that change the kernel: the live model waits for them
 
 
 def refusal(exc: BaseException) -> str | None:
@@ -256,7 +258,7 @@ class Agent:
                 loop.call_soon_threadsafe(self._spawn, self._send_now({**report, "step": PROGRESS_STEP}))
 
         try:
-            async with self._command_lock:
+            async with self._command_lock, self._model_held(frame.get("action") in CHANGING):
                 reply = await asyncio.to_thread(
                     run_command,
                     frame.get("action"),
@@ -268,6 +270,26 @@ class Agent:
             if isinstance(command_id, str):
                 self._commands.pop(command_id, None)
         await self._send_now({"type": "result", "id": command_id, **reply})
+
+    @contextlib.asynccontextmanager
+    async def _model_held(self, hold: bool) -> AsyncIterator[None]:
+        """While a command changes the kernel, the live model waits (LiveModel.hold: the apply runs
+        at netcore's own speed); after it, the model catches up and what changed goes out as deltas
+        before the command's result, so the web app never sees an apply succeed on an old state."""
+        model = self.model if hold else None
+        if model is None:
+            yield
+            return
+        model.hold()
+        try:
+            yield
+        finally:
+            model.release()
+            for event in model.take_events():
+                self.changes.add(event)
+            if self._flush_at is not None:
+                self._flush_at.cancel()
+            await self._flush()
 
     def _cancel(self, command_id: object) -> None:
         """Ask the command with that id to stop at its next safe point; one that has ended (or was

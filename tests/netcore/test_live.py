@@ -385,3 +385,27 @@ async def test_fdb_entries_name_their_interfaces(host_ns, topo, live):
         assert {f for f in model.snapshot().fdb if f.ifindex == bridge.obj.index} == fresh
     finally:
         host_ns.run(f"ip link del {br}; ip link del {sync}", check=False)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("rcvbuf", [None, 4096], ids=["events-kept", "events-dropped"])
+async def test_a_held_model_reads_nothing_until_released_then_catches_up(host_ns, topo, rcvbuf):
+    """What the agent does around an apply: hold, apply, release, take the events, send them."""
+    model = LiveModel(processes=False, event_rcvbuf=rcvbuf)
+    await model.start()
+    topology = _demo(topo)
+    namespaces = {f"{topo}-{n}" for n in ("a", "b", "c")}
+    try:
+        model.hold()
+        converge.apply(topology)
+        await asyncio.sleep(0.3)  # the loop runs: a model that read now would see the namespaces
+        assert not namespaces & {n.name for n in model.snapshot().namespaces}
+        assert model.take_events() == []
+        model.release()
+        events = model.take_events()
+        assert {e.netns for e in events if e.type == "namespace.new"} >= namespaces
+        assert any(e.type == "link.new" and e.netns == "host" and e.obj.name == f"{topo}-lan" for e in events)
+        await assert_matches_fresh_snapshot(model, {"host", *namespaces})
+    finally:
+        converge.destroy(topology)
+        model.close()
