@@ -2,14 +2,15 @@
 // browser, shows the same picture). The page embeds the saved positions (`topology-layout`); changes
 // go back to /api/v1/topology/layouts/<view>/ in batches: PATCH for a few, PUT after a full re-layout.
 
+import { api } from './api.js';
+
 const SAVE_DELAY_MS = 600;
 const KEEPALIVE_MAX = 60000; // bytes; browsers cap all keepalive bodies in flight at 64 KiB
 
 export class SavedLayout {
-  /** `config` is the embedded `{url, positions, csrf_token}`, or null where nothing is saved (the harness). */
+  /** `config` is the embedded `{url, positions}`, or null where nothing is saved (the harness). */
   constructor(config) {
     this.url = config?.url ?? null;
-    this.csrf = config?.csrf_token ?? '';
     this.positions = new Map(Object.entries(config?.positions ?? {}).map(([id, [x, y]]) => [id, { x, y }]));
     this.changed = new Map();
     this.removed = new Set();
@@ -67,16 +68,14 @@ export class SavedLayout {
     this.replace = false;
     this.changed = new Map();
     this.removed = new Set();
-    const text = JSON.stringify(body.data);
-    this.saving = fetch(this.url, {
+    const size = JSON.stringify(body.data).length;
+    this.saving = api(this.url, {
       method: body.method,
-      headers: { 'Content-Type': 'application/json', 'X-CSRFToken': this.csrf },
-      body: text,
-      credentials: 'same-origin',
-      keepalive: keepalive && text.length < KEEPALIVE_MAX, // browsers refuse larger keepalive bodies
+      body: body.data,
+      keepalive: keepalive && size < KEEPALIVE_MAX, // browsers refuse larger keepalive bodies
     })
-      .then(async (response) => {
-        if (!response.ok) this.onError(`${response.status} ${(await response.text()).slice(0, 200)}`);
+      .then(({ status, data }) => {
+        if (status < 200 || status >= 300) this.onError(`${status} ${JSON.stringify(data).slice(0, 200)}`);
       })
       .catch((error) => this.onError(String(error)));
     return this.saving;
