@@ -1,28 +1,19 @@
-// The networks page: desired topologies per host, created from a topology file, planned and applied
-// through the REST API (/api/v1/topologies/, /api/v1/operations/). Operations run on the host's
-// agent; their progress comes on the browser socket as `operation.status` frames (socket.js), so
-// the plan appears, and the list follows, without a reload.
+// The networks page: desired topologies per host, created from a topology file, edited object by
+// object (topology-detail.js, at #host/name), planned and applied through the REST API
+// (/api/v1/topologies/, /api/v1/operations/). Operations run on the host's agent; their progress
+// comes on the browser socket as `operation.status` frames (socket.js), so the plan appears, and
+// the list follows, without a reload.
 
+import { api } from './api.js';
 import { $, el } from './dom.js';
+import { linkLines, showFileErrors } from './file-errors.js';
 import { createOperationsView } from './operations.js';
 import { loadPreview } from './preview.js';
 import { Connection } from './socket.js';
-import { lineOfPath } from './yaml-lines.js';
+import { createDetailView } from './topology-detail.js';
 
 const page = JSON.parse($('#networks-page').textContent);
 const PLAN_MARKS = { '+': 'plan-add', '~': 'plan-change', '-': 'plan-remove', '−': 'plan-remove' };
-
-/** A JSON request to the API with the session's CSRF token; answers {status, data}. */
-async function api(url, { method = 'GET', body } = {}) {
-  const response = await fetch(url, {
-    method,
-    credentials: 'same-origin',
-    headers: { Accept: 'application/json', 'Content-Type': 'application/json', 'X-CSRFToken': page.csrf_token },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const type = response.headers.get('content-type') ?? '';
-  return { status: response.status, data: type.includes('json') ? await response.json() : await response.text() };
-}
 
 /** The URL of one action of a topology: its detail URL with `action/` before the query. */
 function actionUrl(topology, action) {
@@ -51,7 +42,7 @@ function render() {
         'tr',
         { 'data-topology': `${t.host}/${t.name}` },
         el('td', {}, t.host),
-        el('td', {}, el('strong', {}, t.name)),
+        el('td', {}, el('a', { href: `#${t.host}/${t.name}`, class: 'topology-link' }, el('strong', {}, t.name))),
         el('td', {}, String(t.network_count)),
         el('td', {}, String(t.node_count)),
         el('td', {}, el('span', { class: `badge status-${t.status ?? 'new'}`, title: t.status_message ?? '' }, t.status ?? 'new')),
@@ -73,7 +64,12 @@ function render() {
 
 $('#topologies-body').addEventListener('click', async (event) => {
   const button = event.target.closest('button[data-action]');
-  if (!button) return;
+  if (!button) {
+    // A click anywhere else on a row opens that topology (its name is the keyboard's way in).
+    const row = event.target.closest('tr[data-topology]');
+    if (row && !event.target.closest('a')) location.hash = row.dataset.topology;
+    return;
+  }
   const key = button.closest('tr').dataset.topology;
   const topology = topologies.find((t) => `${t.host}/${t.name}` === key);
   if (!topology) return;
@@ -156,14 +152,59 @@ const operations = createOperationsView($('#operations'), {
 });
 
 function onFrame(frame) {
-  if (frame?.type === 'desired.changed') refresh();
+  if (frame?.type === 'desired.changed') {
+    refresh();
+    detail.refresh();
+  }
   if (frame?.type !== 'operation.status') return;
   operations.update(frame.operation);
   if ('progress' in frame.operation) return; // how far a running one is: no status changed
+  detail.refresh();
   const { status } = frame.operation;
   if (status === 'succeeded' || status === 'failed' || status === 'cancelled') finished(frame.operation);
   else refresh();
 }
+
+// ---------------------------------------------------------------------------------------------
+// One topology (#host/name): its networks and nodes, edited object by object; every edit is
+// followed by its plan, which the user applies. #host/name/plan opens it and plans it (the
+// topology page links there after an edit from its graph).
+
+const detail = createDetailView({
+  canOperate: page.can_operate,
+  onEdited: async (topology, what) => {
+    await refresh();
+    if (what) await start(topology, 'plan');
+  },
+  onDeleted: async () => {
+    location.hash = '';
+    await refresh();
+  },
+});
+
+async function route() {
+  const [host, name, action] = decodeURIComponent(location.hash.slice(1)).split('/');
+  const open = Boolean(host && name);
+  $('#topologies-section').hidden = open;
+  if ($('#create')) $('#create').hidden = open;
+  if (!open) {
+    detail.hide();
+    return;
+  }
+  const url = `${page.topologies_url}${encodeURIComponent(name)}/?${new URLSearchParams({ host })}`;
+  const shown = await detail.show(`${host}/${name}`, url);
+  if (!shown) {
+    $('#topologies-section').hidden = false;
+    return;
+  }
+  if (action === 'plan' && page.can_operate) {
+    history.replaceState(null, '', `#${host}/${name}`);
+    await socketOpen; // the plan's result comes as a frame: not before the socket listens
+    await start(shown, 'plan');
+  }
+}
+
+window.addEventListener('hashchange', route);
 
 // ---------------------------------------------------------------------------------------------
 // Creating one from a topology file: errors on their line
@@ -183,29 +224,16 @@ form?.addEventListener('submit', async (event) => {
     await refresh();
     return;
   }
-  const fields = data.fields ?? { [data.error ?? 'error']: [data.message ?? `HTTP ${status}`] };
-  errors.replaceChildren(
-    ...Object.entries(fields).flatMap(([field, messages]) =>
-      messages.map((message) => {
-        const line = field.includes('.') || ['name', 'networks', 'nodes', 'routes'].includes(field) ? lineOfPath(text.value, field) : null;
-        const item = el('li', {}, line ? el('button', { type: 'button', class: 'link-button', 'data-line': line }, `line ${line}`) : null, line ? ': ' : '', `${field}: ${message}`);
-        return item;
-      }),
-    ),
-  );
-  errors.querySelector('[data-line]')?.focus();
+  showFileErrors(errors, text, status, data);
 });
-
-/** A click on "line N" puts the cursor at the start of that line of the file. */
-$('#create-errors')?.addEventListener('click', (event) => {
-  const line = Number(event.target.closest('[data-line]')?.dataset.line);
-  if (!line) return;
-  const text = $('#create-text');
-  const at = text.value.split('\n').slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
-  text.focus();
-  text.setSelectionRange(at, at + (text.value.split('\n')[line - 1]?.length ?? 0));
-});
+if (form) linkLines($('#create-errors'), $('#create-text'));
 
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-new Connection(`${scheme}://${location.host}${page.ws_path}`, { onFrame, onStatus: () => {} }).open();
+let opened;
+const socketOpen = new Promise((resolve) => (opened = resolve));
+new Connection(`${scheme}://${location.host}${page.ws_path}`, {
+  onFrame,
+  onStatus: (status) => status === 'open' && opened(),
+}).open();
 refresh();
+route();

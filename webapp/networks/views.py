@@ -24,6 +24,6 @@ def topologies_view(request: HttpRequest) -> HttpResponse:
         "topologies_url": reverse("api-topology-list"),
         "operations_url": reverse("api-operation-list"),
         "ws_path": WS_PATH,
-        "csrf_token": get_token(request),
     }
+    get_token(request)  # sets the csrftoken cookie that static/js/api.js sends back on writes
     return render(request, "networks/topologies.html", {"page": page})
