@@ -12,6 +12,7 @@
 //
 // Needs cytoscape and cytoscape-svg loaded before it (templates/topology/_scripts.html).
 
+import { api } from './api.js';
 import { $, download, el, formatTime, plural } from './dom.js';
 import {
   applyFilters,
@@ -25,6 +26,7 @@ import {
   renderNetworkOptions,
 } from './filters.js';
 import { applyPositions, createGraph, layoutHosts, placeNew, reconcile } from './graph.js';
+import { createGraphMenu } from './graph-menu.js';
 import { layoutScene } from './layout.js';
 import { byNaturalOrder, FOLD_ABOVE, groupBridge, hostStatus, ids, TopologyModel } from './model.js';
 import { createOperationsView } from './operations.js';
@@ -170,9 +172,9 @@ function refreshDesiredSoon() {
 async function refreshDesired() {
   if (!desiredUrl) return;
   try {
-    const response = await fetch(`${desiredUrl}?page_size=2000`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-    if (!response.ok) return;
-    model.setDesired((await response.json()).results ?? []);
+    const { status, data } = await api(`${desiredUrl}?page_size=2000`);
+    if (status !== 200) return;
+    model.setDesired(data.results ?? []);
     scheduleFlush();
   } catch (error) {
     console.warn('switchboard: could not read the desired topologies:', error);
@@ -644,6 +646,14 @@ cy.on('dragfree', 'node', (event) => {
   moved.forEach((node) => savedLayout.set(node.id(), node.position()));
 });
 window.addEventListener('pagehide', () => savedLayout.flush({ keepalive: true }));
+createGraphMenu({
+  cy,
+  model,
+  config: JSON.parse($('#topology-edit')?.textContent ?? 'null'),
+  desiredUrl,
+  menu: $('#graph-menu'),
+  notice: $('#edit-notice'),
+});
 
 $('#details').addEventListener('click', (event) => {
   const button = event.target.closest('button');

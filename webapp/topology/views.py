@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
+from webapp.accounts.selectors import user_can_operate
 from webapp.topology.selectors import host_names, saved_layout
 
 WS_PATH = "/ws/topology/"
@@ -27,5 +28,10 @@ def topology_view(request: HttpRequest) -> HttpResponse:
         "ws_path": WS_PATH,
         "layout": layout,
         "desired_url": reverse("api-topology-list"),  # the desired topologies' status, drawn on the graph
+        # the graph's context menu edits desired topologies (static/js/graph-menu.js); viewers read
+        "edit": {
+            "can_operate": user_can_operate(request.user),
+            "networks_url": reverse("networks:topologies"),
+        },
     }
     return render(request, "topology/topology.html", context)
