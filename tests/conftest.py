@@ -8,6 +8,7 @@ run's prefix, and the suite fails if any namespace it made is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ipaddress
 import json
@@ -103,6 +104,14 @@ def topo() -> str:
 @pytest.fixture
 def host_ns() -> Iterator[HostNs]:
     """Run the test inside a fresh throwaway network namespace, then remove it and check for leaks."""
+    with host_namespace() as ns:
+        yield ns
+
+
+@contextlib.contextmanager
+def host_namespace() -> Iterator[HostNs]:
+    """This thread inside a fresh throwaway network namespace, then back, with the namespace removed
+    and a check that nothing else was left (host_ns for one test; a module's stack uses it too)."""
     name = f"sbt-{RUN}-h{next(_counter)}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     path = os.path.join(NETNS_DIR, name)

@@ -47,6 +47,14 @@ _T = TypeVar("_T")
 @pytest.fixture
 def stack(host_ns: HostNs) -> Iterator[Stack]:
     """A stack in host_ns with a migrated database holding a viewer who has a password."""
+    with e2e_stack(host_ns) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def e2e_stack(host_ns: HostNs) -> Iterator[Stack]:
+    """A stack in host_ns with a migrated database holding a viewer who has a password (VIEWER,
+    PASSWORD); its `user_token` is the viewer's."""
     host_ns.run("ip link set lo up")
     workdir = make_tmpdir("e2e")
     cleanups = Cleanups()
@@ -309,7 +317,8 @@ def test_a_viewer_logs_in_and_watches_a_veth_come_and_go(stack: Stack) -> None:
             screen.until("() => window.__e2eReady === true", what="the first layout after the reload")
             screen.until(
                 "(ids) => ids.every((id) => window.switchboard.cy.getElementById(id).nonempty())",
-                list(before), what="every node again",
+                list(before),
+                what="every node again",
             )
             after = page.evaluate(leaves)
             assert {k: after[k] for k in before} == before
@@ -361,17 +370,24 @@ nodes:
   web1: {{networks: {{front: {{address: {WEB1}}}}}}}
   web2: {{networks: {{front: {{address: {WEB2}}}}}}}
 """
-TCP_ECHO = f"""
-ip netns exec {TOPOLOGY}-web1 python3 -c "
+
+
+def tcp_echo(topology: str, web1: str) -> str:
+    """A script sending "hello web1" from node web2 to an echo server on node web1 (at `web1`)."""
+    return f"""
+ip netns exec {topology}-web1 python3 -c "
 import socket
-s = socket.create_server(('{WEB1}', 7000)); c, _ = s.accept(); c.sendall(c.recv(64)); c.close()" &
+s = socket.create_server(('{web1}', 7000)); c, _ = s.accept(); c.sendall(c.recv(64)); c.close()" &
 sleep 0.5
-ip netns exec {TOPOLOGY}-web2 python3 -c "
+ip netns exec {topology}-web2 python3 -c "
 import socket
-s = socket.create_connection(('{WEB1}', 7000), timeout=5)
+s = socket.create_connection(('{web1}', 7000), timeout=5)
 s.sendall(b'hello web1'); print(s.recv(64).decode())"
 wait
 """
+
+
+TCP_ECHO = tcp_echo(TOPOLOGY, WEB1)
 
 
 def test_an_operator_builds_a_network_in_the_browser_and_traffic_crosses_it(stack: Stack) -> None:
