@@ -150,6 +150,15 @@ def test_an_operator_builds_a_network_with_the_forms_and_traffic_crosses_it(runn
                 expect(dialog).to_have_count(0)
                 expect(page.locator(f'#detail-nodes [data-node="{node}"]')).to_contain_text(address)
             expect(page.locator("#plan-lines")).to_contain_text(f"+ namespace {name}-web2")
+
+            # Escape closes a form unsubmitted, the focus back where it was.
+            add_node = page.get_by_role("button", name="Add node")
+            add_node.click()
+            expect(page.get_by_role("dialog").get_by_label("Name", exact=True)).to_be_focused()
+            page.keyboard.press("Escape")
+            expect(page.get_by_role("dialog")).to_have_count(0)
+            expect(add_node).to_be_focused()
+
             page.get_by_role("button", name="Apply these changes").click()
             expect(page.locator("#operations .op-succeeded", has_text="apply on")).to_be_visible()
             expect(page.locator("#detail-status")).to_have_text("ready")
