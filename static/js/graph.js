@@ -68,7 +68,7 @@ function nsLabel(h, netns) {
 function desiredClass(desired) {
   if (!desired) return '';
   if (desired.status === 'error' || desired.status === 'drifted') return ' desired-problem';
-  return ['pending', 'applying', 'waiting'].includes(desired.status) ? ' desired-busy' : '';
+  return ['pending', 'applying', 'waiting', 'changed'].includes(desired.status) ? ' desired-busy' : '';
 }
 
 /** What the graph should hold for one id: a Cytoscape element definition, or null for nothing. */

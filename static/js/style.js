@@ -23,7 +23,7 @@ const LOOK = {
   portEdge: '#60a5fa',
   groupEdge: '#6ee7b7',
   desiredProblem: '#fb7185', // a desired topology failed or drifted
-  desiredBusy: '#fbbf24', // a desired topology's operation is queued or running
+  desiredBusy: '#fbbf24', // a desired topology's operation is queued or running, or its edits are not applied yet
 };
 const DOWN_DASH = [6, 4];
 
@@ -247,7 +247,7 @@ const LEGEND = [
     ['Search match', { shape: 'circle', fill: '#ffffff', border: LOOK.match, width: 3 }],
     ['Selected', { shape: 'circle', fill: '#ffffff', border: LOOK.selected, width: 3 }],
     ['Topology failed or drifted', { shape: 'halo', fill: LOOK.desiredProblem }],
-    ['Topology being applied', { shape: 'halo', fill: LOOK.desiredBusy }],
+    ['Topology being applied, or edited and not applied yet', { shape: 'halo', fill: LOOK.desiredBusy }],
   ]],
   ['Lines', [
     ['veth pair', { shape: 'line', border: LOOK.vethEdge, width: 3 }],

@@ -164,7 +164,10 @@ def test_bad_input_names_the_field_and_changes_nothing(
 
 
 def test_a_clash_with_another_topology_names_both(operator: Account, lab: dict[str, Any]) -> None:
-    other = "name: two\nnetworks:\n  net: {subnet: 198.18.50.0/24}\nnodes:\n  x: {networks: {net: {address: 198.18.50.9}}}\n"
+    other = (
+        "name: two\nnetworks:\n  net: {subnet: 198.18.50.0/24}\n"
+        "nodes:\n  x: {networks: {net: {address: 198.18.50.9}}}\n"
+    )
     assert (
         operator.api()
         .post("/api/v1/topologies/", {"host": "h1", "topology": other}, format="json")

@@ -168,6 +168,18 @@ def test_status_through_the_api(viewer: Account, make_host: Callable[..., AgentH
     _operation(topology, "plan", "running")
     assert _status(viewer) == ("pending", "planning on host h1")
 
+    # edited since it was applied: changed, and a plan of the edit says what applying it does (no drift)
+    _operation(topology, "plan", "succeeded", result=SAME)
+    topology = services.topology_update(
+        topology=topology, document=RC.replace(".20}", ".21}"), version=1, user=None
+    )
+    changed = "changed since version 1 was applied on host h1: plan, then apply, to make it so"
+    assert _status(viewer) == ("changed", changed)
+    _operation(topology, "plan", "succeeded", result=EXTRA_ADDRESS)
+    assert _status(viewer) == ("changed", f"{changed}\n- address 198.18.41.11/24 on rc-a:eth0")
+    _operation(topology, "apply", "succeeded")
+    assert _status(viewer) == ("ready", "applied on host h1")
+
     # destroyed: a plan of it creates everything, which is no drift
     _operation(topology, "destroy", "succeeded")
     assert _status(viewer) == ("new", "destroyed on host h1")

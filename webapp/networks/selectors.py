@@ -20,9 +20,10 @@ Kind, Status = Operation.Kind, Operation.Status
 
 #: A topology's statuses: new (never applied), pending (an operation queued, its host online),
 #: waiting (queued, its host offline), applying (an apply or destroy running), ready (applied, and
-#: the last plan found nothing to change), error (the last operation failed), drifted (a plan of the
+#: the last plan found nothing to change), changed (edited since it was applied: plan and apply to
+#: make it so), error (the last operation failed), drifted (a plan of the
 #: applied topology found the host different, or its live state lacks part of it: networks.drift).
-TOPOLOGY_STATUSES = ("new", "pending", "waiting", "applying", "ready", "error", "drifted")
+TOPOLOGY_STATUSES = ("new", "pending", "waiting", "applying", "ready", "changed", "error", "drifted")
 
 _SYMBOL = {"create": "+", "update": "~", "delete": "-"}
 
@@ -59,7 +60,10 @@ def _with_status(topologies: QuerySet[Topology]) -> QuerySet[Topology]:
     settled = Operation.objects.filter(
         topology_id=OuterRef("pk"), kind__in=[Kind.APPLY, Kind.DESTROY], status=Status.SUCCEEDED
     ).order_by("-created")
-    return topologies.annotate(settled_kind=Subquery(settled.values("kind")[:1])).prefetch_related(
+    return topologies.annotate(
+        settled_kind=Subquery(settled.values("kind")[:1]),
+        settled_version=Subquery(settled.values("topology_version")[:1]),
+    ).prefetch_related(
         Prefetch(
             "operations",
             queryset=Operation.objects.exclude(status=Status.CANCELLED).order_by("-created")[:1],
@@ -92,20 +96,33 @@ def topology_status(topology: Topology) -> TopologyStatus:
         return TopologyStatus("applying", f"{verb} on host {host.name}")
     if latest.status == Status.FAILED:
         return TopologyStatus("error", latest.error)
+    applied = getattr(topology, "settled_version", None)
+    changed = TopologyStatus(
+        "changed",
+        f"changed since version {applied} was applied on host {host.name}: plan, then apply, to make it so",
+    )
     if latest.kind == Kind.APPLY:
         if topology.drift:  # seen live since (networks.drift)
             lines = "\n".join(topology.drift)
             return TopologyStatus("drifted", f"host {host.name} differs from the applied topology:\n{lines}")
+        if applied is not None and applied != topology.version:
+            return changed
         return TopologyStatus("ready", f"applied on host {host.name}")
     if getattr(topology, "settled_kind", None) != Kind.APPLY:  # a plan of a topology not applied
         destroyed = getattr(topology, "settled_kind", None) == Kind.DESTROY
         return TopologyStatus("new", f"destroyed on host {host.name}" if destroyed else "never applied")
+    if latest.topology_version is not None and latest.topology_version != applied:
+        # a plan of edits made since the apply: what applying them would do, not drift
+        lines = plan_lines(latest.result)
+        return TopologyStatus(changed.status, "\n".join([changed.message, *lines]))
     lines = plan_lines(latest.result) or list(topology.drift)
-    if not lines:
-        return TopologyStatus("ready", f"applied on host {host.name}; the last plan found nothing to change")
-    return TopologyStatus(
-        "drifted", f"host {host.name} differs from the applied topology:\n" + "\n".join(lines)
-    )
+    if lines:
+        return TopologyStatus(
+            "drifted", f"host {host.name} differs from the applied topology:\n" + "\n".join(lines)
+        )
+    if applied is not None and applied != topology.version:
+        return changed
+    return TopologyStatus("ready", f"applied on host {host.name}; the last plan found nothing to change")
 
 
 def topology_list(*, host: str | None = None) -> QuerySet[Topology]:

@@ -507,6 +507,7 @@ def topology_operation(
         topology_text=topology_yaml(topology=topology, pinned=True),
         user=user,
         topology=topology,
+        topology_version=topology.version,
         reason=reason,
         source=source,
     )
@@ -581,6 +582,7 @@ def topology_repair(
         topology_text=applied.document,
         user=user,
         topology=topology,
+        topology_version=applied.topology_version,
         reason=reason,
         source=source,
     )
@@ -618,6 +620,7 @@ def topologies_reconcile_on_connect(*, host_id: int) -> list[Operation]:
                     topology_text=applied.document,
                     user=None,
                     topology=topology,
+                    topology_version=applied.topology_version,
                     reason=RECONCILE_ON_CONNECT,
                 )
             )
@@ -651,5 +654,6 @@ def topology_reconcile_after_plan(*, operation: Operation) -> Operation | None:
         topology_text=operation.document,
         user=None,
         topology=topology,
+        topology_version=operation.topology_version,
         reason=reason,
     )

@@ -47,6 +47,9 @@ class Operation(models.Model):
         related_name="operations",
         help_text="The desired topology it runs, if queued for one (else a file sent as is).",
     )
+    topology_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version of the desired topology its document was compiled from."
+    )
     reason = models.TextField(blank=True, help_text="Why it was queued, when not asked by a person.")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -112,12 +112,13 @@ def operation_create(
     topology_text: str,
     user: AbstractBaseUser | AnonymousUser | None,
     topology: Topology | None = None,
+    topology_version: int | None = None,
     reason: str = "",
     source: str | None = None,
 ) -> Operation:
     """Queue plan/apply/destroy of a topology file on the host; it runs when the host's agent is
     connected and the host's earlier operations have ended. `topology`: the desired topology the
-    file was compiled from; `reason`: why, when no person asked."""
+    file was compiled from, at `topology_version`; `reason`: why, when no person asked."""
     if kind not in Operation.Kind.values:
         raise InvalidInput(f"unknown kind {kind!r} (use {', '.join(Operation.Kind.values)})", field="kind")
     if host.revoked:
@@ -128,6 +129,7 @@ def operation_create(
             kind=kind,
             document=topology_text,
             topology=topology,
+            topology_version=topology_version,
             reason=reason,
             requested_by=user if user is not None and user.is_authenticated else None,
         )
