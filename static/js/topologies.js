@@ -52,6 +52,9 @@ function render() {
           el('a', { href: actionUrl(t, 'export'), class: 'button button-quiet', download: `${t.name}.yaml` }, 'YAML'),
           page.can_operate
             ? [
+                t.status === 'drifted'
+                  ? el('button', { type: 'button', class: 'button button-primary', 'data-action': 'repair', title: 'Apply again what was applied: put back what the host lost or someone changed' }, 'Repair')
+                  : null,
                 el('button', { type: 'button', class: 'button', 'data-action': 'plan' }, 'Plan'),
                 el('button', { type: 'button', class: 'button', 'data-action': 'destroy' }, 'Destroy'),
               ]
@@ -77,7 +80,7 @@ $('#topologies-body').addEventListener('click', async (event) => {
     if (!window.confirm(`Remove everything topology ${topology.name} made on ${topology.host}?`)) return;
     await start(topology, 'destroy');
   } else {
-    await start(topology, 'plan');
+    await start(topology, button.dataset.action === 'repair' ? 'repair' : 'plan');
   }
 });
 

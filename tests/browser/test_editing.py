@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from netcore import names
 from tests.browser.test_end_to_end import (
     HOST,
     PASSWORD,
@@ -348,3 +349,84 @@ def test_a_viewer_sees_no_edit_controls(running: Running, applied: str) -> None:
             assert not errors, f"uncaught errors in the page: {errors}"
 
     running.steps(steps)
+
+
+def test_a_published_port_drift_repaired_and_everything_deleted_leaves_the_host_clean(
+    running: Running,
+) -> None:
+    """The rest of the operator's day, in the browser: a port published through the node form and
+    reached on loopback; a veth deleted by hand shows drifted and Repair brings traffic back; destroy
+    and delete leave no namespace, link or nftables table."""
+    name = f"p{RUN}"
+    web1, web2 = "198.18.65.10", "198.18.65.11"
+    running.create(
+        f"name: {name}\nnetworks:\n  front: {{subnet: 198.18.65.0/24}}\n"
+        f"nodes:\n  web1: {{networks: {{front: {{address: {web1}}}}}}}\n"
+        f"  web2: {{networks: {{front: {{address: {web2}}}}}}}\n"
+    )
+    running.apply(name)
+    veth = names.host_veth_name(name, "web2", "front")
+
+    def publish(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        with page_of(browser, running.base) as (page, errors):
+            log_in(page, OPERATOR, f"/networks/#{HOST}/{name}")
+            page.get_by_role("button", name="Edit node web1").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_label("Published ports").fill("127.0.0.1:18081:7000/tcp")
+            dialog.get_by_role("button", name="Save").click()
+            expect(dialog).to_have_count(0)
+            expect(page.locator("#plan-lines")).to_contain_text("127.0.0.1:18081")
+            expect(page.locator("#detail-status")).to_have_text("changed")
+            page.get_by_role("button", name="Apply these changes").click()
+            expect(page.locator("#detail-status")).to_have_text("ready")
+            assert not errors, f"uncaught errors in the page: {errors}"
+
+    running.steps(publish)
+    # real TCP from the host's loopback to the port published on it, answered by web1
+    reached = in_agent_mounts(
+        running.agent,
+        f"""
+ip link set lo up
+ip netns exec {name}-web1 python3 -c "
+import socket
+s = socket.create_server(('0.0.0.0', 7000)); c, _ = s.accept(); c.sendall(c.recv(64)); c.close()" &
+sleep 0.5
+python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.1', 18081), timeout=5)
+s.sendall(b'hello loopback'); print(s.recv(64).decode())"
+wait
+""",
+    )
+    assert reached.strip() == "hello loopback"
+
+    in_agent_mounts(running.agent, f"ip link del {veth}")
+
+    def repair_and_delete(browser: Any) -> None:
+        from playwright.sync_api import expect
+
+        with page_of(browser, running.base) as (page, errors):
+            page.on("dialog", lambda dialog: dialog.accept())
+            log_in(page, OPERATOR, "/networks/")
+            row = page.locator(f'[data-topology="{HOST}/{name}"]')
+            expect(row.locator(".badge")).to_have_text("drifted")
+            expect(row.locator(".badge")).to_have_attribute("title", re.compile(f"veth {veth} is gone"))
+            row.get_by_role("button", name="Repair").click()
+            expect(row.locator(".badge")).to_have_text("ready")
+            assert in_agent_mounts(running.agent, tcp_echo(name, web1)).strip() == "hello web1"
+
+            row.get_by_role("button", name="Destroy").click()
+            expect(row.locator(".badge")).to_have_text("new")
+            row.locator("td").first.click()
+            page.get_by_role("button", name="Delete topology").click()
+            expect(row).to_have_count(0)
+            assert not errors, f"uncaught errors in the page: {errors}"
+
+    running.steps(repair_and_delete)
+    assert not {n for n in running.namespaces() if n.startswith(f"{name}-")}
+    links = in_agent_mounts(running.agent, "ip -o link show")
+    assert f"{name}-" not in links
+    assert f"switchboard-{name}" not in in_agent_mounts(running.agent, "nft list tables")
+    assert running.api("GET", f"{TOPOLOGIES}{name}/")[0] == 404
