@@ -56,7 +56,12 @@ savedLayout.onError = (message) => {
 };
 
 const model = new TopologyModel();
-const operationsView = createOperationsView($('#operations'));
+const editConfig = JSON.parse($('#topology-edit')?.textContent ?? 'null'); // {can_operate, networks_url, operations_url}
+const operationsView = createOperationsView($('#operations'), {
+  cancel: editConfig?.can_operate
+    ? (id) => api(`${editConfig.operations_url}${encodeURIComponent(id)}/cancel/`, { method: 'POST' })
+    : null,
+});
 const cy = createGraph($('#cy'), { webgl: new URLSearchParams(location.search).get('renderer') === 'webgl' });
 let largeGraph = false; // simplified drawing, switched on for good once a graph gets large
 let detailedLabels = true; // the stylesheet in use draws full labels
@@ -649,7 +654,7 @@ window.addEventListener('pagehide', () => savedLayout.flush({ keepalive: true })
 createGraphMenu({
   cy,
   model,
-  config: JSON.parse($('#topology-edit')?.textContent ?? 'null'),
+  config: editConfig,
   desiredUrl,
   menu: $('#graph-menu'),
   notice: $('#edit-notice'),

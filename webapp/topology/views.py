@@ -32,6 +32,7 @@ def topology_view(request: HttpRequest) -> HttpResponse:
         "edit": {
             "can_operate": user_can_operate(request.user),
             "networks_url": reverse("networks:topologies"),
+            "operations_url": reverse("api-operation-list"),  # operators cancel from the list
         },
     }
     return render(request, "topology/topology.html", context)
