@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from netcore.topology import spec as topology_spec
-from tests.webapp.conftest import Account
+from tests.webapp.conftest import Account, link, state_with
 from webapp.errors import Conflict, InvalidInput
 from webapp.networks import services
 from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
@@ -19,6 +19,7 @@ from webapp.networks.services import (
     topology_update,
     topology_yaml,
 )
+from webapp.topology.services import host_state_save
 
 pytestmark = pytest.mark.django_db
 
@@ -171,6 +172,35 @@ def test_an_overlapping_subnet_is_refused_naming_both(make_host: Any) -> None:
     assert Topology.objects.count() == 1 and Node.objects.count() == 0
     # another host is another address space
     topology_create(host=make_host("h2").host, document=DEMO, user=None)
+
+
+def test_a_subnet_the_host_already_routes_is_refused_naming_the_route(make_host: Any) -> None:
+    host = make_host("h1").host
+    route = {"netns": "host", "family": 2, "gateway": None, "oif": 3, "protocol": "kernel",
+             "scope": "link", "metric": None, "prefsrc": None, "onlink": False}  # fmt: skip
+    ours = {**link("lab-back", 4), "alias": "switchboard:lab:bridge:network=back"}
+    host_state_save(
+        host_id=host.id,
+        seq=1,
+        state=state_with(
+            namespaces={"host": {"name": "host", "inode": 1, "kind": "host"}},
+            links={"host|3": link("eth1", 3, kind=None), "host|4": ours},
+            routes={
+                "r1": {**route, "dst": "198.18.2.0/24", "dev": "eth1"},  # not Switchboard's
+                "r2": {**route, "dst": "198.18.1.0/24", "dev": "lab-back", "oif": 4},  # a topology's
+                "r3": {**route, "dst": "default", "dev": "eth1", "gateway": "198.18.2.254"},
+            },
+        ),
+    )
+    with pytest.raises(Conflict) as caught:
+        topology_create(host=host, document=DEMO, user=None)
+    assert caught.value.message == (
+        "network back 198.18.2.0/24 of topology demo overlaps the route 198.18.2.0/24 (dev eth1) that host h1"
+        " already has: pick a subnet the host does not route yet"
+    )
+    assert caught.value.field == "networks.back.subnet" and Topology.objects.count() == 0
+    # a bridge of Switchboard's routing the other subnet, and the default route, are no clash
+    topology_create(host=host, document=DEMO.replace("198.18.2.", "198.18.3."), user=None)
 
 
 def test_a_duplicate_name_on_a_host_is_a_conflict(make_host: Any) -> None:

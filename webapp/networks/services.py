@@ -24,6 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 
+from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.topology import spec as topology_spec
 from netcore.topology.spec import TopologySpec
@@ -34,6 +35,7 @@ from webapp.networks.models import Attachment, Network, Node, PublishedPort, Rou
 from webapp.networks.selectors import plan_changes
 from webapp.operations.models import Operation
 from webapp.operations.services import operation_create
+from webapp.topology.models import HostState
 
 #: The input field a problem without a path in the file (or a YAML syntax error) is reported under.
 DOCUMENT_FIELD = "topology"
@@ -102,6 +104,36 @@ def _overlaps(*, host: Host, spec: TopologySpec, exclude: Topology | None) -> No
                 raise Conflict(
                     f"network {network.name} {network.subnet} of topology {spec.name} overlaps network"
                     f" {other.name} {other.subnet} of topology {other.topology.name} on host {host.name}",
+                    field=f"networks.{network.name}.subnet",
+                )
+
+
+def _route_clashes(*, host: Host, spec: TopologySpec) -> None:
+    """Conflict when a network of `spec` overlaps a route the host already has (by its last known
+    state) on an interface Switchboard did not make: the host would then have two ways to the same
+    addresses. Routes of topologies' own bridges are left to _overlaps (and to the topology itself)."""
+    state = HostState.objects.filter(host=host).values_list("state", flat=True).first() or {}
+    spaces = state.get("namespaces", {}).values()
+    home = next((space.get("name") for space in spaces if space.get("kind") == "host"), None)
+    owned = {
+        link.get("name")
+        for link in state.get("links", {}).values()
+        if link.get("netns") == home and names.parse_owner_alias(link.get("alias")) is not None
+    }
+    for route in state.get("routes", {}).values():
+        dst = route.get("dst")
+        if route.get("netns") != home or dst in (None, "default") or route.get("dev") in owned:
+            continue
+        try:
+            destination = ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        for network in spec.networks.values():
+            if destination.version == network.subnet.version and destination.overlaps(network.subnet):
+                raise Conflict(
+                    f"network {network.name} {network.subnet} of topology {spec.name} overlaps the route"
+                    f" {dst} (dev {route.get('dev') or '?'}) that host {host.name} already has: pick a"
+                    " subnet the host does not route yet",
                     field=f"networks.{network.name}.subnet",
                 )
 
@@ -321,6 +353,7 @@ def topology_create(
         if Topology.objects.filter(host=host, name=spec.name).exists():
             raise Conflict(f"topology {spec.name} already exists on host {host.name}", field="name")
         _overlaps(host=host, spec=spec, exclude=None)
+        _route_clashes(host=host, spec=spec)
         topology = Topology.objects.create(
             host=host,
             name=spec.name,
@@ -384,6 +417,7 @@ def topology_update(
             raise Conflict(f"topology {topology.name} on host {host.name} was deleted meanwhile")
         check_version(current, version)
         _overlaps(host=host, spec=spec, exclude=current)
+        _route_clashes(host=host, spec=spec)
         kept = _with_kept_addresses(data=data, spec=spec, current=current)
         if kept is not None:
             spec = _parse(kept)[0]
