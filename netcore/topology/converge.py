@@ -334,11 +334,20 @@ class _Run:
         for v in self.want.vxlans:
             have = self.actual.host_links.get(v.name)
             if have is not None and _vxlan_matches(have, v):
-                if have.master != self.index.get(v.bridge) or have.alias != v.alias:
-                    self.record("update", "vxlan", v.name, f"port of {v.bridge}, owner alias")
+                wrong = {
+                    f"port of {v.bridge}": have.master != self.index.get(v.bridge),
+                    "owner alias": have.alias != v.alias,
+                    f"mtu {v.mtu}": bool(v.mtu and have.mtu != v.mtu),  # in place
+                }
+                if any(wrong.values()):
+                    self.record("update", "vxlan", v.name, ", ".join(k for k, bad in wrong.items() if bad))
                     requests.append(
                         rq.link_set(
-                            index=have.index, name=v.name, master=self.index.get(v.bridge, 0), alias=v.alias
+                            index=have.index,
+                            name=v.name,
+                            master=self.index.get(v.bridge, 0),
+                            alias=v.alias,
+                            mtu=v.mtu,
                         )
                     )
                 continue
@@ -514,20 +523,33 @@ class _Run:
             for p in node.ports:
                 host = self.actual.host_links.get(p.host_name)
                 peer = have.links.get(p.ifname)
-                if host is None or peer is None or not _paired(host, peer) or (p.mtu and host.mtu != p.mtu):
+                if host is None or peer is None or not _paired(host, peer):
                     rebuilt.append(p)
                     continue
                 index_of[p.ifname] = peer.index
                 bridge = self.index.get(p.bridge, 0)
-                if host.master != bridge or host.alias != p.alias or not host.up or not peer.up:
-                    self.record("update", "veth", p.host_name, f"port of {p.bridge}, owner alias, up")
+                wrong = {
+                    f"port of {p.bridge}": host.master != bridge,
+                    "owner alias": host.alias != p.alias,
+                    "up": not host.up or not peer.up,
+                    # in place, both ends: the node keeps its interface and its connections
+                    f"mtu {p.mtu}": bool(p.mtu and (host.mtu != p.mtu or peer.mtu != p.mtu)),
+                }
+                if any(wrong.values()):
+                    detail = ", ".join(k for k, bad in wrong.items() if bad)
+                    self.record("update", "veth", p.host_name, detail)
                     self.send_host(
                         rq.link_bring_up(
-                            index=host.index, name=p.host_name, master=bridge, alias=p.alias, ipv6_ll=False
+                            index=host.index,
+                            name=p.host_name,
+                            master=bridge,
+                            alias=p.alias,
+                            ipv6_ll=False,
+                            mtu=p.mtu,
                         )
                     )
                     inside += rq.link_bring_up(
-                        index=peer.index, name=p.ifname, ipv6_ll=p.address.version == 6
+                        index=peer.index, name=p.ifname, ipv6_ll=p.address.version == 6, mtu=p.mtu
                     )
             if rebuilt:
                 index_of.update(self.rebuild_ports(node, rebuilt, have, sock))
@@ -554,7 +576,7 @@ class _Run:
         have: state.NamespaceState,
         sock: NetlinkSocket | None,
     ) -> dict[str, int]:
-        """Recreate endpoint veths that are missing, broken or of the wrong MTU; returns their new indexes."""
+        """Recreate endpoint veths that are missing or broken; returns their new indexes."""
         host_requests: list[Request] = []
         stale_inside: list[Request] = []
         for p in ports:
@@ -712,7 +734,6 @@ def _vxlan_matches(have, v: VxlanWant) -> bool:
         and x.local == (str(v.local) if v.local else None)
         and x.remote == (str(v.remote) if v.remote else None)
         and x.group == (str(v.group) if v.group else None)
-        and (not v.mtu or have.mtu == v.mtu)
     )
 
 

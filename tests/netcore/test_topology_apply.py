@@ -389,3 +389,58 @@ def test_failure_half_way_rolls_back_everything(host_ns, topo, monkeypatch):
     links = json.loads(host_ns.run("ip -j link show").stdout)
     assert [x["ifname"] for x in links] == ["lo"]
     assert not [n for n in os.listdir(ns.NETNS_DIR) if n.startswith(f"{topo}-")]
+
+
+def test_mtu_changes_in_place_and_connections_survive(host_ns, topo):
+    """A network's MTU, lowered and raised, is set on its bridge and on both ends of every veth: no
+    namespace or interface is rebuilt (the interface indexes stay), and an open TCP connection
+    between two nodes carries data before and after."""
+
+    def network(mtu: int) -> spec.TopologySpec:
+        return spec.loads(f"""
+name: {topo}
+networks:
+  front: {{subnet: 198.18.14.0/24, mtu: {mtu}}}
+nodes:
+  a: {{networks: [front]}}
+  b: {{networks: {{front: {{address: 198.18.14.20}}}}}}
+""")
+
+    converge.apply(network(1500))
+    veth = names.host_veth_name(topo, "b", "front")
+
+    def indexes() -> tuple[int, int]:
+        inside = json.loads(host_ns.run(f"ip -j -n {topo}-b link show eth0").stdout)[0]
+        return json.loads(host_ns.run(f"ip -j link show {veth}").stdout)[0]["ifindex"], inside["ifindex"]
+
+    before = indexes()
+    listener = ns.netns_run(
+        path=ns.netns_path(f"{topo}-b"), fn=lambda: socket.create_server(("198.18.14.20", 7100))
+    )
+    client = ns.netns_run(path=ns.netns_path(f"{topo}-a"), fn=socket.socket)
+    try:
+        client.settimeout(3)
+        listener.settimeout(3)
+        client.connect(("198.18.14.20", 7100))
+        server, _ = listener.accept()
+        for mtu in (1400, 9000):
+            planned = [str(c) for c in converge.plan(network(mtu)).changes]
+            assert f"~ veth {veth} (mtu {mtu})" in planned and not [
+                c for c in planned if c.startswith(("+", "-"))
+            ]
+            converge.apply(network(mtu))
+            assert indexes() == before
+            assert mac(host_ns, f"{topo}-b", "eth0").startswith("02:42")
+            ends = (("", veth), (f"-n {topo}-b", "eth0"), ("", f"{topo}-front"))
+            mtus = {
+                json.loads(host_ns.run(f"ip -j {where} link show {n}").stdout)[0]["mtu"] for where, n in ends
+            }
+            assert mtus == {mtu}
+            client.sendall(b"still here")
+            assert server.recv(64) == b"still here"
+            assert converge.plan(network(mtu)).changes == ()
+        server.close()
+    finally:
+        client.close()
+        listener.close()
+        converge.destroy(network(9000))
