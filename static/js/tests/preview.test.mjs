@@ -26,13 +26,13 @@ test('gained and lost pairs read as sentences with their sign, the route of an L
 test('no gained or lost pair says so, and still lists what the change interrupts and recreates', () => {
   const data = answer({
     interrupted: [{ node: 'a', why: 'address 198.18.6.2 → 198.18.6.9 on red' }],
-    recreated: [{ kind: 'veth', node: 'a', network: 'red', why: 'mtu 1500 → 1400' }, { kind: 'vxlan', network: 'over', why: 'its VXLAN options change' }],
+    recreated: [{ kind: 'veth', node: 'a', network: 'red', why: 'eth1 becomes eth0' }, { kind: 'vxlan', network: 'over', why: 'its VXLAN options change' }],
     counts: { ...NONE, interrupted: 1, recreated: 2 },
   });
   assert.deepEqual(previewLines(data).map((line) => line.text), [
     'No change in who reaches whom.',
     '! a: live connections break (address 198.18.6.2 → 198.18.6.9 on red)',
-    '~ veth of a on red is recreated (mtu 1500 → 1400)',
+    '~ veth of a on red is recreated (eth1 becomes eth0)',
     '~ vxlan of over is recreated (its VXLAN options change)',
   ]);
   assert.deepEqual(previewLines(answer()), [{ kind: 'same', text: 'No change in who reaches whom.' }]);
