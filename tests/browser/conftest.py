@@ -23,8 +23,13 @@ from tests.browser.frames import demo_host
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ORIGIN = "http://switchboard.test"  # never resolved: every request is answered by the routes below
 STATIC_DIRS = (ROOT / "static", ROOT / "node_modules")
@@ -116,10 +121,12 @@ class TopologyPage:
 
     def shown(self) -> set[str]:
         """Ids of nodes the filters leave on screen (the page hides the rest with `.filtered`)."""
-        return set(self.js(
-            "() => window.switchboard.cy.nodes().filter((n) => !n.hasClass('filtered')"
-            " && n.ancestors('.filtered').empty()).map((n) => n.id())"
-        ))
+        return set(
+            self.js(
+                "() => window.switchboard.cy.nodes().filter((n) => !n.hasClass('filtered')"
+                " && n.ancestors('.filtered').empty()).map((n) => n.id())"
+            )
+        )
 
     def positions(self) -> dict[str, dict[str, float]]:
         """Model positions of every node that is not a compound (compounds follow their children)."""
@@ -170,8 +177,11 @@ class LayoutStore:
             self.positions.update(body.get("positions", {}))
             for node_id in body.get("remove", []):
                 self.positions.pop(node_id, None)
-        route.fulfill(status=200, content_type="application/json",
-                      body=json.dumps({"view": "topology", "positions": self.positions, "updated": None}))
+        route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps({"view": "topology", "positions": self.positions, "updated": None}),
+        )
 
 
 def _render_harness(known_hosts: list[str], layout: dict[str, Any] | None = None) -> str:
@@ -179,7 +189,10 @@ def _render_harness(known_hosts: list[str], layout: dict[str, Any] | None = None
 
     template = engines["django"].from_string((Path(__file__).parent / "harness.html").read_text())
     context = {
-        "hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/", "layout": layout,
+        "hosts": known_hosts,
+        "ws_path": "/ws/topology/",
+        "hosts_url": "/hosts/",
+        "layout": layout,
         "desired_url": DESIRED_URL,
     }
     return template.render(context)
@@ -191,11 +204,16 @@ def _render_full_page(known_hosts: list[str]) -> str:
 
     from django.template.loader import render_to_string
 
-    return render_to_string("topology/topology.html", {
-        "user": SimpleNamespace(is_authenticated=True, get_username=lambda: "viewer"),
-        "request": SimpleNamespace(path="/topology/"),
-        "hosts": known_hosts, "ws_path": "/ws/topology/", "hosts_url": "/hosts/",
-    })
+    return render_to_string(
+        "topology/topology.html",
+        {
+            "user": SimpleNamespace(is_authenticated=True, get_username=lambda: "viewer"),
+            "request": SimpleNamespace(path="/topology/"),
+            "hosts": known_hosts,
+            "ws_path": "/ws/topology/",
+            "hosts_url": "/hosts/",
+        },
+    )
 
 
 @pytest.fixture(scope="session")

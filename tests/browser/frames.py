@@ -31,8 +31,17 @@ class HostState:
         return ns
 
     def link(
-        self, netns: str, name: str, *, kind: str | None, master: str | None = None, up: bool = True,
-        state: str = "up", mtu: int = 1500, mac: str | None = None, alias: str | None = None,
+        self,
+        netns: str,
+        name: str,
+        *,
+        kind: str | None,
+        master: str | None = None,
+        up: bool = True,
+        state: str = "up",
+        mtu: int = 1500,
+        mac: str | None = None,
+        alias: str | None = None,
         vxlan: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         index = self._next_index[netns]
@@ -41,8 +50,18 @@ class HostState:
             serial = len(self.state["links"]) + 1
             mac = "02:00:" + ":".join(f"{(serial >> shift) & 0xFF:02x}" for shift in (24, 16, 8, 0))
         link = {
-            "netns": netns, "index": index, "name": name, "kind": kind, "mtu": mtu, "mac": mac, "up": up,
-            "state": state, "master": master, "alias": alias, "peer": None, "vxlan": vxlan,
+            "netns": netns,
+            "index": index,
+            "name": name,
+            "kind": kind,
+            "mtu": mtu,
+            "mac": mac,
+            "up": up,
+            "state": state,
+            "master": master,
+            "alias": alias,
+            "peer": None,
+            "vxlan": vxlan,
         }
         self.state["links"][self.link_key(link)] = link
         return link
@@ -52,7 +71,13 @@ class HostState:
         return f"{link['netns']}|{link['index']}"
 
     def veth(
-        self, netns: str, name: str, peer_netns: str, peer_name: str, *, master: str | None = None,
+        self,
+        netns: str,
+        name: str,
+        peer_netns: str,
+        peer_name: str,
+        *,
+        master: str | None = None,
         alias: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A veth pair: `name` in `netns` (a port of `master`), `peer_name` in `peer_netns`."""
@@ -65,21 +90,39 @@ class HostState:
     def address(self, link: dict[str, Any], cidr: str, *, scope: str = "universe") -> dict[str, Any]:
         iface = ipaddress.ip_interface(cidr)
         address = {
-            "netns": link["netns"], "ifindex": link["index"], "ifname": link["name"],
-            "family": 2 if iface.version == 4 else 10, "address": str(iface.ip),
-            "prefixlen": iface.network.prefixlen, "scope": scope,
+            "netns": link["netns"],
+            "ifindex": link["index"],
+            "ifname": link["name"],
+            "family": 2 if iface.version == 4 else 10,
+            "address": str(iface.ip),
+            "prefixlen": iface.network.prefixlen,
+            "scope": scope,
         }
         self.state["addresses"][f"{link['netns']}|{link['index']}|{cidr}"] = address
         return address
 
     def route(
-        self, link: dict[str, Any], dst: str, *, gateway: str | None = None, protocol: str = "static",
-        scope: str = "universe", metric: int | None = None,
+        self,
+        link: dict[str, Any],
+        dst: str,
+        *,
+        gateway: str | None = None,
+        protocol: str = "static",
+        scope: str = "universe",
+        metric: int | None = None,
     ) -> dict[str, Any]:
         family = 10 if ":" in dst or (gateway and ":" in gateway) else 2
         route = {
-            "netns": link["netns"], "family": family, "dst": dst, "gateway": gateway, "dev": link["name"],
-            "oif": link["index"], "protocol": protocol, "scope": scope, "metric": metric, "prefsrc": None,
+            "netns": link["netns"],
+            "family": family,
+            "dst": dst,
+            "gateway": gateway,
+            "dev": link["name"],
+            "oif": link["index"],
+            "protocol": protocol,
+            "scope": scope,
+            "metric": metric,
+            "prefsrc": None,
             "onlink": False,
         }
         self.state["routes"][f"{link['netns']}|{family}|{dst}|{metric}|{link['index']}"] = route
@@ -89,17 +132,28 @@ class HostState:
         self, link: dict[str, Any], address: str, mac: str | None, state: str = "reachable"
     ) -> None:
         self.state["neighbours"][f"{link['netns']}|{link['index']}|{address}"] = {
-            "netns": link["netns"], "ifindex": link["index"], "ifname": link["name"], "address": address,
-            "mac": mac, "state": state,
+            "netns": link["netns"],
+            "ifindex": link["index"],
+            "ifname": link["name"],
+            "address": address,
+            "mac": mac,
+            "state": state,
         }
 
     def fdb(
         self, link: dict[str, Any], mac: str, *, dst: str | None = None, self_entry: bool = False
     ) -> None:
         self.state["fdb"][f"{link['netns']}|{link['index']}|{mac}|{dst}|None|{self_entry}"] = {
-            "netns": link["netns"], "ifindex": link["index"], "ifname": link["name"],
-            "master": None if self_entry else link["master"], "mac": mac, "dst": dst, "vlan": None,
-            "vni": None, "state": "permanent" if self_entry else "reachable", "self_entry": self_entry,
+            "netns": link["netns"],
+            "ifindex": link["index"],
+            "ifname": link["name"],
+            "master": None if self_entry else link["master"],
+            "mac": mac,
+            "dst": dst,
+            "vlan": None,
+            "vni": None,
+            "state": "permanent" if self_entry else "reachable",
+            "self_entry": self_entry,
         }
 
     def endpoint(
@@ -114,8 +168,13 @@ class HostState:
         return eth0
 
     def snapshot_frame(self, host: str, *, seq: int = 1, online: bool = True) -> dict[str, Any]:
-        return {"type": "topology.snapshot", "host": host, "online": online, "seq": seq,
-                "state": copy.deepcopy(self.state)}
+        return {
+            "type": "topology.snapshot",
+            "host": host,
+            "online": online,
+            "seq": seq,
+            "state": copy.deepcopy(self.state),
+        }
 
     def as_netcore_snapshot(self) -> dict[str, Any]:
         """The same objects as a netcore Snapshot.to_dict() (lists), for schema validation."""
@@ -137,9 +196,19 @@ def demo_host() -> tuple[HostState, dict[str, dict[str, Any]]]:
     front = s.link("host", "demo-front", kind="bridge", alias="switchboard:demo:bridge:network=front")
     back = s.link("host", "demo-back", kind="bridge")
     vx = s.link(
-        "host", "demo-back.vx", kind="vxlan", master="demo-back",
-        vxlan={"vni": 4242, "local": "198.18.0.1", "group": None, "remote": "198.18.0.2", "dstport": 4789,
-               "learning": True, "underlay": eth0["index"]},
+        "host",
+        "demo-back.vx",
+        kind="vxlan",
+        master="demo-back",
+        vxlan={
+            "vni": 4242,
+            "local": "198.18.0.1",
+            "group": None,
+            "remote": "198.18.0.2",
+            "dstport": 4789,
+            "learning": True,
+            "underlay": eth0["index"],
+        },
     )
     s.address(front, "198.18.1.1/24")
     s.address(back, "198.18.2.1/24")
@@ -151,8 +220,17 @@ def demo_host() -> tuple[HostState, dict[str, dict[str, Any]]]:
     s.neighbour(web1, "198.18.1.1", "02:aa:00:00:00:01")
     s.fdb(port1, web1["mac"])
     s.fdb(vx, "00:00:00:00:00:00", dst="198.18.0.2", self_entry=True)
-    links = {"eth0": eth0, "front": front, "back": back, "vxlan": vx, "web1": web1, "web2": web2,
-             "port1": port1, "db": db, "spare": spare}
+    links = {
+        "eth0": eth0,
+        "front": front,
+        "back": back,
+        "vxlan": vx,
+        "web1": web1,
+        "web2": web2,
+        "port1": port1,
+        "db": db,
+        "spare": spare,
+    }
     return s, links
 
 

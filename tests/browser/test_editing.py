@@ -21,6 +21,7 @@ from tests.browser.test_end_to_end import (
     VIEWER,
     e2e_stack,
     in_agent_mounts,
+    log_in,
     page_of,
     run_in_browser,
     tcp_echo,
@@ -91,18 +92,6 @@ def running() -> Iterator[Running]:
         agent = stack.start_agent(web, token=stack.host_token(HOST))
         wait_for_agent(agent)
         yield Running(stack, web, agent, made.strip().splitlines()[-1])
-
-
-def log_in(page: Any, user: str, then: str) -> None:
-    """Log in and open `then` (a fragment does not survive the login's redirect: opened after)."""
-    path, _, fragment = then.partition("#")
-    page.goto(f"/accounts/login/?next={path}")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    page.wait_for_url(re.compile(re.escape(path)))
-    if fragment:
-        page.goto(then)
 
 
 def test_an_operator_builds_a_network_with_the_forms_and_traffic_crosses_it(running: Running) -> None:
@@ -358,9 +347,9 @@ def test_a_published_port_drift_repaired_and_everything_deleted_leaves_the_host_
     reached on loopback; a veth deleted by hand shows drifted and Repair brings traffic back; destroy
     and delete leave no namespace, link or nftables table."""
     name = f"p{RUN}"
-    web1, web2 = "198.18.65.10", "198.18.65.11"
+    web1, web2 = "198.18.68.10", "198.18.68.11"
     running.create(
-        f"name: {name}\nnetworks:\n  front: {{subnet: 198.18.65.0/24}}\n"
+        f"name: {name}\nnetworks:\n  front: {{subnet: 198.18.68.0/24}}\n"
         f"nodes:\n  web1: {{networks: {{front: {{address: {web1}}}}}}}\n"
         f"  web2: {{networks: {{front: {{address: {web2}}}}}}}\n"
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -101,6 +102,18 @@ def wait_for_agent(agent: Proc, *, timeout: float = 20.0) -> None:
         assert agent.alive, f"the agent exited:\n{agent.tail()}"
         assert time.monotonic() < deadline, f"the agent was not welcomed in {timeout:g} s:\n{agent.tail()}"
         time.sleep(0.05)
+
+
+def log_in(page: Any, user: str, then: str) -> None:
+    """Log in and open `then` (a fragment does not survive the login's redirect: opened after)."""
+    path, _, fragment = then.partition("#")
+    page.goto(f"/accounts/login/?next={path}")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(re.compile(re.escape(path)))
+    if fragment:
+        page.goto(then)
 
 
 def in_agent_mounts(agent: Proc, script: str) -> str:
@@ -404,11 +417,7 @@ def test_an_operator_builds_a_network_in_the_browser_and_traffic_crosses_it(stac
 
         with page_of(browser, base) as (page, errors):
             page.on("dialog", lambda dialog: dialog.accept())
-            page.goto("/accounts/login/?next=/networks/")
-            page.get_by_label("Username").fill(OPERATOR)
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_label("Password").press("Enter")
-            page.wait_for_url(f"{base}/networks/")
+            log_in(page, OPERATOR, "/networks/")
             expect(page.locator("#topologies-empty")).to_be_visible()
 
             # A mistake is named with its line; the fixed file is stored.

@@ -92,10 +92,13 @@ def test_namespace_panel_lists_its_own_routes_and_an_interface_the_routes_throug
         ".map((td) => getComputedStyle(td).whiteSpace)"
     )
     assert white_space and set(white_space) == {"nowrap"}
-    assert page.evaluate(
-        "() => getComputedStyle("
-        "document.querySelector('#details-body table.compact').parentElement).overflowX"
-    ) == "auto"
+    assert (
+        page.evaluate(
+            "() => getComputedStyle("
+            "document.querySelector('#details-body table.compact').parentElement).overflowX"
+        )
+        == "auto"
+    )
 
 
 def test_selecting_an_element_on_screen_keeps_the_view(topology):

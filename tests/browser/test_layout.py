@@ -66,8 +66,10 @@ def test_300_endpoints_on_two_networks_are_readable(topology):
     assert topology.js(SMALL_LABELS) == []
     # The router on both networks stands between their hubs.
     by_name = "(name) => window.switchboard.model.hosts.alpha.byName.get(name)"
-    x = {name: topology.on_node(topology.js(by_name, name), "e.position('x')")
-         for name in ("host|net0", "host|net1", "lab-router|eth0")}
+    x = {
+        name: topology.on_node(topology.js(by_name, name), "e.position('x')")
+        for name in ("host|net0", "host|net1", "lab-router|eth0")
+    }
     assert x["host|net0"] < x["lab-router|eth0"] < x["host|net1"], x
 
     # Opened, 150 endpoints are placed around their network without overlapping anything.
@@ -118,7 +120,8 @@ def test_a_new_namespace_appears_next_to_its_network_and_nothing_moves(topology)
     s.endpoint("demo-web3", "demo-front", "198.18.1.4/24", "198.18.1.1")
     events = [
         {"kind": kind, "action": "set", "key": key, "object": s.state[kind][key]}
-        for kind in keys for key in sorted(set(s.state[kind]) - keys[kind])
+        for kind in keys
+        for key in sorted(set(s.state[kind]) - keys[kind])
     ]
     topology.send_delta({"type": "topology.delta", "host": "alpha", "seq": 2, "events": events})
     topology.idle()

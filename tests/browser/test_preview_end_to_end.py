@@ -11,6 +11,7 @@ from tests.browser.test_end_to_end import (
     HOST,
     PASSWORD,
     in_agent_mounts,
+    log_in,
     page_of,
     run_in_browser,
     stack,  # noqa: F401 (a fixture)
@@ -47,11 +48,7 @@ def test_the_plan_shows_who_will_reach_whom_and_what_an_edit_interrupts(stack: S
 
         with page_of(browser, base) as (page, errors):
             page.on("dialog", lambda dialog: dialog.accept())
-            page.goto("/accounts/login/?next=/networks/")
-            page.get_by_label("Username").fill(OPERATOR)
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_label("Password").press("Enter")
-            page.wait_for_url(f"{base}/networks/")
+            log_in(page, OPERATOR, "/networks/")
             row = page.locator(f'[data-topology="{HOST}/{TOPOLOGY}"]')
             preview = page.locator("#plan-preview")
 

@@ -171,8 +171,17 @@ def test_clicking_an_interface_shows_its_details_and_the_peer_is_one_click_away(
     assert panel.is_visible()
     assert page.locator("#details-title").inner_text() == "eth0"
     text = panel.inner_text()
-    for expected in ("veth", "1500", links["web1"]["mac"], "198.18.1.2/24", "198.18.1.0/24", "default",
-                     "via 198.18.1.1", "02:aa:00:00:00:01", "demo-web1-front in host"):
+    for expected in (
+        "veth",
+        "1500",
+        links["web1"]["mac"],
+        "198.18.1.2/24",
+        "198.18.1.0/24",
+        "default",
+        "via 198.18.1.1",
+        "02:aa:00:00:00:01",
+        "demo-web1-front in host",
+    ):
         assert expected in text, expected
     assert topology.ids(":selected") == {web1}
 
@@ -248,8 +257,15 @@ def test_host_status_and_reconnect_keep_the_graph_where_it_was(topology):
     s, _ = demo_host()
     topology.send_snapshot(s.snapshot_frame("alpha", seq=5))
     page = topology.page
-    topology.server.send({"type": "host.status", "host": "alpha", "online": False,
-                          "last_seen": "2025-01-02T03:04:05Z", "agent_version": "0.1.0"})
+    topology.server.send(
+        {
+            "type": "host.status",
+            "host": "alpha",
+            "online": False,
+            "last_seen": "2025-01-02T03:04:05Z",
+            "agent_version": "0.1.0",
+        }
+    )
     page.wait_for_function("window.switchboard.cy.getElementById('alpha').hasClass('offline')")
     assert page.locator("[data-host-status='alpha']").inner_text() == "offline"
     before = topology.positions()
@@ -393,16 +409,35 @@ def test_the_legend_shows_every_look_the_graph_uses_down_included(topology):
     page.locator("#legend summary").click()
     assert page.locator("#legend-body").is_visible()
     entries = page.locator("#legend [data-legend]").all_inner_texts()
-    for expected in ("Host", "Host offline", "Namespace", "Docker namespace", "Bridge", "veth", "VXLAN",
-                     "Loopback", "Grouped endpoints", "Down", "veth pair", "Bridge port", "Link down"):
+    for expected in (
+        "Host",
+        "Host offline",
+        "Namespace",
+        "Docker namespace",
+        "Bridge",
+        "veth",
+        "VXLAN",
+        "Loopback",
+        "Grouped endpoints",
+        "Down",
+        "veth pair",
+        "Bridge port",
+        "Link down",
+    ):
         assert expected in [entry.strip() for entry in entries], expected
 
     # The down line of the legend is the colour and dash of a down link on the graph.
     swatch = page.locator("#legend [data-legend='Link down'] line")
     assert swatch.get_attribute("stroke-dasharray")
     web1, port1 = link_id("alpha", links["web1"]), link_id("alpha", links["port1"])
-    topology.send_delta({"type": "topology.delta", "host": "alpha", "seq": 2,
-                         "events": [link_event(links["port1"], up=False, state="down")]})
+    topology.send_delta(
+        {
+            "type": "topology.delta",
+            "host": "alpha",
+            "seq": 2,
+            "events": [link_event(links["port1"], up=False, state="down")],
+        }
+    )
     drawn = edge_style(topology, web1, port1, "line-color").replace(" ", "")
     assert swatch.evaluate("(line) => getComputedStyle(line).stroke").replace(" ", "") == drawn
     veth = page.locator("#legend [data-legend='veth pair'] line")
@@ -459,8 +494,15 @@ def test_an_offline_host_shows_in_the_status_and_on_the_graph_with_since_when(to
     assert pill.inner_text() == "Connected" and "status-open" in pill.get_attribute("class")
     beta_opacity = topology.on_node("beta", "e.style('opacity')")
 
-    topology.server.send({"type": "host.status", "host": "beta", "online": False,
-                          "last_seen": "2025-01-02T03:04:05Z", "agent_version": "0.1.0"})
+    topology.server.send(
+        {
+            "type": "host.status",
+            "host": "beta",
+            "online": False,
+            "last_seen": "2025-01-02T03:04:05Z",
+            "agent_version": "0.1.0",
+        }
+    )
     page.wait_for_function("window.switchboard.cy.getElementById('beta').hasClass('offline')")
     topology.idle()
     assert pill.inner_text() == "Connected · 1 of 2 hosts offline"
@@ -473,8 +515,15 @@ def test_an_offline_host_shows_in_the_status_and_on_the_graph_with_since_when(to
     assert float(topology.on_node("beta", "e.style('opacity')")) < float(beta_opacity)
     assert topology.on_node("alpha", "e.style('border-style')") == "solid"
 
-    topology.server.send({"type": "host.status", "host": "beta", "online": True,
-                          "last_seen": "2025-01-02T03:09:05Z", "agent_version": "0.1.0"})
+    topology.server.send(
+        {
+            "type": "host.status",
+            "host": "beta",
+            "online": True,
+            "last_seen": "2025-01-02T03:09:05Z",
+            "agent_version": "0.1.0",
+        }
+    )
     page.wait_for_function("!window.switchboard.cy.getElementById('beta').hasClass('offline')")
     topology.idle()
     assert pill.inner_text() == "Connected" and "status-open" in pill.get_attribute("class")
@@ -514,8 +563,12 @@ def test_operations_on_hosts_are_listed_as_they_progress(topology):
     assert ops.is_hidden()
 
     def status(op_id: str, state: str, **extra: str) -> None:
-        topology.server.send({"type": "operation.status", "operation": {
-            "id": op_id, "host": "alpha", "kind": "apply", "status": state, **extra}})
+        topology.server.send(
+            {
+                "type": "operation.status",
+                "operation": {"id": op_id, "host": "alpha", "kind": "apply", "status": state, **extra},
+            }
+        )
 
     status("op-1", "pending")
     item = topology.page.locator('[data-operation="op-1"]')
@@ -546,8 +599,18 @@ def test_a_desired_topology_that_drifted_is_marked_on_its_elements(topology):
     def status(state: str, message: str) -> None:
         desired = {"host": "alpha", "name": "demo", "status": state, "status_message": message}
         topology.layouts.desired = [desired]
-        topology.server.send({"type": "operation.status", "operation": {
-            "id": f"op-{state}", "host": "alpha", "kind": "plan", "status": "succeeded", "topology": "demo"}})
+        topology.server.send(
+            {
+                "type": "operation.status",
+                "operation": {
+                    "id": f"op-{state}",
+                    "host": "alpha",
+                    "kind": "plan",
+                    "status": "succeeded",
+                    "topology": "demo",
+                },
+            }
+        )
 
     status("drifted", "- veth demo-web1-front")
     topology.page.wait_for_function(f"() => ({marked})().length === 2")

@@ -72,26 +72,66 @@ def _edit(
         raise
 
 
+_SECTION = {"network": "networks", "node": "nodes"}
+
+
+def _section(document: Document, kind: str) -> dict[str, Any]:
+    """The networks or the nodes of the document (kind: network or node)."""
+    return document.setdefault(_SECTION[kind], {})
+
+
 def _networks(document: Document) -> dict[str, Any]:
-    return document.setdefault("networks", {})
+    return _section(document, "network")
 
 
 def _nodes(document: Document) -> dict[str, Any]:
-    return document.setdefault("nodes", {})
+    return _section(document, "node")
 
 
-def _network(document: Document, topology: Topology, name: str) -> dict[str, Any]:
-    body = _networks(document).get(name)
+def _existing(document: Document, topology: Topology, kind: str, name: str) -> dict[str, Any]:
+    body = _section(document, kind).get(name)
     if body is None:
-        raise NotFound(f"topology {topology.name} has no network {name}")
+        raise NotFound(f"topology {topology.name} has no {kind} {name}")
     return body
 
 
-def _node(document: Document, topology: Topology, name: str) -> dict[str, Any]:
-    body = _nodes(document).get(name)
-    if body is None:
-        raise NotFound(f"topology {topology.name} has no node {name}")
-    return body
+def _object_add(
+    kind: str, *, topology: Topology, version: int, user: User, name: str, body: Mapping[str, Any]
+) -> Topology:
+    def edit(document: Document) -> None:
+        if name in _section(document, kind):
+            raise Conflict(f"topology {topology.name} already has a {kind} {name}", field="name")
+        _section(document, kind)[name] = dict(body)
+
+    return _edit(
+        topology=topology,
+        version=version,
+        user=user,
+        change=f"add {kind} {name}",
+        edit=edit,
+        prefix=f"{_SECTION[kind]}.{name}",
+    )
+
+
+def _object_change(
+    kind: str, *, topology: Topology, version: int, user: User, name: str, body: Mapping[str, Any]
+) -> Topology:
+    def edit(document: Document) -> None:
+        target = _existing(document, topology, kind, name)
+        for key, value in body.items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+
+    return _edit(
+        topology=topology,
+        version=version,
+        user=user,
+        change=f"change {kind} {name}",
+        edit=edit,
+        prefix=f"{_SECTION[kind]}.{name}",
+    )
 
 
 def _attachments(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,50 +150,21 @@ def network_add(
     *, topology: Topology, version: int, user: User, name: str, body: Mapping[str, Any]
 ) -> Topology:
     """Add network `name` (body: the file's keys: subnet, gateway, mtu, nat, driver, vxlan options)."""
-
-    def edit(document: Document) -> None:
-        if name in _networks(document):
-            raise Conflict(f"topology {topology.name} already has a network {name}", field="name")
-        _networks(document)[name] = dict(body)
-
-    return _edit(
-        topology=topology,
-        version=version,
-        user=user,
-        change=f"add network {name}",
-        edit=edit,
-        prefix=f"networks.{name}",
-    )
+    return _object_add("network", topology=topology, version=version, user=user, name=name, body=body)
 
 
 def network_change(
     *, topology: Topology, version: int, user: User, name: str, body: Mapping[str, Any]
 ) -> Topology:
     """Change keys of network `name`; a key given as None goes back to its default."""
-
-    def edit(document: Document) -> None:
-        network = _network(document, topology, name)
-        for key, value in body.items():
-            if value is None:
-                network.pop(key, None)
-            else:
-                network[key] = value
-
-    return _edit(
-        topology=topology,
-        version=version,
-        user=user,
-        change=f"change network {name}",
-        edit=edit,
-        prefix=f"networks.{name}",
-    )
+    return _object_change("network", topology=topology, version=version, user=user, name=name, body=body)
 
 
 def network_delete(*, topology: Topology, version: int, user: User, name: str) -> Topology:
     """Remove network `name`; refused while nodes are attached to it (they would lose an interface)."""
 
     def edit(document: Document) -> None:
-        _network(document, topology, name)
+        _existing(document, topology, "network", name)
         attached = _using(document, name)
         if attached:
             raise Conflict(
@@ -175,50 +186,21 @@ def network_delete(*, topology: Topology, version: int, user: User, name: str) -
 
 def node_add(*, topology: Topology, version: int, user: User, name: str, body: Mapping[str, Any]) -> Topology:
     """Add node `name` (body: the file's keys: mode, networks, ports)."""
-
-    def edit(document: Document) -> None:
-        if name in _nodes(document):
-            raise Conflict(f"topology {topology.name} already has a node {name}", field="name")
-        _nodes(document)[name] = dict(body)
-
-    return _edit(
-        topology=topology,
-        version=version,
-        user=user,
-        change=f"add node {name}",
-        edit=edit,
-        prefix=f"nodes.{name}",
-    )
+    return _object_add("node", topology=topology, version=version, user=user, name=name, body=body)
 
 
 def node_change(
     *, topology: Topology, version: int, user: User, name: str, body: Mapping[str, Any]
 ) -> Topology:
     """Replace keys of node `name` (networks replaces its attachments); None removes a key."""
-
-    def edit(document: Document) -> None:
-        node = _node(document, topology, name)
-        for key, value in body.items():
-            if value is None:
-                node.pop(key, None)
-            else:
-                node[key] = value
-
-    return _edit(
-        topology=topology,
-        version=version,
-        user=user,
-        change=f"change node {name}",
-        edit=edit,
-        prefix=f"nodes.{name}",
-    )
+    return _object_change("node", topology=topology, version=version, user=user, name=name, body=body)
 
 
 def node_delete(*, topology: Topology, version: int, user: User, name: str) -> Topology:
     """Remove node `name` and its routes; refused while another node shares its namespace."""
 
     def edit(document: Document) -> None:
-        _node(document, topology, name)
+        _existing(document, topology, "node", name)
         sharing = [
             other for other, body in _nodes(document).items() if body.get("mode") == f"container:{name}"
         ]
@@ -251,7 +233,7 @@ def node_attach(
     """Attach node `name` to `network` (a new interface), with `address` or an allocated one."""
 
     def edit(document: Document) -> None:
-        node = _node(document, topology, name)
+        node = _existing(document, topology, "node", name)
         attachments = _attachments(node)
         if network in attachments:
             raise Conflict(f"node {name} is already on network {network}", field="network")
@@ -273,7 +255,7 @@ def node_detach(*, topology: Topology, version: int, user: User, name: str, netw
     """Detach node `name` from `network` (its interface there goes)."""
 
     def edit(document: Document) -> None:
-        node = _node(document, topology, name)
+        node = _existing(document, topology, "node", name)
         attachments = _attachments(node)
         if network not in attachments:
             raise InvalidInput(f"node {name} is not on network {network}", field="network")
@@ -304,7 +286,7 @@ def route_add(
     """Add a route to node `node` (body: to, via, dev)."""
 
     def edit(document: Document) -> None:
-        _node(document, topology, node)
+        _existing(document, topology, "node", node)
         document.setdefault("routes", []).append({"node": node, **body})
 
     return _edit(
@@ -322,7 +304,7 @@ def route_delete(*, topology: Topology, version: int, user: User, node: str, to:
     """Remove node `node`'s route to `to`."""
 
     def edit(document: Document) -> None:
-        _node(document, topology, node)
+        _existing(document, topology, "node", node)
         routes = document.get("routes", [])
         kept = [route for route in routes if not (route.get("node") == node and _same_destination(route, to))]
         if len(kept) == len(routes):
