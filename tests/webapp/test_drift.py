@@ -39,6 +39,9 @@ def kernel() -> dict[str, dict[str, dict[str, Any]]]:
     links = [_link("host", 5, "dr-lan"), _link("host", 6, "dr-a-lan"), _link("dr-a", 2, "eth0")]
     address = {"netns": "dr-a", "ifindex": 2, "ifname": "eth0", "family": 2, "address": "198.18.45.10",
                "prefixlen": 24, "scope": "universe"}  # fmt: skip
+    default = {"netns": "dr-a", "family": 2, "dst": "default", "gateway": "198.18.45.1", "dev": "eth0",
+               "oif": 2, "protocol": "static", "scope": "universe", "metric": None, "prefsrc": None,
+               "onlink": False}  # fmt: skip
     return {
         "namespaces": {
             "host": {"name": "host", "inode": 1, "kind": "host"},
@@ -46,7 +49,7 @@ def kernel() -> dict[str, dict[str, dict[str, Any]]]:
         },
         "links": {f"{link['netns']}|{link['index']}": link for link in links},
         "addresses": {"a1": address},
-        "routes": {},
+        "routes": {"r1": default},
         "neighbours": {},
         "fdb": {},
     }
@@ -64,8 +67,13 @@ def test_nothing_is_missing_from_what_apply_made() -> None:
         (lambda s: s["links"]["host|6"].update(up=False), "~ veth dr-a-lan is down"),
         (lambda s: s["links"].pop("host|5"), "- bridge dr-lan is gone"),
         (lambda s: s["addresses"].pop("a1"), "- address 198.18.45.10/24 on eth0 in dr-a is gone"),
+        (lambda s: s["routes"].pop("r1"), "- route 0.0.0.0/0 in dr-a is gone"),
+        (
+            lambda s: s["routes"]["r1"].update(gateway="198.18.45.254"),
+            "~ route 0.0.0.0/0 in dr-a goes via 198.18.45.254, not 198.18.45.1",
+        ),
     ],
-    ids=["namespace", "veth", "veth-down", "bridge", "address"],
+    ids=["namespace", "veth", "veth-down", "bridge", "address", "route-gone", "route-changed"],
 )
 def test_what_is_gone_or_down_is_named(change: Callable[[dict], Any], line: str) -> None:
     state = kernel()

@@ -3,9 +3,9 @@
 Reconcile on connect plans a host's topologies (netcore's plan is the full comparison). Between
 connects, the agent's events keep the host's state current in the web app (webapp.hosts.consumers
 saves it at most once a second); after each save, drift_check compares it with every topology whose
-last operation applied it, and records what is gone or down, so the topology shows `drifted` within a
-second or two of someone deleting a veth or flushing an address by hand. Nothing is repaired unless
-the topology has auto_repair (or a user asks: services.topology_repair).
+last operation applied it, and records what is gone, down or routed elsewhere, so the topology shows
+`drifted` within a second or two of someone deleting a veth, flushing an address or changing a route
+by hand. Nothing is repaired unless the topology has auto_repair (or a user asks: topology_repair).
 
 `missing` is pure: netcore's parser (spec) and naming rules (names) say what the topology made.
 """
@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from ipaddress import ip_network
 from typing import Any
 
 from django.db import transaction
 
 from netcore import names
 from netcore.errors import InvalidSpec
+from netcore.ipam import IPAddress, IPNetwork
 from netcore.topology import spec as topology_spec
-from netcore.topology.spec import TopologySpec
+from netcore.topology.spec import NodeSpec, TopologySpec
 from webapp.networks.models import Topology
 from webapp.networks.services import last_applied, topologies_auto_repair
 
 State = Mapping[str, Mapping[str, Mapping[str, Any]]]
+_IP_VERSION = {2: 4, 10: 6}  # a route's address family (AF_INET, AF_INET6) as an IP version
 
 
 def missing(spec: TopologySpec, state: State) -> list[str]:
-    """What of the topology the state lacks (gone) or has down, one line each, in file order."""
+    """What of the topology the state lacks (gone), has down or routes elsewhere, one line each, in
+    file order."""
     held = state.get("namespaces", {}).values()
     namespaces = {ns["name"] for ns in held}
     host_ns = next((ns["name"] for ns in held if ns.get("kind") == "host"), None)
@@ -38,6 +42,10 @@ def missing(spec: TopologySpec, state: State) -> list[str]:
         (a["netns"], a.get("ifname"), f"{a['address']}/{a['prefixlen']}")
         for a in state.get("addresses", {}).values()
     }
+    routes: dict[str, dict[tuple[int, str], Mapping]] = {}
+    for route in state.get("routes", {}).values():
+        family = _IP_VERSION.get(route.get("family"))
+        routes.setdefault(route["netns"], {})[(family, route["dst"])] = route
     lines: list[str] = []
 
     def link_line(netns: str | None, name: str, what: str) -> None:
@@ -63,6 +71,37 @@ def missing(spec: TopologySpec, state: State) -> list[str]:
             cidr = f"{att.address}/{prefix}"
             if (netns, att.ifname) in links and (netns, att.ifname, cidr) not in addresses:
                 lines.append(f"- address {cidr} on {att.ifname} in {netns} is gone")
+        if all((netns, att.ifname) in links for att in node.attachments):  # else the routes went with it
+            lines += _route_lines(netns, wanted_routes(spec, node), routes.get(netns, {}))
+    return lines
+
+
+def wanted_routes(spec: TopologySpec, node: NodeSpec) -> list[tuple[IPNetwork, IPAddress | None]]:
+    """The routes apply gives the namespace of `node` (destination, gateway): the file's routes of
+    the nodes living there and, unless they give one, a default route via the gateway of its first
+    network (as netcore.topology.desired does)."""
+    netns = names.namespace_name(spec.name, node.name)
+    wanted = [(r.to, r.via) for r in spec.routes if topology_spec.netns_of(spec, r.node) == netns]
+    if node.attachments:
+        first = node.attachments[0]
+        if not any(to.prefixlen == 0 and to.version == first.address.version for to, _ in wanted):
+            gateway = spec.networks[first.network].gateway
+            wanted.insert(0, (ip_network("0.0.0.0/0" if gateway.version == 4 else "::/0"), gateway))
+    return wanted
+
+
+def _route_lines(
+    netns: str, wanted: list[tuple[IPNetwork, IPAddress | None]], have: Mapping[tuple[int, str], Mapping]
+) -> list[str]:
+    lines = []
+    for to, via in wanted:
+        route = have.get((4 if to.version == 4 else 6, "default" if to.prefixlen == 0 else str(to)))
+        if route is None:
+            lines.append(f"- route {to} in {netns} is gone")
+        elif via is not None and route.get("gateway") != str(via):
+            lines.append(
+                f"~ route {to} in {netns} goes via {route.get('gateway') or 'no gateway'}, not {via}"
+            )
     return lines
 
 
