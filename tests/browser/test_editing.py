@@ -243,7 +243,9 @@ def applied(running: Running) -> str:
     return name
 
 
-BRIDGE_ID = """(name) => { for (const h of Object.values(window.switchboard.model.hosts))
+# the page's module may not have run yet when the test starts asking: no window.switchboard then
+BRIDGE_ID = """(name) => { if (!window.switchboard) return null;
+  for (const h of Object.values(window.switchboard.model.hosts))
   for (const [id, link] of h.links) if (link.name === name) return id; return null; }"""
 GRAPH_READY = "(id) => window.switchboard.cy.getElementById(id).nonempty()"
 
