@@ -88,6 +88,11 @@ $('#topologies-body').addEventListener('click', async (event) => {
 // Operations: plan, then apply what it showed
 
 const waiting = new Map(); // operation id -> {topology, kind}
+// "host/name" -> the plan whose result the panel shows when it comes; an apply (or a newer plan)
+// started meanwhile makes an older plan's result stale: it is never shown over what followed
+const currentPlan = new Map();
+const keyOf = (topology) => `${topology.host}/${topology.name}`;
+const DONE = { apply: 'Applied', destroy: 'Destroyed', repair: 'Repaired' };
 
 async function start(topology, kind) {
   const { status, data } = await api(actionUrl(topology, kind), { method: 'POST', body: {} });
@@ -96,18 +101,37 @@ async function start(topology, kind) {
     return;
   }
   waiting.set(data.operation, { topology, kind });
+  if (kind === 'plan') currentPlan.set(keyOf(topology), data.operation);
+  else currentPlan.delete(keyOf(topology));
   operations.update({ id: data.operation, host: topology.host, kind, status: data.status });
   if (kind === 'plan') showPlan(topology, `Planning ${topology.name} on ${topology.host}…`, []);
+}
+
+/** The end of an apply, destroy or repair, in the plan panel when it shows that topology. */
+function showOutcome(asked, operation) {
+  if (!planned || keyOf(planned) !== keyOf(asked.topology)) return;
+  const { name, host } = asked.topology;
+  const text =
+    operation.status === 'succeeded'
+      ? `${DONE[asked.kind] ?? 'Done:'} ${name} on ${host}.`
+      : `The ${asked.kind} of ${name} ${operation.status === 'cancelled' ? 'was cancelled' : 'failed'}: ${operation.error ?? operation.status}`;
+  showPlan(asked.topology, text, []);
 }
 
 async function finished(operation) {
   const asked = waiting.get(operation.id);
   waiting.delete(operation.id);
-  await refresh();
-  if (!asked || asked.kind !== 'plan') return;
+  const refreshed = refresh(); // the list, meanwhile
+  if (!asked) return refreshed;
+  if (asked.kind !== 'plan') {
+    showOutcome(asked, operation);
+    return refreshed;
+  }
+  if (currentPlan.get(keyOf(asked.topology)) !== operation.id) return refreshed; // stale: something followed it
+  currentPlan.delete(keyOf(asked.topology));
   if (operation.status !== 'succeeded') {
     showPlan(asked.topology, `The plan failed: ${operation.error ?? operation.status}`, []);
-    return;
+    return refreshed;
   }
   const { data } = await api(`${page.operations_url}${encodeURIComponent(operation.id)}/`);
   const lines = planLines(data.result);
@@ -115,6 +139,7 @@ async function finished(operation) {
     ? `What applying ${asked.topology.name} on ${asked.topology.host} would change:`
     : 'Nothing to change: the host already matches.';
   showPlan(asked.topology, what, lines, lines.length > 0);
+  return refreshed;
 }
 
 const SYMBOL = { create: '+', update: '~', delete: '-' };
@@ -176,8 +201,7 @@ function onFrame(frame) {
 const detail = createDetailView({
   canOperate: page.can_operate,
   onEdited: async (topology, what) => {
-    await refresh();
-    if (what) await start(topology, 'plan');
+    await Promise.all([refresh(), what ? start(topology, 'plan') : null]);
   },
   onDeleted: async () => {
     location.hash = '';
