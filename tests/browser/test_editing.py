@@ -112,6 +112,10 @@ def test_an_operator_builds_a_network_with_the_forms_and_traffic_crosses_it(runn
                 "No networks yet — add one, then add nodes to it."
             )
             expect(page.locator("#detail-nodes-empty")).to_contain_text("add a network first")
+            # hidden means hidden, whatever display a class gives (a .button is inline-flex): the
+            # plan's Apply button must not show, nor be clicked, before there is a plan to apply
+            display = "(selector) => getComputedStyle(document.querySelector(selector)).display"
+            assert page.evaluate(display, "#plan-apply") == "none"
 
             page.get_by_role("button", name="Add network").click()
             dialog = page.get_by_role("dialog")
