@@ -34,3 +34,33 @@ export function subUrl(topology, ...parts) {
   const text = search.toString();
   return `${path}${suffix}${text ? `?${text}` : ''}`;
 }
+
+/**
+ * `read` (an async function of no arguments) run at most once at a time: calls made while it runs
+ * fold into one more run after it, whose promise they get. A burst of "something changed" (three
+ * operation.status frames per operation) costs two reads instead of one each.
+ */
+export function coalesced(read) {
+  let current = null;
+  let next = null;
+  const call = () => {
+    if (!current) {
+      current = read().finally(() => {
+        current = null;
+      });
+      return current;
+    }
+    next ??= current.then(
+      () => {
+        next = null;
+        return call();
+      },
+      () => {
+        next = null;
+        return call();
+      },
+    );
+    return next;
+  };
+  return call;
+}

@@ -4,7 +4,7 @@
 // comes on the browser socket as `operation.status` frames (socket.js), so the plan appears, and
 // the list follows, without a reload.
 
-import { api } from './api.js';
+import { api, coalesced } from './api.js';
 import { $, el } from './dom.js';
 import { linkLines, showFileErrors } from './file-errors.js';
 import { createOperationsView } from './operations.js';
@@ -26,11 +26,19 @@ function actionUrl(topology, action) {
 
 let topologies = [];
 
-async function refresh() {
+let listStale = false; // something changed while the list was hidden behind a topology's detail
+
+/** Read the list again (coalesced); while a topology's detail hides it, only note that it is stale. */
+const readList = coalesced(async () => {
   const { status, data } = await api(`${page.topologies_url}?page_size=500`);
   if (status !== 200) return;
   topologies = data.results;
   render();
+});
+
+function refresh() {
+  listStale = $('#topologies-section').hidden;
+  return listStale ? Promise.resolve() : readList();
 }
 
 function render() {
@@ -216,6 +224,7 @@ async function route() {
   if ($('#create')) $('#create').hidden = open;
   if (!open) {
     detail.hide();
+    if (listStale) refresh();
     return;
   }
   const url = `${page.topologies_url}${encodeURIComponent(name)}/?${new URLSearchParams({ host })}`;

@@ -3,7 +3,7 @@
 // in a YAML editor, the auto-repair switch and deletion. Every edit ends in `onEdited(detail)`, where
 // the page shows the plan of it for the user to apply.
 
-import { api, subUrl } from './api.js';
+import { api, coalesced, subUrl } from './api.js';
 import { $, el } from './dom.js';
 import { linkLines, showFileErrors } from './file-errors.js';
 import { TopologyEditor } from './topology-edits.js';
@@ -161,8 +161,8 @@ export function createDetailView({ canOperate, onEdited, onDeleted }) {
     onEdited(detail, what);
   }
 
-  /** Read the topology shown again (its status changed, or someone edited it). */
-  async function refresh() {
+  /** Read the topology shown again (its status changed, or someone edited it); coalesced. */
+  const refresh = coalesced(async () => {
     if (!editor) return;
     const shown = editor;
     const { status, data } = await api(shown.topology.url);
@@ -173,7 +173,7 @@ export function createDetailView({ canOperate, onEdited, onDeleted }) {
     } else if (status === 404) {
       hide();
     }
-  }
+  });
 
   // --- the whole file, in YAML --------------------------------------------------------------------
 
