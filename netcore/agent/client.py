@@ -10,7 +10,6 @@ import random
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -257,39 +256,40 @@ class Agent:
                 report = {"type": "progress", "id": command_id, "done": done, "total": total}
                 loop.call_soon_threadsafe(self._spawn, self._send_now({**report, "step": PROGRESS_STEP}))
 
+        model = self.model if frame.get("action") in CHANGING else None
         try:
-            async with self._command_lock, self._model_held(frame.get("action") in CHANGING):
-                reply = await asyncio.to_thread(
-                    run_command,
-                    frame.get("action"),
-                    frame.get("topology"),
-                    progress=progress,
-                    cancelled=command.cancel.is_set,
-                )
+            async with self._command_lock:
+                if model is not None:
+                    model.hold()
+                try:
+                    reply = await asyncio.to_thread(
+                        run_command,
+                        frame.get("action"),
+                        frame.get("topology"),
+                        progress=progress,
+                        cancelled=command.cancel.is_set,
+                    )
+                    settling = {"settling": True} if model is not None else {}
+                    await self._send_now({"type": "result", "id": command_id, **reply, **settling})
+                finally:
+                    if model is not None:
+                        await self._settle(model, command_id)
         finally:
             if isinstance(command_id, str):
                 self._commands.pop(command_id, None)
-        await self._send_now({"type": "result", "id": command_id, **reply})
 
-    @contextlib.asynccontextmanager
-    async def _model_held(self, hold: bool) -> AsyncIterator[None]:
-        """While a command changes the kernel, the live model waits (LiveModel.hold: the apply runs
-        at netcore's own speed); after it, the model catches up and what changed goes out as deltas
-        before the command's result, so the web app never sees an apply succeed on an old state."""
-        model = self.model if hold else None
-        if model is None:
-            yield
-            return
-        model.hold()
-        try:
-            yield
-        finally:
-            model.release()
-            for event in model.take_events():
-                self.changes.add(event)
-            if self._flush_at is not None:
-                self._flush_at.cancel()
-            await self._flush()
+    async def _settle(self, model: LiveModel, command_id: object) -> None:
+        """After a command that changed the kernel with the live model held (LiveModel.hold: the
+        apply runs at netcore's own speed, and its result goes out at once, marked `settling`): the
+        model catches up, what changed goes out as deltas, then `settled` says the state is whole
+        again (the web app checks drift only then). The next command waits for this."""
+        model.release()
+        for event in model.take_events():
+            self.changes.add(event)
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+        await self._flush()
+        await self._send_now({"type": "settled", "id": command_id})
 
     def _cancel(self, command_id: object) -> None:
         """Ask the command with that id to stop at its next safe point; one that has ended (or was

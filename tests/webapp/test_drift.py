@@ -17,6 +17,7 @@ from webapp.networks import selectors, services
 from webapp.networks.drift import drift_check, missing
 from webapp.networks.models import Topology
 from webapp.operations.models import Operation
+from webapp.topology.models import HostState
 
 DOC = """\
 name: dr
@@ -179,3 +180,33 @@ def test_repair_through_the_api(
     assert repair.document == Operation.objects.get(topology=topology, status="succeeded").document
     never = operator.api().post(f"/api/v1/topologies/{other.name}/repair/")
     assert never.status_code == 409 and "apply it instead" in never.json()["message"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_drift_waits_until_the_changes_of_a_settling_command_are_all_in(
+    sockets: Sockets, make_host: Callable[..., AgentHost]
+) -> None:
+    """An agent answers an apply before its live model has sent what the apply made (`settling`):
+    the state it has sent so far lacks part of the topology, which is no drift. Once `settled`, the
+    state is whole, and what it still lacks is drift."""
+    h = await database_sync_to_async(make_host)("h1")
+    await database_sync_to_async(_applied)(h.host)
+    agent = await sockets.agent(h.token)
+    plan = await agent.receive_json_from(RECEIVE_TIMEOUT)  # the reconcile on connect
+    counts = {"create": 0, "update": 0, "delete": 0}
+    nothing = {"topology": "dr", "applied": False, "counts": counts, "changes": []}
+    await agent.send_json_to(
+        {"v": 1, "type": "result", "id": plan["id"], "ok": True, "result": nothing, "settling": True}
+    )
+    partial = kernel()
+    partial["links"].pop("host|6")  # not sent yet
+    await agent.send_json_to({"v": 1, "type": "snapshot", "seq": 1, "state": partial})
+
+    def saved() -> bool:
+        return HostState.objects.filter(host_id=h.host.id, seq=1).exists()
+
+    await eventually(saved)
+    assert (await database_sync_to_async(_status)())[0] == "ready"
+    await agent.send_json_to({"v": 1, "type": "settled", "id": plan["id"]})
+    await eventually(lambda: _status()[0] == "drifted")

@@ -63,6 +63,12 @@ def test_a_good_hello_parses() -> None:
             "unknown fields ['eta']",
             False,
         ),
+        (
+            '{"v": 1, "type": "result", "id": "c1", "ok": true, "result": {}, "settling": "yes"}',
+            "field 'settling' must be a boolean, not a string",
+            False,
+        ),
+        ('{"v": 1, "type": "settled"}', "missing field 'id'", False),
     ],
 )
 def test_bad_frames_are_refused_with_a_reason(text: str | None, message: str, resync: bool) -> None:
@@ -78,6 +84,12 @@ def test_a_progress_frame_parses_with_or_without_its_step() -> None:
     )
     assert (frame["done"], frame["total"], frame["step"]) == (128, 500, "building nodes")
     assert "step" not in frame_parse('{"v": 1, "type": "progress", "id": "c1", "done": 0, "total": 0}')
+
+
+def test_a_result_may_say_its_changes_are_still_settling() -> None:
+    frame = frame_parse('{"v": 1, "type": "result", "id": "c1", "ok": true, "result": {}, "settling": true}')
+    assert frame["settling"] is True
+    assert frame_parse('{"v": 1, "type": "settled", "id": "c1"}')["id"] == "c1"
 
 
 def _documented_types(heading: str) -> set[str]:

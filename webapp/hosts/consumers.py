@@ -84,6 +84,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.save_lock = asyncio.Lock()
         self.save_task: asyncio.Task | None = None
         self.drift_task: asyncio.Task | None = None  # networks.drift of the saved state (see _save)
+        # commands answered whose changes the agent is still sending (result "settling", then "settled"):
+        # the state is not the kernel's yet, so drift is not checked until they settle
+        self.settling: set[str] = set()
         self.drift_state: dict[str, Any] | None = None  # the saved state it has yet to check
         self.token_task = asyncio.create_task(self._watch_token())
         group = layer.agent_group(host.id)
@@ -190,6 +193,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self._save_soon()
 
     async def _on_result(self, frame: dict[str, Any]) -> None:
+        if frame.get("settling"):
+            self.settling.add(frame["id"])
         reply = {"ok": frame["ok"], "result": frame.get("result"), "error": frame.get("error")}
         operation = await database_sync_to_async(operation_finish)(
             host_id=self.host.id, operation_id=frame["id"], reply=reply
@@ -203,6 +208,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if frame["id"] == self.running:
             self.running = None
             await self._operations_next()
+
+    async def _on_settled(self, frame: dict[str, Any]) -> None:
+        """The agent has sent every change of a command it answered: the state is whole again, and
+        its drift is checked with the next save."""
+        self.settling.discard(frame["id"])
+        self._save_soon()
 
     async def _on_progress(self, frame: dict[str, Any]) -> None:
         """How far the running operation is: browsers hear every report (the agent sends at most
@@ -384,6 +395,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
             except DatabaseError:
                 log.exception("host %s: could not store its state", self.host)
                 return
+        if self.settling:
+            return  # a command's changes are still coming: _on_settled saves (and checks) again
         self.drift_state = state
         if self.drift_task is None or self.drift_task.done():
             self.drift_task = asyncio.create_task(self._drift())

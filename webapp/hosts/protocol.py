@@ -47,10 +47,11 @@ _FIELDS: dict[str, dict[str, type | _Text]] = {
     "delta": {"seq": int, "events": list},
     "result": {"id": _Text(MAX_ID), "ok": bool},
     "progress": {"id": _Text(MAX_ID), "done": int, "total": int},
+    "settled": {"id": _Text(MAX_ID)},
     "pong": {"id": _Text(MAX_ID)},
     "error": {"error": dict},
 }
-_OPTIONAL: dict[str, set[str]] = {"result": {"result", "error"}, "progress": {"step"}}
+_OPTIONAL: dict[str, set[str]] = {"result": {"result", "error", "settling"}, "progress": {"step"}}
 _ENVELOPE = {"v", "type"}
 
 _DELETE_ALL_BUT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
@@ -208,6 +209,9 @@ def _progress_check(progress: dict[str, Any]) -> None:
 
 
 def _result_check(result: dict[str, Any]) -> None:
+    if "settling" in result and not isinstance(result["settling"], bool):
+        kind = json_type(result["settling"])
+        raise ProtocolError(f"result: field 'settling' must be a boolean, not {kind}")
     if result["ok"]:
         if not isinstance(result.get("result"), dict):
             raise ProtocolError("result: ok is true, so field 'result' must be an object")
