@@ -57,9 +57,7 @@ class _EditApi(APIView):
         self, request: Request, name: str, body_version: int | None, run: Any, created: bool = False
     ) -> Response:
         version, if_match = version_read(request, body_version)
-        topology: Topology = selectors.topology_get(
-            name=name, host=request.query_params.get("host") or None, children=False
-        )
+        topology: Topology = selectors.topology_get(name=name, host=request.query_params.get("host") or None)
         with stale_as_412(if_match):
             updated = run(topology=topology, version=version, user=request.user)
         response = topology_response(updated)

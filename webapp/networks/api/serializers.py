@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from netcore.topology.spec import MAX_DOCUMENT_BYTES
 from webapp.networks.models import Network, Node, Topology
-from webapp.networks.selectors import TOPOLOGY_STATUSES, topology_status
+from webapp.networks.selectors import TOPOLOGY_STATUSES, topology_nodes, topology_status
 
 
 @extend_schema_field(
@@ -149,7 +149,12 @@ class DesiredTopologyListOutputSerializer(_TopologyFields):
 
 class DesiredTopologyOutputSerializer(_TopologyFields):
     networks = _NetworkFields(many=True, source="networks.all")
-    nodes = _NodeFields(many=True, source="nodes.all")
+    nodes = serializers.SerializerMethodField()
+
+    @extend_schema_field(_NodeFields(many=True))
+    def get_nodes(self, topology: Topology) -> list[dict[str, Any]]:
+        # rows, not instances: a 500-node topology's instances and fields took a tenth of a second
+        return topology_nodes(topology)
 
 
 class NetworkOutputSerializer(_NetworkFields):

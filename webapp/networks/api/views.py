@@ -194,7 +194,7 @@ class TopologyDetailApi(APIView):
         responses={200: DesiredTopologyOutputSerializer, **error_responses()},
     )
     def get(self, request: Request, name: str) -> Response:
-        return topology_response(selectors.topology_get(name=name, host=_host_param(request), children=False))
+        return topology_response(selectors.topology_get(name=name, host=_host_param(request)))
 
     @extend_schema(
         summary="Replace a topology with a new version of its file",
@@ -206,7 +206,7 @@ class TopologyDetailApi(APIView):
         },
     )
     def put(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        topology = selectors.topology_get(name=name, host=_host_param(request))
         data = TopologyUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         version, if_match = version_read(request, data.validated_data.get("version"))
@@ -230,7 +230,7 @@ class TopologyDetailApi(APIView):
         responses={204: None, **error_responses(e409="Stale version.", e412="If-Match stale.")},
     )
     def delete(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        topology = selectors.topology_get(name=name, host=_host_param(request))
         header = if_match_version(request)
         with stale_as_412(header is not None):
             services.topology_delete(
@@ -253,7 +253,7 @@ class TopologyExportApi(APIView):
         responses={(200, "application/yaml"): OpenApiTypes.STR, **error_responses()},
     )
     def get(self, request: Request, name: str) -> HttpResponse:
-        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        topology = selectors.topology_get(name=name, host=_host_param(request))
         pinned = request.query_params.get("pinned", "").lower() in ("1", "true", "yes")
         text = services.topology_yaml(topology=topology, pinned=pinned)
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
@@ -283,7 +283,7 @@ class TopologyPreviewApi(APIView):
         },
     )
     def get(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        topology = selectors.topology_get(name=name, host=_host_param(request))
         host_forwards = request.query_params.get("host_forwards", "").lower() in ("1", "true", "yes")
         return Response(topology_preview(topology=topology, host_forwards=host_forwards))
 
@@ -295,7 +295,7 @@ class _TopologyCommandApi(APIView):
     action: str
 
     def run(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        topology = selectors.topology_get(name=name, host=_host_param(request))
         operation = services.topology_operation(topology=topology, kind=self.action, user=request.user)
         return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
@@ -350,7 +350,7 @@ class TopologyRepairApi(APIView):
         },
     )
     def post(self, request: Request, name: str) -> Response:
-        topology = selectors.topology_get(name=name, host=_host_param(request), children=False)
+        topology = selectors.topology_get(name=name, host=_host_param(request))
         operation = services.topology_repair(topology=topology, user=request.user)
         return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
