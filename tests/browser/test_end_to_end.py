@@ -116,6 +116,15 @@ def log_in(page: Any, user: str, then: str) -> None:
         page.goto(then)
 
 
+def remove_namespaces(agent: Proc, topology: str) -> None:
+    """Delete the topology's namespaces from the agent's /run, even after a failed step (nothing
+    of a test's topology may stay)."""
+    if agent.alive:
+        with contextlib.suppress(AssertionError):
+            names = f"$(ip netns list | grep -o '^{topology}-[a-z0-9]*')"
+            in_agent_mounts(agent, f"for n in {names}; do ip netns del $n; done")
+
+
 def in_agent_mounts(agent: Proc, script: str) -> str:
     """Run a shell script in the agent's namespaces (network and mount: its private /run/netns)."""
     done = subprocess.run(
@@ -451,8 +460,5 @@ def test_an_operator_builds_a_network_in_the_browser_and_traffic_crosses_it(stac
     try:
         run_in_browser(steps, web=web, agent=agent)
     finally:
-        if agent.alive:  # nothing of the topology may stay, even when a step failed
-            with contextlib.suppress(AssertionError):
-                names = f"$(ip netns list | grep -o '^{TOPOLOGY}-[a-z0-9]*')"
-                in_agent_mounts(agent, f"for n in {names}; do ip netns del $n; done")
+        remove_namespaces(agent, TOPOLOGY)
     assert agent.alive and web.proc.alive

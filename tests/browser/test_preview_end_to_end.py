@@ -4,15 +4,14 @@ who reaches whom and names the node it interrupts."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from tests.browser.test_end_to_end import (
     HOST,
     PASSWORD,
-    in_agent_mounts,
     log_in,
     page_of,
+    remove_namespaces,
     run_in_browser,
     stack,  # noqa: F401 (a fixture)
     wait_for_agent,
@@ -90,8 +89,5 @@ def test_the_plan_shows_who_will_reach_whom_and_what_an_edit_interrupts(stack: S
     try:
         run_in_browser(steps, web=web, agent=agent)
     finally:
-        if agent.alive:  # nothing of the topology may stay, even when a step failed
-            with contextlib.suppress(AssertionError):
-                names = f"$(ip netns list | grep -o '^{TOPOLOGY}-[a-z0-9]*')"
-                in_agent_mounts(agent, f"for n in {names}; do ip netns del $n; done")
+        remove_namespaces(agent, TOPOLOGY)
     assert agent.alive and web.proc.alive
