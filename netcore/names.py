@@ -104,11 +104,29 @@ def _name_problem(name: object, *, max_bytes: int) -> str | None:
         return f"{excerpt(name)} cannot be encoded as UTF-8"
     if size > max_bytes:
         return f"{excerpt(name)} is {size} bytes long (at most {max_bytes})"
-    for char in name:
-        if char in "/:":
-            return f"{excerpt(name)} contains {char!r}, which names cannot contain"
-        if char.isspace() or unicodedata.category(char) == "Cc":
-            return f"{excerpt(name)} contains whitespace or a control character"
+    for position, char in enumerate(name, start=1):
+        what = _forbidden(char)
+        if what:
+            return f"{excerpt(name)} contains {what} at character {position}, which names cannot contain"
+    return None
+
+
+_MARKUP = frozenset("<>&\"'`")
+
+
+def _forbidden(char: str) -> str | None:
+    """What a character is, when names may not hold it: path separators, whitespace and control
+    characters, invisible and bidirectional formatting characters (U+202E makes a terminal show a
+    name backwards) and markup characters (a name ends up in HTML, logs and shell commands)."""
+    code = f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+    if char in "/:":
+        return repr(char)
+    if char.isspace() or unicodedata.category(char) == "Cc":
+        return f"whitespace or a control character ({code})"
+    if unicodedata.category(char) == "Cf":
+        return f"an invisible or bidirectional formatting character ({code})"
+    if char in _MARKUP:
+        return f"the markup character {char!r}"
     return None
 
 
@@ -132,9 +150,21 @@ def validate_netns_name(name: object, *, field: str) -> None:
 def validate_topology_name(name: object, *, field: str = "name") -> None:
     """Refuse a topology name that is not 1-8 characters of a-z, 0-9 and '-'."""
     if not isinstance(name, str) or not _TOPOLOGY_NAME.fullmatch(name):
+        found = first_outside(name, "abcdefghijklmnopqrstuvwxyz0123456789-") if isinstance(name, str) else ""
         raise InvalidSpec(
-            f"{field}: {excerpt(name)} must be 1 to 8 characters of a-z, 0-9 and '-'", obj=field
+            f"{field}: {excerpt(name)} must be 1 to 8 characters of a-z, 0-9 and '-'{found}", obj=field
         )
+
+
+def first_outside(name: str, allowed: str) -> str:
+    """Where `name` first leaves the characters `allowed`, for an error message:
+    " (not '<' at character 5)", with the code and name of one that does not show; "" if it does not."""
+    for position, char in enumerate(name, start=1):
+        if char not in allowed:
+            shown = repr(char) if char.isprintable() and not char.isspace() else ""
+            code = f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
+            return f" (not {shown or code} at character {position})"
+    return ""
 
 
 def fit_ifname(name: str) -> str:

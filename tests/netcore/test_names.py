@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -31,6 +32,15 @@ def test_valid_ifnames(name):
         ("a\x00b", "whitespace or a control character"),
         ("a\x7f", "whitespace or a control character"),
         ("a\u2028", "whitespace or a control character"),
+        ("ab\u202ecd", "bidirectional formatting character (U+202E RIGHT-TO-LEFT OVERRIDE) at character 3"),
+        (
+            "a\u200bb",
+            "invisible or bidirectional formatting character (U+200B ZERO WIDTH SPACE) at character 2",
+        ),
+        ("sxh-<script>", "the markup character '<' at character 5"),
+        ("a&b", "the markup character '&' at character 2"),
+        ('a"b', "the markup character '\"' at character 2"),
+        ("a`b", "the markup character '`' at character 2"),
         (".", "is not allowed as a name"),
         ("..", "is not allowed as a name"),
         (7, "must be a string"),
@@ -55,21 +65,35 @@ def test_valid_topology_names(name):
     names.validate_topology_name(name)
 
 
+def test_a_topology_name_says_which_character_is_wrong_and_where():
+    with pytest.raises(InvalidSpec, match=re.escape("(not '<' at character 3)")):
+        names.validate_topology_name("ab<c")
+    with pytest.raises(InvalidSpec, match=re.escape("(not U+202E RIGHT-TO-LEFT OVERRIDE at character 2)")):
+        names.validate_topology_name("a\u202eb")
+
+
 @pytest.mark.parametrize("name", ["", "123456789", "Demo", "de_mo", "dé", "a.b", "demo\n", 12, None])
 def test_invalid_topology_names(name):
     with pytest.raises(InvalidSpec, match=r"^name: .* must be 1 to 8 characters of a-z, 0-9 and '-'"):
         names.validate_topology_name(name)
 
 
-# An independent statement of the rule: 1-15 UTF-8 bytes, none of / : whitespace or C0/DEL/C1 controls.
-_IFNAME_RULE = re.compile(r"[^/:\s\x00-\x1f\x7f-\x9f]+")
+# An independent statement of the rule: 1-15 UTF-8 bytes, none of / : whitespace, C0/DEL/C1
+# controls, markup characters, or Unicode format characters (bidi overrides, zero-width ones).
+_IFNAME_RULE = re.compile(r"[^/:\s\x00-\x1f\x7f-\x9f<>&\"'`]+")
 
 
 def _rule_accepts(name: str) -> bool:
-    return bool(_IFNAME_RULE.fullmatch(name)) and len(name.encode()) <= 15 and name not in (".", "..")
+    formatting = any(unicodedata.category(c) == "Cf" for c in name)
+    return (
+        bool(_IFNAME_RULE.fullmatch(name))
+        and not formatting
+        and len(name.encode()) <= 15
+        and name not in (".", "..")
+    )
 
 
-_tricky = st.sampled_from(list("a.-_é日🙂/: \t\n\x00\x7f\x85\xa0\u2028\u3000"))
+_tricky = st.sampled_from(list("a.-_é日🙂/: \t\n\x00\x7f\x85\xa0\u2028\u3000<&\u202e\u200b\u2066"))
 _texts = st.text(_tricky | st.characters(exclude_categories=("Cs",)), max_size=18)
 
 

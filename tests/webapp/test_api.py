@@ -128,3 +128,19 @@ def test_api_errors_outside_views_are_json_too(operator: Account, monkeypatch: p
     assert big.status_code in (400, 413) and big.json()["error"] in ("BadRequest", "InvalidInput"), (
         big.content[:200]
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("web<1>", "(not '<' at character 4)"),
+        ("ab\u202ecd", "(not U+202E RIGHT-TO-LEFT OVERRIDE at character 3)"),
+    ],
+)
+def test_a_bad_host_name_says_which_character_and_where(name: str, said: str) -> None:
+    from webapp.errors import InvalidInput
+    from webapp.hosts.services import host_create
+
+    with pytest.raises(InvalidInput) as caught:
+        host_create(name=name)
+    assert caught.value.field == "name" and caught.value.message.endswith(said)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from netcore import names
 from webapp import layer
 from webapp.audit.services import audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
@@ -22,6 +24,7 @@ from webapp.hosts.selectors import lease_period
 
 TOKEN_PREFIX = "sbh_"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+NAME_CHARACTERS = string.ascii_letters + string.digits + "._-"
 
 
 def token_hash(token: str) -> str:
@@ -73,7 +76,8 @@ def host_create(
     name = name.strip()
     if not NAME_RE.fullmatch(name):
         raise InvalidInput(
-            "a host name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            "a host name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            + names.first_outside(name, NAME_CHARACTERS),
             field="name",
         )
     if Host.objects.filter(name=name).exists():
