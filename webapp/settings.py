@@ -1,7 +1,8 @@
 """Django settings for Switchboard.
 
 Configuration comes from the environment: SWITCHBOARD_SECRET_KEY, SWITCHBOARD_DEBUG,
-SWITCHBOARD_ALLOWED_HOSTS (comma-separated), DATABASE_URL (postgres://user:pass@host:port/name,
+SWITCHBOARD_ALLOWED_HOSTS (comma-separated), SWITCHBOARD_TRUSTED_ORIGINS (comma-separated public
+URLs, for CSRF and browsers' websockets behind a proxy), DATABASE_URL (postgres://user:pass@host:port/name,
 postgres://user@/name?host=/socket/dir or sqlite:///path), REDIS_URL (redis://host:6379/0, the
 channel layer shared by several workers) and SWITCHBOARD_AGENT_LEASE (seconds a host counts as
 online after its agent's connection last renewed its presence; default 15).
@@ -100,8 +101,13 @@ def _database(url: str | None) -> dict[str, Any]:
 
 SECRET_KEY = _secret_key(VAR_DIR / "secret_key")
 DEBUG = _env_bool("SWITCHBOARD_DEBUG")
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"] + [
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"] + [
     h.strip() for h in os.environ.get("SWITCHBOARD_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+# Public URLs the dashboard is served at when that is not what its requests say (behind a TLS proxy:
+# https://switchboard.example); browsers' websockets and unsafe requests from them are accepted
+CSRF_TRUSTED_ORIGINS = [
+    o.strip().rstrip("/") for o in os.environ.get("SWITCHBOARD_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
 
 INSTALLED_APPS = [

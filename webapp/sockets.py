@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import ParseResult
 
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 
 def header_token(scope: dict[str, Any]) -> str | None:
@@ -19,20 +19,34 @@ def header_token(scope: dict[str, Any]) -> str | None:
     return None
 
 
-class BrowserOriginValidator(OriginValidator):
-    """Refuse a handshake whose Origin header names a host not in ALLOWED_HOSTS.
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Whether a websocket handshake may go on, by its Origin header: none (a script with a token,
+    not a browser), the very scheme, host and port the request was made to (same origin, that host
+    in ALLOWED_HOSTS), or one of CSRF_TRUSTED_ORIGINS. Scheme and port count: http://127.0.0.1:9999
+    and https://localhost are other origins than http://localhost:8000."""
+    headers = {name.lower(): value.decode("latin1") for name, value in scope.get("headers", [])}
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if origin in (trusted.lower() for trusted in settings.CSRF_TRUSTED_ORIGINS):
+        return True
+    host = headers.get(b"host", "").strip().lower()
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return False
+    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+    return origin == f"{scheme}://{host}"
 
-    Browsers always send Origin on websockets (that is what stops cross-site socket hijacking
-    with the session cookie); clients without one (scripts using a token) are let through.
-    """
+
+class BrowserOriginValidator:
+    """ASGI wrapper refusing (403 at the handshake) a websocket whose Origin is not allowed
+    (origin_allowed): what stops another site's page from opening a socket with the session cookie."""
 
     def __init__(self, application: Any) -> None:
-        super().__init__(application, allowed_origins=[])
+        self.application = application
 
-    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
-        if parsed_origin is None:
-            return True
-        return any(
-            pattern == "*" or self.match_allowed_origin(parsed_origin, pattern)
-            for pattern in settings.ALLOWED_HOSTS
-        )
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not origin_allowed(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)

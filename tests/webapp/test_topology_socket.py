@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
@@ -61,14 +62,38 @@ async def test_refused_with_a_host_token(sockets: Sockets, make_host: Callable[.
 
 async def test_accepted_with_a_session_and_a_same_site_origin(sockets: Sockets, viewer: Account) -> None:
     cookie = await database_sync_to_async(_session_cookie)(viewer)
-    ws = sockets.open("/ws/topology/", [(b"cookie", cookie), (b"origin", b"http://localhost:8000")])
-    assert (await ws.connect())[0]
+    headers = [(b"cookie", cookie), (b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000")]
+    assert (await sockets.open("/ws/topology/", headers).connect())[0]
 
 
-async def test_refused_from_a_foreign_origin_even_with_a_session(sockets: Sockets, viewer: Account) -> None:
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        (b"localhost:8000", b"https://evil.example"),  # another site
+        (b"localhost:8000", b"https://localhost:8000"),  # another scheme
+        (b"localhost:8000", b"http://localhost:9999"),  # another port
+        (b"localhost:8000", b"http://127.0.0.1:8000"),  # another host, though an allowed one
+        (b"evil.example:8000", b"http://evil.example:8000"),  # same origin, on a host not allowed
+        (b"", b"http://localhost:8000"),  # no Host to compare with
+    ],
+)
+async def test_refused_from_another_origin_even_with_a_session(
+    sockets: Sockets, viewer: Account, host: bytes, origin: bytes
+) -> None:
     cookie = await database_sync_to_async(_session_cookie)(viewer)
-    ws = sockets.open("/ws/topology/", [(b"cookie", cookie), (b"origin", b"https://evil.example")])
-    assert (await ws.connect())[0] is False
+    headers = [(b"cookie", cookie), (b"host", host), (b"origin", origin)]
+    assert (await sockets.open("/ws/topology/", headers).connect())[0] is False
+
+
+async def test_a_trusted_origin_is_accepted_behind_a_proxy(
+    sockets: Sockets, viewer: Account, settings: Any
+) -> None:
+    """Behind a TLS proxy the request says http://127.0.0.1:8000; the browser's page is at the
+    public URL, which SWITCHBOARD_TRUSTED_ORIGINS names."""
+    settings.CSRF_TRUSTED_ORIGINS = ["https://switchboard.example"]
+    cookie = await database_sync_to_async(_session_cookie)(viewer)
+    headers = [(b"cookie", cookie), (b"host", b"127.0.0.1:8000"), (b"origin", b"https://switchboard.example")]
+    assert (await sockets.open("/ws/topology/", headers).connect())[0]
 
 
 async def test_accepted_with_a_user_token(sockets: Sockets, viewer: Account) -> None:
