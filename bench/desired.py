@@ -75,7 +75,7 @@ import json, time
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-client = Client(HTTP_AUTHORIZATION="Token " + TOKEN)
+client = Client(HTTP_AUTHORIZATION="Token " + TOKEN, HTTP_HOST="localhost")
 client.get({LIST_PATH!r})
 with CaptureQueriesContext(connection) as ctx:
     t = time.perf_counter()

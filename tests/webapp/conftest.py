@@ -321,6 +321,8 @@ def run_on_database(function: Callable[..., Any], database_url: str, *args: Any)
     script = (
         "import django, json, sys\n"
         "django.setup()\n"
+        "from django.test.utils import setup_test_environment\n"
+        "setup_test_environment()\n"  # as pytest-django does: the test client's host is allowed
         "from django.core.management import call_command\n"
         "call_command('migrate', verbosity=0)\n"
         f"from {function.__module__} import {name}\n"
