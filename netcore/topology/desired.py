@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from netcore import names
 from netcore.topology.nat import NatWant, nat_wants
-from netcore.topology.spec import TopologySpec, netns_of
+from netcore.topology.spec import TopologySpec, default_route, home_node, netns_of
 
 SEGMENT_PORTS = 128
 
@@ -226,12 +226,10 @@ def desired(spec: TopologySpec) -> Desired:
             for position, att in enumerate(node.attachments)
         )
         routes = list(routes_of.get(netns, ()))
-        if ports and not any(
-            r.to.prefixlen == 0 and r.to.version == ports[0].address.version for r in routes
-        ):
-            via = spec.networks[ports[0].network].gateway
-            default = ipaddress.ip_network("0.0.0.0/0" if via.version == 4 else "::/0")
-            routes.insert(0, RouteWant(netns, node.name, default, via, ports[0].ifname, ports[0].index))
+        default = default_route(spec, node, (r.to for r in routes))
+        if default is not None:
+            to, via = default
+            routes.insert(0, RouteWant(netns, node.name, to, via, ports[0].ifname, ports[0].index))
         shared = tuple(sorted(shared_by.get(netns, ())))
         alias = names.owner_alias(topology=topo, role="node", node=node.name, shared=shared)
         nodes.append(NodeWant(node.name, netns, alias, ports, tuple(routes), shared))
@@ -240,11 +238,7 @@ def desired(spec: TopologySpec) -> Desired:
 
 def _ifindex(spec: TopologySpec, node: str, dev: str) -> int | None:
     """The fixed ifindex of `dev` (eth<N> has index N + 2) in the namespace holding `node`."""
-    current = spec.nodes[node]
-    while current.mode == "container":
-        assert current.container is not None, "a node in container mode names the node it shares"
-        current = spec.nodes[current.container]
-    for position, att in enumerate(current.attachments):
+    for position, att in enumerate(home_node(spec, node).attachments):
         if att.ifname == dev:
             return position + 2
     return None

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from netcore.errors import Unsupported
 from netcore.ipam import IPAddress, IPNetwork
-from netcore.topology.spec import NetworkSpec, NodeSpec, TopologySpec
+from netcore.topology.spec import NetworkSpec, NodeSpec, TopologySpec, default_route, home_node
 
 #: How the host namespace is written in a pair's path.
 HOST = "(host)"
@@ -196,7 +196,7 @@ class _Model:
         self.trips: dict[tuple[int, IPAddress, bool], _Trip] = {}
 
     def _file_routes(self) -> None:
-        defaults: dict[str, set[int]] = {}
+        file_routes: dict[str, list[IPNetwork]] = {}
         for r in self.spec.routes:
             home = _home_of(self.spec, r.node)
             if home == HOST:
@@ -212,17 +212,14 @@ class _Model:
                 on = space.lookup(r.via)
                 network = on.network if on else None
             space.routes.append(_Route(r.to, r.via, network))
-            if r.to.prefixlen == 0:
-                defaults.setdefault(home, set()).add(r.to.version)
+            file_routes.setdefault(home, []).append(r.to)
         for node in self.spec.nodes.values():
-            if node.name not in self.spaces or not node.attachments:
+            if node.name not in self.spaces:
                 continue
-            first = node.attachments[0]
-            if first.address.version in defaults.get(node.name, ()):
-                continue
-            net = self.spec.networks[first.network]
-            default = net.subnet.supernet(new_prefix=0)
-            self.spaces[node.name].routes.append(_Route(default, net.gateway, net.name))
+            default = default_route(self.spec, node, file_routes.get(node.name, ()))
+            if default is not None:
+                to, via = default
+                self.spaces[node.name].routes.append(_Route(to, via, node.attachments[0].network))
 
     def neighbour(self, network: str, address: IPAddress) -> str | None:
         """The namespace on `network` that answers for `address` (ARP or neighbour discovery)."""
@@ -317,11 +314,8 @@ class _Model:
 
 def _home_of(spec: TopologySpec, node: str) -> str:
     """The node whose namespace `node` is in (following container mode), or HOST for host mode."""
-    current = spec.nodes[node]
-    while current.mode == "container":
-        assert current.container is not None, "a node in container mode names the node it shares"
-        current = spec.nodes[current.container]
-    return HOST if current.mode == "host" else current.name
+    home = home_node(spec, node)
+    return HOST if home.mode == "host" else home.name
 
 
 def reach(

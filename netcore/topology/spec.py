@@ -59,10 +59,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Protocol, TypedDict, TypeGuard, TypeVar
 
 import yaml
@@ -202,17 +202,36 @@ class TopologySpec:
     routes: tuple[RouteSpec, ...] = ()
 
 
-def netns_of(spec: TopologySpec, node: str) -> str | None:
-    """The namespace holding `node`'s interfaces: container mode follows the chain; host mode is None."""
+def home_node(spec: TopologySpec, node: str) -> NodeSpec:
+    """The node whose namespace holds `node`'s interfaces: itself, or the end of its container chain."""
     current = spec.nodes.get(node)
     if current is None:
         raise InvalidSpec(f"node {node} is not in topology {spec.name}", obj=node)
     while current.mode == "container":
         assert current.container is not None, "a node in container mode names the node it shares"
         current = spec.nodes[current.container]
-    if current.mode == "host":
+    return current
+
+
+def netns_of(spec: TopologySpec, node: str) -> str | None:
+    """The namespace holding `node`'s interfaces: container mode follows the chain; host mode is None."""
+    home = home_node(spec, node)
+    return None if home.mode == "host" else names.namespace_name(spec.name, home.name)
+
+
+def default_route(
+    spec: TopologySpec, node: NodeSpec, file_routes: Iterable[IPNetwork]
+) -> tuple[IPNetwork, IPAddress] | None:
+    """The default route apply gives the namespace of `node` (mode bridge or none), as (destination,
+    gateway): via the gateway of its first network, out of its first interface, unless the file's
+    routes for that namespace (`file_routes`, their destinations) give one of that IP family."""
+    if not node.attachments:
         return None
-    return names.namespace_name(spec.name, current.name)
+    version = node.attachments[0].address.version
+    if any(to.prefixlen == 0 and to.version == version for to in file_routes):
+        return None
+    gateway = spec.networks[node.attachments[0].network].gateway
+    return ip_network("0.0.0.0/0" if version == 4 else "::/0"), gateway
 
 
 def parse(data: object, *, source: str = "<input>") -> TopologySpec:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from ipaddress import ip_network
 from typing import Any
 
 from django.db import transaction
@@ -78,16 +77,11 @@ def missing(spec: TopologySpec, state: State) -> list[str]:
 
 def wanted_routes(spec: TopologySpec, node: NodeSpec) -> list[tuple[IPNetwork, IPAddress | None]]:
     """The routes apply gives the namespace of `node` (destination, gateway): the file's routes of
-    the nodes living there and, unless they give one, a default route via the gateway of its first
-    network (as netcore.topology.desired does)."""
+    the nodes living there and the default route netcore adds (spec.default_route)."""
     netns = names.namespace_name(spec.name, node.name)
     wanted = [(r.to, r.via) for r in spec.routes if topology_spec.netns_of(spec, r.node) == netns]
-    if node.attachments:
-        first = node.attachments[0]
-        if not any(to.prefixlen == 0 and to.version == first.address.version for to, _ in wanted):
-            gateway = spec.networks[first.network].gateway
-            wanted.insert(0, (ip_network("0.0.0.0/0" if gateway.version == 4 else "::/0"), gateway))
-    return wanted
+    default = topology_spec.default_route(spec, node, (to for to, _ in wanted))
+    return wanted if default is None else [default, *wanted]
 
 
 def _route_lines(
