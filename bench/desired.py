@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +47,7 @@ from bench import ncrun
 from bench.figures import Context, Result, figure
 from bench.hostns import NETNS_DIR, REPO_ROOT, nsenter, run_in
 from bench.live import DAPHNE_OPTIONS, WAIT_FOR_PORT, StackError, _manage, _spawn, _start, _stop, percentile
-from netcore.netns import netns_run
+from tests.stack.harness import http_call
 
 PORT = 8765
 AGENT_HOST = "bench-p8"
@@ -115,26 +113,9 @@ class P8Stack:
     # HTTP, from a socket made inside the namespace
 
     def http(self, method: str, path: str, body: Any = None, *, timeout: float = 120.0) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
-        conn.sock = netns_run(
-            path=str(NETNS_DIR / self.ns),
-            fn=lambda: socket.create_connection(("127.0.0.1", PORT), timeout=timeout),
+        return http_call(
+            str(NETNS_DIR / self.ns), PORT, method, path, token=self.token, body=body, timeout=timeout
         )
-        headers = {"Accept": "application/json", "Authorization": f"Token {self.token}"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=payload, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        try:
-            return response.status, json.loads(raw)
-        except ValueError:
-            return response.status, raw.decode(errors="replace")
 
     def expect(self, status: int, method: str, path: str, body: Any = None) -> Any:
         got, answer = self.http(method, path, body)

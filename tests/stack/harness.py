@@ -164,9 +164,11 @@ class Cleanups:
 # -- sockets inside the namespace -----------------------------------------------------------------
 
 
-def ns_connect(ns: HostNs, port: int, *, timeout: float = 5.0) -> socket.socket:
-    """A TCP connection to 127.0.0.1:port of the namespace (the socket is made inside it)."""
-    return netns_run(path=ns.path, fn=lambda: socket.create_connection(("127.0.0.1", port), timeout=timeout))
+def ns_connect(netns_path: str, port: int, *, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection to 127.0.0.1:port of the namespace at `netns_path` (the socket is made inside it)."""
+    return netns_run(
+        path=netns_path, fn=lambda: socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    )
 
 
 def ns_free_port(ns: HostNs) -> int:
@@ -179,7 +181,7 @@ def ns_free_port(ns: HostNs) -> int:
 
 
 def http_call(
-    ns: HostNs,
+    netns_path: str,
     port: int,
     method: str,
     path: str,
@@ -188,9 +190,10 @@ def http_call(
     body: Any = None,
     timeout: float = 60.0,
 ) -> tuple[int, Any]:
-    """One HTTP request to 127.0.0.1:port in the namespace; returns (status, JSON body or text)."""
+    """One HTTP request to 127.0.0.1:port in the namespace at `netns_path`; returns (status, JSON body
+    or text)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    conn.sock = ns_connect(ns, port, timeout=timeout)
+    conn.sock = ns_connect(netns_path, port, timeout=timeout)
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Token {token}"
@@ -212,7 +215,7 @@ def http_call(
 
 async def ws_connect(ns: HostNs, port: int, path: str, *, token: str | None) -> ClientConnection:
     """A websocket client on ws://127.0.0.1:port/path inside the namespace."""
-    sock = ns_connect(ns, port)
+    sock = ns_connect(ns.path, port)
     headers = {"Authorization": f"Token {token}"} if token else {}
     return await connect(
         f"ws://127.0.0.1:{port}{path}",
@@ -388,7 +391,7 @@ class Web:
     proc: Proc
 
     def http(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-        return http_call(self.stack.ns, self.port, method, path, token=token, body=body)
+        return http_call(self.stack.ns.path, self.port, method, path, token=token, body=body)
 
     def healthz(self) -> dict:
         status, body = self.http("GET", "/healthz")
@@ -595,7 +598,7 @@ def start_redis(stack: Stack) -> str:
     deadline = time.monotonic() + 10
     while True:
         assert proc.alive, f"redis-server exited:\n{proc.tail()}"
-        with contextlib.suppress(OSError), ns_connect(stack.ns, port, timeout=1) as s:
+        with contextlib.suppress(OSError), ns_connect(stack.ns.path, port, timeout=1) as s:
             s.sendall(b"PING\r\n")
             if s.recv(16).startswith(b"+PONG"):
                 return f"redis://127.0.0.1:{port}/0"

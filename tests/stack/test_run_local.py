@@ -59,7 +59,7 @@ async def test_make_run_prints_the_login_last_and_stops_cleanly(make_stack, stop
     assert "ensureadmin --reset-password" in box
     before = output[: output.rindex("Switchboard is running")]
     assert "Listening on TCP address" in before and '"WSCONNECT /ws/agent/"' in before
-    assert http_call(stack.ns, port, "GET", "/healthz")[1]["agents"] == 1
+    assert http_call(stack.ns.path, port, "GET", "/healthz")[1]["agents"] == 1
 
     children = session_members(run.pid)
     assert any("daphne" in cmd for cmd in children.values()), children
