@@ -139,9 +139,10 @@ def _host_param(request: Request) -> str | None:
     return request.query_params.get("host") or None
 
 
-def topology_response(topology: Topology) -> Response:
-    """The topology as stored, with its version as the ETag (for If-Match)."""
-    stored = selectors.topology_get(name=topology.name, host=topology.host.name)
+def topology_response(topology: Topology, *, fresh: bool = False) -> Response:
+    """The topology as stored, with its version as the ETag (for If-Match); read again after a
+    write, unless `fresh` (it comes from topology_get)."""
+    stored = topology if fresh else selectors.topology_get(name=topology.name, host=topology.host.name)
     return Response(DesiredTopologyOutputSerializer(stored).data, headers={"ETag": f'"{stored.version}"'})
 
 
@@ -194,7 +195,7 @@ class TopologyDetailApi(APIView):
         responses={200: DesiredTopologyOutputSerializer, **error_responses()},
     )
     def get(self, request: Request, name: str) -> Response:
-        return topology_response(selectors.topology_get(name=name, host=_host_param(request)))
+        return topology_response(selectors.topology_get(name=name, host=_host_param(request)), fresh=True)
 
     @extend_schema(
         summary="Replace a topology with a new version of its file",
