@@ -164,6 +164,11 @@ async def test_a_host_whose_worker_dies_goes_offline_on_the_others_and_comes_bac
     assert [h["online"] for h in hosts if h["name"] == "alpha"] == [True]
     op = await finished(web_b, queued)  # run by the agent's new connection, on worker A2
     assert op["status"] == "succeeded" and op["result"]["counts"]["create"] > 0, op
+    # the frame crosses Redis after the row is written: the API can tell first
+    await browser.until(
+        lambda: any(f["operation"]["status"] == "succeeded" for f in browser.operation_frames(queued)),
+        what=f"operation.status succeeded of {queued}, over Redis",
+    )
     assert [f["operation"]["status"] for f in browser.operation_frames(queued)] == [
         "pending",
         "running",
