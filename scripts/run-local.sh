@@ -3,16 +3,19 @@
 # The agent runs as root (it changes the kernel); the web app never needs to.
 # Once both are up it prints how to log in, last, in a box: the first admin's generated password is
 # kept in var/admin-password (mode 0600; SWITCHBOARD_ADMIN_PASSWORD_FILE names another file) and shown
-# on every start for as long as it still works.
+# on every start for as long as it still works, but only on a terminal: when the output goes to a pipe
+# or a file (a log), the box says where the password is instead.
 # Ctrl-C (exit status 130) or SIGTERM (exit status 0) stops both; neither is left running.
 set -eu
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8000}
 PY=.venv/bin/python
 URL="http://127.0.0.1:$PORT/"
-PASSWORD_FILE=${SWITCHBOARD_ADMIN_PASSWORD_FILE:-var/admin-password}
+PASSWORD_FILE=${SWITCHBOARD_ADMIN_PASSWORD_FILE:-${SWITCHBOARD_VAR_DIR:-var}/admin-password}
 
-LOGIN=$($PY manage.py ensureadmin --url "$URL" --password-file "$PASSWORD_FILE")
+HIDE=--hide-password
+[ -t 1 ] && HIDE=
+LOGIN=$($PY manage.py ensureadmin --url "$URL" --password-file "$PASSWORD_FILE" $HIDE)
 # A fresh token for the local agent each run (the web app keeps only its hash).
 HOST=$(hostname)
 TOKEN=$({ $PY manage.py hosttoken "$HOST" --rotate 2>/dev/null || $PY manage.py hosttoken "$HOST"; } | tail -n 1)

@@ -8,21 +8,68 @@ channel layer shared by several workers) and SWITCHBOARD_AGENT_LEASE (seconds a 
 online after its agent's connection last renewed its presence; default 15).
 Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
 an in-memory channel layer (one process).
+SWITCHBOARD_VAR_DIR (default: var/ in the repository; a relative path is taken from the repository) is
+where those files live, with `make run`'s var/admin-password: a directory of mode 0700, its files 0600.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
+# Files the web app writes are its user's alone. Not by os.umask(0o077) here: pytest-django imports
+# these settings into the test runner, so a umask would change the mode of everything the test run
+# and what it starts (the root agent, dnsmasq, PostgreSQL, Redis) create. Instead var/ is 0700, which
+# alone keeps other users out of all in it (test databases, var/static), and its files are 0600.
+
+
+def _owner_only(path: Path) -> None:
+    """Make the directory `path` (var/) its owner's alone: created with mode 0700, or, when it exists,
+    it and the files and directories directly in it lose their group and other bits. So a checkout set
+    up before this (var/ 0755, db.sqlite3 0644) is fixed by its next start.
+
+    Only what this process's user owns is changed and what it cannot read is left alone: the stack
+    tests run daphne as nobody beside the repository's root-owned var/ (their database is elsewhere).
+    Symbolic links are not followed.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    uid = os.geteuid()
+    try:
+        st = path.stat()
+        if st.st_uid == uid and st.st_mode & 0o077:
+            path.chmod(st.st_mode & 0o700)
+        entries = list(path.iterdir())
+    except OSError:  # not ours to enter
+        return
+    for entry in entries:
+        try:
+            st = entry.lstat()
+            if st.st_uid == uid and (S_ISREG(st.st_mode) or S_ISDIR(st.st_mode)) and st.st_mode & 0o077:
+                entry.chmod(st.st_mode & 0o700)
+        except OSError:  # gone meanwhile (another test run's database)
+            continue
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 unless it exists. For var/db.sqlite3: SQLite creates a database
+    file 0644 (less the umask), an empty file is an empty database to it, and it gives the database's
+    -journal, -wal and -shm files the database file's mode, so all are 0600 from the first migrate on."""
+    with contextlib.suppress(OSError):  # there already, or not ours to make: SQLite says so if it must
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
+VAR_DIR = BASE_DIR / (os.environ.get("SWITCHBOARD_VAR_DIR") or "var")
+_owner_only(VAR_DIR)
+if not os.environ.get("DATABASE_URL"):
+    _private_file(VAR_DIR / "db.sqlite3")  # the default database, see _database
 
 
 def _env_bool(name: str, default: bool = False) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from io import StringIO
 from pathlib import Path
 
@@ -98,6 +100,39 @@ def test_ensureadmin_reset_password(tmp_path: Path) -> None:
     assert password != first and admin.check_password(password) and admin.is_superuser
     assert path.read_text() == password + "\n"
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_ensureadmin_hide_password_names_the_file_instead(tmp_path: Path) -> None:
+    """What `make run` does when its output is not a terminal: the password goes to the file alone."""
+    path = tmp_path / "admin-password"
+    where = f"  password: in {path} (mode 0600, readable by {pwd.getpwuid(os.geteuid()).pw_name} only)"
+    lines = run("ensureadmin", "--password-file", str(path), "--hide-password")
+    password = path.read_text().strip()
+    assert lines == [
+        f"Created the first admin (saved in {path}, mode 0600).",
+        "Log in at http://127.0.0.1:8000/accounts/login/",
+        "  user:     admin",
+        where,
+    ]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert get_user_model().objects.get(username="admin").check_password(password)
+
+    again = run("ensureadmin", "--password-file", str(path), "--hide-password")
+    assert "still works" in again[0] and again[-1] == where
+    assert run("ensureadmin", "--password-file", str(path))[-1] == f"  password: {password}"  # on a terminal
+
+    reset = run("ensureadmin", "--reset-password", "--password-file", str(path), "--hide-password")
+    new = path.read_text().strip()
+    assert new != password and reset[-1] == where
+    assert not [line for line in reset if new in line]
+    assert get_user_model().objects.get(username="admin").check_password(new)
+
+
+def test_ensureadmin_hide_password_without_a_file_is_refused() -> None:
+    for args in (["--hide-password"], ["--hide-password", "--reset-password"]):
+        with pytest.raises(CommandError, match="--hide-password needs --password-file"):
+            run("ensureadmin", *args)
+    assert not get_user_model().objects.exists()  # refused before making or changing anyone
 
 
 def test_hosttoken_create_rotate_revoke() -> None:
