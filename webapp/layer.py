@@ -13,6 +13,8 @@ Groups:
   operation; if it is the one the connection runs, it sends the agent a `cancel` frame.
   `agent.revoke`: close with 4003.
   `agent.replace` {channel}: a newer connection of the same host took over; close.
+- A browser socket's own channel gets `identity.revoked` {reason} from its worker's identity watch
+  (webapp.accounts.identity): its user or credential no longer stands; it closes with 4003.
 - A browser socket's own channel also gets `host.presence` {offline: [host.status messages]}
   from its worker's presence watch (webapp.topology.presence): the hosts without a presence lease
   now; the socket sends the browser those it last showed online.

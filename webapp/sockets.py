@@ -8,14 +8,14 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from webapp.accounts.tokens import authorization_token
+
 
 def header_token(scope: dict[str, Any]) -> str | None:
-    """The token of an `Authorization: Token <t>` handshake header, else None."""
+    """The token of an `Authorization: Token <t>` (or `Bearer <t>`) handshake header, else None."""
     for name, value in scope.get("headers", []):
         if name.lower() == b"authorization":
-            scheme, _, token = value.decode("latin1").strip().partition(" ")
-            if scheme.lower() == "token" and token.strip():
-                return token.strip()
+            return authorization_token(value.decode("latin1"))
     return None
 
 

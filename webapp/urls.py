@@ -7,10 +7,12 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp import views
+from webapp.accounts import views as accounts_views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/topology/"), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/tokens/", accounts_views.token_list_view, name="tokens"),
     path("accounts/", include("webapp.accounts.urls")),
     path("hosts/", include("webapp.hosts.urls")),
     path("topology/", include("webapp.topology.urls")),

@@ -597,7 +597,11 @@ function setStatus(status, delay = 0, failures = 0) {
   document.body.dataset.wsStatus = status === 'open' ? 'open' : 'closed';
   const pill = $('#conn-status');
   if (status === 'open') renderConnectedStatus();
-  else if (status === 'connecting') {
+  else if (status === 'ended') {
+    pill.className = 'status status-closed';
+    pill.textContent = 'Signed out';
+    pill.title = 'The server ended this session: reload the page';
+  } else if (status === 'connecting') {
     pill.className = 'status status-connecting';
     pill.textContent = 'Connecting…';
     pill.title = '';

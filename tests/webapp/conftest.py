@@ -32,7 +32,7 @@ from rest_framework.test import APIClient
 
 from netcore.model import Link
 from webapp.accounts.models import Role
-from webapp.accounts.services import user_save, user_token
+from webapp.accounts.services import token_create, user_save
 from webapp.asgi import application
 from webapp.hosts import consumers as agent_consumers
 from webapp.hosts import services as host_services
@@ -69,7 +69,7 @@ class Account:
 
 def make_account(username: str, role: Role) -> Account:
     user, _ = user_save(username=username, role=role)
-    return Account(user=user, token=user_token(user=user))
+    return Account(user=user, token=token_create(owner=user, name="tests")[1])
 
 
 @pytest.fixture

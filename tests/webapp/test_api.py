@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_the_api_needs_credentials(path: str) -> None:
     response = APIClient().get(path)
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     assert response.json() == {
         "error": "NotAuthenticated",
         "message": "Authentication credentials were not provided.",

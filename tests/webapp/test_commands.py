@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
+from webapp.accounts.selectors import token_find
 from webapp.hosts.models import Host
 from webapp.hosts.services import host_authenticate
 
@@ -31,8 +31,8 @@ def _groups(username: str) -> list[str]:
 def test_adduser_creates_with_a_role_and_prints_the_token_last() -> None:
     lines = run("adduser", "alice", "--role", "operator", "--password", "s3cret-pass")
     user = get_user_model().objects.get(username="alice")
-    assert lines[-1] == Token.objects.get(user=user).key
-    assert lines[-2].startswith("API token for alice ")  # every value printed says what it is
+    assert token_find(key=lines[-1]).user == user
+    assert lines[-2].startswith("API token for alice, shown only now ")  # every value printed says what it is
     assert not [line for line in lines if "s3cret-pass" in line]
     assert _groups("alice") == ["operator"]
     assert user.check_password("s3cret-pass")
@@ -42,7 +42,10 @@ def test_adduser_creates_with_a_role_and_prints_the_token_last() -> None:
 def test_adduser_updates_to_exactly_one_role_and_keeps_the_token() -> None:
     token = run("adduser", "bob", "--role", "viewer")[-1]
     lines = run("adduser", "bob", "--role", "admin")
-    assert lines[-1] == token
+    assert lines == ["updated user bob (admin)"]  # the token is shown only when made
+    assert token_find(key=token).status == "active"
+    new = run("adduser", "bob", "--role", "admin", "--new-token")[-1]
+    assert new != token and token_find(key=new).user.username == "bob"
     user = get_user_model().objects.get(username="bob")
     assert _groups("bob") == ["admin"]
     assert user.is_staff and user.is_superuser

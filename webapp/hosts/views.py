@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from webapp.accounts.selectors import user_can_manage
+from webapp.accounts.tokens import authorization_token
 from webapp.api_errors import status_for
 from webapp.errors import DomainError
 from webapp.hosts import selectors
@@ -48,17 +49,18 @@ def _downloader(request: HttpRequest) -> HttpResponse | None:
     """None when the request may download the agent (a logged-in user, or a host's own token)."""
     if request.user.is_authenticated:
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if not scheme:
+    header = request.headers.get("Authorization", "")
+    if not header.strip():
         return redirect_to_login(request.get_full_path())
-    if scheme != "Token" or host_authenticate(token=token.strip()) is None:
+    token = authorization_token(header)
+    if token is None or host_authenticate(token=token) is None:
         raise PermissionDenied("Unknown or revoked host token.")
     return None
 
 
 @require_safe
 def agent_download_view(request: HttpRequest) -> HttpResponse:
-    """The agent's zipapp, for a logged-in user or (`Authorization: Token <host token>`) a host."""
+    """The agent's zipapp, for a logged-in user or (`Authorization: Token|Bearer <host token>`) a host."""
     if refused := _downloader(request):
         return refused
     if agent_archive() is None:

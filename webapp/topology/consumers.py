@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from webapp import layer
+from webapp.accounts.identity import identity_of, identity_watch
 from webapp.hosts.protocol import VERSION, error_frame
 from webapp.topology.presence import presence_watch
 from webapp.topology.selectors import HostTopology, topology_list
@@ -38,6 +39,7 @@ class TopologyConsumer(AsyncWebsocketConsumer):
         self.sent: dict[str, int] = {}  # host → seq of the last frame sent for it
         self.online: dict[str, bool] = {}  # host → online as last told to the browser
         self.awaiting: set[str] = set()  # online hosts whose live state was asked for
+        identity_watch().join(self.channel_name, await database_sync_to_async(identity_of)(self.scope))
         await self.channel_layer.group_add(layer.TOPOLOGY, self.channel_name)
         presence_watch().join(self.channel_name)
         await self.accept()
@@ -59,6 +61,7 @@ class TopologyConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(layer.TOPOLOGY, self.channel_name)
         presence_watch().leave(self.channel_name)
+        identity_watch().leave(self.channel_name)
         for task in (self.fallback, self.resync_task):
             if task:
                 task.cancel()
@@ -102,6 +105,12 @@ class TopologyConsumer(AsyncWebsocketConsumer):
 
     async def desired_changed(self, event: dict[str, Any]) -> None:
         await self._send(event)
+
+    async def identity_revoked(self, event: dict[str, Any]) -> None:
+        """This worker's identity watch: the user or credential of this socket no longer stands
+        (webapp.accounts.identity). Say why, then close with 4003: the browser does not reconnect."""
+        await self._send({"type": "session.ended", "reason": event["reason"]})
+        await self.close(code=layer.CLOSE_FORBIDDEN)
 
     async def host_presence(self, event: dict[str, Any]) -> None:
         """This worker's presence watch: `offline` holds a `host.status` for every host without a
