@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest
 from rest_framework import exceptions, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -41,6 +43,18 @@ def status_for(exc: errors.DomainError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
+def payload_too_large(request: HttpRequest) -> dict[str, str]:
+    """The error body of a request whose body is over DATA_UPLOAD_MAX_MEMORY_SIZE (answered 413)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        size = f"is {length} bytes; the limit is {limit} bytes"
+    else:  # no Content-Length (a chunked body) or one below what came
+        size = f"is over the limit of {limit} bytes"
+    message = f"the request body {size} (set by the server's SWITCHBOARD_MAX_BODY)"
+    return {"error": "PayloadTooLarge", "message": message}
+
+
 def _render_as_json(context: dict) -> None:
     """Errors are JSON whatever the view renders otherwise (the schema view negotiates YAML)."""
     request = context.get("request")
@@ -55,6 +69,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, errors.DomainError):
         set_rollback()
         return Response(exc.to_dict(), status=status_for(exc))
+    if isinstance(exc, RequestDataTooBig):  # Django's, raised where DRF reads the body (request.data)
+        body = payload_too_large(context["request"])
+        return Response(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)  # also Http404 / PermissionDenied, auth headers
     if response is None:
         return None  # a bug: Django reports it as a 500

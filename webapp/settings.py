@@ -4,8 +4,11 @@ Configuration comes from the environment: SWITCHBOARD_SECRET_KEY, SWITCHBOARD_DE
 SWITCHBOARD_ALLOWED_HOSTS (comma-separated), SWITCHBOARD_TRUSTED_ORIGINS (comma-separated public
 URLs, for CSRF and browsers' websockets behind a proxy), DATABASE_URL (postgres://user:pass@host:port/name,
 postgres://user@/name?host=/socket/dir or sqlite:///path), REDIS_URL (redis://host:6379/0, the
-channel layer shared by several workers) and SWITCHBOARD_AGENT_LEASE (seconds a host counts as
-online after its agent's connection last renewed its presence; default 15).
+channel layer shared by several workers), SWITCHBOARD_AGENT_LEASE (seconds a host counts as
+online after its agent's connection last renewed its presence; default 15), SWITCHBOARD_BEHIND_TLS
+(1: served through a TLS reverse proxy, see "Security" at the end), SWITCHBOARD_MAX_BODY (largest
+request body in bytes; default 16 MiB) and SWITCHBOARD_EMAIL_HOST, SWITCHBOARD_EMAIL_PORT,
+SWITCHBOARD_EMAIL_FROM (mail for password resets; without a host there is no password reset).
 Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
 an in-memory channel layer (one process).
 SWITCHBOARD_VAR_DIR (default: var/ in the repository; a relative path is taken from the repository) is
@@ -258,7 +261,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["webapp.api_parsers.JSONParser"],  # DRF's, with 400s that say where
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "webapp.api_errors.exception_handler",
 }
@@ -274,3 +277,73 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
 if (NODE_MODULES / "swagger-ui-dist").is_dir():  # served locally when npm installed it, else the CDN
     SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = f"/{STATIC_URL}swagger-ui-dist"
     SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = f"/{STATIC_URL}swagger-ui-dist/favicon-32x32.png"
+
+
+# -- Security: headers, cookies, TLS, request size, password reset --------------------------------
+# Always on, whatever the deployment: the session cookie is out of scripts' reach (Django's default,
+# stated) and not sent on other sites' cross-site subrequests; browsers must not guess content types,
+# send this site's URLs as Referer elsewhere, or frame its pages.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# SWITCHBOARD_BEHIND_TLS=1: browsers reach the dashboard only through a reverse proxy that ends TLS
+# and forwards plain HTTP and the websockets to daphne on 127.0.0.1, setting X-Forwarded-Proto (README:
+# "Behind a TLS reverse proxy"). Cookies then travel over HTTPS only, browsers are told to use HTTPS
+# for a year (this host only: other names of the domain may not have it), and a request counts as
+# secure when the proxy's X-Forwarded-Proto says https; only trust that with daphne unreachable but
+# through the proxy, which must set the header itself. SECURE_SSL_REDIRECT stays off: the proxy
+# redirects http:// to https://, and daphne behind it only ever sees plain HTTP.
+BEHIND_TLS = _env_bool("SWITCHBOARD_BEHIND_TLS")
+SESSION_COOKIE_SECURE = BEHIND_TLS
+CSRF_COOKIE_SECURE = BEHIND_TLS
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if BEHIND_TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS else None
+SECURE_SSL_REDIRECT = False
+
+# Content-Security-Policy (django-csp 4): pages run only this site's own script files (no inline
+# script, no eval), styles only from its own files, and talk only to this origin (connect-src 'self'
+# covers the same host's ws:/wss: websockets in CSP Level 3 browsers). data: images are Swagger UI's
+# icons (data: URLs in its stylesheet); the topology page's layout runs in a module Web Worker of ours.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+
+def _env_int(name: str, default: int, *, what: str, most: int | None = None) -> int:
+    """Read a whole number from 1 to `most` from the environment; `what` names it in the error."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= (most or int(value)):
+        raise ImproperlyConfigured(f"{name}: {value!r} is not {what}")
+    return int(value)
+
+
+# Largest request body (Content-Length) Django reads; a larger one is refused, on the API with 413
+# PayloadTooLarge. A topology file is at most 1 MiB (netcore's MAX_DOCUMENT_BYTES; as a JSON string
+# or object a little more: a 10,000-node file of the benchmark's shape is 0.3 MB), and a saved layout
+# of 10,000 nodes under 1 MB: 16 MiB leaves room without letting one request hold a worker's memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("SWITCHBOARD_MAX_BODY", 16 * 1024 * 1024, what="a number of bytes")
+
+# Password reset mails a link, so it exists only with a mail server (SWITCHBOARD_EMAIL_HOST):
+# without one, /accounts/password_reset/ is not a page (webapp/accounts/urls.py) and the login page
+# says how an admin sets a new password.
+EMAIL_HOST = os.environ.get("SWITCHBOARD_EMAIL_HOST", "").strip()
+EMAIL_PORT = _env_int("SWITCHBOARD_EMAIL_PORT", 25, what="a TCP port", most=65535)
+DEFAULT_FROM_EMAIL = os.environ.get("SWITCHBOARD_EMAIL_FROM", "").strip() or "switchboard@localhost"
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)

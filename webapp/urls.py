@@ -4,10 +4,14 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from webapp import views
 from webapp.accounts import views as accounts_views
+
+# Swagger UI with its set-up script served as a file (?script) and the page's style in a file of ours
+# (templates/api_docs.html): the Content-Security-Policy lets no inline script or style run
+api_docs = SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api_docs.html")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/topology/"), name="home"),
@@ -24,7 +28,7 @@ urlpatterns = [
     path("api/v1/", include("webapp.networks.api.urls")),
     path("api/v1/", include("webapp.audit.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/docs/", login_required(api_docs), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,9 +1,11 @@
 """Project-level views that belong to no domain app."""
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.http import require_safe
 
+from webapp.api_errors import payload_too_large
 from webapp.hosts.selectors import hosts_online_count
 
 
@@ -26,7 +28,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """handler400 (a body too large, a host not allowed): JSON on the API."""
+    """handler400 (a body too large, a host not allowed): JSON on the API, where a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 (DRF's views say so themselves: this is for the rest)."""
+    if _is_api(request) and isinstance(exception, RequestDataTooBig):
+        return JsonResponse(payload_too_large(request), status=413)
     if _is_api(request):
         return JsonResponse({"error": "BadRequest", "message": str(exception) or "bad request"}, status=400)
     return defaults.bad_request(request, exception)
