@@ -166,7 +166,8 @@ def test_a_host_downloads_the_agent_with_its_own_token_only(
     good = Client(headers={"Authorization": f"Token {host.token}"})
     assert _body(good.get(AGENT_URL)) == built_agent
     assert good.get(UNIT_URL).status_code == 200
-    for header in ("Token sbh_" + "x" * 43, "Token nope", f"Bearer {host.token}"):
+    assert Client(headers={"Authorization": f"Bearer {host.token}"}).get(UNIT_URL).status_code == 200
+    for header in ("Token sbh_" + "x" * 43, "Token nope", f"Basic {host.token}"):
         assert Client(headers={"Authorization": header}).get(AGENT_URL).status_code == 403
     host_revoke(host=host.host)
     assert good.get(AGENT_URL).status_code == 403

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
@@ -35,7 +34,7 @@ def token_list_view(request: HttpRequest) -> HttpResponse:
             status = status_for(err)
     elif request.method == "POST":
         if request.POST.get("action") != "create":
-            raise PermissionDenied("Unknown action.")
+            return HttpResponse("Say what to do: action=create or action=revoke.", status=400)
         form = TokenCreateForm(request.POST)
         if form.is_valid():
             try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.api_errors import ErrorSerializer
+from webapp.api_parsers import JSONParser
 from webapp.topology.api.serializers import (
     LayoutOutputSerializer,
     LayoutPatchInputSerializer,
