@@ -1,4 +1,4 @@
-// Hosts page: copy the new token, and confirm token rotation or revocation before posting.
+// Copy a token shown once (data-copy), and confirm a destructive form button (data-confirm) before posting.
 
 for (const button of document.querySelectorAll('[data-copy]')) {
   button.addEventListener('click', async () => {
