@@ -9,6 +9,9 @@ online after its agent's connection last renewed its presence; default 15), SWIT
 (1: served through a TLS reverse proxy, see "Security" at the end), SWITCHBOARD_MAX_BODY (largest
 request body in bytes; default 16 MiB) and SWITCHBOARD_EMAIL_HOST, SWITCHBOARD_EMAIL_PORT,
 SWITCHBOARD_EMAIL_FROM (mail for password resets; without a host there is no password reset).
+SWITCHBOARD_LOGIN_FAILURES (failed logins or API tokens before a lockout; default 10) and
+SWITCHBOARD_LOGIN_LOCKOUT (its seconds; default 900) throttle logins per account and per address
+(see "Login throttling" at the end).
 Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
 an in-memory channel layer (one process).
 SWITCHBOARD_VAR_DIR (default: var/ in the repository; a relative path is taken from the repository) is
@@ -18,6 +21,7 @@ where those files live, with `make run`'s var/admin-password: a directory of mod
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
@@ -171,6 +175,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "webapp.accounts",
     "webapp.hosts",
     "webapp.topology",
@@ -188,6 +193,12 @@ MIDDLEWARE = [
     "webapp.audit.middleware.AuditRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before checking it
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -347,3 +358,33 @@ EMAIL_HOST = os.environ.get("SWITCHBOARD_EMAIL_HOST", "").strip()
 EMAIL_PORT = _env_int("SWITCHBOARD_EMAIL_PORT", 25, what="a TCP port", most=65535)
 DEFAULT_FROM_EMAIL = os.environ.get("SWITCHBOARD_EMAIL_FROM", "").strip() or "switchboard@localhost"
 PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)
+
+# -- Login throttling (django-axes 8): failed logins and failed API tokens -----------------------
+# After SWITCHBOARD_LOGIN_FAILURES failures (default 10) for one account from anywhere, or from one
+# address for any accounts, that account or that address is refused (429) for SWITCHBOARD_LOGIN_LOCKOUT
+# seconds (default 900) counted from the failure that locked it; refused attempts during a lockout do
+# not extend it. Logins (the login page, the admin's) and failed user API tokens count alike
+# (webapp.accounts.lockout.token_failed). Attempts live in the database (axes' default handler), so
+# every web worker sees the same count; admins see and lift lockouts on the audit page and in the
+# Django admin (Axes: Access attempts), or with `manage.py axes_reset_username NAME` /
+# `axes_reset_ip IP`. Every lockout and unlock is in the audit log (webapp.accounts.lockout).
+AXES_FAILURE_LIMIT = _env_int("SWITCHBOARD_LOGIN_FAILURES", 10, what="a number of failed logins")
+AXES_COOLOFF_TIME = datetime.timedelta(seconds=_env_seconds("SWITCHBOARD_LOGIN_LOCKOUT", 900.0))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Per account and, separately, per address (either locks); a failed token that matched no user counts
+# for its address only (else all of them would add up as one nameless "account").
+AXES_LOCKOUT_PARAMETERS = "webapp.accounts.lockout.lockout_parameters"
+# A successful login clears that account's failures from that address only (webapp.accounts.lockout),
+# not axes' AXES_RESET_ON_SUCCESS, which also clears every failure of the address and of the account:
+# anyone with an account could then reset the count between guesses at another's password.
+AXES_RESET_ON_SUCCESS = False
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.lockout.lockout_response"  # 429: the login page, or JSON under /api/
+# The client's address: REMOTE_ADDR; behind the TLS proxy (SWITCHBOARD_BEHIND_TLS) the last
+# X-Forwarded-For entry, the one the proxy wrote (the README's nginx sets it to $remote_addr; were it
+# $proxy_add_x_forwarded_for, the entries before the last would be the client's to forge, and daphne's
+# --proxy-headers takes the first), so with or without --proxy-headers. Never X-Forwarded-For otherwise.
+# axes' AXES_IPWARE_* settings need django-ipware, which is not installed (axes then reads REMOTE_ADDR
+# only): this callable decides instead.
+AXES_CLIENT_IP_CALLABLE = "webapp.accounts.lockout.client_ip"
+LOGIN_TRUSTED_PROXIES = 1 if BEHIND_TLS else 0

@@ -85,6 +85,7 @@ PAGES: dict[tuple[str, str], str] = {
     ("hosts/agent/switchboard-agent.service",    "GET"):    VIEWER,   # (or a host token)
     ("api/docs/",                                "GET"):    VIEWER,
     ("audit/",                                   "GET"):    OPERATOR, # the log names people
+    ("audit/unlock/",                            "POST"):   ADMIN,    # lift a login lockout
 }
 # fmt: on
 
