@@ -1,15 +1,21 @@
-"""Who may do what, as one table: every REST endpoint, page and browser socket × every role.
+"""Who may do what, as one table: every REST endpoint, page and browser socket × every identity.
 
 The tables below are the expected outcome; the tests enumerate the URL resolver and the websocket
 routes, so an endpoint, method, page or socket added without a row here fails
 `test_every_*_has_a_row`. Outcomes: ALLOWED is anything but 401/403 (400/404/409/503 are answers
 about the request, not about who sent it), DENIED is 403, UNAUTHENTICATED is 401 for the API and a
 redirect to the login page for pages, REFUSED is a websocket handshake closed with 4003.
+
+Besides the roles, the identities that must get nowhere: an admin deactivated after logging in
+(its session and its token), an admin's expired token, an admin's revoked token, and a host's
+agent token (which only opens the agent socket and downloads the agent). Each is an admin's, so
+any answer but "unauthenticated" would be a leak of the most powerful role.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +23,13 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from rest_framework.views import APIView
 
-from tests.webapp.conftest import Account, Sockets, make_account
-from webapp.accounts.models import Role
+from tests.webapp.conftest import Sockets, make_account
+from webapp.accounts.models import ApiToken, Role
+from webapp.accounts.selectors import token_find
+from webapp.accounts.services import token_revoke
 from webapp.hosts.routing import websocket_urlpatterns as host_socket_routes
 from webapp.hosts.services import host_create
 from webapp.networks import services as network_services
@@ -28,6 +37,8 @@ from webapp.operations.services import operation_create
 from webapp.topology.routing import websocket_urlpatterns as topology_socket_routes
 
 ROLES = ("anonymous", "viewer", "operator", "admin")
+REVOKED = ("deactivated", "expired token", "revoked token", "host token")  # see the module docstring
+IDENTITIES = ROLES + REVOKED
 
 # The least role an API method needs: every role from it up is ALLOWED, below it DENIED (403), and
 # anonymous is always 401. Keys are (route as in the URLconf, HTTP method).
@@ -86,28 +97,33 @@ PAGES: dict[tuple[str, str], str] = {
     ("api/docs/",                                "GET"):    VIEWER,
     ("audit/",                                   "GET"):    OPERATOR, # the log names people
     ("audit/unlock/",                            "POST"):   ADMIN,    # lift a login lockout
+    ("accounts/tokens/",                         "GET"):    VIEWER,   # each user's own API tokens
+    ("accounts/tokens/",                         "POST"):   VIEWER,   # make or revoke one's own
 }
+# Pages a host's agent token opens (to download the agent onto that host).
+HOST_TOKEN_PAGES = {"hosts/agent/switchboard-agent.pyz", "hosts/agent/switchboard-agent.service"}
 # fmt: on
 
 # Routes that are neither API nor pages that need a role: public or Django's own.
 NOT_ROLE_CHECKED = ("", "healthz", "accounts/", "admin/")
 
-# Websockets: which roles' user tokens the handshake accepts (True) or refuses with 4003 (False).
+# Websockets: the identities whose handshake is accepted; every other one is refused with 4003.
 # /ws/agent/ takes host tokens only.
-# fmt: off
-SOCKETS: dict[str, dict[str, bool]] = {
-    "ws/topology/": {"anonymous": False, "viewer": True,  "operator": True,  "admin": True},
-    "ws/agent/":    {"anonymous": False, "viewer": False, "operator": False, "admin": False},
+SOCKETS: dict[str, set[str]] = {
+    "ws/topology/": {"viewer", "operator", "admin"},
+    "ws/agent/": {"host token"},
 }
-# fmt: on
 
 ROLE_ORDER = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
 
 
-def expected(least: str, role: str, *, page: bool = False) -> str:
-    if role == "anonymous":
+def expected(least: str, who: str, *, page: str | None = None) -> str:
+    """The outcome for identity `who` of a route whose least role is `least` (`page`: its route)."""
+    if page in HOST_TOKEN_PAGES and who in REVOKED:  # a token sent there must be a live host token
+        return "allowed" if who == "host token" else "403"
+    if who not in ROLE_ORDER:
         return "login" if page else "401"
-    return "allowed" if ROLE_ORDER[role] >= ROLE_ORDER[least] else "403"
+    return "allowed" if ROLE_ORDER[who] >= ROLE_ORDER[least] else "403"
 
 
 # --- enumerating what exists -------------------------------------------------------------------------
@@ -204,8 +220,46 @@ def _url(route: str, world: dict[str, str]) -> str:
     return "/" + path.replace("<str:view>", world["view"])
 
 
-def _account(role: str) -> Account | None:
-    return None if role == "anonymous" else make_account(f"who-{role}", Role(role))
+@dataclass
+class Caller:
+    """One identity: the Authorization header it sends, and the user whose session it has."""
+
+    authorization: str | None = None
+    user: Any = None
+
+    def api(self) -> Client:
+        return Client(headers={"Authorization": self.authorization} if self.authorization else {})
+
+    def browser(self) -> Client:
+        client = self.api()
+        if self.user is not None:
+            client.force_login(self.user)
+        return client
+
+
+def _caller(who: str) -> Caller:
+    """Make the identity `who` (see the module docstring) in the database."""
+    if who == "anonymous":
+        return Caller()
+    if who == "host token":
+        return Caller(f"Bearer {host_create(name='agent-host')[1]}")
+    if who in ROLE_ORDER:
+        account = make_account(f"who-{who}", Role(who))
+        return Caller(f"Bearer {account.token}", account.user)
+    account = make_account("who-revoked", Role.ADMIN)
+    token = token_find(key=account.token)
+    if who == "expired token":
+        ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now())
+        return Caller(f"Bearer {account.token}")
+    if who == "revoked token":
+        token_revoke(token=token)
+        return Caller(f"Bearer {account.token}")
+    caller = Caller(f"Bearer {account.token}", account.user)
+    browser = caller.browser()  # logged in while active: the session outlives the deactivation
+    account.user.is_active = False
+    account.user.save()
+    caller.browser = lambda: browser  # type: ignore[method-assign]
+    return caller
 
 
 def _outcome(status: int, location: str = "") -> str:
@@ -219,45 +273,41 @@ def _outcome(status: int, location: str = "") -> str:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("who", IDENTITIES)
 @pytest.mark.parametrize(("route", "method"), sorted(API))
-def test_api(route: str, method: str, role: str, world: dict[str, str]) -> None:
-    account = _account(role)
-    client = account.api() if account else Client()
+def test_api(route: str, method: str, who: str, world: dict[str, str]) -> None:
+    client = _caller(who).api()
     response = client.generic(method, _url(route, world), data="{}", content_type="application/json")
-    assert _outcome(response.status_code) == expected(API[route, method], role), response.content[:300]
+    assert _outcome(response.status_code) == expected(API[route, method], who), response.content[:300]
     if response.status_code in (401, 403):
         body = response.json()
-        assert body["error"] in ("NotAuthenticated", "PermissionDenied"), body
+        assert body["error"] in ("NotAuthenticated", "AuthenticationFailed", "PermissionDenied"), body
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("who", IDENTITIES)
 @pytest.mark.parametrize(("route", "method"), sorted(PAGES))
-def test_page(route: str, method: str, role: str, world: dict[str, str]) -> None:
+def test_page(route: str, method: str, who: str, world: dict[str, str]) -> None:
     if route in _missing_pages():
         pytest.skip(f"/{route} is not served yet")
-    account = _account(role)
-    client = Client()
-    if account:
-        client.force_login(account.user)
+    client = _caller(who).browser()
     # a POST that passes the role check is an invalid form (400), which changes nothing
     response = client.generic(method, _url(route, world))
     assert _outcome(response.status_code, response.get("Location", "")) == expected(
-        PAGES[route, method], role, page=True
+        PAGES[route, method], who, page=route
     )
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("who", IDENTITIES)
 @pytest.mark.parametrize("route", sorted(SOCKETS))
-async def test_socket(route: str, role: str, sockets: Sockets) -> None:
-    account = await database_sync_to_async(_account)(role)
-    headers = [(b"authorization", f"Token {account.token}".encode())] if account else []
+async def test_socket(route: str, who: str, sockets: Sockets) -> None:
+    caller = await database_sync_to_async(_caller)(who)
+    headers = [(b"authorization", caller.authorization.encode())] if caller.authorization else []
     ws = sockets.open("/" + route, headers)
     connected, code = await ws.connect()
-    if SOCKETS[route][role]:
+    if who in SOCKETS[route]:
         assert connected, code
     else:
         assert (connected, code) == (False, 4003)
