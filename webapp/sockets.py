@@ -35,8 +35,18 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     domain, _ = split_domain_port(host)
     if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
         return False
-    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-    return origin == f"{scheme}://{host}"
+    return origin == f"{_scheme(scope, headers)}://{host}"
+
+
+def _scheme(scope: dict[str, Any], headers: dict[bytes, str]) -> str:
+    """http or https, as the browser made the request: behind a TLS proxy (SECURE_PROXY_SSL_HEADER,
+    which SWITCHBOARD_BEHIND_TLS sets) the proxy's header says so, as for Django's is_secure()."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        name = meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode()
+        if headers.get(name, "").split(",")[0].strip() == secure_value:
+            return "https"
+    return "https" if scope.get("scheme") in ("https", "wss") else "http"
 
 
 class BrowserOriginValidator:

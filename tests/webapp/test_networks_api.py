@@ -227,17 +227,17 @@ def test_listing_nodes_takes_a_constant_number_of_queries(
     client = viewer.api()
     services.topology_create(host=host, document=big(3), user=None)
     client.get("/api/v1/nodes/?page_size=1")  # the token's first use notes its last_used (once a minute)
-    # token, count, page of ids, then the nodes, their attachments, ports and routes
-    with django_assert_num_queries(7):
+    # lockout of the address, token, count, page of ids, then the nodes, attachments, ports, routes
+    with django_assert_num_queries(8):
         assert len(client.get("/api/v1/nodes/?page_size=2000").json()["results"]) == 3
     services.topology_delete(topology=Topology.objects.get())
     services.topology_create(host=host, document=big(1000), user=None)
     services.topology_create(host=make_host("h2").host, document={**big(1000), "name": "big2"}, user=None)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         nodes = client.get("/api/v1/nodes/?page_size=2000").json()["results"]
     assert len(nodes) == 2000
     assert nodes[999]["ports"][0]["text"] == "10999:80"
-    with django_assert_num_queries(3):  # token, count, page
+    with django_assert_num_queries(4):  # lockout, token, count, page
         assert len(client.get("/api/v1/networks/?page_size=2000").json()["results"]) == 2
 
 

@@ -96,6 +96,29 @@ async def test_a_trusted_origin_is_accepted_behind_a_proxy(
     assert (await sockets.open("/ws/topology/", headers).connect())[0]
 
 
+@pytest.mark.parametrize(("proxy_says", "accepted"), [(b"https", True), (b"http", False), (None, False)])
+async def test_the_proxys_scheme_counts_only_behind_tls(
+    sockets: Sockets, viewer: Account, settings: Any, proxy_says: bytes | None, accepted: bool
+) -> None:
+    """With SWITCHBOARD_BEHIND_TLS (SECURE_PROXY_SSL_HEADER), a proxy passing the public Host and
+    X-Forwarded-Proto: https makes https://<host> the same origin; without the header it is not."""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "switchboard.example"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    cookie = await database_sync_to_async(_session_cookie)(viewer)
+    headers = [
+        (b"cookie", cookie),
+        (b"host", b"switchboard.example"),
+        (b"origin", b"https://switchboard.example"),
+    ]
+    if proxy_says is not None:
+        headers.append((b"x-forwarded-proto", proxy_says))
+    assert (await sockets.open("/ws/topology/", headers).connect())[0] is accepted
+    settings.SECURE_PROXY_SSL_HEADER = None  # not behind TLS: a client's own header proves nothing
+    assert (await sockets.open("/ws/topology/", [*headers[:3], (b"x-forwarded-proto", b"https")]).connect())[
+        0
+    ] is False
+
+
 async def test_accepted_with_a_user_token(sockets: Sockets, viewer: Account) -> None:
     ws = await sockets.browser(viewer.token)
     assert await ws.receive_nothing()  # no hosts yet: nothing to send

@@ -19,6 +19,10 @@ ACTIONS = (
     "host.create",
     "host.token_rotate",
     "host.revoke",
+    "token.create",
+    "token.revoke",
+    "login.locked_out",
+    "login.unlock",
 )
 
 
