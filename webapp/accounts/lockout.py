@@ -261,11 +261,11 @@ def lockout_reset(
 # -- token authentication -----------------------------------------------------------------------
 
 
-def token_failed(request: HttpRequest, *, username: str = "") -> None:
-    """Count a failed token authentication from the request's client address, as a failed login of
-    `username` (empty: the token matched no user, and it counts for the address only).
+def token_failed(request: HttpRequest) -> None:
+    """Count a token that matched no user (a guess) as a failed login from the request's client
+    address (the address only: a guess names no account).
 
-    The failure that reaches the limit locks the address (and the account) out and is audited;
+    The failure that reaches the limit locks the address out and is audited;
     once locked out, further failures are not counted (the lockout is not extended). A DRF Request
     or a plain HttpRequest (RequestFactory's will do: REMOTE_ADDR is all it needs) is accepted. The
     request is marked so that, when it passes through AxesMiddleware, the answer becomes the 429.
@@ -274,7 +274,7 @@ def token_failed(request: HttpRequest, *, username: str = "") -> None:
         return
     http = _http_request(request)
     setattr(http, _TOKEN_FAILURE, True)
-    credentials = get_credentials(username or None)
+    credentials = get_credentials(None)
     if not AxesProxyHandler.is_allowed(http, credentials):
         http.axes_locked_out = True  # type: ignore[attr-defined]
         return
