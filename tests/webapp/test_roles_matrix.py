@@ -47,6 +47,8 @@ VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 API: dict[tuple[str, str], str] = {
     ("api/schema/",                              "GET"):    VIEWER,
     ("api/v1/hosts/",                            "GET"):    VIEWER,
+    ("api/v1/hosts/<str:name>/",                 "GET"):    VIEWER,
+    ("api/v1/hosts/<str:name>/",                 "PATCH"):  ADMIN,    # its underlay address
     ("api/v1/hosts/<str:name>/plan/",            "POST"):   OPERATOR,
     ("api/v1/hosts/<str:name>/apply/",           "POST"):   OPERATOR,
     ("api/v1/hosts/<str:name>/destroy/",         "POST"):   OPERATOR,

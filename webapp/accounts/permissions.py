@@ -4,7 +4,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from webapp.accounts.selectors import user_can_operate
+from webapp.accounts.selectors import user_can_manage, user_can_operate
 
 
 class CanOperate(BasePermission):
@@ -14,3 +14,12 @@ class CanOperate(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return user_can_operate(request.user)
+
+
+class CanManage(BasePermission):
+    """Admins only; viewers and operators get 403."""
+
+    message = "Only admins may do this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return user_can_manage(request.user)

@@ -26,6 +26,11 @@ class Host(models.Model):
     )
     agent_version = models.CharField(max_length=64, blank=True)
     hostname = models.CharField(max_length=255, blank=True, help_text="Hostname the agent reported.")
+    underlay = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        help_text="Its address on the network between hosts: its VTEP in networks spanning hosts.",
+    )
 
     class Meta:
         ordering = ["name"]

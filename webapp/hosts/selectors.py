@@ -29,6 +29,10 @@ def host_get(*, name: str) -> Host:
     return host
 
 
+def host_exists(*, name: str) -> bool:
+    return Host.objects.filter(name=name).exists()
+
+
 def host_token_current(*, host_id: int, token_hash: str) -> bool:
     """Whether a host still has this token: it was neither rotated nor revoked since."""
     return Host.objects.filter(id=host_id, token_hash=token_hash, revoked_at__isnull=True).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import secrets
 import string
@@ -16,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from netcore import names
+from netcore.names import excerpt
 from webapp import layer
 from webapp.audit.services import audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
@@ -123,6 +125,33 @@ def host_revoke(
         host.save(update_fields=["revoked_at", "online_until"])
         _audit(host, "host.revoke", user=user, source=source, was_revoked=was_revoked)
     _agent_close(host)
+
+
+@refusals_audited("host.underlay", object_kind="host", target=_audited)
+def host_underlay_set(
+    *,
+    host: Host,
+    address: str | None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    source: str | None = None,
+) -> Host:
+    """Set (None or "": clear) the host's underlay address, its VTEP in networks that span hosts.
+    Topologies already compiled keep the address they were compiled with until they are saved again."""
+    text = (address or "").strip()
+    if text:
+        try:
+            value = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidInput(f"{excerpt(text)} is not an IP address", field="underlay") from None
+        if value.is_multicast or value.is_unspecified or value.is_loopback:
+            raise InvalidInput(f"{value} is not a unicast address another host can reach", field="underlay")
+        text = str(value)
+    with transaction.atomic():
+        previous = host.underlay
+        host.underlay = text or None
+        host.save(update_fields=["underlay"])
+        _audit(host, "host.underlay", user=user, source=source, underlay=host.underlay, previous=previous)
+    return host
 
 
 def host_authenticate(*, token: str) -> Host | None:

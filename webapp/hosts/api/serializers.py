@@ -13,6 +13,15 @@ class HostOutputSerializer(serializers.Serializer):
     hostname = serializers.CharField(help_text="Hostname the agent reported.")
     token_prefix = serializers.CharField(help_text="First characters of the agent token.")
     revoked = serializers.BooleanField()
+    underlay = serializers.IPAddressField(
+        allow_null=True, help_text="Its address on the network between hosts: its VTEP in spanning networks."
+    )
+
+
+class HostUpdateInputSerializer(serializers.Serializer):
+    underlay = serializers.CharField(
+        allow_blank=True, allow_null=True, max_length=64, help_text="An IP address, or empty to clear it."
+    )
 
 
 class CommandInputSerializer(serializers.Serializer):

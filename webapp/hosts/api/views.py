@@ -1,4 +1,5 @@
-"""Hosts API: list, and queue plan/apply/destroy of a topology file as an operation on a host."""
+"""Hosts API: list, read one, set its underlay address (admins), and queue plan/apply/destroy of a
+topology file as an operation on a host."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.accounts.permissions import CanOperate
+from webapp.accounts.permissions import CanManage, CanOperate
 from webapp.api_errors import ErrorSerializer
-from webapp.hosts.api.serializers import CommandInputSerializer, HostOutputSerializer
+from webapp.hosts.api.serializers import (
+    CommandInputSerializer,
+    HostOutputSerializer,
+    HostUpdateInputSerializer,
+)
 from webapp.hosts.selectors import host_get, host_list
+from webapp.hosts.services import host_underlay_set
 from webapp.operations.api.serializers import OperationCreatedSerializer
 from webapp.operations.services import operation_create
 
@@ -21,6 +27,37 @@ class HostListApi(APIView):
     @extend_schema(summary="List hosts", responses=HostOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(HostOutputSerializer(host_list(), many=True).data)
+
+
+class HostDetailApi(APIView):
+    """One host; admins set its underlay address (its VTEP in networks that span hosts)."""
+
+    def get_permissions(self) -> list:
+        if self.request.method == "PATCH":
+            return [IsAuthenticated(), CanManage()]
+        return super().get_permissions()
+
+    @extend_schema(summary="Read a host", responses=HostOutputSerializer)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(HostOutputSerializer(host_get(name=name)).data)
+
+    @extend_schema(
+        summary="Set a host's underlay address (admins)",
+        request=HostUpdateInputSerializer,
+        responses={
+            200: HostOutputSerializer,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+    )
+    def patch(self, request: Request, name: str) -> Response:
+        data = HostUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        host = host_get(name=name)
+        if "underlay" in data.validated_data:
+            host = host_underlay_set(host=host, address=data.validated_data["underlay"], user=request.user)
+        return Response(HostOutputSerializer(host).data)
 
 
 _COMMAND_ERRORS = {
