@@ -21,7 +21,8 @@ def test_an_admin_sets_and_clears_it(admin: Account, make_host: Callable[..., Ag
     response = admin.api().patch("/api/v1/hosts/lab1/", {"underlay": "198.18.254.11"}, format="json")
     assert (response.status_code, response.json()["underlay"]) == (200, "198.18.254.11")
     assert admin.api().get("/api/v1/hosts/lab1/").json()["underlay"] == "198.18.254.11"
-    assert admin.api().patch("/api/v1/hosts/lab1/", {"underlay": ""}, format="json").json()["underlay"] is None
+    cleared = admin.api().patch("/api/v1/hosts/lab1/", {"underlay": ""}, format="json")
+    assert cleared.json()["underlay"] is None
     entries = AuditEntry.objects.filter(action="host.underlay").order_by("id")
     assert [e.details["underlay"] for e in entries] == ["198.18.254.11", None]
 
