@@ -250,6 +250,12 @@ def parse(data: object, *, source: str = "<input>") -> TopologySpec:
 
 def loads(text: str, *, source: str = "<string>") -> TopologySpec:
     """Parse a topology from YAML text."""
+    return parse(load_data(text, source=source), source=source)
+
+
+def load_data(text: str, *, source: str = "<string>") -> object:
+    """The data of a topology's YAML text, read with the limits of `loads` but not validated as a
+    topology (for callers that take keys of their own out first: netcore.topology.span)."""
     if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
         raise InvalidSpec(f"{source}: the topology is larger than {MAX_DOCUMENT_BYTES} bytes", obj=source)
     _check_yaml_shape(text, source=source)
@@ -260,7 +266,7 @@ def loads(text: str, *, source: str = "<string>") -> TopologySpec:
         raise InvalidSpec(_yaml_message(exc, source=source), obj=source) from None
     finally:
         loader.dispose()
-    return parse(data, source=source)
+    return data
 
 
 def load(path: str | os.PathLike[str]) -> TopologySpec:
