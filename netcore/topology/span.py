@@ -46,15 +46,17 @@ _SET_BY_SPAN = ("local", "remote", "group", "peers", "remote_nodes")
 
 @dataclass(frozen=True)
 class Span:
-    """A topology split by host: `shares` maps each host with anything of it to its topology file
-    (home first, then hosts in the order the file names them)."""
+    """A topology split by host: `shares` maps the home host and each other host with anything of it
+    to its topology file (home first, then hosts in the order the file names them)."""
 
     spec: topology_spec.TopologySpec
     shares: Mapping[str, dict[str, Any]]
 
 
-def spans_hosts(document: Mapping[str, Any]) -> bool:
+def spans_hosts(document: object) -> bool:
     """Whether a topology document names hosts (a network's `hosts` or a node's `host`)."""
+    if not isinstance(document, Mapping):
+        return False
     networks, nodes = document.get("networks"), document.get("nodes")
     return (isinstance(networks, Mapping) and any(_has(body, "hosts") for body in networks.values())) or (
         isinstance(nodes, Mapping) and any(_has(body, "host") for body in nodes.values())
@@ -82,7 +84,8 @@ def span_split(document: Mapping[str, Any], *, home: str, vteps: Mapping[str, st
         raise _invalid(problems)
     hosts = _hosts_in_order(home, net_hosts, node_hosts)
     shares = {host: _share(spec, plain, host, net_hosts, node_hosts) for host in hosts}
-    return Span(spec=spec, shares={host: share for host, share in shares.items() if _has_content(share)})
+    kept = {host: share for host, share in shares.items() if host == home or _has_content(share)}
+    return Span(spec=spec, shares=kept)
 
 
 def _has(body: object, key: str) -> bool:

@@ -153,6 +153,7 @@ def test_a_name_on_several_hosts_needs_the_host(operator: Account, make_host: An
         "url": "/api/v1/topologies/demo/?host=h2",
         "status": "new",
         "status_message": "never applied",
+        "span": None,
         "network_count": 2,
         "node_count": 4,
     }

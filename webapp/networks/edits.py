@@ -1,7 +1,7 @@
 """Edits of one object of a topology: add, change or remove a network, a node, an attachment, a route.
 
 Each edit is a change to the topology's document: the rows are compiled to a netcore document
-(services.topology_document, addresses given by users only), the edit is made to it, and the result
+(services.topology_file, addresses given by users only), the edit is made to it, and the result
 goes through services.topology_update like a new version of the file. So an edit is validated by
 netcore exactly like a file (one validator), keeps allocated addresses where they were, is refused
 with 409 on a stale version, and is audited with what changed. Problems are reported by the edit's
@@ -21,7 +21,7 @@ from webapp.networks.services import (
     InvalidTopology,
     User,
     check_version,
-    topology_document,
+    topology_file,
     topology_update,
 )
 
@@ -48,7 +48,7 @@ def _edit(
 ) -> Topology:
     """Make `edit` to the topology's document and store the result as its next version."""
     check_version(topology, version)  # before editing rows the caller never saw
-    document = topology_document(topology=topology)
+    document = topology_file(topology=topology)
     edit(document)
     if callable(prefix):
         prefix = prefix(document)

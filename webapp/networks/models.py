@@ -34,6 +34,19 @@ class Topology(models.Model):
         blank=True,
         help_text="What the live state lacks of the applied topology (networks.drift).",
     )
+    # A topology spanning hosts (netcore.topology.span) is a row per host holding that host's share:
+    # the home host's row keeps the whole file in span_document, the others point to it.
+    span_document = models.JSONField(
+        null=True, blank=True, help_text="The whole file of a topology spanning hosts (on its home row)."
+    )
+    span_root = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="span_shares",
+        help_text="The home row of the spanning topology this row is a host's share of.",
+    )
 
     class Meta:
         ordering = ["host__name", "name"]

@@ -128,7 +128,9 @@ def topology_status(topology: Topology) -> TopologyStatus:
 def topology_list(*, host: str | None = None) -> QuerySet[Topology]:
     """Topologies (of the host of that name), with how many networks and nodes each has and what
     their status is read from."""
-    topologies = _with_status(Topology.objects.select_related("host", "created_by")).annotate(
+    topologies = _with_status(
+        Topology.objects.select_related("host", "created_by", "span_root__host")
+    ).annotate(
         network_count=Count("networks", distinct=True), node_count=Count("nodes", distinct=True)
     )
     if host:
@@ -136,12 +138,25 @@ def topology_list(*, host: str | None = None) -> QuerySet[Topology]:
     return topologies.order_by("host__name", "name")
 
 
+def topology_span(topology: Topology) -> dict[str, Any] | None:
+    """For a topology spanning hosts: its home host and every host with a share of it (home first);
+    None for a topology on one host."""
+    root = topology.span_root or (topology if topology.span_document is not None else None)
+    if root is None:
+        return None
+    shares = Topology.objects.filter(span_root=root).order_by("id").values_list("host__name", flat=True)
+    return {"home": root.host.name, "hosts": [root.host.name, *shares]}
+
+
 def topology_get(*, name: str, host: str | None = None) -> Topology:
     """The topology of that name (on the host of that name, which is needed when several hosts have
-    one of that name), with its networks prefetched; its nodes are read as rows (topology_nodes)."""
-    found = _with_status(Topology.objects.select_related("host", "created_by")).filter(name=name)
-    if host:
-        found = found.filter(host__name=host)
+    one of that name, and to name a host's share of a topology spanning hosts), with its networks
+    prefetched; its nodes are read as rows (topology_nodes)."""
+    found = _with_status(Topology.objects.select_related("host", "created_by", "span_root__host")).filter(
+        name=name
+    )
+    # a topology spanning hosts is named by its home row; a host's share by ?host=
+    found = found.filter(host__name=host) if host else found.filter(span_root__isnull=True)
     found = found.prefetch_related(Prefetch("networks", queryset=Network.objects.order_by("position")))
     topologies = list(found[:2])
     if not topologies:

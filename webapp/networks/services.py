@@ -13,6 +13,7 @@ topology_document compiles the rows back into a netcore document: what the agent
 
 from __future__ import annotations
 
+import copy
 import enum
 import re
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from django.db.models import Exists, OuterRef
 from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.topology import spec as topology_spec
+from netcore.topology.span import Span, span_split, spans_hosts
 from netcore.topology.spec import TopologySpec
 from webapp.audit.services import audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
@@ -69,27 +71,35 @@ def problem_fields(problems: list[str]) -> dict[str, list[str]]:
     return fields
 
 
+def _invalid(exc: InvalidSpec) -> InvalidTopology:
+    problems = getattr(exc, "problems", None)
+    if problems is None:  # YAML or size: one message, prefixed with the source
+        text = str(exc).removeprefix(f"{DOCUMENT_FIELD}:").removeprefix(" ")
+        return InvalidTopology({DOCUMENT_FIELD: [text]})
+    return InvalidTopology(problem_fields(problems))
+
+
+def _data(document: Document) -> Any:
+    """A document as data: YAML text read with netcore's limits (no anchors, no oversized text); not
+    yet validated (so it may be anything YAML holds)."""
+    if isinstance(document, Mapping):
+        return document
+    if not isinstance(document, str):
+        raise InvalidInput("a topology is YAML text or a JSON object", field=DOCUMENT_FIELD)
+    try:
+        return topology_spec.load_data(document, source=DOCUMENT_FIELD)
+    except InvalidSpec as exc:
+        raise _invalid(exc) from None
+
+
 def _parse(document: Document) -> tuple[TopologySpec, Mapping[str, Any]]:
     """The validated spec and the document as data (for what the spec does not keep: which addresses
     were given, and the ports as written)."""
+    data = _data(document)
     try:
-        if isinstance(document, str):
-            spec = topology_spec.loads(document, source=DOCUMENT_FIELD)
-            # loads refused anchors, duplicate keys and oversized documents: a plain safe load now
-            # reads the same data
-            data = yaml.load(document, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        elif isinstance(document, Mapping):
-            spec = topology_spec.parse(document, source=DOCUMENT_FIELD)
-            data = document
-        else:
-            raise InvalidInput("a topology is YAML text or a JSON object", field=DOCUMENT_FIELD)
+        return topology_spec.parse(data, source=DOCUMENT_FIELD), data
     except InvalidSpec as exc:
-        problems = getattr(exc, "problems", None)
-        if problems is None:  # YAML or size: one message, prefixed with the source
-            text = str(exc).removeprefix(f"{DOCUMENT_FIELD}:").removeprefix(" ")
-            raise InvalidTopology({DOCUMENT_FIELD: [text]}) from None
-        raise InvalidTopology(problem_fields(problems)) from None
-    return spec, data
+        raise _invalid(exc) from None
 
 
 def _overlaps(*, host: Host, spec: TopologySpec, exclude: Topology | None) -> None:
@@ -157,17 +167,22 @@ def _static(data: Mapping[str, Any], node: str, network: str) -> bool:
 
 
 def _with_kept_addresses(
-    *, data: Mapping[str, Any], spec: TopologySpec, current: Topology
+    *, data: Mapping[str, Any], spec: TopologySpec, topologies: list[Topology]
 ) -> Mapping[str, Any] | None:
     """`data` with the addresses the current rows allocated written in, for every attachment the new
     document keeps without an address of its own, on a network whose subnet stays the same; None when
     there is none to keep. So an edit never moves a running node's address (netcore's IPAM allocates
-    in file order: without this, deleting one node would renumber the nodes after it)."""
+    in file order: without this, deleting one node would renumber the nodes after it). `topologies`:
+    the row, or every host's row of a spanning topology (whose shares pin every address: what the
+    whole file gave is told by `data`, below, not by the rows)."""
+    rows = Attachment.objects.filter(node__topology__in=topologies)
+    if len(topologies) == 1 and topologies[0].span_document is None:
+        rows = rows.filter(static=False)
     allocated = {
         (node, network): (address, subnet)
-        for node, network, address, subnet in Attachment.objects.filter(
-            node__topology=current, static=False
-        ).values_list("node__name", "network__name", "address", "network__subnet")
+        for node, network, address, subnet in rows.values_list(
+            "node__name", "network__name", "address", "network__subnet"
+        )
     }
     claimed = {
         str(attachment.address)
@@ -213,7 +228,7 @@ def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -
             gateway=str(network.gateway),
             mtu=network.mtu,
             nat=network.nat,
-            options=_vxlan_options(network),
+            options=_vxlan_options(network, (data.get("networks") or {}).get(network.name)),
         )
         for position, network in enumerate(spec.networks.values())
     )
@@ -280,7 +295,9 @@ def _port(node: Node, position: int, text: str) -> PublishedPort:
     )
 
 
-def _vxlan_options(network: topology_spec.NetworkSpec) -> dict[str, Any]:
+def _vxlan_options(network: topology_spec.NetworkSpec, body: object) -> dict[str, Any]:
+    """A vxlan network's options; the static forwarding state of a spanning network's share (peers,
+    remote_nodes) as the share gives it."""
     if network.driver != "vxlan":
         return {}
     options: dict[str, Any] = {"vni": network.vni}
@@ -290,6 +307,8 @@ def _vxlan_options(network: topology_spec.NetworkSpec) -> dict[str, Any]:
             options[key] = str(value)
     options["dstport"] = network.dstport
     options["learning"] = network.learning
+    if isinstance(body, Mapping):
+        options.update({key: body[key] for key in ("peers", "remote_nodes") if key in body})
     return options
 
 
@@ -349,23 +368,41 @@ def topology_create(
     """Record a topology on the host: validated by netcore, its subnets clear of the host's other
     topologies', its name free there. Nothing is written when anything is refused (but the audit
     log's entry of the refusal). `source`: ui, api, agent or system (default: from the request)."""
-    spec, data = _parse(document)
+    data = _data(document)
+    if spans_hosts(data):
+        return _span_save(home=host, data=data, root=None, user=user, auto_repair=auto_repair, source=source)
+    spec, data = _parse(data)
     with transaction.atomic():
-        host = _locked_host(host)
-        if host.revoked:
-            raise Conflict(f"host {host.name} is revoked: give it a new token before giving it topologies")
-        if Topology.objects.filter(host=host, name=spec.name).exists():
-            raise Conflict(f"topology {spec.name} already exists on host {host.name}", field="name")
-        _overlaps(host=host, spec=spec, exclude=None)
-        _route_clashes(host=host, spec=spec)
-        topology = Topology.objects.create(
-            host=host,
-            name=spec.name,
-            auto_repair=auto_repair,
-            created_by=user if user is not None and user.is_authenticated else None,
-        )
-        _write(topology=topology, spec=spec, data=data)
-        _record("create", topology, {"version": topology.version, "auto_repair": auto_repair}, user, source)
+        return _create_row(host=host, spec=spec, data=data, user=user, auto_repair=auto_repair, source=source)
+
+
+def _create_row(
+    *,
+    host: Host,
+    spec: TopologySpec,
+    data: Mapping[str, Any],
+    user: User,
+    auto_repair: bool,
+    source: str | None,
+    span_root: Topology | None = None,
+) -> Topology:
+    """The new row of one topology on one host (in the caller's transaction)."""
+    host = _locked_host(host)
+    if host.revoked:
+        raise Conflict(f"host {host.name} is revoked: give it a new token before giving it topologies")
+    if Topology.objects.filter(host=host, name=spec.name).exists():
+        raise Conflict(f"topology {spec.name} already exists on host {host.name}", field="name")
+    _overlaps(host=host, spec=spec, exclude=None)
+    _route_clashes(host=host, spec=spec)
+    topology = Topology.objects.create(
+        host=host,
+        name=spec.name,
+        auto_repair=auto_repair,
+        span_root=span_root,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    _write(topology=topology, spec=spec, data=data)
+    _record("create", topology, {"version": topology.version, "auto_repair": auto_repair}, user, source)
     return topology
 
 
@@ -407,36 +444,162 @@ def topology_update(
     """Replace the topology's rows with `document` if it is still at `version` (else Conflict).
     Addresses allocated before stay where they were (_with_kept_addresses). `change` says what
     changed, for the audit log (the object edits of webapp.networks.edits)."""
-    spec, data = _parse(document)
+    _not_a_share(topology)
+    data = _data(document)
+    if spans_hosts(data) or topology.span_document is not None:
+        return _span_save(
+            home=topology.host,
+            data=data,
+            root=topology,
+            version=version,
+            user=user,
+            auto_repair=auto_repair,
+            source=source,
+            change=change,
+        )
+    spec, data = _parse(data)
+    _same_name(spec, topology)
+    with transaction.atomic():
+        current = _current(topology)
+        check_version(current, version)
+        kept = _with_kept_addresses(data=data, spec=spec, topologies=[current])
+        if kept is not None:
+            spec = _parse(kept)[0]
+        _update_row(
+            current=current, spec=spec, data=data, user=user, auto_repair=auto_repair, source=source,
+            change=change,
+        )  # fmt: skip
+    return current
+
+
+def _not_a_share(topology: Topology) -> None:
+    """Conflict for a host's share of a spanning topology: it changes with the whole file only."""
+    if topology.span_root_id is not None:
+        root = Topology.objects.select_related("host").get(pk=topology.span_root_id)
+        raise Conflict(
+            f"topology {topology.name} on host {topology.host.name} is that host's share of topology"
+            f" {root.name} spanning hosts from {root.host.name}: change it there"
+        )
+
+
+def _same_name(spec: TopologySpec, topology: Topology) -> None:
     if spec.name != topology.name:
         raise InvalidInput(
             f"the topology is named {topology.name}; a new name is a new topology (create it, then"
             f" delete this one)",
             field="name",
         )
-    with transaction.atomic():
-        host = _locked_host(topology.host)
-        current = Topology.objects.select_related("host").filter(pk=topology.pk).first()
-        if current is None:
-            raise Conflict(f"topology {topology.name} on host {host.name} was deleted meanwhile")
-        check_version(current, version)
-        _overlaps(host=host, spec=spec, exclude=current)
-        _route_clashes(host=host, spec=spec)
-        kept = _with_kept_addresses(data=data, spec=spec, current=current)
-        if kept is not None:
-            spec = _parse(kept)[0]
-        current.networks.all().delete()
-        current.nodes.all().delete()
-        current.version += 1
-        if auto_repair is not None:
-            current.auto_repair = auto_repair
-        current.save(update_fields=["version", "auto_repair", "updated"])
-        _write(topology=current, spec=spec, data=data)
-        details = {"version": current.version, "previous_version": version}
-        if change:
-            details["change"] = change
-        _record("update", current, {**details, "auto_repair": current.auto_repair}, user, source)
+
+
+def _current(topology: Topology) -> Topology:
+    """The topology's row, read again under its host's lock (in the caller's transaction)."""
+    host = _locked_host(topology.host)
+    current = Topology.objects.select_related("host").filter(pk=topology.pk).first()
+    if current is None:
+        raise Conflict(f"topology {topology.name} on host {host.name} was deleted meanwhile")
     return current
+
+
+def _update_row(
+    *,
+    current: Topology,
+    spec: TopologySpec,
+    data: Mapping[str, Any],
+    user: User,
+    auto_repair: bool | None,
+    source: str | None,
+    change: str = "",
+) -> None:
+    """Replace the rows of one topology on one host by `spec`, one version up (in the caller's
+    transaction, the host locked)."""
+    _overlaps(host=current.host, spec=spec, exclude=current)
+    _route_clashes(host=current.host, spec=spec)
+    previous = current.version
+    current.networks.all().delete()
+    current.nodes.all().delete()
+    current.version += 1
+    if auto_repair is not None:
+        current.auto_repair = auto_repair
+    current.save(update_fields=["version", "auto_repair", "span_document", "span_root", "updated"])
+    _write(topology=current, spec=spec, data=data)
+    details = {"version": current.version, "previous_version": previous}
+    if change:
+        details["change"] = change
+    _record("update", current, {**details, "auto_repair": current.auto_repair}, user, source)
+
+
+# Topologies spanning hosts (netcore.topology.span): the home row keeps the whole file; each host of
+# it has a row of its own holding its share, written here with the home row in one transaction.
+
+
+def _span_save(
+    *,
+    home: Host,
+    data: Any,
+    root: Topology | None,
+    user: User,
+    auto_repair: bool | None,
+    source: str | None,
+    version: int | None = None,
+    change: str = "",
+) -> Topology:
+    """Create or update a spanning topology: split the file by host, then create, update or delete each
+    host's row so that they hold exactly the shares (a host whose share is unchanged is left alone)."""
+    split = _span_split(home=home, data=data)
+    with transaction.atomic():
+        if root is not None:
+            root = _current(root)
+            check_version(root, version if version is not None else root.version)
+            _same_name(split.spec, root)
+            kept = _with_kept_addresses(data=data, spec=split.spec, topologies=_span_rows(root))
+            if kept is not None:
+                split = _span_split(home=home, data=kept)
+        hosts = {host.name: host for host in Host.objects.filter(name__in=split.shares)}
+        unknown = [name for name in split.shares if name not in hosts]
+        if unknown:
+            raise InvalidTopology({DOCUMENT_FIELD: [f"no host named {', '.join(unknown)}: add it first"]})
+        rows = {row.host.name: row for row in _span_rows(root)} if root is not None else {}
+        repair = auto_repair if auto_repair is not None else root is not None and root.auto_repair
+        for name, share in split.shares.items():
+            spec = topology_spec.parse(share, source=DOCUMENT_FIELD)
+            row = rows.pop(name, None)
+            if row is None:
+                row = _create_row(
+                    host=hosts[name], spec=spec, data=share, user=user, auto_repair=repair, source=source,
+                    span_root=root,
+                )  # fmt: skip
+                root = root or row  # the home host's share comes first: its row is the home row
+            elif row == root or spec != topology_spec.parse(topology_document(topology=row, pinned=True)):
+                row = _current(row)
+                _update_row(
+                    current=row, spec=spec, data=share, user=user, auto_repair=repair, source=source,
+                    change=change,
+                )  # fmt: skip
+        assert root is not None
+        root.span_document = dict(data)
+        root.save(update_fields=["span_document"])
+        for name, row in rows.items():  # hosts the topology no longer reaches
+            if last_applied(row.id) is not None:
+                raise Conflict(
+                    f"topology {row.name} is applied on host {name}, which it would no longer reach:"
+                    f" destroy it there first (POST /api/v1/topologies/{row.name}/destroy/?host={name})"
+                )
+            _record("delete", row, {"version": row.version, "span": root.name}, user, source)
+            row.delete()
+    return root
+
+
+def _span_split(*, home: Host, data: Any) -> Span:
+    vteps = dict(Host.objects.exclude(underlay=None).values_list("name", "underlay"))
+    try:
+        return span_split(data, home=home.name, vteps=vteps)
+    except InvalidSpec as exc:
+        raise _invalid(exc) from None
+
+
+def _span_rows(root: Topology) -> list[Topology]:
+    """The home row and every host's share row of a spanning topology."""
+    return [root, *Topology.objects.filter(span_root=root).select_related("host").order_by("id")]
 
 
 @refusals_audited("topology.delete", object_kind="topology", target=_audited_topology)
@@ -521,9 +684,19 @@ def topology_document(*, topology: Topology, pinned: bool = False) -> dict[str, 
     return document
 
 
+def topology_file(*, topology: Topology) -> dict[str, Any]:
+    """The file a user edits: a spanning topology's whole file on its home row, else topology_document."""
+    if topology.span_document is not None:
+        return copy.deepcopy(topology.span_document)
+    return topology_document(topology=topology)
+
+
 def topology_yaml(*, topology: Topology, pinned: bool = False) -> str:
-    """topology_document as YAML text (a topology file)."""
-    return document_yaml(topology_document(topology=topology, pinned=pinned))
+    """The topology file as YAML text: topology_file, or with `pinned` topology_document pinned (what
+    the host's agent runs: for a spanning topology, that host's share)."""
+    if pinned:
+        return document_yaml(topology_document(topology=topology, pinned=True))
+    return document_yaml(topology_file(topology=topology))
 
 
 def document_yaml(document: Mapping[str, Any]) -> str:
@@ -549,6 +722,13 @@ def topology_operation(
         reason=reason,
         source=source,
     )
+
+
+def topology_operations(*, topology: Topology, kind: str, user: User) -> list[Operation]:
+    """Queue plan, apply or destroy of the topology on its host and, for a topology spanning hosts
+    named by its home row, of every host's share on that host (home first): one operation each."""
+    rows = _span_rows(topology) if topology.span_document is not None else [topology]
+    return [topology_operation(topology=row, kind=kind, user=user) for row in rows]
 
 
 # Reconcile (level-based): when a host's agent connects, every topology applied there is planned

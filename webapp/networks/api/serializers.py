@@ -12,7 +12,9 @@ from rest_framework import serializers
 
 from netcore.topology.spec import MAX_DOCUMENT_BYTES
 from webapp.networks.models import Network, Node, Topology
-from webapp.networks.selectors import TOPOLOGY_STATUSES, topology_nodes, topology_status
+from webapp.networks.selectors import TOPOLOGY_STATUSES, topology_nodes, topology_span, topology_status
+from webapp.operations.api.serializers import OperationCreatedSerializer
+from webapp.operations.models import Operation
 
 
 @extend_schema_field(
@@ -113,6 +115,11 @@ class _NetworkFields(serializers.Serializer):
     options = serializers.JSONField(help_text="vxlan: vni, local, remote, group, dstport, learning.")
 
 
+class _SpanField(serializers.Serializer):
+    home = serializers.CharField()
+    hosts = serializers.ListField(child=serializers.CharField())
+
+
 class _TopologyFields(serializers.Serializer):
     name = serializers.CharField()
     host = serializers.CharField(source="host.name")
@@ -130,9 +137,18 @@ class _TopologyFields(serializers.Serializer):
         help_text="Why, for people: the error, the host waited for, the plan lines of a drift."
     )
     url = serializers.SerializerMethodField()
+    span = serializers.SerializerMethodField(
+        help_text="For a topology spanning hosts: {home: its home host, hosts: every host with a share"
+        " of it}; each host's share is a topology of the same name on that host (?host=NAME). Null"
+        " for a topology on one host."
+    )
 
     def get_url(self, topology: Topology) -> str:
         return topology_url(topology)
+
+    @extend_schema_field(_SpanField(allow_null=True))
+    def get_span(self, topology: Topology) -> dict[str, Any] | None:
+        return topology_span(topology)
 
     @extend_schema_field(serializers.ChoiceField(choices=TOPOLOGY_STATUSES))
     def get_status(self, topology: Topology) -> str:
@@ -327,3 +343,19 @@ class TopologyPreviewOutputSerializer(serializers.Serializer):
     host_forwards = serializers.BooleanField(
         help_text="Whether the host was taken to route between networks."
     )
+
+
+class _HostOperationSerializer(OperationCreatedSerializer):
+    host = serializers.CharField(source="host.name")
+
+
+class TopologyOperationsCreatedSerializer(_HostOperationSerializer):
+    """The 202 answer to a topology's plan/apply/destroy: its host's operation and, for a topology
+    spanning hosts, `span`: the operation queued on each host with a share (home first)."""
+
+    span = serializers.SerializerMethodField()
+
+    @extend_schema_field(_HostOperationSerializer(many=True, allow_null=True))
+    def get_span(self, operation: Operation) -> list[dict[str, Any]] | None:
+        others = self.context.get("span")
+        return _HostOperationSerializer([operation, *others], many=True).data if others else None

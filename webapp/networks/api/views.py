@@ -34,6 +34,7 @@ from webapp.networks.api.serializers import (
     NodeOutputSerializer,
     RouteListOutputSerializer,
     TopologyCreateInputSerializer,
+    TopologyOperationsCreatedSerializer,
     TopologyPreviewOutputSerializer,
     TopologyUpdateInputSerializer,
 )
@@ -297,8 +298,9 @@ class _TopologyCommandApi(APIView):
 
     def run(self, request: Request, name: str) -> Response:
         topology = selectors.topology_get(name=name, host=_host_param(request))
-        operation = services.topology_operation(topology=topology, kind=self.action, user=request.user)
-        return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+        first, *others = services.topology_operations(topology=topology, kind=self.action, user=request.user)
+        answer = TopologyOperationsCreatedSerializer(first, context={"span": others})
+        return Response(answer.data, status=status.HTTP_202_ACCEPTED)
 
 
 def _command_schema(summary: str) -> dict:
@@ -308,7 +310,10 @@ def _command_schema(summary: str) -> dict:
         " operation; answers 202 at once, see /api/v1/operations/{id}/.",
         "parameters": [HOST_OF_NAME],
         "request": None,
-        "responses": {202: OperationCreatedSerializer, **error_responses(e409="The host is revoked.")},
+        "responses": {
+            202: TopologyOperationsCreatedSerializer,
+            **error_responses(e409="The host is revoked."),
+        },
     }
 
 
