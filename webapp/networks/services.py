@@ -606,8 +606,9 @@ def _span_rows(root: Topology) -> list[Topology]:
 def topology_delete(
     *, topology: Topology, version: int | None = None, user: User = None, source: str | None = None
 ) -> None:
-    """Forget the topology (at `version`, if given). What an apply created stays on the host: destroy
-    it first."""
+    """Forget the topology (at `version`, if given), with every host's share when it spans hosts. What
+    an apply created stays on the hosts: destroy it first."""
+    _not_a_share(topology)
     with transaction.atomic():
         _locked_host(topology.host)
         current = Topology.objects.select_related("host").filter(pk=topology.pk).first()
