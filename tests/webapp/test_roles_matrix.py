@@ -82,6 +82,7 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/topologies/<str:name>/nodes/<str:node>/routes/", "POST"):   OPERATOR,
     ("api/v1/topologies/<str:name>/nodes/<str:node>/routes/", "DELETE"): OPERATOR,
     ("api/v1/networks/",                         "GET"):    VIEWER,
+    ("api/v1/networks/<str:id>/overlay/",        "GET"):    VIEWER,
     ("api/v1/nodes/",                            "GET"):    VIEWER,
     ("api/v1/routes/",                           "GET"):    VIEWER,
 }

@@ -10,6 +10,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from netcore.topology.overlay_check import FINDING_KINDS
 from netcore.topology.spec import MAX_DOCUMENT_BYTES
 from webapp.networks.models import Network, Node, Topology
 from webapp.networks.selectors import TOPOLOGY_STATUSES, topology_nodes, topology_span, topology_status
@@ -359,3 +360,27 @@ class TopologyOperationsCreatedSerializer(_HostOperationSerializer):
     def get_span(self, operation: Operation) -> list[dict[str, Any]] | None:
         others = self.context.get("span")
         return _HostOperationSerializer([operation, *others], many=True).data if others else None
+
+
+class _OverlayHostSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    vtep = serializers.CharField()
+    state_known = serializers.BooleanField(help_text="False: its agent never reported a state.")
+
+
+class _FindingSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    kind = serializers.ChoiceField(choices=sorted(FINDING_KINDS))
+    object = serializers.CharField()
+    expected = serializers.CharField()
+    found = serializers.CharField()
+    repairable = serializers.BooleanField(help_text="Re-applying the host's share repairs it.")
+    why = serializers.CharField()
+
+
+class OverlayOutputSerializer(serializers.Serializer):
+    topology = serializers.CharField()
+    network = serializers.CharField()
+    hosts = _OverlayHostSerializer(many=True)
+    consistent = serializers.BooleanField()
+    findings = _FindingSerializer(many=True)

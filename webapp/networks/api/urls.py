@@ -37,6 +37,7 @@ urlpatterns = [
         name="api-topology-node-routes",
     ),
     path("networks/", views.NetworkListApi.as_view(), name="api-network-list"),
+    path("networks/<str:id>/overlay/", views.NetworkOverlayApi.as_view(), name="api-network-overlay"),
     path("nodes/", views.NodeListApi.as_view(), name="api-node-list"),
     path("routes/", views.RouteListApi.as_view(), name="api-route-list"),
 ]

@@ -32,6 +32,7 @@ from webapp.networks.api.serializers import (
     DesiredTopologyOutputSerializer,
     NetworkOutputSerializer,
     NodeOutputSerializer,
+    OverlayOutputSerializer,
     RouteListOutputSerializer,
     TopologyCreateInputSerializer,
     TopologyOperationsCreatedSerializer,
@@ -39,6 +40,7 @@ from webapp.networks.api.serializers import (
     TopologyUpdateInputSerializer,
 )
 from webapp.networks.models import Network, Node, Route, Topology
+from webapp.networks.overlay import network_overlay
 from webapp.networks.preview import topology_preview
 from webapp.operations.api.serializers import OperationCreatedSerializer
 
@@ -372,6 +374,26 @@ class NetworkListApi(ListAPIView):
     @extend_schema(summary="List the networks of the topologies wanted on hosts", parameters=[HOST, TOPOLOGY])
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
+
+
+class NetworkOverlayApi(APIView):
+    @extend_schema(
+        summary="The overlay consistency check of a network spanning hosts",
+        description="`id` is TOPOLOGY.NETWORK (e.g. ov.mesh; ?host= names the home host when several"
+        " hosts have a topology of that name). From every host's latest known state: is each host's"
+        " VXLAN device right (VNI, port, VTEP, MTU, underlay route) and does each host forward every"
+        " remote endpoint's MAC to the VTEP of the host where it really lives? Each finding names"
+        " the host, the object, what is expected and what is found, and whether re-applying that"
+        " host (POST /api/v1/topologies/TOPOLOGY/apply/?host=HOST) repairs it.",
+        parameters=[HOST_OF_NAME],
+        responses={200: OverlayOutputSerializer, **error_responses()},
+    )
+    def get(self, request: Request, id: str) -> Response:
+        name, dot, network = id.partition(".")
+        if not dot or not network:
+            raise InvalidInput(f"{id!r} is not TOPOLOGY.NETWORK (e.g. ov.mesh)", field="id")
+        topology = selectors.topology_get(name=name, host=_host_param(request))
+        return Response(OverlayOutputSerializer(network_overlay(topology=topology, network=network)).data)
 
 
 class NodeListApi(ListAPIView):
