@@ -200,3 +200,19 @@ def test_a_host_without_an_underlay_address_is_named(operator: Account, labs: di
     assert "no underlay address known for host lab3" in str(
         refused.json()["fields"]["networks.mesh.hosts.lab3"]
     )
+
+
+def test_object_edits_span_hosts_too(operator: Account, labs: dict) -> None:
+    _create(operator, _file())
+    added = operator.api().post(
+        f"{URL}ov/nodes/", {"name": "c2", "networks": ["mesh"], "host": "lab3", "version": 1}, format="json"
+    )
+    assert added.status_code == 201, added.json()
+    assert list(_share(operator, "lab3")["nodes"]) == ["c1", "c2"]
+    mesh = _share(operator, "lab1")["networks"]["mesh"]
+    assert {"address": "198.18.50.5", "vtep": "198.18.254.13"} in mesh["remote_nodes"]
+    changed = operator.api().patch(
+        f"{URL}ov/networks/pair/", {"hosts": ["lab1", "lab3"], "version": 2}, format="json"
+    )
+    assert changed.status_code == 400, changed.json()  # b1 on lab2 would lose network pair
+    assert "does not reach host lab2" in str(changed.json())

@@ -207,6 +207,20 @@ class _StrictInput(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "object", "additionalProperties": {"type": "string", "nullable": True}},
+        ],
+        "description": "vxlan: the hosts the network spans, by name (each host's underlay address is its"
+        " VTEP), or a mapping of host name to VTEP address.",
+    }
+)
+class NetworkHostsField(serializers.JSONField):
+    """The hosts a vxlan network spans, as the topology file has them; netcore validates them."""
+
+
 class _NetworkKeys(_StrictInput):
     subnet = serializers.CharField(required=False, help_text="e.g. 198.18.1.0/24 or fd00:1::/64.")
     gateway = serializers.CharField(required=False, allow_null=True, help_text="Default: the first address.")
@@ -218,6 +232,7 @@ class _NetworkKeys(_StrictInput):
     group = serializers.CharField(required=False, allow_null=True)
     dstport = serializers.IntegerField(required=False, allow_null=True)
     learning = serializers.BooleanField(required=False, allow_null=True)
+    hosts = NetworkHostsField(required=False, allow_null=True)
 
 
 class NetworkCreateInputSerializer(_NetworkKeys):
@@ -251,6 +266,11 @@ class _NodeKeys(_StrictInput):
         required=False, allow_null=True, help_text="bridge (default), none, host or container:<node>."
     )
     networks = NodeNetworksField(required=False, allow_null=True)
+    host = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="The host it runs on, for a topology spanning hosts (default: the topology's host).",
+    )
     ports = serializers.ListField(
         child=serializers.CharField(),
         required=False,
