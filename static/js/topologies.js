@@ -50,7 +50,7 @@ function render() {
         'tr',
         { 'data-topology': `${t.host}/${t.name}` },
         el('td', {}, t.host),
-        el('td', {}, el('a', { href: `#${t.host}/${t.name}`, class: 'topology-link' }, el('strong', {}, t.name))),
+        el('td', {}, el('a', { href: `#${t.host}/${t.name}`, class: 'topology-link' }, el('strong', {}, t.name)), spanNote(t)),
         el('td', {}, String(t.network_count)),
         el('td', {}, String(t.node_count)),
         el('td', {}, el('span', { class: `badge status-${t.status ?? 'new'}`, title: t.status_message ?? '' }, t.status ?? 'new')),
@@ -100,6 +100,13 @@ const waiting = new Map(); // operation id -> {topology, kind}
 // started meanwhile makes an older plan's result stale: it is never shown over what followed
 const currentPlan = new Map();
 const keyOf = (topology) => `${topology.host}/${topology.name}`;
+
+/** Under a topology spanning hosts: which hosts (on its home row), or whose share this row is. */
+function spanNote(t) {
+  if (!t.span) return '';
+  const text = t.span.home === t.host ? `spans ${t.span.hosts.join(', ')}` : `${t.host}'s share; its file is on ${t.span.home}`;
+  return el('div', { class: 'muted span-note' }, text);
+}
 const DONE = { apply: 'Applied', destroy: 'Destroyed', repair: 'Repaired' };
 
 async function start(topology, kind) {

@@ -28,8 +28,8 @@ function changed(values, initial) {
   return Object.fromEntries(Object.entries(values).filter(([key, value]) => String(value) !== String(initial[key] ?? '')));
 }
 
-/** "127.0.0.1:8080:80/tcp, 8443:443" -> ["127.0.0.1:8080:80/tcp", "8443:443"]. */
-function portList(text) {
+/** A comma- or space-separated list: "127.0.0.1:8080:80/tcp, 8443:443" -> ["127.0.0.1:8080:80/tcp", "8443:443"]. */
+function itemList(text) {
   return text.split(/[\s,]+/).filter(Boolean);
 }
 
@@ -101,10 +101,18 @@ export class TopologyEditor {
         { name: 'group', label: 'Multicast group (optional)', showWhen: { name: 'driver', value: 'vxlan' } },
         { name: 'dstport', label: 'UDP port (optional)', type: 'number', showWhen: { name: 'driver', value: 'vxlan' } },
         { name: 'learning', label: 'MAC learning', type: 'checkbox', showWhen: { name: 'driver', value: 'vxlan' } },
+        {
+          name: 'hosts',
+          label: 'Spans hosts (optional)',
+          placeholder: 'lab1, lab2, lab3',
+          hint: 'Host names: the network reaches each, over VXLAN between their underlay addresses (the Hosts page sets them). Empty: this host only; then give local and remote yourself.',
+          showWhen: { name: 'driver', value: 'vxlan' },
+        },
       ],
       onSubmit: (values) => {
         const body = given(values, ['mtu', 'vni', 'dstport']);
         if (values.driver !== 'vxlan') delete body.learning;
+        if (body.hosts) body.hosts = itemList(body.hosts);
         return this.write('POST', ['networks'], body, `network ${values.name} added`);
       },
     });
@@ -138,6 +146,7 @@ export class TopologyEditor {
   /** The node form; `network` is preselected (the graph's "Add node on <network>…"). */
   addNode({ network = null } = {}) {
     const networks = this.networkNames();
+    const span = this.topology.span; // a topology spanning hosts: say which host the node runs on
     const nodes = this.topology.nodes.map((n) => n.name);
     return openForm({
       title: network ? `Add a node on ${network}` : `Add a node to ${this.topology.name}`,
@@ -156,6 +165,9 @@ export class TopologyEditor {
           { name: `networks.${w}.address`, label: `Address on ${w} (optional)`, hint: 'Allocated from the subnet if empty.' },
         ]),
         { name: 'ports', label: 'Published ports (optional)', placeholder: '127.0.0.1:8080:80/tcp', hint: 'Comma-separated: [host_ip:]host_port:container_port[/tcp|udp].' },
+        ...(span
+          ? [{ name: 'host', label: 'Host', type: 'select', options: span.hosts.map((h) => [h, h]), hint: 'The host it runs on; its networks must reach that host.' }]
+          : []),
       ],
       onSubmit: (values) => this.write('POST', ['nodes'], this.nodeBody(values, networks), `node ${values.name} added`),
     });
@@ -168,7 +180,8 @@ export class TopologyEditor {
     if (attached.length) {
       body.networks = Object.fromEntries(attached.map((w) => [w, given({ address: values[`networks.${w}.address`] })]));
     }
-    if (values.ports) body.ports = portList(values.ports);
+    if (values.ports) body.ports = itemList(values.ports);
+    if (values.host && values.host !== this.topology.span?.home) body.host = values.host;
     return body;
   }
 
@@ -189,7 +202,7 @@ export class TopologyEditor {
       ],
       onSubmit: (values) => {
         const body = changed(values, initial);
-        if ('ports' in body) body.ports = portList(body.ports);
+        if ('ports' in body) body.ports = itemList(body.ports);
         return this.write('PATCH', ['nodes', name], body, `node ${name} changed`);
       },
     });
