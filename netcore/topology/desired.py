@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from netcore import names
 from netcore.topology.nat import NatWant, nat_wants
-from netcore.topology.spec import TopologySpec, default_route, home_node, netns_of
+from netcore.topology.spec import (
+    RemoteNodeSpec,
+    TopologySpec,
+    default_route,
+    endpoint_mac,  # defined in spec, where remote nodes' MACs default to it; still known here
+    home_node,
+    netns_of,
+)
 
 SEGMENT_PORTS = 128
 
@@ -63,6 +70,9 @@ class VxlanWant:
     mtu: int | None
     alias: str
     bridge: str
+    proxy: bool = False  # answer ARP/ND from the device's neighbour entries (learning off)
+    peers: tuple[IPAddress, ...] = ()  # head-end replication: 00:00:00:00:00:00 -> each peer
+    remote_nodes: tuple[RemoteNodeSpec, ...] = ()  # FDB mac -> vtep and neighbour address -> mac each
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +96,6 @@ class PortWant:
         repair comes back with the MAC its peers and the host have cached, so traffic resumes at
         once instead of after their ARP entries fail (seconds to a minute)."""
         return endpoint_mac(self.address.ip)
-
-
-def endpoint_mac(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    """A locally administered unicast MAC from an address: 02:42 and the four bytes of an IPv4
-    address, 02 and the last five bytes of an IPv6 one. Addresses are unique on a network, so its
-    MACs are too."""
-    tail = address.packed[-4:] if address.version == 4 else address.packed[-5:]
-    head = b"\x02\x42" if address.version == 4 else b"\x02"
-    return ":".join(f"{byte:02x}" for byte in head + tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,9 @@ def desired(spec: TopologySpec) -> Desired:
                     net.mtu,
                     names.owner_alias(topology=topo, role="vxlan", network=net.name),
                     root,
+                    net.proxy,
+                    net.peers,
+                    net.remote_nodes,
                 )
             )
 

@@ -15,6 +15,16 @@ Format (YAML)::
         subnet: 198.18.2.0/24
         vni: 4242               # required for vxlan, 1..16777215
         # optional: local, remote or group (multicast; not with remote), dstport (4789), learning (true)
+      mesh:                     # one host's share of an overlay spanning hosts (see "Overlays" below)
+        driver: vxlan
+        subnet: 198.18.50.0/24
+        vni: 5000
+        local: 198.18.254.11    # this host's VTEP: an address of the host namespace
+        learning: false         # static forwarding only: the VXLAN device answers ARP/ND (proxy)
+        peers: [198.18.254.12, 198.18.254.13]            # the other hosts' VTEPs
+        remote_nodes:                                    # endpoints living on those hosts
+          - {address: 198.18.50.11, vtep: 198.18.254.12}                      # mac: derived
+          - {address: 198.18.50.12, vtep: 198.18.254.13, mac: "02:00:00:00:32:0c"}
     nodes:
       web1: {networks: [front, back]}                    # interfaces eth0, eth1; addresses allocated
       web2: {networks: {front: {address: 198.18.1.20}}}  # static address (optional)
@@ -44,6 +54,23 @@ another namespace), a node that has no address of the host_ip's family (mode non
 address and the every-address form of its family) for the same protocol, in one node or two.
 ``nat: true`` on a network masquerades what its subnet sends out of any interface but the network's
 own bridge, as Docker's bridge networks do. netcore.topology.nat turns both into nftables rules.
+
+Overlays (a vxlan network spanning hosts, each host applying its share, as Docker's overlay driver
+and flannel do). ``peers`` are the other hosts' VTEP addresses: each is a head-end replication
+entry on the VXLAN device (``bridge fdb append 00:00:00:00:00:00 dev VX dst PEER``), so broadcast
+and unknown traffic is sent to every peer by unicast. Refused with ``remote`` or ``group``; every
+peer has the IP version of ``local`` (of the first peer without ``local``), none twice, none equal
+to ``local``. ``remote_nodes`` are endpoints on those hosts; each is an FDB entry MAC -> ``vtep``
+(``bridge fdb add MAC dev VX dst VTEP self permanent``) and a permanent neighbour entry address ->
+MAC on the VXLAN device (``ip neigh add ADDR lladdr MAC dev VX nud permanent``). ``mac`` defaults
+to :func:`endpoint_mac` of the address, the MAC netcore gives that node on its own host. Refused: an
+address outside the subnet, the gateway, one a node of this file has (or a remote node twice); a
+``vtep`` that is not one of ``peers``; a MAC that is not unicast, is all zeros, or is another
+remote node's or a node's of this file on that network. Remote nodes' addresses are never
+allocated to the file's own nodes. With ``learning: false`` the VXLAN device is made with the
+proxy flag: it answers ARP requests and neighbour solicitations from its neighbour entries and drops
+the ones it has no entry for (nothing is flooded, nothing learnt). The MTU a VXLAN network gets
+without ``mtu``, and the check of ``local`` against the host, need the kernel: converge does them.
 
 Every problem is collected and raised as one :class:`~netcore.errors.InvalidSpec` with one problem
 per line and the list in ``.problems``.
@@ -108,8 +135,12 @@ _NETWORK_KEYS = (
     "dstport",
     "learning",
     "nat",
+    "peers",
+    "remote_nodes",
 )
-_VXLAN_KEYS = ("vni", "local", "remote", "group", "dstport", "learning")
+_VXLAN_KEYS = ("vni", "local", "remote", "group", "dstport", "learning", "peers", "remote_nodes")
+_REMOTE_NODE_KEYS = ("address", "vtep", "mac")
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 _NODE_KEYS = ("networks", "mode", "ports")
 _ATTACHMENT_KEYS = ("address",)
 _ROUTE_KEYS = ("node", "to", "via", "dev")
@@ -133,6 +164,32 @@ class NetworkSpec:
     dstport: int | None = None  # 4789 unless given, for vxlan; None for bridge
     learning: bool | None = None  # True unless given, for vxlan; None for bridge
     nat: bool = False  # masquerade what the subnet sends out of any other interface than the bridge
+    peers: tuple[IPAddress, ...] = ()  # vxlan: the other hosts' VTEPs (head-end replication)
+    remote_nodes: tuple[RemoteNodeSpec, ...] = ()  # vxlan: endpoints on those hosts
+
+    @property
+    def proxy(self) -> bool:
+        """Whether the VXLAN device answers ARP/ND itself (IFLA_VXLAN_PROXY): with learning off."""
+        return self.driver == "vxlan" and self.learning is False
+
+
+@dataclass(frozen=True)
+class RemoteNodeSpec:
+    """An endpoint of a vxlan network living on another host: `address` is reached at `mac`, which
+    lives behind the VXLAN tunnel endpoint `vtep` (one of the network's peers)."""
+
+    address: IPAddress
+    vtep: IPAddress
+    mac: str  # lower case, colon-separated
+
+
+def endpoint_mac(address: IPAddress) -> str:
+    """A locally administered unicast MAC from an address: 02:42 and the four bytes of an IPv4
+    address, 02 and the last five bytes of an IPv6 one. Addresses are unique on a network, so its
+    MACs are too; a remote node's MAC defaults to it, so the host it lives on gives it the same."""
+    tail = address.packed[-4:] if address.version == 4 else address.packed[-5:]
+    head = b"\x02\x42" if address.version == 4 else b"\x02"
+    return ":".join(f"{byte:02x}" for byte in head + tail)
 
 
 @dataclass(frozen=True)
@@ -518,6 +575,8 @@ class _VxlanFields(TypedDict, total=False):
     group: IPAddress | None
     dstport: int | None
     learning: bool | None
+    peers: tuple[IPAddress, ...]
+    remote_nodes: tuple[RemoteNodeSpec, ...]
 
 
 @dataclass(frozen=True)
@@ -567,6 +626,9 @@ class _Parser:
         self.networks: dict[str, NetworkSpec] = {}
         self.nodes: dict[object, _RawNode] = {}
         self.routes: list[RouteSpec] = []
+        # each vxlan network's remote nodes with their field paths, checked once addresses are known
+        self.remote_nodes: dict[str, list[tuple[str, RemoteNodeSpec]]] = {}
+        self.remote_clashes: set[str] = set()  # paths of remote nodes whose address was refused
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
@@ -592,6 +654,7 @@ class _Parser:
                 self.node(key, body)
             self.container_targets()
             self.addresses()
+            self.remote_node_macs()
             self.published_ports()
             seen: dict[tuple[str, IPNetwork], int] = {}
             for index, body in enumerate(routes):
@@ -725,7 +788,7 @@ class _Parser:
                 f"{path}.nat: {excerpt(nat)} is not true or false (true: masquerade outbound traffic)"
             )
             nat = False
-        vxlan = self.vxlan(body, path) if driver == "vxlan" else _VxlanFields()
+        vxlan = self.vxlan(body, path, name) if driver == "vxlan" else _VxlanFields()
         if driver == "bridge":
             for vxlan_key in _VXLAN_KEYS:
                 if vxlan_key in body:
@@ -750,7 +813,7 @@ class _Parser:
                         **vxlan,
                     )
 
-    def vxlan(self, body: Mapping, path: str) -> _VxlanFields:
+    def vxlan(self, body: Mapping, path: str, name: str) -> _VxlanFields:
         if body.get("vni") is None:
             self.problem(
                 f"{path}.vni: missing (a vxlan network needs a VNI in {VNI_RANGE[0]}..{VNI_RANGE[1]})"
@@ -773,6 +836,9 @@ class _Parser:
         learning = body.get("learning", True)
         if not isinstance(learning, bool):
             self.problem(f"{path}.learning: {excerpt(learning)} is not true or false")
+        peers = self.peers(body, path, local=local)
+        remote_nodes = self.remote_node_items(body, path, name, peers)
+        peers = peers or ()
         return {
             "vni": vni,
             "local": local,
@@ -780,7 +846,115 @@ class _Parser:
             "group": group,
             "dstport": VXLAN_PORT if dstport is None else dstport,
             "learning": learning,
+            "peers": peers,
+            "remote_nodes": remote_nodes,
         }
+
+    def peers(self, body: Mapping, path: str, *, local: IPAddress | None) -> tuple[IPAddress, ...] | None:
+        """A vxlan network's peers: the other hosts' VTEP addresses, each a head-end replication entry.
+        None when they are refused as a whole (the remote nodes' VTEPs are then not checked against them)."""
+        value = body.get("peers")
+        if value is None:
+            return ()
+        where = f"{path}.peers"
+        for other, why in (
+            ("remote", "remote is the one VTEP a point-to-point VXLAN device sends to"),
+            ("group", "group floods by multicast instead"),
+        ):
+            if body.get(other) is not None:
+                self.problem(f"{where}: not with {other} ({why}); give peers or {other}")
+                return None
+        if not isinstance(value, list):
+            self.problem(f"{where}: must be a list of addresses such as [198.18.254.12], not {_kind(value)}")
+            return None
+        peers: list[IPAddress] = []
+        seen: dict[IPAddress, int] = {}
+        for index, item in enumerate(value):
+            item_path = f"{where}[{index}]"
+            try:
+                peer = parse_address(_ip_text(item))
+            except InvalidSpec as exc:
+                self.problem(f"{item_path}: {exc}")
+                continue
+            version = local.version if local is not None else (peers[0].version if peers else peer.version)
+            if peer.is_multicast or peer.is_unspecified:
+                self.problem(f"{item_path}: {peer} is not a unicast address (a peer is another host's VTEP)")
+            elif peer.version != version:
+                against = f"local {local}" if local is not None else f"{where}[0] {peers[0]}"
+                self.problem(f"{item_path}: {peer} is not of the same IP version as {against}")
+            elif peer == local:
+                self.problem(
+                    f"{item_path}: {peer} is local, this host's own VTEP; peers are the other hosts'"
+                )
+            elif peer in seen:
+                self.problem(f"{item_path}: {peer} is listed twice (also {where}[{seen[peer]}])")
+            else:
+                seen[peer] = index
+                peers.append(peer)
+        return tuple(peers)
+
+    def remote_node_items(
+        self, body: Mapping, path: str, network: str, peers: tuple[IPAddress, ...] | None
+    ) -> tuple[RemoteNodeSpec, ...]:
+        """A vxlan network's remote nodes, each on its own; the checks against the subnet and the file's
+        nodes come once addresses are resolved (remote_node_addresses, remote_node_macs)."""
+        value = body.get("remote_nodes")
+        if value is None:
+            return ()
+        where = f"{path}.remote_nodes"
+        if not isinstance(value, list):
+            self.problem(
+                f"{where}: must be a list of mappings such as {{address: 198.18.50.11, vtep: 198.18.254.12}},"
+                f" not {_kind(value)}"
+            )
+            return ()
+        found: list[RemoteNodeSpec] = []
+        listed = ", ".join(map(str, peers or ())) or "none given"
+        for index, item in enumerate(value):
+            item_path = f"{where}[{index}]"
+            if not isinstance(item, Mapping):
+                self.problem(
+                    f"{item_path}: must be a mapping such as {{address: 198.18.50.11, vtep: 198.18.254.12}},"
+                    f" not {_kind(item)}"
+                )
+                continue
+            before = len(self.problems)
+            self.unknown_keys(item, _REMOTE_NODE_KEYS, path=item_path)
+            for key in ("address", "vtep"):
+                if item.get(key) is None:
+                    self.problem(f"{item_path}.{key}: missing")
+            address = self.address(item, "address", item_path)
+            vtep = self.address(item, "vtep", item_path)
+            if vtep is not None and peers is not None and vtep not in peers:
+                self.problem(
+                    f"{item_path}.vtep: {vtep} is not one of peers ({listed}); a remote node lives behind"
+                    " the VTEP of another host, which peers must list"
+                )
+            mac = self.mac(item, item_path, address)
+            if len(self.problems) == before and address is not None and vtep is not None and mac is not None:
+                node = RemoteNodeSpec(address=address, vtep=vtep, mac=mac)
+                found.append(node)
+                self.remote_nodes.setdefault(network, []).append((item_path, node))
+        return tuple(found)
+
+    def mac(self, item: Mapping, path: str, address: IPAddress | None) -> str | None:
+        """A remote node's MAC: given (unicast, not all zeros), else derived from its address."""
+        value = item.get("mac")
+        if value is None:
+            return endpoint_mac(address) if address is not None else None
+        if not isinstance(value, str) or not _MAC.fullmatch(value):
+            self.problem(f"{path}.mac: {excerpt(value)} is not a MAC address such as 02:42:c6:12:32:0b")
+            return None
+        mac = value.lower()
+        if int(mac[:2], 16) & 1:
+            self.problem(
+                f"{path}.mac: {mac} is a multicast MAC (its first byte is odd); a node's MAC is unicast"
+            )
+            return None
+        if mac == "00:00:00:00:00:00":
+            self.problem(f"{path}.mac: {mac} is all zeros, the MAC of the peers' flooding entries")
+            return None
+        return mac
 
     def node(self, key: object, body: object) -> None:
         path = f"nodes.{_key(key)}"
@@ -1079,6 +1253,8 @@ class _Parser:
     def addresses(self) -> None:
         bridged = [(_key(key), raw) for key, raw in self.nodes.items() if raw.mode == "bridge"]
         for static in (True, False):
+            if not static:
+                self.remote_node_addresses()
             for owner, raw in bridged:
                 for want in raw.wants:
                     pool = self.pools.get(want.network)
@@ -1091,6 +1267,48 @@ class _Parser:
                             raw.addresses[want.network] = pool.allocate(owner=owner)
                     except InvalidSpec as exc:
                         self.problem(f"{want.path}.address: {exc}" if static else f"{want.path}: {exc}")
+
+    def remote_node_addresses(self) -> None:
+        """Claim the remote nodes' addresses after the file's static ones (a clash is reported at the
+        remote node) and before allocation, which then never hands one of them to a node of the file."""
+        for network, items in self.remote_nodes.items():
+            pool = self.pools.get(network)
+            if pool is None:
+                continue
+            local = {
+                raw.addresses[network]: key for key, raw in self.nodes.items() if network in raw.addresses
+            }
+            for path, node in items:
+                if node.address in local:
+                    self.problem(
+                        f"{path}.address: {node.address} is the address of node {_key(local[node.address])}"
+                        f" of this file on network {network}; a remote node is one on another host"
+                    )
+                    self.remote_clashes.add(path)
+                    continue
+                try:
+                    pool.claim(node.address, owner=f"remote node {path}")
+                except InvalidSpec as exc:
+                    self.problem(f"{path}.address: {exc}")
+                    self.remote_clashes.add(path)
+
+    def remote_node_macs(self) -> None:
+        """No two endpoints of a vxlan network share a MAC: remote nodes among themselves, and against
+        the MACs netcore gives the file's own nodes on that network (endpoint_mac of their address)."""
+        for network, items in self.remote_nodes.items():
+            taken: dict[str, str] = {}
+            for key, raw in self.nodes.items():
+                address = raw.addresses.get(network) if raw.mode == "bridge" else None
+                if address is not None:
+                    taken[endpoint_mac(address)] = f"node {_key(key)} ({address})"
+            for path, node in items:
+                if path in self.remote_clashes:
+                    continue  # its address is already reported
+                holder = taken.setdefault(node.mac, path)
+                if holder != path:
+                    self.problem(
+                        f"{path}.mac: {node.mac} is already the MAC of {holder} on network {network}"
+                    )
 
     def route(self, index: int, body: object, seen: dict[tuple[str, IPNetwork], int]) -> None:
         path = f"routes[{index}]"
