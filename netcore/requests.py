@@ -97,14 +97,20 @@ def vxlan_create(
     remote: IPAddress | None = None,
     group: IPAddress | None = None,
     learning: bool = True,
+    proxy: bool = False,
     underlay: int | None = None,
     mtu: int | None = None,
     master: int | None = None,
     up: bool = True,
     devgroup: int = 0,
 ) -> Request:
+    """A VXLAN device; `proxy` makes it answer ARP requests and neighbour solicitations from its own
+    neighbour entries (and drop the ones it has none for) instead of sending them into the tunnel.
+    The kernel cannot change proxy on an existing device (changelink refuses it)."""
     data = c.attr_u32(c.IFLA_VXLAN_ID, vni) + c.attr_be16(c.IFLA_VXLAN_PORT, dstport)
     data += c.attr_u8(c.IFLA_VXLAN_LEARNING, int(learning))
+    if proxy:
+        data += c.attr_u8(c.IFLA_VXLAN_PROXY, 1)
     for ip, v4, v6 in (
         (remote or group, c.IFLA_VXLAN_GROUP, c.IFLA_VXLAN_GROUP6),
         (local, c.IFLA_VXLAN_LOCAL, c.IFLA_VXLAN_LOCAL6),
@@ -245,6 +251,13 @@ def neighbour_add(*, index: int, ifname: str, address: IPAddress, mac: str) -> R
     )
 
 
+def neighbour_delete(*, index: int, ifname: str, address: IPAddress, missing_ok: bool = False) -> Request:
+    """Delete a neighbour (ARP/ND) entry; `missing_ok` for one that may be gone already."""
+    body = c.NDMSG.pack(_family(address), index, 0, 0, 0) + c.attr(c.NDA_DST, address.packed)
+    tolerate = (errno.ENOENT,) if missing_ok else ()
+    return Request(c.RTM_DELNEIGH, 0, body, "delete neighbour", f"{address} on {ifname}", tolerate)
+
+
 def fdb_add(
     *,
     index: int,
@@ -252,12 +265,18 @@ def fdb_add(
     mac: str,
     dst: IPAddress | None = None,
     vni: int | None = None,
+    replace: bool = False,
 ) -> Request:
     """A static forwarding entry: on a VXLAN device (self, with the remote `dst`) or a bridge port.
 
     A bridge-port entry is NOARP (iproute2's "static"): PERMANENT would make the bridge treat
     the MAC as its own and stop forwarding frames for it out of the port. A VXLAN entry must be
     PERMANENT (the VXLAN driver refuses anything else).
+
+    On a VXLAN device the request appends (`bridge fdb append`): for the all-zeros or a multicast
+    MAC it adds `dst` to the entry's remotes (a remote it has already is no change), for a unicast
+    MAC it creates the entry or leaves an existing one as it is. `replace` (`bridge fdb replace`,
+    unicast MACs only) creates the entry or points it at `dst`.
     """
     tunnel = dst is not None or vni is not None
     flags = c.NTF_SELF if tunnel else c.NTF_MASTER
@@ -269,7 +288,32 @@ def fdb_add(
     if vni is not None:
         body += c.attr_u32(c.NDA_VNI, vni)
     what = f"{mac} on {ifname}" + (f" to {dst}" if dst else "")
-    return Request(c.RTM_NEWNEIGH, c.NLM_F_CREATE | c.NLM_F_APPEND, body, "add fdb entry", what)
+    flags = c.NLM_F_CREATE | (c.NLM_F_REPLACE if replace else c.NLM_F_APPEND)
+    return Request(c.RTM_NEWNEIGH, flags, body, "add fdb entry", what)
+
+
+def fdb_delete(
+    *, index: int, ifname: str, mac: str, dst: IPAddress | None = None, missing_ok: bool = False
+) -> Request:
+    """Delete a VXLAN device's forwarding entry (self): with `dst`, only that remote of it (one peer
+    of the all-zeros entry), else the whole entry. `missing_ok` for one that may be gone already."""
+    body = c.NDMSG.pack(c.AF_BRIDGE, index, 0, c.NTF_SELF, 0) + c.attr(c.NDA_LLADDR, c.mac_bytes(mac))
+    if dst is not None:
+        body += c.attr(c.NDA_DST, dst.packed)
+    tolerate = (errno.ENOENT,) if missing_ok else ()
+    what = f"{mac} on {ifname}" + (f" to {dst}" if dst else "")
+    return Request(c.RTM_DELNEIGH, 0, body, "delete fdb entry", what, tolerate)
+
+
+def neighbour_dump(*, index: int) -> bytes:
+    """Body of an RTM_GETNEIGH dump of one link's neighbour entries (IPv4 and IPv6)."""
+    return c.NDMSG.pack(c.AF_UNSPEC, 0, 0, 0, 0) + c.attr_u32(c.NDA_IFINDEX, index)
+
+
+def fdb_dump(*, index: int) -> bytes:
+    """Body of an RTM_GETNEIGH dump of one link's forwarding entries: its own (self) and, for a
+    bridge port, its bridge's entries for it."""
+    return c.NDMSG.pack(c.AF_BRIDGE, index, 0, 0, 0)
 
 
 def link_get(*, name: str) -> bytes:

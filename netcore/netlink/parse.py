@@ -103,6 +103,7 @@ class RawLink:
     link_netnsid: int | None
     vxlan: VxlanInfo | None
     group: int = 0
+    vxlan_proxy: bool = False  # IFLA_VXLAN_PROXY, which VxlanInfo (the snapshot's schema) does not carry
 
     def to_link(self, *, netns: str, master: str | None, peer: LinkRef | None) -> Link:
         """The public record, once the master's name and the peer are known."""
@@ -130,6 +131,7 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
         _family, _type, index, flags, _change = _ifinfo(buf, start)
         name = mtu = kind = mac = alias = vxlan = None
         group = 0
+        proxy = False
         state = "unknown"
         master = link_index = netnsid = None
         pos = start + 16
@@ -169,7 +171,7 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
             elif kind_ == c.IFLA_GROUP:
                 group = _u32(buf, a)
             elif kind_ == c.IFLA_LINKINFO:
-                kind, vxlan = _linkinfo(buf, a, b)
+                kind, vxlan, proxy = _linkinfo(buf, a, b)
         if name is None or mtu is None:
             raise MalformedMessage(f"no {'IFLA_IFNAME' if name is None else 'IFLA_MTU'} attribute")
         if link_index == index and netnsid is None:
@@ -188,12 +190,13 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
             netnsid,
             vxlan,
             group,
+            proxy,
         )
     except _PARSE_ERRORS as exc:
         raise _malformed("link", buf, start, end, exc) from exc
 
 
-def _linkinfo(buf: bytearray, start: int, end: int) -> tuple[str | None, VxlanInfo | None]:
+def _linkinfo(buf: bytearray, start: int, end: int) -> tuple[str | None, VxlanInfo | None, bool]:
     kind = None
     data = None
     for kind_, a, b in _attrs(buf, start, end):
@@ -202,14 +205,16 @@ def _linkinfo(buf: bytearray, start: int, end: int) -> tuple[str | None, VxlanIn
         elif kind_ == c.IFLA_INFO_DATA:
             data = (a, b)
     if kind == "vxlan" and data:
-        return kind, _vxlan(buf, *data)
-    return kind, None
+        return (kind, *_vxlan(buf, *data))
+    return kind, None, False
 
 
-def _vxlan(buf: bytearray, start: int, end: int) -> VxlanInfo:
+def _vxlan(buf: bytearray, start: int, end: int) -> tuple[VxlanInfo, bool]:
+    """The VXLAN settings, and the proxy flag (kept apart: the snapshot's VxlanInfo has no field for it)."""
     vni = dstport = 0
     local = group = None
     learning = True
+    proxy = False
     underlay = None
     for kind, a, b in _attrs(buf, start, end):
         if kind == c.IFLA_VXLAN_ID:
@@ -230,12 +235,16 @@ def _vxlan(buf: bytearray, start: int, end: int) -> VxlanInfo:
             if b - a != 1:
                 raise _wrong_size("IFLA_VXLAN_LEARNING", a, b, 1)
             learning = bool(buf[a])
+        elif kind == c.IFLA_VXLAN_PROXY:
+            if b - a != 1:
+                raise _wrong_size("IFLA_VXLAN_PROXY", a, b, 1)
+            proxy = bool(buf[a])
         elif kind == c.IFLA_VXLAN_LINK:
             underlay = _u32_of("IFLA_VXLAN_LINK", buf, a, b) or None
     remote = None
     if group and not _is_multicast(group):
         group, remote = None, group
-    return VxlanInfo(vni, local, group, remote, dstport, learning, underlay)
+    return VxlanInfo(vni, local, group, remote, dstport, learning, underlay), proxy
 
 
 def _is_multicast(ip: str) -> bool:

@@ -27,7 +27,7 @@ from netcore.errors import AlreadyExists, Cancelled, NetcoreError, from_oserror
 from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import NetlinkSocket, Request
 from netcore.objects import link_index, link_lookup
-from netcore.topology import nat, state
+from netcore.topology import nat, overlay, state
 from netcore.topology.desired import Desired, NodeWant, PortWant, RouteWant, VxlanWant, desired
 from netcore.topology.spec import TopologySpec
 
@@ -91,6 +91,7 @@ class _Undo:
     host_links: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
     route_localnet: list[tuple[str, int]] = field(default_factory=list)  # (bridge, value before)
+    entries: list[Request] = field(default_factory=list)  # deletes of entries added to existing devices
 
     def rollback(self, host_sock: NetlinkSocket, *, group: int | None) -> None:
         """Remove what was created; `group` deletes the whole device group when it held nothing before.
@@ -100,6 +101,8 @@ class _Undo:
         for bridge, before in reversed(self.route_localnet):
             with contextlib.suppress(FileNotFoundError):  # a bridge this run created, deleted below
                 nat.write_route_localnet(bridge, before)
+        if self.entries:
+            host_sock.send(list(reversed(self.entries)))
         if group is not None and self.host_links:
             host_sock.send([rq.link_group_delete(group=group, what="links created by this run")])
         host_sock.send([rq.link_delete(name=n, missing_ok=True) for n in reversed(self.host_links)])
@@ -136,6 +139,7 @@ class _Run:
         self.index: dict[str, int] = {name: link.index for name, link in actual.host_links.items()}
         self.group = names.owner_group(want.topology)
         self.stripped: set[str] = set()  # host links that stale addresses were deleted from
+        self.fresh_vxlans: set[str] = set()  # VXLAN devices this run creates (so holding no entries)
         self.nat_plan = nat.NatPlan()
 
     def record(self, action: str, kind: str, name: str, detail: str = "") -> None:
@@ -352,9 +356,12 @@ class _Run:
                     )
                 continue
             action = "update" if have else "create"
-            self.record(action, "vxlan", v.name, f"vni {v.vni}, dstport {v.dstport}" + _vxlan_peer(v))
+            mtu = f", mtu {v.mtu}" if v.mtu else ""
+            self.record(action, "vxlan", v.name, f"vni {v.vni}, dstport {v.dstport}{_vxlan_peer(v)}{mtu}")
+            self.fresh_vxlans.add(v.name)
             if have:
                 requests.append(rq.link_delete(name=v.name))
+                self.index.pop(v.name, None)
             requests += [
                 rq.vxlan_create(
                     devgroup=self.group,
@@ -365,6 +372,7 @@ class _Run:
                     remote=v.remote,
                     group=v.group,
                     learning=v.learning,
+                    proxy=v.proxy,
                     mtu=v.mtu,
                     master=self.index.get(v.bridge),
                 ),
@@ -372,6 +380,32 @@ class _Run:
             ]
             created.append(v.name)
         self.send_host(requests, created=created)
+        self.lookup_indexes(v.name for v in self.want.vxlans)
+        self.vxlan_entries()
+
+    def vxlan_entries(self) -> None:
+        """The forwarding and neighbour entries of each VXLAN device: a peer's all-zeros entry, each
+        remote node's MAC -> VTEP and address -> MAC; only the entries change, never the device."""
+        requests: list[Request] = []
+        for v in self.want.vxlans:
+            fresh = v.name in self.fresh_vxlans  # a new device holds none
+            fdb = () if fresh else self.actual.vxlan_fdb.get(v.name, ())
+            neighbours = () if fresh else self.actual.vxlan_neighbours.get(v.name, ())
+            changes = overlay.entry_changes(
+                device=v.name,
+                peers=v.peers,
+                remote_nodes=v.remote_nodes,
+                default_dst=v.remote or v.group,
+                fdb=overlay.held_fdb(fdb),
+                neighbours=overlay.held_neighbours(neighbours),
+            )
+            index = self.index.get(v.name, 0)
+            for change in changes:
+                self.record(change.action, change.kind, change.name, change.detail)
+                requests.append(overlay.change_request(change, index=index))
+                if change.action == "create" and not fresh and self.execute:
+                    self.undo.entries.append(overlay.undo_request(change, index=index))
+        self.send_host(requests)
 
     def uplinks(self) -> None:
         requests, created = [], []
@@ -731,6 +765,7 @@ def _vxlan_matches(have, v: VxlanWant) -> bool:
         and x.vni == v.vni
         and x.dstport == v.dstport
         and x.learning == v.learning
+        and have.vxlan_proxy == v.proxy
         and x.local == (str(v.local) if v.local else None)
         and x.remote == (str(v.remote) if v.remote else None)
         and x.group == (str(v.group) if v.group else None)
@@ -738,11 +773,8 @@ def _vxlan_matches(have, v: VxlanWant) -> bool:
 
 
 def _vxlan_peer(v: VxlanWant) -> str:
-    if v.remote:
-        return f", remote {v.remote}"
-    if v.group:
-        return f", group {v.group}"
-    return ""
+    peer = f", remote {v.remote}" if v.remote else f", group {v.group}" if v.group else ""
+    return peer + (", proxy" if v.proxy else "")
 
 
 def _converge(
@@ -753,12 +785,17 @@ def _converge(
     progress: Progress | None,
     cancelled: CancelCheck | None,
 ) -> Result:
-    want = desired(spec)
     host_sock = NetlinkSocket.open()
     try:
+        vxlans = [names.vxlan_name(spec.name, n.name) for n in spec.networks.values() if n.driver == "vxlan"]
+        actual = state.read(topology=spec.name, host_sock=host_sock, vxlans=vxlans)
+        # the MTU of an overlay and the check of its local address need the host's interfaces
+        want = desired(
+            overlay.resolve_underlay(spec, links=actual.host_links, addresses=actual.host_addresses)
+        )
         run = _Run(
             want,
-            state.read(topology=spec.name, host_sock=host_sock),
+            actual,
             host_sock,
             execute=execute,
             progress=progress,

@@ -1,7 +1,9 @@
 """What the kernel holds now for one topology: the host links it owns and its namespaces.
 
 Only namespaces named `<topology>-*` are opened, and only the host namespace is dumped
-whole, so reading a fresh topology's state costs one link dump.
+whole, so reading a fresh topology's state costs one link dump. The forwarding and neighbour
+entries of the topology's VXLAN devices (peers, remote nodes) are read with dumps filtered by
+device, two per device that exists.
 
 Ownership is read from the marks netcore sets when it creates something (names alone are
 never proof): a link's owner alias, or, for a link cut off between the request that created
@@ -13,11 +15,14 @@ namespace (see netcore.netns).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netcore import names
 from netcore import netns as ns
-from netcore.model import Address, Route
+from netcore import requests as rq
+from netcore.model import Address, FdbEntry, Neighbour, Route
+from netcore.netlink import codec as c
 from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
 from netcore.snapshot import NamespaceDump, dump_namespace
@@ -43,6 +48,9 @@ class Actual:
     host_links: dict[str, parse.RawLink]
     host_addresses: list[Address]
     namespaces: dict[str, NamespaceState]
+    # the VXLAN devices' own forwarding entries ("self") and neighbour entries, by device name
+    vxlan_fdb: dict[str, list[FdbEntry]] = field(default_factory=dict)
+    vxlan_neighbours: dict[str, list[Neighbour]] = field(default_factory=dict)
 
     def owned(self, name: str) -> names.OwnerTag | None:
         """The owner tag of host link `name` if this topology made it."""
@@ -89,8 +97,9 @@ def _from_dump(d: NamespaceDump) -> NamespaceState:
     )
 
 
-def read(*, topology: str, host_sock: NetlinkSocket) -> Actual:
-    """Read the host namespace and every namespace whose name starts with `<topology>-`."""
+def read(*, topology: str, host_sock: NetlinkSocket, vxlans: Iterable[str] = ()) -> Actual:
+    """Read the host namespace and every namespace whose name starts with `<topology>-`, and the
+    entries of the VXLAN devices named in `vxlans` that exist and are the topology's."""
     home = ns.host_inode()
     host = dump_namespace(
         ns.NamespaceInfo(ns.HOST, home, "host", "/proc/thread-self/ns/net"), host_sock, neighbours=False
@@ -113,4 +122,28 @@ def read(*, topology: str, host_sock: NetlinkSocket) -> Actual:
             namespaces[name] = _from_dump(dump_namespace(info, sock, neighbours=False))
         finally:
             sock.close()
-    return Actual(topology, {x.name: x for x in host.raw_links}, host.addresses, namespaces)
+    actual = Actual(topology, {x.name: x for x in host.raw_links}, host.addresses, namespaces)
+    for name in vxlans:
+        link = actual.host_links.get(name)
+        if link is not None and link.kind == "vxlan" and actual.owned(name) is not None:
+            actual.vxlan_fdb[name], actual.vxlan_neighbours[name] = read_entries(host_sock, link)
+    return actual
+
+
+def read_entries(sock: NetlinkSocket, link: parse.RawLink) -> tuple[list[FdbEntry], list[Neighbour]]:
+    """A VXLAN device's own forwarding entries and its neighbour entries, through filtered dumps."""
+    names = {link.index: link.name}
+    fdb = []
+    for buf, kind, start, end in sock.dump(
+        c.RTM_GETNEIGH, rq.fdb_dump(index=link.index), what=f"fdb of {link.name}"
+    ):
+        entry = parse.fdb(ns.HOST, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
+        if entry is not None and entry.self_entry and entry.ifindex == link.index:
+            fdb.append(entry)
+    neighbours = []
+    body = rq.neighbour_dump(index=link.index)
+    for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, body, what=f"neighbours of {link.name}"):
+        entry_n = parse.neighbour(ns.HOST, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
+        if entry_n is not None and entry_n.ifindex == link.index:
+            neighbours.append(entry_n)
+    return fdb, neighbours
