@@ -26,7 +26,7 @@ DEPS_STAMP := $(VENV)/.deps-stamp
 AGENT_PYZ := dist/switchboard-agent.pyz
 AGENT_SOURCES := $(shell find netcore -type f -not -path '*/__pycache__/*')
 
-.PHONY: setup system-packages migrate agent run test bench lint clean
+.PHONY: setup system-packages migrate agent run test bench lint clean lab lab-down
 
 setup: system-packages $(DEPS_STAMP) node_modules/.stamp migrate $(AGENT_PYZ)
 
@@ -81,6 +81,15 @@ test: setup
 
 bench: setup
 	$(VPY) -m bench
+
+# Simulated hosts lab1..labN on this machine, each with its own agent, reporting to the dashboard that
+# `make run` serves on PORT (see the README and lab/). `make lab HOSTS=5`; `make lab-down` removes them.
+HOSTS ?= 3
+lab: setup
+	$(VPY) -m lab up --hosts $(HOSTS) --port $(PORT)
+
+lab-down:
+	$(VPY) -m lab down
 
 lint: setup
 	$(VENV)/bin/ruff check .
