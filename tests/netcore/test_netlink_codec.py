@@ -279,6 +279,7 @@ u32 = st.integers(0, 0xFFFFFFFF)
     remote=st.ip_addresses(v=4).map(str),
     port=st.integers(0, 0xFFFF),
     learning=st.booleans(),
+    proxy=st.booleans(),
 )
 def test_built_link_round_trips(
     name: str,
@@ -291,6 +292,7 @@ def test_built_link_round_trips(
     remote: str,
     port: int,
     learning: bool,
+    proxy: bool,
 ) -> None:
     """A link built with the codec's own builders parses back to what was put in."""
     body = c.IFINFOMSG.pack(0, 0, index, c.IFF_UP, 0) + c.attr_str(c.IFLA_IFNAME, name)
@@ -305,6 +307,7 @@ def test_built_link_round_trips(
         c.attr(c.IFLA_VXLAN_GROUP, socket.inet_aton(remote)),
         c.attr_be16(c.IFLA_VXLAN_PORT, port),
         c.attr_u8(c.IFLA_VXLAN_LEARNING, learning),
+        c.attr_u8(c.IFLA_VXLAN_PROXY, proxy),
     )
     body += c.attr_nested(c.IFLA_LINKINFO, c.attr_str(c.IFLA_INFO_KIND, "vxlan"), vxlan)
     [link], lost = read_one(c.message(c.RTM_NEWLINK, 0, 1, body))
@@ -321,6 +324,7 @@ def test_built_link_round_trips(
     assert (link.up, link.state, link.kind) == (True, "up", "vxlan")
     assert link.vxlan is not None
     assert (link.vxlan.vni, link.vxlan.dstport, link.vxlan.learning) == (vni, port, learning)
+    assert link.vxlan_proxy == proxy
     assert link.vxlan.remote == remote or link.vxlan.group == remote
 
 
@@ -351,6 +355,22 @@ def test_link_field_of_the_wrong_size_is_named(field: str, payload: bytes) -> No
         assert seen == [] and lost is not None
         assert f"{field} has {len(payload)} bytes of payload, expected {size}" in str(lost)
         assert "RTM_NEWLINK seq 5 at offset 0" in str(lost)
+
+
+@FUZZ
+@given(payload=st.binary(max_size=6))
+def test_vxlan_proxy_of_the_wrong_size_is_named(payload: bytes) -> None:
+    """IFLA_VXLAN_PROXY is one byte; any other size is an error naming it."""
+    body = c.IFINFOMSG.pack(0, 0, 9, 0, 0) + c.attr_str(c.IFLA_IFNAME, "vx") + c.attr_u32(c.IFLA_MTU, 1450)
+    data = c.attr_nested(
+        c.IFLA_INFO_DATA, c.attr_u32(c.IFLA_VXLAN_ID, 5), c.attr(c.IFLA_VXLAN_PROXY, payload)
+    )
+    body += c.attr_nested(c.IFLA_LINKINFO, c.attr_str(c.IFLA_INFO_KIND, "vxlan"), data)
+    seen, lost = read_one(c.message(c.RTM_NEWLINK, 0, 5, body))
+    if len(payload) == 1:
+        assert lost is None and [link.vxlan_proxy for link in seen] == [bool(payload[0])]
+    else:
+        assert seen == [] and f"IFLA_VXLAN_PROXY has {len(payload)} bytes of payload, expected 1" in str(lost)
 
 
 ADDR_V4 = c.IFADDRMSG.pack(c.AF_INET, 24, 0, 0, 2)
