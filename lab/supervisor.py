@@ -14,8 +14,9 @@
 - `start` returns once every host's agent was welcomed by the dashboard (its log says so), or
   raises LabError after `timeout` seconds, having removed everything it made.
 
-Registration is the caller's: `manage(name)` returns a token for host `name` (e.g. lab.tokens.register,
-or a test stack's `host_token`), and `revoke(name)`, if given, is called for each host at `stop`.
+Registration is the caller's: `manage(name, underlay)` returns a token for host `name` whose underlay
+address (its VTEP in networks spanning hosts) is `underlay` (e.g. lab.tokens.register, or a test
+stack's `host_token`), and `revoke(name)`, if given, is called for each host at `stop`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Lab:
         hosts: int = 3,
         port: int = 8000,
         workdir: Path,
-        manage: Callable[[str], str],
+        manage: Callable[[str, str], str],
         revoke: Callable[[str], None] | None = None,
         netns_path: str | None = None,
         timeout: float = 30.0,
@@ -126,8 +127,8 @@ class Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             tokens = {}
-            for name in self.names:
-                tokens[name] = self.manage(name)
+            for index, name in enumerate(self.names, start=1):
+                tokens[name] = self.manage(name, str(underlay.address4(index).ip))
                 self._registered.append(name)
             ready = threading.Event()
             self._thread = threading.Thread(target=self._run, args=(ready,), name="lab", daemon=True)

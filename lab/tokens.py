@@ -40,14 +40,14 @@ def hosttoken(name: str, *options: str, env: dict[str, str] | None = None) -> st
     return done.stdout
 
 
-def register(name: str) -> str:
-    """A fresh token for host `name`: rotated if the host exists (as `make run` does for its own
-    host), created otherwise."""
+def register(name: str, underlay: str) -> str:
+    """A fresh token for host `name`, with its underlay address set: rotated if the host exists (as
+    `make run` does for its own host), created otherwise."""
     try:
-        output = hosttoken(name, "--rotate")
+        output = hosttoken(name, "--rotate", "--underlay", underlay)
     except TokenError as rotating:
         try:
-            output = hosttoken(name)
+            output = hosttoken(name, "--underlay", underlay)
         except TokenError as creating:
             raise TokenError(f"cannot register lab host {name}: {rotating}; {creating}") from None
     return output.strip().splitlines()[-1]

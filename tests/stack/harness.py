@@ -457,9 +457,10 @@ class Stack:
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def host_token(self, name: str) -> str:
-        """A new host and its agent token (`manage.py hosttoken NAME`, last line)."""
-        token = self.manage("hosttoken", name).strip().splitlines()[-1]
+    def host_token(self, name: str, underlay: str | None = None) -> str:
+        """A new host and its agent token (`manage.py hosttoken NAME [--underlay ADDRESS]`, last line)."""
+        token = self.manage("hosttoken", name, *(["--underlay", underlay] if underlay else [])).strip()
+        token = token.splitlines()[-1]
         self.host_tokens[name] = token
         return token
 

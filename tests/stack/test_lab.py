@@ -92,6 +92,8 @@ async def test_a_lab_of_three_hosts_each_reporting_only_itself(make_stack):
     # every host online, under its own hostname (UTS namespace)
     hosts = hosts_api(web)
     assert {n: (hosts[n]["online"], hosts[n]["hostname"]) for n in NAMES} == {n: (True, n) for n in NAMES}
+    # each registered with its underlay address: its VTEP in networks spanning hosts
+    assert [hosts[n]["underlay"] for n in NAMES] == [f"198.18.254.{10 + i}" for i in (1, 2, 3)]
 
     # each one reports its own eth0 with its own underlay addresses, and nothing else but lo
     for host in (lab1, lab2, lab3):
