@@ -372,6 +372,14 @@ def test_entries_deleted_or_changed_by_hand_are_planned_seen_live_and_repaired(l
     lab.a.apply(a)
     tcp_echo(server_ns=b1, client_ns=a1, address="198.18.50.11")
 
+    # only the remote node's entry deleted: its frames are flooded to every peer, so they still arrive
+    lab.a.sh(f"bridge fdb del {mac} dev {vx} self")
+    with Capture("ua") as seen:
+        tcp_echo(server_ns=b1, client_ns=a1, address="198.18.50.11")
+    assert seen.frames
+    assert lab.a.plan(a) == [f"+ fdb {mac} dst 198.18.254.12 on {vx} (remote node 198.18.50.11)"]
+    lab.a.apply(a)
+
     # both forwarding entries deleted: nothing knows where b1 is any more
     lab.a.sh(
         f"bridge fdb del {mac} dev {vx} self && bridge fdb del 00:00:00:00:00:00 dev {vx} dst 198.18.254.12"
