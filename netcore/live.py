@@ -52,6 +52,7 @@ REQUERY_DELAY = 0.02
 RESYNC_RETRY = 0.1  # seconds before a failed re-dump of a namespace is tried again
 REROUTE_AGAIN = 0.25  # seconds after the first re-read of a link's routes, the second
 REROUTE_WHOLE = 64  # more links than this to re-read at once: one route dump of the namespace instead
+ZERO_MAC = "00:00:00:00:00:00"  # the all-zeros FDB entry of a VXLAN device: one remote per peer
 
 _IN_CREATE, _IN_DELETE, _IN_MOVED_FROM, _IN_MOVED_TO = 0x100, 0x200, 0x40, 0x80
 _IN_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
@@ -107,6 +108,10 @@ class _Space:
     routes: dict[tuple, Route] = field(default_factory=dict)
     neighbours: dict[tuple, Neighbour] = field(default_factory=dict)
     fdb: dict[tuple, FdbEntry] = field(default_factory=dict)
+    # (ifindex, mac, vlan) -> keys in `fdb` of a VXLAN device's own entries for a MAC with a remote:
+    # the kernel changes such an entry's remote in place (`bridge fdb replace`) and tells only the new
+    # one, so the entry it replaced is found here (keys may be stale: they are checked in `fdb`)
+    remotes: dict[tuple, set[tuple]] = field(default_factory=dict)
     nsids: dict[int, str] = field(default_factory=dict)  # the id this namespace gives another -> its name
     reroute: set[int] = field(default_factory=set)  # links whose routes are to be re-read
     resync_pending: bool = False
@@ -424,6 +429,10 @@ class LiveModel:
                     store[key] = item
                     if emit:
                         self._emit(kind, "new", name, item)
+        space.remotes.clear()
+        for key, entry in space.fdb.items():
+            if entry.self_entry and entry.dst and entry.mac != ZERO_MAC:
+                space.remotes.setdefault((entry.ifindex, entry.mac, entry.vlan), set()).add(key)
         for raw in d.raw_links:
             self._keep_raw(space, raw)
         for raw in d.raw_links:
@@ -460,11 +469,31 @@ class LiveModel:
             if buf[start] == c.AF_BRIDGE:
                 fdb_entry = parse.fdb(name, names, buf, start, end)
                 if fdb_entry is not None and fdb_listed(fdb_entry, space.raw):
+                    if new:
+                        self._remote_replaced(space, fdb_entry)
                     self._store(space, "fdb", space.fdb, new, fdb_entry)
             else:
                 entry = parse.neighbour(name, names, buf, start, end)
                 if entry is not None and neighbour_listed(entry):
                     self._store(space, "neighbour", space.neighbours, new, entry)
+
+    def _remote_replaced(self, space: _Space, entry: FdbEntry) -> None:
+        """Forget the entry whose remote a VXLAN device's new entry for the same MAC replaced.
+
+        Only for a MAC other than all zeros: there several remotes are the rule (head-end replication,
+        `bridge fdb append`), and each is told on its own. For any other MAC netcore keeps one remote,
+        as the control plane wants (several appended by hand show as the last one told)."""
+        if not (entry.self_entry and entry.dst and entry.mac != ZERO_MAC):
+            return
+        held = space.remotes.setdefault((entry.ifindex, entry.mac, entry.vlan), set())
+        for key in list(held):
+            old = space.fdb.get(key)
+            if old is None or old.dst != entry.dst:
+                held.discard(key)
+            if old is not None and old.dst != entry.dst:
+                del space.fdb[key]
+                self._emit("fdb", "del", space.info.name, old)
+        held.add(entry.key)
 
     def _store(self, space: _Space, kind: str, store: dict, new: bool, item) -> None:
         if item is None:

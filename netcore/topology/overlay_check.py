@@ -266,10 +266,15 @@ def _fdb_findings(
     learning: bool,
 ) -> list[Finding]:
     name = str(device["name"])
+    # the device's own entries (NTF_SELF) with a remote: the bridge's entries for the port (its own
+    # MAC, what the bridge learnt) are not forwarding state of the overlay
     entries = [
         e
         for e in _objects(view.state, "fdb")
-        if e.get("netns") == "host" and e.get("ifindex") == device.get("index")
+        if e.get("netns") == "host"
+        and e.get("ifindex") == device.get("index")
+        and e.get("self_entry")
+        and e.get("dst")
     ]
     floods = {e.get("dst") for e in entries if e.get("mac") == ZERO_MAC}
     found = [

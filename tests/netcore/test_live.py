@@ -409,3 +409,37 @@ async def test_a_held_model_reads_nothing_until_released_then_catches_up(host_ns
     finally:
         converge.destroy(topology)
         model.close()
+
+
+@pytest.mark.asyncio
+async def test_a_vxlan_entry_whose_remote_is_replaced_is_one_entry(host_ns, topo, live):
+    """`bridge fdb replace` changes a VXLAN entry's remote in place and the kernel tells only the new
+    one: the model must not keep the old remote as a second entry (the overlay check would read a
+    wrong VTEP that is gone). All-zeros entries keep one remote per peer."""
+    model, rec = live
+    vx, mac = f"{topo}vx", "02:42:c6:12:3c:04"
+    try:
+        host_ns.run(f"ip link add {vx} type vxlan id 4242 dstport 4789 local 127.0.0.1 nolearning")
+        device = await rec.until(one("link.new", "host", name=vx))
+        for command in (
+            f"bridge fdb append 00:00:00:00:00:00 dev {vx} dst 198.18.254.12",
+            f"bridge fdb append 00:00:00:00:00:00 dev {vx} dst 198.18.254.13",
+            f"bridge fdb add {mac} dev {vx} dst 198.18.254.12 self permanent",
+            f"bridge fdb replace {mac} dev {vx} dst 198.18.254.13 self permanent",
+        ):
+            host_ns.run(command)
+        await rec.until(one("fdb.new", "host", mac=mac, dst="198.18.254.13"))
+        held = {(f.mac, f.dst) for f in model.snapshot().fdb if f.ifindex == device.obj.index and f.dst}
+        assert held == {
+            ("00:00:00:00:00:00", "198.18.254.12"),
+            ("00:00:00:00:00:00", "198.18.254.13"),
+            (mac, "198.18.254.13"),
+        }
+        fresh = {
+            (f.mac, f.dst)
+            for f in snapshot(namespaces=["host"], processes=False).fdb
+            if f.ifindex == device.obj.index and f.dst
+        }
+        assert held == fresh
+    finally:
+        host_ns.run(f"ip link del {vx}", check=False)
