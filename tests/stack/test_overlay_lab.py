@@ -63,6 +63,12 @@ def _findings(web: Web, *, full: bool = False) -> list:
     return body["findings"] if full else [(f["host"], f["kind"]) for f in body["findings"]]
 
 
+def _status(web: Web, host: str) -> str:
+    status, body = web.api("GET", f"/api/v1/topologies/ov/?host={host}")
+    assert status == 200, body
+    return body["status"]
+
+
 async def _found(web: Web, finding: tuple[str, str]) -> None:
     await until(lambda: finding in _findings(web), timeout=15, what=f"the check to report {finding}")
 
@@ -156,8 +162,10 @@ async def test_an_overlay_across_three_hosts_carries_traffic_and_its_breaks_are_
     entry = [_mac("a1"), "dev", DEVICE, "dst", VTEP["lab1"], "self"]
     assert lab2.run(["bridge", "fdb", "del", *entry]).returncode == 0
     await _found(web, ("lab2", "MISSING_FDB"))
+    await until(lambda: _status(web, "lab2") == "drifted", timeout=15, what="lab2's share to show drift")
     assert lab2.run(["bridge", "fdb", "add", *entry, "permanent"]).returncode == 0
     await _clear(web)
+    await until(lambda: _status(web, "lab2") == "ready", timeout=15, what="lab2's share to be ready again")
 
     # an entry pointed at the wrong VTEP: found on its host, traffic to that node broken (its frames
     # go to a host that cannot deliver them), and a repair of that host brings it back

@@ -3,7 +3,8 @@
 Reconcile on connect plans a host's topologies (netcore's plan is the full comparison). Between
 connects, the agent's events keep the host's state current in the web app (webapp.hosts.consumers
 saves it at most once a second); after each save, drift_check compares it with every topology whose
-last operation applied it, and records what is gone, down or routed elsewhere, so the topology shows
+last operation applied it, and records what is gone, down or routed elsewhere (with an overlay's
+forwarding entries missing, wrong or extra: netcore.topology.overlay), so the topology shows
 `drifted` within a second or two of someone deleting a veth, flushing an address or changing a route
 by hand. Nothing is repaired unless the topology has auto_repair (or a user asks: topology_repair).
 
@@ -22,6 +23,7 @@ from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.ipam import IPAddress, IPNetwork
 from netcore.topology import spec as topology_spec
+from netcore.topology.overlay import overlay_drift
 from netcore.topology.spec import NodeSpec, TopologySpec
 from webapp.networks.models import Topology
 from webapp.networks.services import last_applied, topologies_auto_repair
@@ -116,7 +118,7 @@ def drift_check(*, host_id: int, state: State) -> list[Topology]:
     for topology in Topology.objects.filter(host_id=host_id).select_related("host"):
         applied = last_applied(topology.id)
         spec = _spec(applied.document) if applied is not None else None
-        drift = missing(spec, state) if spec else []
+        drift = missing(spec, state) + overlay_drift(spec, state) if spec else []
         if drift != topology.drift:
             with transaction.atomic():
                 Topology.objects.filter(pk=topology.pk).update(drift=drift)
