@@ -77,6 +77,10 @@ class LabHost:
         kwargs.setdefault("timeout", 30)
         return subprocess.run([*self.nsenter, *args], **kwargs)
 
+    def restart_agent(self) -> None:
+        """Restart the host's agent, as a service manager would (lab/inside.py: SIGUSR1)."""
+        os.kill(self.pid, signal.SIGUSR1)
+
 
 @dataclass
 class HostProcess:

@@ -20,7 +20,8 @@ What it does, in order:
    receives the signals it has a handler for, so the agent, not being PID 1, behaves as on a
    real host), reaps every orphan (a shell opened with nsenter leaves some), and exits with the
    agent's status when the agent ends. The kernel then kills whatever else still runs in the
-   host, and the host's namespaces are freed.
+   host, and the host's namespaces are freed. SIGUSR1 restarts the agent instead, as a service
+   manager would (SIGTERM, then a new agent once it ended): what the agent made stays.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "PYTHONUNBUFFERED")
 
 _agent: int | None = None
+_restarting = False  # SIGUSR1 asked for a new agent once this one has ended
 
 
 def _mount_run() -> None:
@@ -68,13 +70,36 @@ def _forward(signum: int, _frame: object) -> None:
         os.kill(_agent, signum)
 
 
+def _restart(_signum: int, _frame: object) -> None:
+    """SIGUSR1: stop the agent; the wait loop starts a new one when it has ended."""
+    global _restarting
+    if _agent is not None:
+        _restarting = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(_agent, signal.SIGTERM)
+
+
+def _start(name: str, command: list[str], env: dict[str, str]) -> int:
+    """Fork the agent; its pid."""
+    pid = os.fork()
+    if pid == 0:
+        for signum in (*_FORWARDED, signal.SIGUSR1):
+            signal.signal(signum, signal.SIG_DFL)
+        try:
+            os.execve(command[0], command, env)
+        except OSError as exc:
+            print(f"lab host {name}: cannot start the agent {command[0]}: {exc}", file=sys.stderr)
+        os._exit(127)
+    return pid
+
+
 def _exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _agent
+    global _agent, _restarting
     parser = argparse.ArgumentParser(prog="lab/inside.py", description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="the host's name, set as its hostname")
     parser.add_argument("--go-fd", type=int, required=True, help="pipe the supervisor writes the token on")
@@ -98,23 +123,19 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
     env["SWITCHBOARD_AGENT_TOKEN"] = token
-    pid = os.fork()
-    if pid == 0:
-        for signum in _FORWARDED:
-            signal.signal(signum, signal.SIG_DFL)
-        try:
-            os.execve(command[0], command, env)
-        except OSError as exc:
-            print(f"lab host {args.name}: cannot start the agent {command[0]}: {exc}", file=sys.stderr)
-        os._exit(127)
-    _agent = pid
+    signal.signal(signal.SIGUSR1, _restart)
+    _agent = _start(args.name, command, env)
     while True:  # an init reaps every child; PEP 475 retries the wait after a forwarded signal
         try:
             child, status = os.wait()
         except ChildProcessError:
             return 0
-        if child == pid:
+        if child != _agent:
+            continue
+        if not _restarting:
             return _exit_code(status)
+        _restarting = False
+        _agent = _start(args.name, command, env)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,16 @@ async def test_an_overlay_across_three_hosts_carries_traffic_and_its_breaks_are_
     await _clear(web)
     _echo(hosts, "c1", "a1")
 
+    # an agent restart (as its service manager would) keeps the overlay: what it made stays, and the
+    # reconcile on its hello finds nothing to change
+    welcomed = "the web app knows this host as lab2"
+    before = lab2.log.read_text().count(welcomed)
+    lab2.restart_agent()
+    await until(lambda: lab2.log.read_text().count(welcomed) > before, timeout=20, what="lab2's agent back")
+    _echo(hosts, "b1", "c1")
+    await _clear(web)
+    await until(lambda: _status(web, "lab2") == "ready", timeout=15, what="lab2 ready after reconcile")
+
     # destroy on every host leaves no VXLAN device anywhere
     await _apply(web, "/api/v1/topologies/ov/destroy/")
     for host in hosts.values():
