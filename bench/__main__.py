@@ -13,6 +13,7 @@ from types import FrameType
 import bench.browser  # noqa: F401
 import bench.desired  # noqa: F401  (registers P8)
 import bench.live  # noqa: F401  (registers P3 and P4)
+import bench.overlay  # noqa: F401  (registers P9)
 from bench import report
 from bench.baselines import MAX_ENDPOINTS
 from bench.figures import REGISTRY, Context, Result, select, warm_up

@@ -1,0 +1,218 @@
+"""P9: overlays across hosts (issue 10's speed goals), with a real daphne and a lab of three hosts.
+
+One stack serves both rows: a throwaway namespace holding daphne (SQLite in the run's scratch
+directory) and the lab's underlay bridge and relays (lab.Lab with netns_path), and three simulated
+hosts, each its own network, mount, PID and UTS namespace with a real agent. A topology spans the
+three hosts with one vxlan network and NODES_PER_HOST nodes on each.
+
+Rows (goal ratio 1.0: goal / measured):
+- P9 add node reachable: a node added on lab2 through the edit API (POST .../nodes/ with host lab2),
+  then POST apply of the whole topology (an operation on each host: the node on lab2, its forwarding
+  entries on lab1 and lab3); the time from the first API call until a TCP connection from a node on
+  lab1 to a listener in the new node succeeds (polled every 10 ms); p95 of ADD_TIMES.
+- P9 overlay check: GET /api/v1/networks/TOPOLOGY.NETWORK/overlay/ over 3 hosts × NODES_PER_HOST
+  endpoints (each host's saved state read, then netcore's check), median of 7 against the goal of
+  200 ms per full pass. The check runs whole on every request: it is not incremental.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.desired import OperationFailed
+from bench.figures import Context, Result, figure
+from bench.hostns import NETNS_DIR, run_in
+from bench.live import DAPHNE_OPTIONS, WAIT_FOR_PORT, StackError, _manage, _start, _stop, percentile
+from lab import Lab
+from netcore.netns import netns_run
+from tests.stack.harness import http_call
+
+PORT = 8766
+OPERATOR = "bench-p9-op"
+TOPOLOGY = "p9"
+NETWORK = "mesh"
+SUBNET = "198.18.64.0/20"
+NODES_PER_HOST = 300
+ADD_TIMES = 10
+LISTEN_PORT = 7000
+POLL_S = 0.010
+TIMEOUT_S = 120.0
+
+
+@dataclass
+class P9Stack:
+    ns: str
+    workdir: Path
+    token: str
+    lab: Lab
+
+    def expect(self, status: int, method: str, path: str, body: Any = None) -> Any:
+        got, answer = http_call(
+            str(NETNS_DIR / self.ns), PORT, method, path, token=self.token, body=body, timeout=120
+        )
+        if got != status:
+            raise RuntimeError(f"{method} {path}: {got}, expected {status}: {str(answer)[:300]}")
+        return answer
+
+    def apply(self) -> None:
+        """POST apply of the spanning topology; until every host's operation succeeded."""
+        queued = self.expect(202, "POST", f"/api/v1/topologies/{TOPOLOGY}/apply/")
+        for op in queued["span"] or [queued]:
+            deadline = time.perf_counter() + TIMEOUT_S
+            while (body := self.expect(200, "GET", f"/api/v1/operations/{op['operation']}/"))[
+                "status"
+            ] != "succeeded":
+                if body["status"] not in ("pending", "running") or time.perf_counter() > deadline:
+                    raise OperationFailed(f"apply on {op['host']}: {body['status']} {body.get('error')}")
+                time.sleep(POLL_S)
+
+
+def _document() -> dict[str, Any]:
+    hosts = ["lab1", "lab2", "lab3"]
+    nodes = {
+        f"{host[-1]}n{i:03d}": {"networks": [NETWORK], **({"host": host} if host != "lab1" else {})}
+        for host in hosts
+        for i in range(1, NODES_PER_HOST + 1)
+    }
+    network = {"driver": "vxlan", "subnet": SUBNET, "vni": 6400, "hosts": hosts}
+    return {"name": TOPOLOGY, "networks": {NETWORK: network}, "nodes": nodes}
+
+
+@contextlib.contextmanager
+def p9_stack(ctx: Context) -> Iterator[P9Stack]:
+    """daphne and a lab of three hosts in a fresh namespace; all of it gone afterwards."""
+    ctx.drop_world()
+    ns = ctx.run.add_host(ctx.tag("p9"))
+    workdir = ctx.run.workdir / ns
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        SWITCHBOARD_SECRET_KEY=secrets.token_urlsafe(50),
+        PYTHONUNBUFFERED="1",
+    )
+    procs = []
+    lab = None
+    try:
+        _manage(env, "migrate", "--noinput")
+        token = _manage(env, "adduser", OPERATOR, "--role", "operator").strip().splitlines()[-1]
+        daphne = [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(PORT)]
+        procs.append(_start(ns, [*daphne, "webapp.asgi:application"], env, workdir / "daphne.log"))
+        if not run_in(ns, [sys.executable, "-c", WAIT_FOR_PORT.replace("8765", str(PORT))], timeout=60).ok:
+            raise StackError(f"daphne is not listening on {PORT}")
+
+        def register(name: str, underlay: str) -> str:
+            return _manage(env, "hosttoken", name, "--underlay", underlay).strip().splitlines()[-1]
+
+        lab = Lab(hosts=3, port=PORT, workdir=workdir, manage=register, netns_path=str(NETNS_DIR / ns))
+        lab.start()
+        yield P9Stack(ns, workdir, token, lab)
+    finally:
+        try:
+            if lab is not None:
+                lab.stop()
+            _stop(procs)
+        finally:
+            ctx.run.delete([ns])
+            ctx.settle()
+
+
+def _listen(path: str, address: str) -> socket.socket:
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((address, LISTEN_PORT))
+        sock.listen()
+        return sock
+
+    return netns_run(path=path, fn=make)
+
+
+def _connects(path: str, address: str) -> bool:
+    def attempt() -> bool:
+        try:
+            with socket.create_connection((address, LISTEN_PORT), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    return netns_run(path=path, fn=attempt)
+
+
+def _add_row(stack: P9Stack) -> Result:
+    lab1, lab2 = stack.lab.host("lab1"), stack.lab.host("lab2")
+    client = lab1.netns_path(f"{TOPOLOGY}-1n001")
+    times, posts, applies = [], [], []
+    version = stack.expect(200, "GET", f"/api/v1/topologies/{TOPOLOGY}/")["version"]
+    for i in range(1, ADD_TIMES + 1):
+        name = f"x{i:02d}"
+        t = time.perf_counter()
+        body = {"name": name, "networks": [NETWORK], "host": "lab2", "version": version}
+        version = stack.expect(201, "POST", f"/api/v1/topologies/{TOPOLOGY}/nodes/", body)["version"]
+        posts.append(time.perf_counter() - t)
+        stack.apply()
+        applies.append(time.perf_counter() - t - posts[-1])
+        share = stack.expect(200, "GET", f"/api/v1/topologies/{TOPOLOGY}/?host=lab2")
+        address = next(n["attachments"][0]["address"] for n in share["nodes"] if n["name"] == name)
+        listener = _listen(lab2.netns_path(f"{TOPOLOGY}-{name}"), address)
+        try:
+            while not _connects(client, address):
+                if time.perf_counter() - t > TIMEOUT_S:
+                    raise RuntimeError(f"node {name} ({address}) never reachable from lab1")
+                time.sleep(POLL_S)
+        finally:
+            listener.close()
+        times.append(time.perf_counter() - t)
+    notes = [
+        f"3 lab hosts, {NODES_PER_HOST} nodes each on one vxlan network; POST node on lab2, POST apply"
+        " (3 operations), until TCP from a node on lab1 connects",
+        f"p50 {percentile(times, 50) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms",
+        f"median POST node {statistics.median(posts) * 1000:.0f} ms, apply on 3 hosts"
+        f" {statistics.median(applies) * 1000:.0f} ms, the rest until TCP connects",
+    ]
+    return Result("P9 add node reachable", "goal 1 s p95 (API call -> TCP across hosts)", 1.0,
+                  percentile(times, 95), 1.0, "; ".join(notes))  # fmt: skip
+
+
+def _check_row(stack: P9Stack) -> Result:
+    path = f"/api/v1/networks/{TOPOLOGY}.{NETWORK}/overlay/"
+    times, answer = [], {}
+    for _ in range(8):  # the first warms up
+        t = time.perf_counter()
+        answer = stack.expect(200, "GET", path)
+        times.append(time.perf_counter() - t)
+    times = times[1:]
+    notes = [
+        f"3 hosts x {NODES_PER_HOST} endpoints (+{ADD_TIMES} added), a whole pass per request (not"
+        f" incremental); median of {len(times)}",
+        f"min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f} ms",
+        f"{len(answer['findings'])} findings",
+    ]
+    valid = answer.get("consistent") is True
+    return Result("P9 overlay check", "goal 200 ms per full pass", 0.200, statistics.median(times), 1.0,
+                  "; ".join(notes), valid)  # fmt: skip
+
+
+@figure("P9", order=94)
+def p9_overlay(ctx: Context) -> list[Result]:
+    with p9_stack(ctx) as stack:
+        stack.expect(201, "POST", "/api/v1/topologies/", {"host": "lab1", "topology": _document()})
+        stack.apply()
+        rows = [_add_row(stack), _check_row(stack)]
+        queued = stack.expect(202, "POST", f"/api/v1/topologies/{TOPOLOGY}/destroy/")
+        for op in queued["span"]:
+            while stack.expect(200, "GET", f"/api/v1/operations/{op['operation']}/")["status"] in (
+                "pending",
+                "running",
+            ):
+                time.sleep(POLL_S)
+    return rows
