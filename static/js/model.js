@@ -21,6 +21,7 @@ export const ids = {
   ns: (host, netns) => `${host}|ns|${netns}`,
   link: (host, netns, index) => `${host}|${netns}|${index}`,
   group: (bridgeId) => `${bridgeId}|endpoints`,
+  vtep: (host, address) => `${host}|vtep|${address}`, // a remote VTEP no known host's VXLAN device has
 };
 
 /** The bridge node id of a group id. */
@@ -72,6 +73,13 @@ export class HostModel {
     this.folded = new Map(); // netns -> {group, bridge, veth, port}
     this.groups = new Map(); // group id -> Set of netns names
     this.hiddenPorts = new Map(); // port node id -> netns it is folded with
+    // Overlays: VXLAN devices, the FDB entries naming a remote VTEP (what tunnels are drawn from),
+    // the remote VTEPs no known host has (drawn as nodes of their own), and the overlay checks of
+    // networks spanning hosts ('topology.network' -> {topology, network, answer}; shared by every host).
+    this.vxlans = new Set(); // link node ids of VXLAN devices
+    this.tunnelFdb = new Map(); // fdb state key -> entry with a dst
+    this.vteps = new Map(); // vtep node id -> {id, host, address, device, bridge}
+    this.overlays = new Map();
   }
 
   peerId(link) {
@@ -139,6 +147,41 @@ export class HostModel {
     return null;
   }
 
+  /** The VXLAN device (link node id) of a network spanning hosts on this host, or null. */
+  overlayDevice(topology, network) {
+    let byName = null;
+    for (const id of this.vxlans) {
+      const link = this.links.get(id);
+      const tag = parseOwnerAlias(link.alias);
+      if (tag?.role === 'vxlan' && tag.topology === topology && tag.network === network) return id;
+      if (this.nsKind(link.netns) === 'host' && link.name === `${topology}-${network}.vx`) byName = id;
+    }
+    return byName;
+  }
+
+  /**
+   * The overlay check a VXLAN device is part of, with this host's findings:
+   * {topology, network, answer, findings}, or null when no check covers it.
+   */
+  overlayOf(id) {
+    if (!this.vxlans.has(id)) return null;
+    for (const { topology, network, answer } of this.overlays.values()) {
+      if (!answer.hosts?.some((host) => host.name === this.name) || this.overlayDevice(topology, network) !== id) continue;
+      return { topology, network, answer, findings: (answer.findings ?? []).filter((f) => f.host === this.name) };
+    }
+    return null;
+  }
+
+  /** Overlay findings of this host for networks whose VXLAN device it lacks (shown on the host). */
+  overlayHostFindings() {
+    const found = [];
+    for (const { topology, network, answer } of this.overlays.values()) {
+      if (this.overlayDevice(topology, network)) continue;
+      for (const f of answer.findings ?? []) if (f.host === this.name) found.push({ topology, network, ...f });
+    }
+    return found;
+  }
+
   /** Endpoints folded into a group, and how many of them are down (their veth or its port). */
   groupCounts(groupId) {
     const members = this.groups.get(groupId) ?? new Set();
@@ -159,6 +202,13 @@ export class TopologyModel {
     this.grouping = true; // fold networks with more than FOLD_ABOVE endpoints
     this.resyncRequested = false;
     this.desired = new Map(); // host name -> its desired topologies' status (see setDesired)
+    this.overlays = new Map(); // 'topology.network' -> {topology, network, answer} (see setOverlay)
+    // Tunnels between VXLAN devices, derived from every host's FDB (deriveTunnels) once per flush
+    // when an FDB entry with a dst or a VXLAN device changed.
+    this.tunnels = new Map(); // edge id -> tunnel (see deriveTunnels)
+    this.tunnelsByEnd = new Map(); // node id -> Set of tunnel ids
+    this.locals = new Map(); // VTEP address -> Set of host names with a VXLAN device bound to it
+    this.tunnelsStale = false;
     this.pending = {
       nodes: new Map(), // element id -> {h, type, key}
       refold: new Map(), // HostModel -> Set of netns names whose folding may have changed
@@ -171,6 +221,7 @@ export class TopologyModel {
     if (!this.hosts[name]) {
       this.hosts[name] = new HostModel(name);
       this.hosts[name].desired = this.desired.get(name) ?? new Map();
+      this.hosts[name].overlays = this.overlays;
       this.touch(this.hosts[name], 'host', name);
     }
     return this.hosts[name];
@@ -270,6 +321,7 @@ export class TopologyModel {
     const bucket = h.state[kind];
     if (!bucket) return; // a kind this page does not know yet
     if (kind === 'addresses') this.addressChanged(h, key, bucket[key], action === 'set' ? object : null);
+    if (kind === 'fdb') this.fdbChanged(h, key, bucket[key], action === 'set' ? object : null);
     if (action === 'del') {
       if (!(key in bucket)) return;
       delete bucket[key];
@@ -281,8 +333,17 @@ export class TopologyModel {
     const value = action === 'set' ? object : null;
     if (kind === 'links') this.linkChanged(h, key, value);
     else if (kind === 'namespaces') this.namespaceChanged(h, key, value);
-    // Routes, neighbours and FDB entries draw nothing: search and the details panel read them from
-    // the state. Addresses are drawn in their interface's label (addressChanged).
+    // Routes and neighbours draw nothing: search and the details panel read them from the state.
+    // Addresses are drawn in their interface's label (addressChanged), FDB entries with a remote
+    // VTEP as tunnels (fdbChanged).
+  }
+
+  /** An FDB entry naming a remote VTEP (dst) may add or remove a tunnel: derive them again. */
+  fdbChanged(h, key, old, entry) {
+    if (!old?.dst && !entry?.dst) return;
+    if (entry?.dst) h.tunnelFdb.set(key, entry);
+    else h.tunnelFdb.delete(key);
+    this.tunnelsStale = true;
   }
 
   /** Keep the per-link address index in step and redraw the labels of the links concerned. */
@@ -312,6 +373,8 @@ export class TopologyModel {
       if (h.byName.get(`${old.netns}|${old.name}`) === oldId) h.byName.delete(`${old.netns}|${old.name}`);
       if (old.master) setDelete(h.ports, `${old.netns}|${old.master}`, oldId);
       h.bridges.delete(oldId);
+      h.vxlans.delete(oldId);
+      if (old.vxlan) this.tunnelsStale = true;
       this.affectedByLink(h, oldId, old);
     }
     if (link) {
@@ -322,6 +385,10 @@ export class TopologyModel {
       h.byName.set(`${link.netns}|${link.name}`, id);
       if (link.master) setAdd(h.ports, `${link.netns}|${link.master}`, id);
       if (link.kind === 'bridge') h.bridges.add(id);
+      if (link.vxlan) {
+        h.vxlans.add(id);
+        this.tunnelsStale = true;
+      }
       this.affectedByLink(h, id, link);
     }
   }
@@ -478,6 +545,72 @@ export class TopologyModel {
     }
   }
 
+  /**
+   * One overlay check (GET /api/v1/networks/T.N/overlay/), or null when it is gone: the VXLAN device
+   * of every host it names is redrawn (its findings badge), and the host itself. Returns whether
+   * anything changed.
+   */
+  setOverlay(topology, network, answer) {
+    const key = `${topology}.${network}`;
+    const old = this.overlays.get(key)?.answer ?? null;
+    if (JSON.stringify(old) === JSON.stringify(answer ?? null)) return false;
+    if (answer) this.overlays.set(key, { topology, network, answer });
+    else this.overlays.delete(key);
+    const names = new Set();
+    for (const a of [old, answer]) {
+      for (const host of a?.hosts ?? []) names.add(host.name);
+      for (const f of a?.findings ?? []) names.add(f.host);
+    }
+    for (const name of names) {
+      const h = this.hosts[name];
+      if (!h) continue;
+      const device = h.overlayDevice(topology, network);
+      if (device) this.touch(h, 'link', device);
+      this.touch(h, 'host', h.name);
+    }
+    return true;
+  }
+
+  /** Hosts with a VXLAN device bound to `address`, or named with that VTEP by an overlay check. */
+  vtepOwners(address) {
+    const names = new Set(this.locals.get(address) ?? []);
+    for (const { answer } of this.overlays.values()) {
+      for (const host of answer.hosts ?? []) if (host.vtep === address) names.add(host.name);
+    }
+    return [...names].sort(byNaturalOrder);
+  }
+
+  /** Derive the tunnels again and mark the edges and VTEP nodes that changed. */
+  settleTunnels() {
+    this.tunnelsStale = false;
+    const { tunnels, vteps, locals } = deriveTunnels(Object.values(this.hosts));
+    for (const id of new Set([...this.tunnels.keys(), ...tunnels.keys()])) {
+      const was = this.tunnels.get(id);
+      const now = tunnels.get(id);
+      if (JSON.stringify(was) !== JSON.stringify(now)) this.touchTunnel(id, now ?? null, was);
+    }
+    for (const h of Object.values(this.hosts)) {
+      const next = new Map([...vteps.values()].filter((v) => v.host === h.name).map((v) => [v.id, v]));
+      for (const id of new Set([...h.vteps.keys(), ...next.keys()])) {
+        if (JSON.stringify(h.vteps.get(id)) !== JSON.stringify(next.get(id))) this.touch(h, 'vtep', id);
+      }
+      h.vteps = next;
+    }
+    this.tunnels = tunnels;
+    this.locals = locals;
+    this.tunnelsByEnd = new Map();
+    for (const t of tunnels.values()) {
+      setAdd(this.tunnelsByEnd, t.source, t.id);
+      setAdd(this.tunnelsByEnd, t.target, t.id);
+    }
+  }
+
+  /** A tunnel edge to redraw: `tunnel` is what it is now (null: gone). */
+  touchTunnel(id, tunnel, was = tunnel) {
+    const h = this.hosts[(tunnel ?? was).sourceHost];
+    this.pending.nodes.set(id, { h, type: 'tunnel', key: id, tunnel });
+  }
+
   setGrouping(on) {
     if (this.grouping === on) return;
     this.grouping = on;
@@ -496,6 +629,14 @@ export class TopologyModel {
   /** Take what the next flush must reconcile: id -> {h, type, key}. */
   takeDirty() {
     this.settleFolding();
+    if (this.tunnelsStale) this.settleTunnels();
+    // A device drawn again (or moved) gets its tunnels again.
+    for (const [id, entry] of [...this.pending.nodes]) {
+      if (entry.type !== 'link') continue;
+      for (const t of this.tunnelsByEnd.get(id) ?? []) {
+        if (!this.pending.nodes.has(t)) this.touchTunnel(t, this.tunnels.get(t));
+      }
+    }
     const dirty = new Map(this.pending.nodes);
     this.pending.nodes.clear();
     return dirty;
@@ -507,28 +648,36 @@ export class TopologyModel {
   networkDomain(name) {
     const keep = new Set();
     for (const h of Object.values(this.hosts)) {
-      const queue = [...h.bridges].filter((id) => h.links.get(id).name === name);
-      const seen = new Set(queue);
-      while (queue.length) {
-        const bridgeId = queue.pop();
-        const bridge = h.links.get(bridgeId);
-        keep.add(bridgeId).add(ids.group(bridgeId));
-        for (const port of h.ports.get(`${bridge.netns}|${bridge.name}`) ?? []) {
-          keep.add(port);
-          const peer = h.peerId(h.links.get(port));
-          const peerLink = peer && h.links.get(peer);
-          if (!peerLink) continue;
-          keep.add(peer);
-          const next = h.bridgeOf(peerLink); // a veth between two bridges joins their domains
-          if (next && !seen.has(next)) {
-            seen.add(next);
-            queue.push(next);
-          }
-        }
-      }
+      bridgeDomain(h, [...h.bridges].filter((id) => h.links.get(id).name === name), keep);
     }
     return keep;
   }
+
+  /**
+   * What selecting a VXLAN device lights: the device, the other ends of its tunnels (devices on
+   * other hosts, unknown VTEPs), and the L2 domain of each device's bridge (its endpoints); null
+   * when the device has no tunnel.
+   */
+  overlayMembers(deviceId) {
+    const ends = this.tunnelsByEnd.get(deviceId);
+    if (!ends?.size) return null;
+    const keep = new Set([deviceId]);
+    const devices = new Map();
+    for (const id of ends) {
+      const t = this.tunnels.get(id);
+      devices.set(t.source, t.sourceHost);
+      if (t.unknown) keep.add(t.target);
+      else devices.set(t.target, t.targetHost);
+    }
+    for (const [id, host] of devices) {
+      keep.add(id);
+      const h = this.hosts[host];
+      const bridge = h?.bridgeOf(h.links.get(id));
+      if (bridge) bridgeDomain(h, [bridge], keep);
+    }
+    return keep;
+  }
+
 
   /**
    * Ids on screen that match a search: a host, namespace or interface by name, IP address or MAC,
@@ -561,6 +710,98 @@ export class TopologyModel {
     }
     return hits;
   }
+}
+
+/** Add to `keep` the L2 domain of bridges `start` of host `h`: bridges, ports, peers, chained bridges. */
+function bridgeDomain(h, start, keep) {
+  const queue = [...start];
+  const seen = new Set(queue);
+  while (queue.length) {
+    const bridgeId = queue.pop();
+    const bridge = h.links.get(bridgeId);
+    keep.add(bridgeId).add(ids.group(bridgeId));
+    for (const port of h.ports.get(`${bridge.netns}|${bridge.name}`) ?? []) {
+      keep.add(port);
+      const peer = h.peerId(h.links.get(port));
+      const peerLink = peer && h.links.get(peer);
+      if (!peerLink) continue;
+      keep.add(peer);
+      const next = h.bridgeOf(peerLink); // a veth between two bridges joins their domains
+      if (next && !seen.has(next)) {
+        seen.add(next);
+        queue.push(next);
+      }
+    }
+  }
+  return keep;
+}
+
+const MULTICAST = /^(22[4-9]|23[0-9])\.|^ff/i; // a group's flood entry is no tunnel to one host
+
+/**
+ * The tunnels between VXLAN devices, from every host's FDB: device A has a tunnel to device B (of
+ * any host) when one of A's entries (the all-zeros flood entry or a per-MAC one) has dst = B's
+ * local address and the entry's VNI (its own, else A's) is B's. One tunnel per pair of devices,
+ * whatever the number of entries: `forward` when the source's entries point at the target,
+ * `backward` the other way. A dst that no known device is bound to is an unknown VTEP: a node of
+ * its own (`vteps`) on the host of the device pointing at it, unless it is the device's own
+ * `remote` (the kernel's entry for it: a point-to-point tunnel to a host the dashboard does not
+ * manage, which the device's label shows); a dst bound to devices of other VNIs only is no tunnel. Ends are ordered by host (natural order) then id; `gap` is how many
+ * hosts apart they are in that order (hosts stand side by side in it). Pure: `hosts` are HostModels.
+ * Returns {tunnels: Map id -> tunnel, vteps: Map id -> vtep, locals: Map address -> Set of hosts}.
+ */
+export function deriveTunnels(hosts) {
+  const order = [...hosts].sort((a, b) => byNaturalOrder(a.name, b.name));
+  const rank = new Map(order.map((h, i) => [h.name, i]));
+  const byLocal = new Map(); // address -> [{host, id, vni}]
+  const locals = new Map();
+  for (const h of order) {
+    for (const id of h.vxlans) {
+      const vx = h.links.get(id).vxlan;
+      if (!vx.local) continue;
+      if (!byLocal.has(vx.local)) byLocal.set(vx.local, []);
+      byLocal.get(vx.local).push({ host: h.name, id, vni: vx.vni });
+      setAdd(locals, vx.local, h.name);
+    }
+  }
+  const tunnels = new Map();
+  const vteps = new Map();
+  const before = (a, b) => rank.get(a.host) - rank.get(b.host) || byNaturalOrder(a.id, b.id);
+  for (const h of order) {
+    for (const entry of h.tunnelFdb.values()) {
+      const device = ids.link(h.name, entry.netns, entry.ifindex);
+      const vx = h.links.get(device)?.vxlan;
+      const dst = entry.dst;
+      if (!vx || dst === vx.local || MULTICAST.test(dst)) continue;
+      const vni = entry.vni ?? vx.vni;
+      const far = byLocal.get(dst);
+      if (!far && dst === vx.remote) continue; // the device's own remote (its label shows it), outside the dashboard
+      if (!far) {
+        const vtep = ids.vtep(h.name, dst);
+        if (!vteps.has(vtep)) vteps.set(vtep, { id: vtep, host: h.name, address: dst, device, bridge: h.bridgeOf(h.links.get(device)) });
+        const id = `tunnel:${device}~${vtep}`;
+        if (!tunnels.has(id)) {
+          tunnels.set(id, { id, source: device, target: vtep, sourceHost: h.name, targetHost: h.name, vni, forward: true, backward: false, unknown: true, gap: 0 });
+        }
+        continue;
+      }
+      const near = { host: h.name, id: device };
+      for (const end of far) {
+        if (end.vni !== vni || end.id === device) continue;
+        const [a, b] = before(near, end) < 0 ? [near, end] : [end, near];
+        const id = `tunnel:${a.id}~${b.id}`;
+        let tunnel = tunnels.get(id);
+        if (!tunnel) {
+          const gap = Math.abs(rank.get(a.host) - rank.get(b.host));
+          tunnel = { id, source: a.id, target: b.id, sourceHost: a.host, targetHost: b.host, vni, forward: false, backward: false, unknown: false, gap };
+          tunnels.set(id, tunnel);
+        }
+        if (a.id === device) tunnel.forward = true;
+        else tunnel.backward = true;
+      }
+    }
+  }
+  return { tunnels, vteps, locals };
 }
 
 function ipMatches(address, query) {

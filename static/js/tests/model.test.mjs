@@ -117,3 +117,209 @@ test("a desired topology's status reaches its interfaces and namespaces, also on
   assert.ok(dirty.has('alpha|host|10') && dirty.has('alpha|ns|ep1'), 'what changed status is redrawn');
   assert.equal(h.nsDesired('ep0').status, 'ready');
 });
+
+// --- overlays: tunnels between the VXLAN devices of hosts (deriveTunnels) -------------------------
+
+const VTEP = (i) => `198.18.254.${10 + i}`;
+const MAC = (i) => `02:42:c6:12:64:0${i}`;
+const ZERO = '00:00:00:00:00:00';
+const DEVICE = (i) => `lab${i}|host|4`;
+
+/**
+ * Host lab<i> of a network `mesh` spanning hosts `peers`: bridge ov-mesh with VXLAN device
+ * ov-mesh.vx (host|4, VTEP 198.18.254.1i) and one endpoint ov-n<i> (MAC 02:42:c6:12:64:0i); for every
+ * other host, a flood entry and a per-MAC entry to its VTEP and a neighbour entry for its endpoint.
+ */
+function meshState(i, { peers = [1, 2, 3], vni = 5000 } = {}) {
+  const state = { namespaces: {}, links: {}, addresses: {}, routes: {}, neighbours: {}, fdb: {} };
+  const link = (netns, index, name, extra = {}) =>
+    (state.links[`${netns}|${index}`] = { netns, index, name, kind: null, mtu: 1500, mac: null, up: true, state: 'up', master: null,
+      alias: null, peer: null, vxlan: null, ...extra });
+  state.namespaces.host = { name: 'host', inode: 1, kind: 'host' };
+  state.namespaces[`ov-n${i}`] = { name: `ov-n${i}`, inode: 2, kind: 'named' };
+  link('host', 1, 'lo');
+  link('host', 2, 'eth0');
+  link('host', 3, 'ov-mesh', { kind: 'bridge', alias: 'switchboard:ov:bridge:network=mesh' });
+  link('host', 4, 'ov-mesh.vx', { kind: 'vxlan', master: 'ov-mesh', mtu: 1450, alias: 'switchboard:ov:vxlan:network=mesh',
+    vxlan: { vni, local: VTEP(i), group: null, remote: null, dstport: 4789, learning: false, underlay: 2 } });
+  link('host', 5, `ov-n${i}-mesh`, { kind: 'veth', master: 'ov-mesh', peer: { netns: `ov-n${i}`, index: 2, name: 'eth0' } });
+  link(`ov-n${i}`, 1, 'lo');
+  link(`ov-n${i}`, 2, 'eth0', { kind: 'veth', mac: MAC(i), peer: { netns: 'host', index: 5, name: `ov-n${i}-mesh` } });
+  for (const j of peers) {
+    if (j === i) continue;
+    Object.assign(state.fdb, fdbEntry(VTEP(j), ZERO), fdbEntry(VTEP(j), MAC(j)));
+    state.neighbours[`host|4|198.18.100.${j}`] = { netns: 'host', ifindex: 4, ifname: 'ov-mesh.vx', address: `198.18.100.${j}`, mac: MAC(j), state: 'permanent' };
+  }
+  return state;
+}
+
+/** One FDB entry of ov-mesh.vx (host|4), keyed as in the state. */
+function fdbEntry(dst, mac, extra = {}) {
+  return { [`host|4|${mac}|${dst}`]: { netns: 'host', ifindex: 4, ifname: 'ov-mesh.vx', master: null, mac, dst, vlan: null, vni: null,
+    state: 'permanent', self_entry: true, ...extra } };
+}
+
+function mesh(hosts, options = {}) {
+  const model = new TopologyModel();
+  for (const i of hosts) {
+    model.apply({ type: 'topology.snapshot', host: `lab${i}`, online: true, seq: 1, state: meshState(i, { peers: hosts, ...(options[i] ?? {}) }) });
+  }
+  return model;
+}
+
+/** Events deleting every FDB entry of lab<i>'s device that points at lab<j>'s VTEP. */
+function dropEntries(model, i, j) {
+  return Object.entries(model.hosts[`lab${i}`].state.fdb)
+    .filter(([, f]) => f.dst === VTEP(j))
+    .map(([key]) => ({ kind: 'fdb', action: 'del', key }));
+}
+
+test('two hosts: one tunnel between their VXLAN devices, whatever the number of entries, labelled with the VNI', () => {
+  const model = mesh([1, 2]);
+  const dirty = model.takeDirty();
+  const id = `tunnel:${DEVICE(1)}~${DEVICE(2)}`;
+  assert.deepEqual([...model.tunnels.keys()], [id]);
+  assert.deepEqual(model.tunnels.get(id), {
+    id, source: DEVICE(1), target: DEVICE(2), sourceHost: 'lab1', targetHost: 'lab2', vni: 5000,
+    forward: true, backward: true, unknown: false, gap: 1,
+  });
+  assert.equal(dirty.get(id).type, 'tunnel');
+  assert.equal(dirty.get(id).tunnel.id, id);
+  assert.deepEqual(model.vtepOwners(VTEP(2)), ['lab2']);
+});
+
+test('three hosts: a tunnel per pair; the one past a host in between is two hosts apart', () => {
+  const model = mesh([1, 2, 3]);
+  model.takeDirty();
+  assert.deepEqual([...model.tunnels.keys()].sort(), [
+    `tunnel:${DEVICE(1)}~${DEVICE(2)}`,
+    `tunnel:${DEVICE(1)}~${DEVICE(3)}`,
+    `tunnel:${DEVICE(2)}~${DEVICE(3)}`,
+  ]);
+  assert.equal(model.tunnels.get(`tunnel:${DEVICE(1)}~${DEVICE(3)}`).gap, 2);
+  assert.equal(Object.values(model.hosts).reduce((n, h) => n + h.vteps.size, 0), 0, 'no unknown VTEP');
+});
+
+test('an entry to a VTEP no host has is a tunnel to an unknown VTEP node on that host', () => {
+  const model = mesh([1, 2]);
+  model.takeDirty();
+  const [key, entry] = Object.entries(fdbEntry('198.18.254.99', '02:42:c6:12:64:99'))[0];
+  model.apply({ type: 'topology.delta', host: 'lab1', seq: 2, events: [{ kind: 'fdb', action: 'set', key, object: entry }] });
+  const dirty = model.takeDirty();
+  const vtep = ids.vtep('lab1', '198.18.254.99');
+  const id = `tunnel:${DEVICE(1)}~${vtep}`;
+  assert.deepEqual(model.hosts.lab1.vteps.get(vtep), { id: vtep, host: 'lab1', address: '198.18.254.99', device: DEVICE(1), bridge: 'lab1|host|3' });
+  assert.equal(model.tunnels.get(id).unknown, true);
+  assert.ok(dirty.has(vtep) && dirty.get(vtep).type === 'vtep', 'the VTEP node is drawn');
+  assert.ok(dirty.has(id) && !dirty.has(`tunnel:${DEVICE(1)}~${DEVICE(2)}`), 'only what changed is redrawn');
+  assert.deepEqual(model.vtepOwners('198.18.254.99'), []);
+  // Gone with its entry.
+  model.apply({ type: 'topology.delta', host: 'lab1', seq: 3, events: [{ kind: 'fdb', action: 'del', key }] });
+  const after = model.takeDirty();
+  assert.equal(after.get(id).tunnel, null);
+  assert.ok(after.has(vtep) && !model.hosts.lab1.vteps.has(vtep));
+});
+
+test('deltas: one side losing its entries leaves a one-way tunnel, both sides remove it, an entry brings it back', () => {
+  const model = mesh([1, 2, 3]);
+  model.takeDirty();
+  const id = `tunnel:${DEVICE(1)}~${DEVICE(2)}`;
+  model.apply({ type: 'topology.delta', host: 'lab1', seq: 2, events: dropEntries(model, 1, 2) });
+  let dirty = model.takeDirty();
+  assert.equal(model.tunnels.get(id).forward, false);
+  assert.equal(model.tunnels.get(id).backward, true);
+  assert.deepEqual([...dirty.keys()], [id], 'nothing else is redrawn');
+
+  const lab2Entries = dropEntries(model, 2, 1);
+  model.apply({ type: 'topology.delta', host: 'lab2', seq: 2, events: lab2Entries });
+  dirty = model.takeDirty();
+  assert.equal(model.tunnels.has(id), false);
+  assert.equal(dirty.get(id).tunnel, null);
+  assert.equal(model.tunnels.size, 2, 'the other pairs keep theirs');
+
+  const [key, entry] = Object.entries(fdbEntry(VTEP(1), ZERO))[0];
+  model.apply({ type: 'topology.delta', host: 'lab2', seq: 3, events: [{ kind: 'fdb', action: 'set', key, object: entry }] });
+  dirty = model.takeDirty();
+  assert.equal(dirty.get(id).tunnel.backward, true);
+  assert.equal(dirty.get(id).tunnel.forward, false);
+});
+
+test('devices of different VNIs have no tunnel, and no unknown VTEP either', () => {
+  const model = mesh([1, 2], { 2: { vni: 5001 } });
+  model.takeDirty();
+  assert.equal(model.tunnels.size, 0);
+  assert.equal(model.hosts.lab1.vteps.size + model.hosts.lab2.vteps.size, 0);
+  // An entry with its own VNI (the other device's) makes the tunnel.
+  const [key, entry] = Object.entries(fdbEntry(VTEP(2), ZERO, { vni: 5001 }))[0];
+  model.apply({ type: 'topology.delta', host: 'lab1', seq: 2, events: [{ kind: 'fdb', action: 'set', key, object: entry }] });
+  model.takeDirty();
+  assert.deepEqual([...model.tunnels.keys()], [`tunnel:${DEVICE(1)}~${DEVICE(2)}`]);
+});
+
+test('a multicast group entry and a dst of the device itself are no tunnels', () => {
+  const model = new TopologyModel();
+  const state = meshState(1, { peers: [1] });
+  Object.assign(state.fdb, fdbEntry('239.1.1.1', ZERO), fdbEntry(VTEP(1), ZERO));
+  model.apply({ type: 'topology.snapshot', host: 'lab1', online: true, seq: 1, state });
+  model.takeDirty();
+  assert.equal(model.tunnels.size, 0);
+  assert.equal(model.hosts.lab1.vteps.size, 0);
+});
+
+test("a point-to-point device's entry for its own remote outside the dashboard draws no unknown VTEP", () => {
+  const model = new TopologyModel();
+  const state = meshState(1, { peers: [1] });
+  state.links['host|4'].vxlan.remote = '203.0.113.7';
+  Object.assign(state.fdb, fdbEntry('203.0.113.7', ZERO), fdbEntry('203.0.113.8', ZERO));
+  model.apply({ type: 'topology.snapshot', host: 'lab1', online: true, seq: 1, state });
+  model.takeDirty();
+  assert.deepEqual([...model.hosts.lab1.vteps.keys()], [ids.vtep('lab1', '203.0.113.8')], 'another dst still does');
+});
+
+test('a device deleted takes its tunnels along; the device drawn again redraws them', () => {
+  const model = mesh([1, 2]);
+  model.takeDirty();
+  const id = `tunnel:${DEVICE(1)}~${DEVICE(2)}`;
+  const device = model.hosts.lab2.state.links['host|4'];
+  model.apply({ type: 'topology.delta', host: 'lab2', seq: 2, events: [{ kind: 'links', action: 'del', key: 'host|4' }] });
+  assert.equal(model.takeDirty().get(id).tunnel, null);
+  model.apply({ type: 'topology.delta', host: 'lab2', seq: 3, events: [{ kind: 'links', action: 'set', key: 'host|4', object: device }] });
+  assert.equal(model.takeDirty().get(id).tunnel.id, id);
+  // A change of the device that leaves its tunnels as they are still redraws them (its node may be new).
+  model.apply({ type: 'topology.delta', host: 'lab2', seq: 4, events: [{ kind: 'links', action: 'set', key: 'host|4', object: { ...device, up: false } }] });
+  assert.equal(model.takeDirty().get(id).tunnel.id, id);
+});
+
+test("selecting a VXLAN device lights its peers on the other hosts and their endpoints", () => {
+  const model = mesh([1, 2, 3]);
+  model.takeDirty();
+  const lit = model.overlayMembers(DEVICE(1));
+  for (const i of [1, 2, 3]) {
+    for (const id of [DEVICE(i), `lab${i}|host|3`, `lab${i}|host|5`, `lab${i}|ov-n${i}|2`]) assert.ok(lit.has(id), id);
+  }
+  assert.equal(lit.has('lab2|host|2'), false, "the underlay is not the overlay");
+  assert.equal(model.overlayMembers('lab1|host|3'), null, 'a bridge lights nothing');
+});
+
+test("an overlay check's findings go to the VXLAN device of their host, or to the host without one", () => {
+  const model = mesh([1, 2]);
+  model.takeDirty();
+  const finding = { host: 'lab2', kind: 'MISSING_FDB', object: `fdb ${MAC(1)} on ov-mesh.vx`, expected: `dst ${VTEP(1)} (lab1)`,
+    found: 'none', repairable: true, why: 'no forwarding entry for a remote endpoint\'s MAC' };
+  const answer = { topology: 'ov', network: 'mesh', consistent: false, findings: [finding],
+    hosts: [{ name: 'lab1', vtep: VTEP(1), state_known: true }, { name: 'lab2', vtep: VTEP(2), state_known: true }, { name: 'lab3', vtep: VTEP(3), state_known: false }] };
+  assert.equal(model.setOverlay('ov', 'mesh', answer), true);
+  const dirty = model.takeDirty();
+  assert.ok(dirty.has(DEVICE(1)) && dirty.has(DEVICE(2)) && dirty.has('lab2'));
+  assert.deepEqual(model.hosts.lab2.overlayOf(DEVICE(2)).findings, [finding]);
+  assert.deepEqual(model.hosts.lab1.overlayOf(DEVICE(1)).findings, []);
+  assert.deepEqual(model.vtepOwners(VTEP(3)), ['lab3'], 'a VTEP the check names');
+  assert.equal(model.setOverlay('ov', 'mesh', answer), false, 'the same answer changes nothing');
+
+  // lab2 without its device: the finding is the host's.
+  model.apply({ type: 'topology.delta', host: 'lab2', seq: 2, events: [{ kind: 'links', action: 'del', key: 'host|4' }] });
+  model.takeDirty();
+  assert.deepEqual(model.hosts.lab2.overlayHostFindings(), [{ topology: 'ov', network: 'mesh', ...finding }]);
+  assert.equal(model.setOverlay('ov', 'mesh', null), true);
+  assert.deepEqual(model.hosts.lab2.overlayHostFindings(), []);
+});
