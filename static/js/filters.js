@@ -5,14 +5,18 @@ import { $, el, plural } from './dom.js';
 import { hostStatus, ids } from './model.js';
 import { setClass } from './graph.js';
 
-// Interface kinds as drawn and filtered, with their filter labels.
-const LINK_KINDS = { bridge: 'Bridges', veth: 'veth', vxlan: 'VXLAN', lo: 'Loopback', other: 'Other' };
+// Interface kinds as drawn and filtered, with their filter labels; and the tunnels between VXLAN
+// devices (edges, filtered the same way).
+const LINK_KINDS = { bridge: 'Bridges', veth: 'veth', vxlan: 'VXLAN', lo: 'Loopback', other: 'Other', tunnel: 'Tunnels' };
 
 export const filters = {
   hiddenHosts: new Set(),
   hiddenKinds: new Set(),
   network: '', // bridge name, or '' for all
   query: '',
+  // What a selected element lights besides the search (a VXLAN device: its overlay), or null.
+  // It hides nothing: it dims the rest as the search does.
+  highlight: null,
 };
 
 export function filtersActive() {
@@ -30,14 +34,16 @@ export function applyFilters(cy, model, eles) {
     }
   }
   const hits = model.searchMatches(filters.query);
+  const lit = filters.highlight;
+  const shine = hits && lit ? new Set([...hits, ...lit]) : hits ?? lit;
   const litParents = new Set();
-  if (hits) {
-    for (const id of hits) cy.getElementById(id).ancestors().forEach((a) => litParents.add(a.id()));
+  if (shine) {
+    for (const id of shine) cy.getElementById(id).ancestors().forEach((a) => litParents.add(a.id()));
   }
   const nodeHidden = (node) => {
     const { type, host, kind } = node.data();
     if (filters.hiddenHosts.has(host)) return true;
-    if (type === 'link' && filters.hiddenKinds.has(kind)) return true;
+    if ((type === 'link' || type === 'vtep') && filters.hiddenKinds.has(kind)) return true;
     if (type === 'group' && filters.hiddenKinds.has('veth')) return true;
     if (!domain) return false;
     if (type === 'link' || type === 'group') return !domain.has(node.id());
@@ -48,9 +54,13 @@ export function applyFilters(cy, model, eles) {
       if (ele.isNode()) {
         setClass(ele, 'filtered', nodeHidden(ele));
         setClass(ele, 'match', Boolean(hits?.has(ele.id())));
-        setClass(ele, 'dimmed', Boolean(hits) && !hits.has(ele.id()) && !litParents.has(ele.id()));
+        setClass(ele, 'lit', Boolean(lit?.has(ele.id())));
+        setClass(ele, 'dimmed', Boolean(shine) && !shine.has(ele.id()) && !litParents.has(ele.id()));
       } else {
-        setClass(ele, 'dimmed', Boolean(hits) && !(hits.has(ele.source().id()) && hits.has(ele.target().id())));
+        const ends = [ele.source().id(), ele.target().id()];
+        if (ele.data('kind') === 'tunnel') setClass(ele, 'filtered', filters.hiddenKinds.has('tunnel'));
+        setClass(ele, 'lit', Boolean(lit) && ends.every((id) => lit.has(id)));
+        setClass(ele, 'dimmed', Boolean(shine) && !ends.every((id) => shine.has(id)));
       }
     });
   });

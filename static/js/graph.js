@@ -4,12 +4,14 @@
 // Graph shape: a host box holds its namespaces' boxes, and each box its interfaces; a bridge of the
 // host namespace (a network's hub) and its ports float in the host box, outside the host
 // namespace's box, so endpoints can stand around their network; folded endpoints are one group node.
+// Tunnels join the VXLAN devices of different hosts (model.js deriveTunnels); a remote VTEP no known
+// host has is a small node of its own beside the device pointing at it.
 
-import { formatTime } from './dom.js';
+import { formatTime, plural } from './dom.js';
 import { boxGeometry, layoutScene, nodeExtent, Occupancy, placeFree } from './layout.js';
 import { linkDown, linkKind, linkLabels } from './links.js';
 import { byNaturalOrder, groupBridge, hostStatus, ids } from './model.js';
-import { nodeSize, stylesheet } from './style.js';
+import { badgeImage, labelWidth, nodeSize, stylesheet } from './style.js';
 
 const cytoscape = window.cytoscape;
 
@@ -43,7 +45,7 @@ export function createGraph(container, { webgl = false } = {}) {
 }
 
 // Classes set by filters and search, not by the model.
-const VIEW_CLASSES = new Set(['filtered', 'match', 'dimmed']);
+const VIEW_CLASSES = new Set(['filtered', 'match', 'dimmed', 'lit']);
 
 /** toggleClass restyles the element (and its whole subtree) even when nothing changes: skip that. */
 export function setClass(ele, cls, on) {
@@ -52,8 +54,12 @@ export function setClass(ele, cls, on) {
 
 function hostLabel(h) {
   const status = hostStatus(h);
-  if (status === 'online') return h.name;
-  return status === 'offline' && h.lastSeen ? `${h.name} (offline since ${formatTime(h.lastSeen)})` : `${h.name} (${status})`;
+  // Overlay findings with no VXLAN device to show them on (the device is missing): on the host.
+  const findings = h.overlayHostFindings().length;
+  const extra = findings ? ` · ${plural(findings, 'overlay finding')}` : '';
+  if (status === 'online') return `${h.name}${extra}`;
+  const why = status === 'offline' && h.lastSeen ? `offline since ${formatTime(h.lastSeen)}` : status;
+  return `${h.name} (${why})${extra}`;
 }
 
 /** A namespace's name, its kind when not a plain named one, and the nodes sharing it when several. */
@@ -90,9 +96,28 @@ function nodeSpec({ h, type, key }) {
     const kind = linkKind(link);
     const floats = h.floats(link);
     const { full, brief } = linkLabels(link, [...(h.linkAddresses.get(key)?.values() ?? [])]);
+    const data = { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label: full, brief };
+    let overlay = '';
+    if (link.vxlan) {
+      // The findings of the overlay check on this host, as a badge (always written: a data key
+      // left out would keep its old value).
+      const findings = h.overlayOf(key)?.findings.length ?? 0;
+      data.findings = findings;
+      data.badge = findings ? badgeImage(findings) : null;
+      if (findings) overlay = ' overlay-findings';
+    }
     return {
-      data: { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label: full, brief },
-      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${desiredClass(h.desiredOf(link))}`,
+      data,
+      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${desiredClass(h.desiredOf(link))}${overlay}`,
+    };
+  }
+  if (type === 'vtep') {
+    const vtep = h.vteps.get(key);
+    if (!vtep) return null;
+    const { address, device, bridge } = vtep;
+    return {
+      data: { id: key, parent: host, type, host, kind: 'vxlan', address, device, bridge, label: `VTEP ${address}\n(unknown)`, brief: `VTEP ${address}` },
+      classes: 'vtep',
     };
   }
   // type === 'group'
@@ -126,6 +151,30 @@ function ownedEdges(cy, h, id, type) {
   return edges;
 }
 
+/** The edge of one tunnel (model.js deriveTunnels): dashed, labelled with its VNI, arrowed when one-way. */
+function tunnelEdge(t) {
+  const classes = ['tunnel'];
+  if (t.unknown) classes.push('tunnel-unknown');
+  else if (!t.backward) classes.push('oneway-forward');
+  else if (!t.forward) classes.push('oneway-backward');
+  // Hosts stand side by side: a tunnel to another host arcs above the hub rows (a device sits on its
+  // bridge's row), higher the more hosts it passes, not through them.
+  if (t.gap > 0) classes.push(`arc-${Math.min(4, t.gap)}`);
+  return {
+    data: { id: t.id, source: t.source, target: t.target, kind: 'tunnel', vni: t.vni, label: `VNI ${t.vni}` },
+    classes: classes.join(' '),
+  };
+}
+
+/** Set an element's model classes to `classes` (a string), keeping the view's (filters, search). */
+function syncClasses(ele, classes) {
+  const wanted = new Set(classes.split(' '));
+  const stale = ele.classes().filter((c) => !wanted.has(c) && !VIEW_CLASSES.has(c));
+  const missing = [...wanted].filter((c) => !ele.hasClass(c));
+  if (stale.length) ele.removeClass(stale.join(' '));
+  if (missing.length) ele.addClass(missing.join(' '));
+}
+
 function vethEdge(host, a, b, down) {
   const [source, target] = a < b ? [a, b] : [b, a];
   return { data: { id: `veth:${source}~${target}`, source, target, kind: 'veth', host }, classes: down ? 'veth down' : 'veth' };
@@ -142,12 +191,7 @@ function updateNode(node, spec) {
   const current = node.data();
   const changed = Object.fromEntries(Object.entries(data).filter(([key, value]) => current[key] !== value));
   if (Object.keys(changed).length) node.data(changed);
-  const classes = spec.classes.split(' ');
-  const wanted = new Set(classes);
-  const stale = node.classes().filter((c) => !wanted.has(c) && !VIEW_CLASSES.has(c));
-  const missing = classes.filter((c) => !node.hasClass(c));
-  if (stale.length) node.removeClass(stale.join(' '));
-  if (missing.length) node.addClass(missing.join(' '));
+  syncClasses(node, spec.classes);
   return node;
 }
 
@@ -157,10 +201,11 @@ function updateNode(node, spec) {
  */
 export function reconcile(cy, dirty) {
   const byLevel = [[], [], []]; // hosts, then namespaces, then links and groups: parents first
-  const level = { host: 0, ns: 1, link: 2, group: 2 };
+  const level = { host: 0, ns: 1, link: 2, group: 2, vtep: 2 };
   const removals = [];
   let placeless = cy.collection();
   for (const [id, entry] of dirty) {
+    if (entry.type === 'tunnel') continue; // an edge: below, once its ends are drawn
     const spec = nodeSpec(entry);
     const node = cy.getElementById(id);
     if (!spec) {
@@ -207,6 +252,23 @@ export function reconcile(cy, dirty) {
       else setClass(drawnEdge, 'down', edge.classes.split(' ').includes('down')); // an end went up or down
     }
   }
+  // Tunnels: drawn while both ends are (a device drawn again re-marks its tunnels: model.takeDirty).
+  for (const [id, { type, tunnel }] of dirty) {
+    if (type !== 'tunnel') continue;
+    const drawnEdge = cy.getElementById(id);
+    const ends = tunnel && cy.getElementById(tunnel.source).nonempty() && cy.getElementById(tunnel.target).nonempty();
+    if (!ends) {
+      if (drawnEdge.nonempty()) drawnEdge.remove();
+      continue;
+    }
+    const edge = tunnelEdge(tunnel);
+    if (drawnEdge.empty()) {
+      newEdges.set(id, { group: 'edges', ...edge });
+    } else {
+      if (drawnEdge.data('label') !== edge.data.label) drawnEdge.data({ vni: edge.data.vni, label: edge.data.label });
+      syncClasses(drawnEdge, edge.classes);
+    }
+  }
   cy.add([...newEdges.values()]);
   return placeless.filter((node) => !node.removed());
 }
@@ -217,7 +279,8 @@ export function reconcile(cy, dirty) {
 /** A leaf as the layout sees it: from data and classes only, so it works inside a batch. */
 function leaf(node) {
   const [w, h] = nodeSize(node);
-  return { id: node.id(), w, h, label: node.data('label') ?? '' };
+  const maxWidth = labelWidth(node);
+  return { id: node.id(), w, h, label: node.data('label') ?? '', ...(maxWidth ? { maxWidth } : {}) };
 }
 
 /** A box's interfaces in the order the layout draws them: lo first, then by id. */
@@ -268,7 +331,8 @@ function sceneHost(cy, model, hostNode) {
   hostNode.children().filter((n) => n.isChildless()).forEach((node) => {
     if (node.hasClass('hub')) host.hubs.push(leaf(node));
     else if (!attached.has(node.id())) {
-      const hub = node.data('type') === 'group' ? node.data('bridge') : h.bridgeOf(h.links.get(node.id()));
+      const { type } = node.data();
+      const hub = type === 'group' || type === 'vtep' ? node.data('bridge') : h.bridgeOf(h.links.get(node.id()));
       host.floating.push({ ...leaf(node), hub });
     }
   });
@@ -377,6 +441,7 @@ function floatingAnchor(cy, model, node, fresh) {
   const placed = (other) => !fresh.has(other.id());
   const corner = () => hostCorner(cy, node.data('host'), placed);
   if (node.data('type') === 'group') return positionOr(cy, node.data('bridge'), corner());
+  if (node.data('type') === 'vtep') return positionOr(cy, node.data('device'), corner()); // beside the device pointing at it
   const link = h.links.get(node.id());
   const peerNode = cy.getElementById(h.peerId(link) ?? '');
   const bridge = cy.getElementById(h.bridgeOf(link) ?? '');

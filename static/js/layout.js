@@ -24,12 +24,15 @@ const AREA_GAP = 80; // between the host namespace, the networks and the rows un
 
 const LABEL = { char: 6.6, line: 15, maxWidth: 140, below: 4 };
 
-/** The box a node takes with its label (drawn below it, wrapped at LABEL.maxWidth). */
-export function nodeExtent({ w, h, label = '' }) {
+/**
+ * The box a node takes with its label (drawn below it, wrapped at `maxWidth`: LABEL.maxWidth unless
+ * the node's look wraps its label wider, as a VXLAN device's "VNI 5000 · 198.18.254.11" line).
+ */
+export function nodeExtent({ w, h, label = '', maxWidth = LABEL.maxWidth }) {
   const lines = label ? label.split('\n') : [];
   const longest = Math.max(0, ...lines.map((line) => line.length));
-  const labelW = Math.min(LABEL.maxWidth, longest * LABEL.char);
-  const wrapped = lines.reduce((n, line) => n + Math.max(1, Math.ceil((line.length * LABEL.char) / LABEL.maxWidth)), 0);
+  const labelW = Math.min(maxWidth, longest * LABEL.char);
+  const wrapped = lines.reduce((n, line) => n + Math.max(1, Math.ceil((line.length * LABEL.char) / maxWidth)), 0);
   return { w: Math.max(w, labelW), h: h + (wrapped ? LABEL.below + wrapped * LABEL.line : 0), nodeH: h };
 }
 

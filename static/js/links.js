@@ -66,8 +66,10 @@ function shownAddresses(addresses) {
 
 /**
  * A link's graph label: `brief` is its name, drawn at any zoom; `full` adds what engineers look for
- * (addresses, at most two then "+N"; a VXLAN device's VNI and remote), drawn once zoomed in enough
- * to read them. `addresses` are the netcore address objects on this link.
+ * (addresses, at most two then "+N"; a VXLAN device's VNI and where it sends: its remote or group,
+ * else its local address, the VTEP other hosts' FDB entries point at, as in a network spanning
+ * hosts), drawn once zoomed in enough to read them. `addresses` are the netcore address objects on
+ * this link.
  */
 export function linkLabels(link, addresses = []) {
   const lines = [link.name];
@@ -79,7 +81,8 @@ export function linkLabels(link, addresses = []) {
   const vx = link.vxlan;
   if (vx) {
     const remote = vx.remote ?? vx.group;
-    lines.push(remote ? `VNI ${vx.vni} → ${remote}` : `VNI ${vx.vni}`);
+    if (remote) lines.push(`VNI ${vx.vni} → ${remote}`);
+    else lines.push(vx.local ? `VNI ${vx.vni} · ${vx.local}` : `VNI ${vx.vni}`);
   }
   return { brief: link.name, full: lines.join('\n') };
 }

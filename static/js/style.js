@@ -24,8 +24,17 @@ const LOOK = {
   groupEdge: '#6ee7b7',
   desiredProblem: '#fb7185', // a desired topology failed or drifted
   desiredBusy: '#fbbf24', // a desired topology's operation is queued or running, or its edits are not applied yet
+  tunnel: '#7c3aed', // a VXLAN tunnel between hosts (an FDB entry's dst is the other's VTEP)
+  tunnelUnknown: '#db2777', // a tunnel to a VTEP no known host has, and that VTEP
+  findings: '#dc2626', // the overlay check's findings badge
 };
 const DOWN_DASH = [6, 4];
+const TUNNEL_DASH = [10, 4];
+// How far a tunnel arcs (px, to the left of source -> target: above, hosts standing left to right)
+// between hosts 1, 2, 3, 4+ apart (graph.js tunnelEdge: arc-N).
+const TUNNEL_ARCS = [-90, -160, -230, -300];
+const LABEL_WIDTH = 140; // where labels wrap
+const VXLAN_LABEL_WIDTH = 180; // "VNI 5000 · 198.18.254.11" (171 px in bold) on one line
 
 // Node sizes [width, height] by look, for the stylesheet and for the layout (which reads them from
 // here, not from Cytoscape, so it can run before anything is drawn).
@@ -37,17 +46,34 @@ const SIZE = {
   lo: [12, 12],
   group: [116, 44],
   emptyHost: [160, 44],
+  vtep: [24, 24],
 };
 
 /** The size of a leaf node from its data and classes (see SIZE). */
 export function nodeSize(node) {
   if (node.data('type') === 'group') return SIZE.group;
   if (node.data('type') === 'host') return SIZE.emptyHost;
+  if (node.data('type') === 'vtep') return SIZE.vtep;
   if (node.hasClass('hub')) return SIZE.hub;
   return SIZE[node.data('kind')] ?? SIZE.node;
 }
 
 const size = (key) => ({ width: SIZE[key][0], height: SIZE[key][1] });
+
+/** Where a leaf's label wraps, when not at LABEL_WIDTH (the layout sizes it so: layout.js nodeExtent). */
+export function labelWidth(node) {
+  return node.data('type') === 'link' && node.data('kind') === 'vxlan' ? VXLAN_LABEL_WIDTH : undefined;
+}
+
+/** The overlay findings badge drawn on a VXLAN device: a red disc with the count (an SVG data URI). */
+export function badgeImage(count) {
+  const text = count > 99 ? '99+' : String(count);
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" viewBox="0 0 20 20">` +
+    `<circle cx="10" cy="10" r="9" fill="${LOOK.findings}" stroke="#ffffff" stroke-width="1.5"/>` +
+    `<text x="10" y="14" text-anchor="middle" font-family="sans-serif" font-size="${text.length > 2 ? 8 : 11}" font-weight="bold" fill="#ffffff">${text}</text></svg>`;
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+}
 
 
 export function stylesheet(large, detailed) {
@@ -63,7 +89,7 @@ export function stylesheet(large, detailed) {
         'text-valign': 'bottom',
         'text-margin-y': 3,
         'text-wrap': 'wrap',
-        'text-max-width': 140,
+        'text-max-width': LABEL_WIDTH,
         ...size('node'),
         'background-color': '#64748b',
         'border-width': 1,
@@ -140,13 +166,26 @@ export function stylesheet(large, detailed) {
     {
       selector: 'node.k-vxlan',
       // Not 'diamond': Cytoscape 3.34 misses clicks on a diamond's vertical centre line.
-      style: { shape: 'round-diamond', ...size('vxlan'), 'background-color': LOOK.vxlan, 'font-weight': 'bold' },
+      style: { shape: 'round-diamond', ...size('vxlan'), 'background-color': LOOK.vxlan, 'font-weight': 'bold', 'text-max-width': VXLAN_LABEL_WIDTH },
     },
     {
       selector: 'node.k-lo',
       style: { ...size('lo'), 'background-color': LOOK.lo, color: '#64748b' },
     },
     { selector: 'node.k-other', style: { shape: 'hexagon', 'background-color': LOOK.other } },
+    {
+      // A remote VTEP that no known host's VXLAN device is bound to: a tunnel points nowhere.
+      selector: 'node.vtep',
+      style: {
+        shape: 'round-rectangle',
+        ...size('vtep'),
+        'background-color': '#ffffff',
+        'border-width': 2,
+        'border-style': 'dashed',
+        'border-color': LOOK.tunnelUnknown,
+        color: LOOK.tunnelUnknown,
+      },
+    },
     {
       selector: 'node.group',
       style: {
@@ -169,6 +208,22 @@ export function stylesheet(large, detailed) {
         'border-style': 'dashed',
         'border-width': 2,
         color: LOOK.down.text,
+      },
+    },
+    {
+      // The overlay check found something on this host's device: a red count at its top right.
+      selector: 'node.overlay-findings',
+      style: {
+        'background-image': 'data(badge)',
+        'background-width': 20,
+        'background-height': 20,
+        'background-position-x': '100%',
+        'background-position-y': '0%',
+        'background-offset-x': 8,
+        'background-offset-y': -8,
+        'background-clip': 'none',
+        'background-image-containment': 'over',
+        'bounds-expansion': 10,
       },
     },
     {
@@ -203,6 +258,32 @@ export function stylesheet(large, detailed) {
         'line-dash-pattern': DOWN_DASH,
       },
     },
+    {
+      // A VXLAN tunnel between the devices of two hosts, labelled with its VNI; arrowed towards the
+      // end the FDB entries point at when only one side has entries for the other.
+      selector: 'edge.tunnel',
+      style: {
+        width: 2.5,
+        'line-color': LOOK.tunnel,
+        'line-style': 'dashed',
+        'line-dash-pattern': TUNNEL_DASH,
+        label: 'data(label)',
+        'font-family': font,
+        'font-size': 11,
+        color: LOOK.tunnel,
+        'text-background-color': '#ffffff',
+        'text-background-opacity': 0.85,
+        'text-background-padding': 2,
+        'min-zoomed-font-size': 8,
+        'source-arrow-color': LOOK.tunnel,
+        'target-arrow-color': LOOK.tunnel,
+        ...(large ? {} : { 'curve-style': 'unbundled-bezier', 'control-point-distances': 0, 'control-point-weights': 0.5 }),
+      },
+    },
+    ...(large ? [] : TUNNEL_ARCS.map((d, i) => ({ selector: `edge.tunnel.arc-${i + 1}`, style: { 'control-point-distances': d } }))),
+    { selector: 'edge.tunnel-unknown', style: { 'line-color': LOOK.tunnelUnknown, color: LOOK.tunnelUnknown, 'target-arrow-color': LOOK.tunnelUnknown } },
+    { selector: 'edge.oneway-forward, edge.tunnel-unknown', style: large ? {} : { 'target-arrow-shape': 'triangle' } },
+    { selector: 'edge.oneway-backward', style: large ? {} : { 'source-arrow-shape': 'triangle' } },
     // Elements of a desired topology (the Networks page) whose last apply failed or that drifted, and
     // of one with an operation queued or running: a halo, so borders keep saying up/down/selected.
     {
@@ -214,6 +295,9 @@ export function stylesheet(large, detailed) {
       style: { 'underlay-color': LOOK.desiredBusy, 'underlay-opacity': 0.35, 'underlay-padding': 6, 'underlay-shape': 'round-rectangle' },
     },
     { selector: '.dimmed', style: { opacity: 0.15 } },
+    // Selecting a VXLAN device lights the overlay it is part of: its peers and their endpoints.
+    { selector: 'node.lit', style: { 'border-width': 3, 'border-color': LOOK.tunnel, 'border-style': 'solid' } },
+    { selector: 'edge.tunnel.lit', style: { width: 4 } },
     {
       selector: 'node.match',
       style: { 'border-width': 4, 'border-color': LOOK.match, 'border-style': 'solid', 'z-index': 10 },
@@ -242,6 +326,8 @@ const LEGEND = [
     ['VXLAN', { shape: 'diamond', fill: LOOK.vxlan }],
     ['Loopback', { shape: 'dot', fill: LOOK.lo }],
     ['Other', { shape: 'hexagon', fill: LOOK.other }],
+    ['Unknown VTEP', { shape: 'box', fill: '#ffffff', border: LOOK.tunnelUnknown, width: 2, dash: true }],
+    ['Overlay findings', { shape: 'badge', fill: LOOK.findings }],
     ['Grouped endpoints', { shape: 'bar', fill: LOOK.group.fill, border: LOOK.group.border, width: 2 }],
     ['Down', { shape: 'circle', fill: LOOK.down.fill, border: LOOK.down.line, width: 2, dash: true }],
     ['Search match', { shape: 'circle', fill: '#ffffff', border: LOOK.match, width: 3 }],
@@ -254,6 +340,8 @@ const LEGEND = [
     ['Bridge port', { shape: 'arrow', border: LOOK.portEdge, width: 2 }],
     ['Grouped endpoints', { shape: 'line', border: LOOK.groupEdge, width: 5, dash: true }],
     ['Link down', { shape: 'line', border: LOOK.down.line, width: 2, dash: true }],
+    ['VXLAN tunnel', { shape: 'line', border: LOOK.tunnel, width: 2.5, dash: TUNNEL_DASH }],
+    ['Tunnel to an unknown VTEP', { shape: 'line', border: LOOK.tunnelUnknown, width: 2.5, dash: TUNNEL_DASH }],
   ]],
 ];
 
@@ -265,7 +353,8 @@ function svgEl(tag, attrs) {
 
 /** A 28×16 swatch drawing one legend entry. */
 function legendSwatch({ shape, fill = 'none', border = 'none', width = 1, dash = false }) {
-  const paint = { fill, stroke: border, 'stroke-width': width, ...(dash ? { 'stroke-dasharray': DOWN_DASH.join(' ') } : {}) };
+  const pattern = dash === true ? DOWN_DASH : dash;
+  const paint = { fill, stroke: border, 'stroke-width': width, ...(pattern ? { 'stroke-dasharray': pattern.join(' ') } : {}) };
   const svg = svgEl('svg', { width: 28, height: 16, viewBox: '0 0 28 16', 'aria-hidden': 'true', class: 'legend-swatch' });
   const shapes = {
     box: () => svgEl('rect', { x: 2, y: 2, width: 24, height: 12, rx: 3, ...paint }),
@@ -277,6 +366,11 @@ function legendSwatch({ shape, fill = 'none', border = 'none', width = 1, dash =
       svgEl('circle', { cx: 14, cy: 8, r: 4.5, fill: LOOK.veth }),
     ],
     diamond: () => svgEl('polygon', { points: '14,1 21,8 14,15 7,8', ...paint }),
+    badge: () => {
+      const count = svgEl('text', { x: 14, y: 11.5, 'text-anchor': 'middle', 'font-size': 10, 'font-weight': 'bold', fill: '#ffffff' });
+      count.textContent = '2';
+      return [svgEl('circle', { cx: 14, cy: 8, r: 7, fill }), count];
+    },
     hexagon: () => svgEl('polygon', { points: '8,8 11,2.5 17,2.5 20,8 17,13.5 11,13.5', ...paint }),
     line: () => svgEl('line', { x1: 1, y1: 8, x2: 27, y2: 8, ...paint, fill: 'none' }),
     arrow: () => [
