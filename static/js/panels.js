@@ -1,6 +1,8 @@
 // The details panel: what one host, namespace or interface is, from the model (never the graph).
+// A VXLAN device's panel also says where its FDB entries send frames (which host each remote VTEP
+// is) and what the overlay check of its network found on its host, with a Re-apply button.
 
-import { el, formatTime } from './dom.js';
+import { el, formatTime, plural } from './dom.js';
 import { linkKind } from './links.js';
 import { hostStatus, ids } from './model.js';
 
@@ -43,6 +45,118 @@ function table(headers, rows, rowClass = () => '') {
   );
 }
 
+const ZERO_MAC = '00:00:00:00:00:00';
+const REAPPLY_STATUS = {
+  asking: 'asking…',
+  pending: 'queued',
+  running: 'running…',
+  succeeded: 'done',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  refused: 'refused',
+};
+
+/** The host(s) a remote VTEP address belongs to, for a table cell; "unknown" when none. */
+function vtepHostCell(model, address) {
+  if (!address) return null;
+  const owners = model.vtepOwners(address);
+  return owners.length ? owners.join(', ') : el('span', { class: 'muted' }, 'unknown');
+}
+
+/** A VXLAN device's FDB: MAC -> remote VTEP and the host that VTEP is (the flood entries first). */
+function vxlanFdbTable(model, fdb) {
+  const entries = [...fdb].sort((a, b) => (b.mac === ZERO_MAC) - (a.mac === ZERO_MAC) || a.mac.localeCompare(b.mac) || String(a.dst).localeCompare(String(b.dst)));
+  const ownVni = entries.some((f) => f.vni !== null && f.vni !== undefined);
+  const rows = table(
+    ['MAC', 'Remote VTEP', 'Host', ...(ownVni ? ['VNI'] : []), 'State'],
+    entries.map((f) => ({
+      cells: [
+        f.mac === ZERO_MAC ? `${f.mac} (flood)` : f.mac,
+        f.dst,
+        vtepHostCell(model, f.dst),
+        ...(ownVni ? [f.vni === null ? null : String(f.vni)] : []),
+        f.state,
+      ],
+    })),
+  );
+  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
+}
+
+/** A VXLAN device's neighbour entries: address -> MAC, and the host its FDB sends that MAC to. */
+function vxlanNeighbourTable(model, neighbours, fdb) {
+  const dstOf = new Map(fdb.filter((f) => f.dst && f.mac !== ZERO_MAC).map((f) => [f.mac.toLowerCase(), f.dst]));
+  const sorted = [...neighbours].sort((a, b) => a.address.localeCompare(b.address, undefined, { numeric: true }));
+  const rows = table(
+    ['Address', 'MAC', 'Host', 'State'],
+    sorted.map((n) => ({ cells: [n.address, n.mac, n.mac ? vtepHostCell(model, dstOf.get(n.mac.toLowerCase())) : null, n.state] })),
+  );
+  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
+}
+
+/** Findings of the overlay check: kind, object, expected, found, why. */
+function findingList(findings) {
+  return el(
+    'ul',
+    { class: 'overlay-findings' },
+    findings.map((f) =>
+      el(
+        'li',
+        { 'data-finding': f.kind },
+        el('div', {}, el('span', { class: 'finding-kind' }, f.kind), ' ', el('code', {}, f.object)),
+        el('div', {}, 'expected ', el('code', {}, f.expected), ', found ', el('code', {}, f.found)),
+        el('div', { class: 'finding-why' }, f.why, f.repairable ? '' : ' (re-applying does not repair this)'),
+      ),
+    ),
+  );
+}
+
+/**
+ * "Re-apply <host>" for operators (`context.canOperate`), with how the last one asked here is going
+ * (`context.reapply`: 'topology|host' -> {status, error, progress}, from operation.status frames).
+ */
+function reapplyControls(topology, host, context) {
+  if (!context.canOperate) return null;
+  const state = context.reapply?.get(`${topology}|${host}`);
+  const busy = ['asking', 'pending', 'running'].includes(state?.status);
+  const attrs = { type: 'button', class: 'button button-primary', 'data-reapply': host, 'data-topology': topology };
+  if (busy) attrs.disabled = '';
+  const status = state
+    ? el(
+        'span',
+        { class: state.status === 'failed' || state.status === 'refused' ? 'op-error' : 'muted', 'data-reapply-status': state.status },
+        `apply ${REAPPLY_STATUS[state.status] ?? state.status}`,
+        state.progress ? ` ${state.progress}` : '',
+        state.error ? `: ${state.error}` : '',
+      )
+    : null;
+  return el(
+    'div',
+    { class: 'overlay-actions' },
+    el('button', attrs, busy ? `Re-applying ${host}…` : `Re-apply ${host}`),
+    status,
+  );
+}
+
+/** The overlay check of a VXLAN device's network, on its host: findings, or that it is consistent. */
+function overlaySection(h, id, context) {
+  const overlay = h.overlayOf(id);
+  if (!overlay) return null;
+  const { topology, network, answer, findings } = overlay;
+  const title = `Overlay ${topology}.${network}`;
+  if (!findings.length) {
+    const elsewhere = (answer.findings ?? []).length;
+    const note = answer.consistent
+      ? el('p', { class: 'overlay-ok', 'data-overlay': 'consistent' }, '✓ Overlay consistent')
+      : el('p', { class: 'muted', 'data-overlay': 'elsewhere' }, `Nothing found on ${h.name}; ${plural(elsewhere, 'finding')} on other hosts.`);
+    return section(title, note);
+  }
+  return section(title, [
+    el('p', { 'data-overlay': 'findings' }, `${plural(findings.length, 'finding')} on ${h.name}:`),
+    findingList(findings),
+    reapplyControls(topology, h.name, context),
+  ]);
+}
+
 function inNamespace(h, kind, netns) {
   return Object.values(h.state[kind]).filter((object) => object.netns === netns);
 }
@@ -74,7 +188,10 @@ function routeTable(h, netns, link = null) {
   return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
 }
 
-export function linkDetails(model, h, id, link) {
+/**
+ * `context`: {canOperate, reapply} for the overlay check's Re-apply button (see reapplyControls).
+ */
+export function linkDetails(model, h, id, link, context = {}) {
   const kind = linkKind(link);
   const peerId = h.peerId(link);
   const bridgeId = h.bridgeOf(link);
@@ -113,6 +230,7 @@ export function linkDetails(model, h, id, link) {
           ['Underlay', underlay],
         ]),
       ),
+    vx && overlaySection(h, id, context),
     kind === 'bridge' && model.grouping && (group || model.expanded.has(id))
       ? section(
           'Endpoints',
@@ -121,8 +239,17 @@ export function linkDetails(model, h, id, link) {
             : el('button', { type: 'button', class: 'button', 'data-collapse': id }, 'Group endpoints again'),
         )
       : null,
+    vx && section('FDB: where frames go', vxlanFdbTable(model, fdb), 'No forwarding entries.'),
+    vx && section('Neighbours', vxlanNeighbourTable(model, neighbours, fdb), 'No neighbour entries on this device.'),
     section('Addresses', addresses.length ? el('ul', { class: 'plain' }, addressList(addresses, false)) : null, 'No addresses.'),
     section(`Routes via ${link.name}`, routeTable(h, link.netns, link), `No routes leave through ${link.name}.`),
+    ...(vx ? [] : entryTables(neighbours, fdb)),
+  ];
+}
+
+/** Neighbour and FDB entries of any interface but a VXLAN device (see vxlanFdbTable for those). */
+function entryTables(neighbours, fdb) {
+  return [
     section(
       'Neighbours',
       table(
@@ -167,7 +294,13 @@ export function namespaceDetails(h, netns) {
   ];
 }
 
-export function hostDetails(h) {
+export function hostDetails(h, context = {}) {
+  const byTopology = new Map();
+  for (const f of h.overlayHostFindings()) {
+    const key = `${f.topology}.${f.network}`;
+    if (!byTopology.has(key)) byTopology.set(key, []);
+    byTopology.get(key).push(f);
+  }
   return [
     el('p', { class: 'panel-sub' }, 'host'),
     facts([
@@ -178,6 +311,9 @@ export function hostDetails(h) {
       ['Namespaces', String(h.nsLinks.size)],
       ['Interfaces', String(h.links.size)],
     ]),
+    ...[...byTopology].map(([key, findings]) =>
+      section(`Overlay ${key}`, [findingList(findings), reapplyControls(findings[0].topology, h.name, context)]),
+    ),
   ];
 }
 

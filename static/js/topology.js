@@ -9,6 +9,9 @@
 //   anything new later is placed next to its neighbours and nothing already on screen moves.
 // - filters.js, panels.js, tables.js and style.js draw the sidebar, details, tables and looks;
 //   operations.js lists the plan/apply/destroy operations running on hosts as they progress.
+// - Overlays: tunnels between the VXLAN devices of different hosts come from their FDB (model.js);
+//   overlay.js keeps the overlay check of every network spanning hosts, drawn as a findings badge
+//   on each host's VXLAN device, listed in its panel with a Re-apply button for operators.
 //
 // Needs cytoscape and cytoscape-svg loaded before it (templates/topology/_scripts.html).
 
@@ -30,6 +33,7 @@ import { createGraphMenu } from './graph-menu.js';
 import { layoutScene } from './layout.js';
 import { byNaturalOrder, FOLD_ABOVE, groupBridge, hostStatus, ids, TopologyModel } from './model.js';
 import { createOperationsView } from './operations.js';
+import { OverlayWatch } from './overlay.js';
 import { hostDetails, linkDetails, namespaceDetails } from './panels.js';
 import { SavedLayout } from './saved-layout.js';
 import { Connection } from './socket.js';
@@ -77,12 +81,17 @@ const flushing = { scheduled: false, waiters: [] };
 function handleFrame(frame) {
   if (frame?.type === 'operation.status') {
     operationsView.update(frame.operation);
+    reapplyProgress(frame.operation);
     // a progress report of a running operation changes no topology's status
-    if (frame.operation?.topology && !('progress' in frame.operation)) refreshDesiredSoon();
+    if (frame.operation?.topology && !('progress' in frame.operation)) {
+      refreshDesiredSoon();
+      overlayWatch?.refresh(frame.operation.topology);
+    }
     return Promise.resolve();
   }
   if (frame?.type === 'desired.changed') {
     refreshDesiredSoon();
+    if (frame.topology) overlayWatch?.refresh(frame.topology);
     return Promise.resolve();
   }
   if (!['topology.snapshot', 'topology.delta', 'host.status'].includes(frame?.type)) {
@@ -151,6 +160,7 @@ function gone({ h, type, key }) {
   if (type === 'link') return !h.links.has(key);
   if (type === 'ns') return !h.namespaces.has(key) && !h.nsLinks.has(key);
   if (type === 'group') return !h.groups.has(key);
+  if (type === 'vtep') return !h.vteps.has(key);
   return false;
 }
 
@@ -180,9 +190,57 @@ async function refreshDesired() {
     const { status, data } = await api(`${desiredUrl}?page_size=2000`);
     if (status !== 200) return;
     model.setDesired(data.results ?? []);
+    overlayWatch?.setTopologies(data.results ?? []);
     scheduleFlush();
   } catch (error) {
     console.warn('switchboard: could not read the desired topologies:', error);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overlays of networks spanning hosts: their consistency check, and re-applying one host
+
+// The networks API beside the desired topologies' (/api/v1/topologies/ -> /api/v1/networks/).
+const networksUrl = desiredUrl ? new URL('../networks/', new URL(desiredUrl, location.href)).pathname : null;
+const overlayWatch = networksUrl
+  ? new OverlayWatch({
+      api,
+      networksUrl,
+      onAnswer: (topology, network, answer) => {
+        if (model.setOverlay(topology, network, answer)) scheduleFlush();
+      },
+    })
+  : null;
+const reapplies = new Map(); // 'topology|host' -> {id, status, error, progress}: the panel's Re-apply
+
+/** POST apply ?host= of one host's share of a spanning topology; its progress comes as frames. */
+async function reapply(topology, host) {
+  const key = `${topology}|${host}`;
+  reapplies.set(key, { id: null, status: 'asking' });
+  renderDetails();
+  const url = `${desiredUrl}${encodeURIComponent(topology)}/apply/?${new URLSearchParams({ host })}`;
+  let answer;
+  try {
+    answer = await api(url, { method: 'POST', body: {} });
+  } catch (error) {
+    answer = { status: 0, data: { message: String(error) } };
+  }
+  const { status, data } = answer;
+  if (status !== 202) {
+    reapplies.set(key, { id: null, status: 'refused', error: data?.message ?? data?.detail ?? String(status) });
+  } else {
+    reapplies.set(key, { id: data.operation, status: data.status });
+    operationsView.update({ id: data.operation, host, kind: 'apply', status: data.status, topology });
+  }
+  renderDetails();
+}
+
+/** An operation.status frame for an apply asked from the panel: its status there. */
+function reapplyProgress(op) {
+  for (const [key, state] of reapplies) {
+    if (!op?.id || state.id !== op.id) continue;
+    reapplies.set(key, { id: op.id, status: op.status, error: op.error ?? null, progress: op.progress ?? null });
+    renderDetails();
   }
 }
 
@@ -348,7 +406,9 @@ function setGrouping(on) {
 function refreshView(added) {
   renderHostFilters(model, knownHosts);
   renderNetworkOptions(model);
-  if (filtersActive()) applyFilters(cy, model, cy.elements());
+  const lit = filters.highlight;
+  filters.highlight = highlightOf(selected);
+  if (filtersActive() || lit || filters.highlight) applyFilters(cy, model, cy.elements());
   else applyFilters(cy, model, added.union(added.connectedEdges()));
   renderDetails();
   renderSummary();
@@ -402,6 +462,19 @@ function renderEmptyState() {
 
 let selected = null; // {id, host, type} of the element shown in the panel
 
+/** What a selection lights: a VXLAN device's overlay (its peers and their endpoints), else nothing. */
+function highlightOf(selection) {
+  if (!selection || !model.hosts[selection.host]?.vxlans.has(selection.id)) return null;
+  return model.overlayMembers(selection.id);
+}
+
+function updateHighlight() {
+  const lit = highlightOf(selected);
+  if (!lit && !filters.highlight) return;
+  filters.highlight = lit;
+  applyFilters(cy, model, cy.elements());
+}
+
 function renderDetails() {
   const panel = $('#details');
   if (!selected) {
@@ -413,16 +486,23 @@ function renderDetails() {
   const type = node.nonempty() ? node.data('type') : selected.type;
   let title = selected.id;
   let body;
+  const context = { canOperate: Boolean(editConfig?.can_operate && desiredUrl), reapply: reapplies };
   if (type === 'link' && h?.links.has(selected.id)) {
     const link = h.links.get(selected.id);
     title = link.name;
-    body = linkDetails(model, h, selected.id, link);
+    body = linkDetails(model, h, selected.id, link, context);
   } else if (type === 'namespace' && h && node.nonempty()) {
     title = node.data('netns');
     body = namespaceDetails(h, title);
   } else if (type === 'host' && h) {
     title = h.name;
-    body = hostDetails(h);
+    body = hostDetails(h, context);
+  } else if (type === 'vtep' && node.nonempty()) {
+    title = `VTEP ${node.data('address')}`;
+    body = [
+      el('p', { class: 'panel-sub' }, `remote VTEP · host ${h?.name ?? selected.host}`),
+      el('p', {}, `No VXLAN device of a known host is bound to ${node.data('address')}: the FDB entries pointing here send frames nowhere Switchboard knows.`),
+    ];
   } else {
     body = [el('p', { class: 'muted' }, 'This object no longer exists.')];
   }
@@ -443,6 +523,7 @@ function selectElement(id, host) {
     }
   }
   selected = { id, host, type: node.nonempty() ? node.data('type') : null };
+  updateHighlight();
   renderDetails();
   tableView.refresh();
   cy.resize(); // the panel may just have narrowed the graph
@@ -477,6 +558,7 @@ function revealNode(node, margin = 40) {
 
 function closeDetails() {
   selected = null;
+  updateHighlight();
   cy.elements(':selected').unselect();
   renderDetails();
   tableView.refresh();
@@ -668,7 +750,8 @@ $('#details').addEventListener('click', (event) => {
   const button = event.target.closest('button');
   if (!button || !selected) return;
   const h = model.hosts[selected.host];
-  if (button.dataset.select) selectElement(button.dataset.select, selected.host);
+  if (button.dataset.reapply) reapply(button.dataset.topology, button.dataset.reapply);
+  else if (button.dataset.select) selectElement(button.dataset.select, selected.host);
   else if (button.dataset.expand) expandGroup(h, button.dataset.expand);
   else if (button.dataset.collapse) collapseGroup(h, button.dataset.collapse);
 });
@@ -742,6 +825,7 @@ const switchboard = {
   exportState,
   tables: tableView,
   showView,
+  overlays: overlayWatch,
   get largeMode() {
     return largeGraph;
   },
