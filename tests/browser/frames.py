@@ -140,10 +140,10 @@ class HostState:
             "state": state,
         }
 
-    def fdb(
-        self, link: dict[str, Any], mac: str, *, dst: str | None = None, self_entry: bool = False
-    ) -> None:
-        self.state["fdb"][f"{link['netns']}|{link['index']}|{mac}|{dst}|None|{self_entry}"] = {
+    def fdb(self, link: dict[str, Any], mac: str, *, dst: str | None = None, self_entry: bool = False) -> str:
+        """An FDB entry of `link` (a VXLAN device's own entries: self_entry, with a dst); returns its key."""
+        key = f"{link['netns']}|{link['index']}|{mac}|{dst}|None|{self_entry}"
+        self.state["fdb"][key] = {
             "netns": link["netns"],
             "ifindex": link["index"],
             "ifname": link["name"],
@@ -155,6 +155,7 @@ class HostState:
             "state": "permanent" if self_entry else "reachable",
             "self_entry": self_entry,
         }
+        return key
 
     def endpoint(
         self, node: str, bridge: str, cidr: str, gateway: str, *, kind: str = "named"
@@ -263,3 +264,70 @@ def networks_host(count: int, *, networks: int = 2) -> HostState:
         _, eth = s.veth("host", f"lab-router-{n}", "lab-router", f"eth{n}", master=f"net{n}")
         s.address(eth, f"198.18.{n}.254/24")
     return s
+
+
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+def vtep(index: int) -> str:
+    """Lab host `index`'s underlay address, its VTEP (lab/underlay.py: 198.18.254.(10+N))."""
+    return f"198.18.254.{10 + index}"
+
+
+def overlay_mac(index: int) -> str:
+    """The MAC of lab host `index`'s endpoint on the spanning network."""
+    return f"02:42:c6:12:64:{index:02x}"
+
+
+def overlay_hosts(
+    count: int = 3, *, topology: str = "ov", network: str = "mesh", vni: int = 5000
+) -> list[tuple[HostState, dict[str, dict[str, Any]]]]:
+    """Hosts lab1..lab<count> of a vxlan network spanning them, as netcore builds each host's share.
+
+    On each host: the underlay `eth0` with the host's VTEP address, the network's bridge
+    `<topology>-<network>` with its VXLAN device `<topology>-<network>.vx` (VNI `vni`, local = the
+    VTEP, learning off) and one endpoint `<topology>-n<i>` (198.18.100.<i+1>, MAC overlay_mac(i)).
+    Its FDB holds, for every other host, the all-zeros flood entry and one entry for that host's
+    endpoint MAC, both with dst = that host's VTEP, and a permanent neighbour entry address -> MAC.
+    Returns [(state, links by role: eth0, bridge, vxlan, endpoint, port)] in host order.
+    """
+    bridge_name = f"{topology}-{network}"
+    address = lambda i: f"198.18.100.{i + 1}"  # noqa: E731
+    hosts = []
+    for i in range(1, count + 1):
+        s = HostState()
+        eth0 = s.link("host", "eth0", kind="veth")
+        s.address(eth0, f"{vtep(i)}/24")
+        s.route(eth0, "198.18.254.0/24", protocol="kernel", scope="link")
+        bridge = s.link(
+            "host", bridge_name, kind="bridge", alias=f"switchboard:{topology}:bridge:network={network}"
+        )
+        vx = s.link(
+            "host",
+            f"{bridge_name}.vx",
+            kind="vxlan",
+            master=bridge_name,
+            mtu=1450,
+            alias=f"switchboard:{topology}:vxlan:network={network}",
+            vxlan={
+                "vni": vni,
+                "local": vtep(i),
+                "group": None,
+                "remote": None,
+                "dstport": 4789,
+                "learning": False,
+                "underlay": eth0["index"],
+            },
+        )
+        endpoint = s.endpoint(f"{topology}-n{i}", bridge_name, f"{address(i)}/24", "198.18.100.1")
+        endpoint["mac"] = overlay_mac(i)
+        port = s.state["links"][f"host|{endpoint['peer']['index']}"]
+        hosts.append((s, {"eth0": eth0, "bridge": bridge, "vxlan": vx, "endpoint": endpoint, "port": port}))
+    for i, (s, links) in enumerate(hosts, start=1):
+        for j in range(1, count + 1):
+            if j == i:
+                continue
+            s.fdb(links["vxlan"], ZERO_MAC, dst=vtep(j), self_entry=True)
+            s.fdb(links["vxlan"], overlay_mac(j), dst=vtep(j), self_entry=True)
+            s.neighbour(links["vxlan"], address(j), overlay_mac(j), state="permanent")
+    return hosts
