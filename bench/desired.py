@@ -46,7 +46,17 @@ from typing import Any
 from bench import ncrun
 from bench.figures import Context, Result, figure
 from bench.hostns import NETNS_DIR, REPO_ROOT, nsenter, run_in
-from bench.live import DAPHNE_OPTIONS, WAIT_FOR_PORT, StackError, _manage, _spawn, _start, _stop, percentile
+from bench.live import (
+    DAPHNE_OPTIONS,
+    WAIT_FOR_PORT,
+    StackError,
+    _manage,
+    _spawn,
+    _start,
+    _stop,
+    percentile,
+    stack_namespace,
+)
 from tests.stack.harness import http_call
 
 PORT = 8765
@@ -238,16 +248,7 @@ def _comm(pid: int) -> str:
 @contextlib.contextmanager
 def p8_stack(ctx: Context) -> Iterator[P8Stack]:
     """The stack, up with a welcomed agent; all of it gone afterwards."""
-    ctx.drop_world()
-    ns = ctx.run.add_host(ctx.tag("p8"))
-    workdir = ctx.run.workdir / ns
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
-        SWITCHBOARD_SECRET_KEY=secrets.token_urlsafe(50),
-        PYTHONUNBUFFERED="1",
-    )
+    ns, workdir, env = stack_namespace(ctx, "p8")
     stack: P8Stack | None = None
     try:
         _manage(env, "migrate", "--noinput")

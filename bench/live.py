@@ -142,9 +142,11 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
 
 
 @contextlib.contextmanager
-def live_stack(ctx: Context, tag: str) -> Iterator[Stack]:
-    """A fresh namespace with daphne and the agent running in it; all of it gone afterwards."""
-    ctx.drop_world()  # the agent watches every named namespace: leave it only its own stack's
+def stack_namespace(ctx: Context, tag: str) -> tuple[str, Path, dict[str, str]]:
+    """A fresh namespace for a stack (the world of earlier figures dropped: an agent watches every
+    named namespace), its scratch directory, and the environment of the web app there: its own
+    SQLite database and secret key, an in-memory channel layer."""
+    ctx.drop_world()
     ns = ctx.run.add_host(ctx.tag(tag))
     workdir = ctx.run.workdir / ns
     workdir.mkdir()
@@ -154,6 +156,12 @@ def live_stack(ctx: Context, tag: str) -> Iterator[Stack]:
         SWITCHBOARD_SECRET_KEY=secrets.token_urlsafe(50),
         PYTHONUNBUFFERED="1",
     )
+    return ns, workdir, env
+
+
+def live_stack(ctx: Context, tag: str) -> Iterator[Stack]:
+    """A fresh namespace with daphne and the agent running in it; all of it gone afterwards."""
+    ns, workdir, env = stack_namespace(ctx, tag)
     procs: list[subprocess.Popen] = []
     logs = [workdir / "daphne.log", workdir / "agent.log"]
     try:

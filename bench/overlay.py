@@ -18,8 +18,6 @@ Rows (goal ratio 1.0: goal / measured):
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
 import socket
 import statistics
 import sys
@@ -32,7 +30,16 @@ from typing import Any
 from bench.desired import OperationFailed
 from bench.figures import Context, Result, figure
 from bench.hostns import NETNS_DIR, run_in
-from bench.live import DAPHNE_OPTIONS, WAIT_FOR_PORT, StackError, _manage, _start, _stop, percentile
+from bench.live import (
+    DAPHNE_OPTIONS,
+    WAIT_FOR_PORT,
+    StackError,
+    _manage,
+    _start,
+    _stop,
+    percentile,
+    stack_namespace,
+)
 from lab import Lab
 from netcore.netns import netns_run
 from tests.stack.harness import http_call
@@ -91,16 +98,7 @@ def _document() -> dict[str, Any]:
 @contextlib.contextmanager
 def p9_stack(ctx: Context) -> Iterator[P9Stack]:
     """daphne and a lab of three hosts in a fresh namespace; all of it gone afterwards."""
-    ctx.drop_world()
-    ns = ctx.run.add_host(ctx.tag("p9"))
-    workdir = ctx.run.workdir / ns
-    workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
-        SWITCHBOARD_SECRET_KEY=secrets.token_urlsafe(50),
-        PYTHONUNBUFFERED="1",
-    )
+    ns, workdir, env = stack_namespace(ctx, "p9")
     procs = []
     lab = None
     try:
