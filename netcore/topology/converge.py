@@ -27,7 +27,7 @@ from netcore.errors import AlreadyExists, Cancelled, NetcoreError, from_oserror
 from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import NetlinkSocket, Request
 from netcore.objects import link_index, link_lookup
-from netcore.topology import nat, overlay, state
+from netcore.topology import nat, overlay, overlay_entries, state
 from netcore.topology.desired import Desired, NodeWant, PortWant, RouteWant, VxlanWant, desired
 from netcore.topology.spec import TopologySpec
 
@@ -391,7 +391,7 @@ class _Run:
             fresh = v.name in self.fresh_vxlans  # a new device holds none
             fdb = () if fresh else self.actual.vxlan_fdb.get(v.name, ())
             neighbours = () if fresh else self.actual.vxlan_neighbours.get(v.name, ())
-            changes = overlay.entry_changes(
+            changes = overlay_entries.entry_changes(
                 device=v.name,
                 peers=v.peers,
                 remote_nodes=v.remote_nodes,

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from netcore import names
+from netcore.topology.overlay_entries import OVERHEAD, ZERO_MAC
 
-ZERO_MAC = "00:00:00:00:00:00"
-OVERHEAD = {4: 50, 6: 70}  # bytes VXLAN adds on an IPv4 / IPv6 underlay
 MAX_SEGMENTS = 64  # bridges of one network netcore may chain (its further segments)
 
 FINDING_KINDS = {
@@ -292,11 +291,7 @@ def _fdb_findings(
     if learning:
         return found
     vteps = {v.name: v.vtep for v in views}
-    held = {
-        str(e.get("mac")).lower(): e
-        for e in entries
-        if e.get("mac") != ZERO_MAC and _permanent(e)
-    }
+    held = {str(e.get("mac")).lower(): e for e in entries if e.get("mac") != ZERO_MAC and _permanent(e)}
     for endpoint in remote:
         entry = held.pop(endpoint.mac, None)
         where = vteps[endpoint.host]
@@ -332,9 +327,7 @@ def _neighbour_findings(
     held = {
         str(n.get("address")): n
         for n in _objects(view.state, "neighbours")
-        if n.get("netns") == "host"
-        and n.get("ifindex") == device.get("index")
-        and _permanent(n)
+        if n.get("netns") == "host" and n.get("ifindex") == device.get("index") and _permanent(n)
     }
     found = []
     for endpoint in remote:

@@ -339,8 +339,8 @@ export class TopologyModel {
   }
 
   /** An FDB entry naming a remote VTEP (dst) may add or remove a tunnel: derive them again. */
-  fdbChanged(h, key, old, entry) {
-    if (!old?.dst && !entry?.dst) return;
+  fdbChanged(h, key, was, entry) {
+    if (!was?.dst && !entry?.dst) return;
     if (entry?.dst) h.tunnelFdb.set(key, entry);
     else h.tunnelFdb.delete(key);
     this.tunnelsStale = true;

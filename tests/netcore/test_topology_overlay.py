@@ -30,7 +30,7 @@ from netcore.agent.state import state_of
 from netcore.errors import InvalidSpec, NetcoreError
 from netcore.snapshot import snapshot
 from netcore.topology import converge, spec
-from netcore.topology.overlay import overlay_drift
+from netcore.topology.overlay_entries import overlay_drift
 from netcore.topology.spec import endpoint_mac
 from tests.conftest import RUN, can_connect, tcp_echo
 

@@ -46,12 +46,16 @@ async def test_core_flow_with_daphne_as_nobody(make_stack, topo):
 
 FORBIDDEN_MODULES = ("pyroute2", "docker")
 # The web app may use netcore's topology-file parser, so that forms, the API and the agent share one
-# validator, and its reachability model (reach, worked out from a parsed file): they are pure (text in,
-# frozen dataclasses out). Nothing else of netcore, which talks to the kernel;
-# test_netcore_pure_modules_stay_pure checks they import nothing that does.
+# validator, its reachability model (reach, worked out from a parsed file), the split of a topology
+# spanning hosts (span) and the overlay's comparisons (overlay_entries, overlay_check: from agents'
+# states): they are pure (data in, frozen dataclasses out). Nothing else of netcore, which talks to
+# the kernel; test_netcore_pure_modules_stay_pure checks they import nothing that does.
 NETCORE_PURE = (
     "netcore.topology.spec",
     "netcore.topology.reach",
+    "netcore.topology.span",
+    "netcore.topology.overlay_check",
+    "netcore.topology.overlay_entries",
     "netcore.errors",
     "netcore.names",
     "netcore.ipam",

@@ -81,6 +81,7 @@ def test_hosts_list(viewer: Account, make_host: Callable[..., AgentHost]) -> Non
         "hostname": "",
         "token_prefix": h.token[:8],
         "revoked": False,
+        "underlay": None,
     }
     assert entry["token_prefix"].startswith("sbh_")
 

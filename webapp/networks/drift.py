@@ -23,7 +23,7 @@ from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.ipam import IPAddress, IPNetwork
 from netcore.topology import spec as topology_spec
-from netcore.topology.overlay import overlay_drift
+from netcore.topology.overlay_entries import overlay_drift
 from netcore.topology.spec import NodeSpec, TopologySpec
 from webapp.networks.models import Topology
 from webapp.networks.services import last_applied, topologies_auto_repair
