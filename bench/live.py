@@ -141,7 +141,6 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
             proc.wait(timeout=5)
 
 
-@contextlib.contextmanager
 def stack_namespace(ctx: Context, tag: str) -> tuple[str, Path, dict[str, str]]:
     """A fresh namespace for a stack (the world of earlier figures dropped: an agent watches every
     named namespace), its scratch directory, and the environment of the web app there: its own
@@ -159,6 +158,7 @@ def stack_namespace(ctx: Context, tag: str) -> tuple[str, Path, dict[str, str]]:
     return ns, workdir, env
 
 
+@contextlib.contextmanager
 def live_stack(ctx: Context, tag: str) -> Iterator[Stack]:
     """A fresh namespace with daphne and the agent running in it; all of it gone afterwards."""
     ns, workdir, env = stack_namespace(ctx, tag)
