@@ -159,9 +159,14 @@ async def test_an_overlay_across_three_hosts_carries_traffic_and_its_breaks_are_
     # a forwarding entry deleted by hand: found on its host, cleared once put back by hand (traffic
     # still flows meanwhile: the flood entries carry unknown unicast to every peer)
     lab1, lab2, lab3 = hosts["lab1"], hosts["lab2"], hosts["lab3"]
+    browser = await stack.browser(web)
+    told = len(browser.frames)
     entry = [_mac("a1"), "dev", DEVICE, "dst", VTEP["lab1"], "self"]
     assert lab2.run(["bridge", "fdb", "del", *entry]).returncode == 0
     await _found(web, ("lab2", "MISSING_FDB"))
+    # browsers hear of it with no one polling: the home row's topology changed (they read the check)
+    ov = {"v": 1, "type": "desired.changed", "host": "lab1", "topology": "ov"}
+    await browser.until(lambda: ov in browser.frames[told:], timeout=15, what="browsers told of the finding")
     await until(lambda: _status(web, "lab2") == "drifted", timeout=15, what="lab2's share to show drift")
     assert lab2.run(["bridge", "fdb", "add", *entry, "permanent"]).returncode == 0
     await _clear(web)

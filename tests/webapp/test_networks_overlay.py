@@ -8,6 +8,9 @@ import pytest
 
 from tests.netcore.test_overlay_check import host_state
 from tests.webapp.conftest import Account, AgentHost
+from webapp.hosts.models import Host
+from webapp.networks import overlay
+from webapp.networks.overlay import overlays_changed
 from webapp.topology.models import HostState
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +81,18 @@ def test_what_is_not_an_overlay_is_said(
 ) -> None:
     answer = viewer.api().get(f"/api/v1/networks/{id_}/overlay/")
     assert answer.status_code == status and says in answer.json()["message"], answer.json()
+
+
+def test_a_saved_state_that_changes_the_findings_is_told_once(
+    span: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overlay, "_last_findings", {})
+    lab2 = Host.objects.get(name="lab2")
+    told = overlays_changed(host_id=lab2.id)
+    assert [(t.host.name, t.name) for t in told] == [("lab1", "ov")]  # the home row, whose page reads it
+    assert overlays_changed(host_id=lab2.id) == []  # nothing new: nobody is told twice
+    saved = HostState.objects.get(host=lab2)
+    saved.state["neighbours"] = {}
+    saved.save()
+    assert [t.name for t in overlays_changed(host_id=lab2.id)] == ["ov"]
+    assert [t.name for t in overlays_changed(host_id=Host.objects.get(name="lab1").id)] == []  # seen already

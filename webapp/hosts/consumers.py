@@ -25,6 +25,7 @@ from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
 from webapp.hosts.services import host_authenticate, host_connected, host_disconnected, host_lease_renew
 from webapp.networks.drift import drift_check
+from webapp.networks.overlay import overlays_changed
 from webapp.networks.services import topologies_reconcile_on_connect, topology_reconcile_after_plan
 from webapp.operations.models import Operation
 from webapp.operations.services import (
@@ -403,7 +404,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def _drift(self) -> None:
         """Record what the host's applied topologies lack in the latest saved state (networks.drift)
-        and tell browsers of each topology whose drift changed; a state saved meanwhile is next."""
+        and tell browsers of each topology whose drift changed, and of each topology spanning hosts
+        whose overlay check changed (networks.overlay); a state saved meanwhile is next."""
         while self.drift_state is not None:
             state, self.drift_state = self.drift_state, None
             try:
@@ -411,9 +413,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
             except DatabaseError:
                 log.exception("host %s: could not check its topologies' drift", self.host)
                 continue
-            for topology in changed:
+            try:
+                overlays = await database_sync_to_async(overlays_changed)(host_id=self.host.id)
+            except DatabaseError:
+                log.exception("host %s: could not check the overlays it is on", self.host)
+                overlays = []
+            for topology in [*changed, *overlays]:
                 await self.channel_layer.group_send(
-                    layer.TOPOLOGY, layer.desired_message(host=self.host.name, topology=topology.name)
+                    layer.TOPOLOGY, layer.desired_message(host=topology.host.name, topology=topology.name)
                 )
 
     def _save_soon(self) -> None:

@@ -48,3 +48,33 @@ def network_overlay(*, topology: Topology, network: str) -> dict[str, Any]:
         "consistent": not findings,
         "findings": [finding.to_dict() for finding in findings],
     }
+
+
+# Findings last told to browsers, by (home row id, network): this worker's own memory, so a change is
+# told by the worker that saw the state that made it (with several workers, each tells what it saw).
+_last_findings: dict[tuple[int, str], frozenset[tuple[str, str, str]]] = {}
+
+
+def overlays_changed(*, host_id: int) -> list[Topology]:
+    """Check again every network spanning hosts that reaches host `host_id` (after its agent's state
+    was saved) and return the home rows of those whose findings changed: browsers are told to read the
+    check again. So findings follow the kernel within a state save, without anyone polling."""
+    roots = {
+        row.span_root or row
+        for row in Topology.objects.filter(host_id=host_id).select_related("span_root__host", "host")
+        if row.span_root_id is not None or row.span_document is not None
+    }
+    changed = []
+    for root in roots:
+        bodies = (root.span_document or {}).get("networks") or {}
+        networks = [name for name, body in bodies.items() if isinstance(body, dict) and "hosts" in body]
+        for network in networks:
+            try:
+                findings = network_overlay(topology=root, network=network)["findings"]
+            except (InvalidInput, NotFound):  # not spanning hosts (any more)
+                continue
+            seen = frozenset((f["host"], f["kind"], f["object"]) for f in findings)
+            if _last_findings.get((root.id, network)) != seen:
+                _last_findings[(root.id, network)] = seen
+                changed.append(root)
+    return list(dict.fromkeys(changed))
