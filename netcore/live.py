@@ -38,6 +38,7 @@ from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
 from netcore.objects import link_by_index
 from netcore.snapshot import NamespaceDump, dump_namespace, dump_routes, fdb_listed, neighbour_listed
+from netcore.topology.overlay_entries import ZERO_MAC
 
 GROUPS = (
     c.RTNLGRP_LINK,
@@ -52,7 +53,6 @@ REQUERY_DELAY = 0.02
 RESYNC_RETRY = 0.1  # seconds before a failed re-dump of a namespace is tried again
 REROUTE_AGAIN = 0.25  # seconds after the first re-read of a link's routes, the second
 REROUTE_WHOLE = 64  # more links than this to re-read at once: one route dump of the namespace instead
-ZERO_MAC = "00:00:00:00:00:00"  # the all-zeros FDB entry of a VXLAN device: one remote per peer
 
 _IN_CREATE, _IN_DELETE, _IN_MOVED_FROM, _IN_MOVED_TO = 0x100, 0x200, 0x40, 0x80
 _IN_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
@@ -93,6 +93,12 @@ def _describe(o: Namespace | Link | Address | Route | Neighbour | FdbEntry) -> s
     if isinstance(o, Neighbour):
         return f"{o.address} lladdr {o.mac} dev {o.ifname} {o.state}"
     return f"{o.mac} dev {o.ifname}" + (f" dst {o.dst}" if o.dst else "")
+
+
+def _one_remote(entry: FdbEntry) -> bool:
+    """A VXLAN device's own entry with a remote, for a MAC other than all zeros: netcore keeps one
+    remote for it, which `bridge fdb replace` changes in place (see LiveModel._remote_replaced)."""
+    return entry.self_entry and bool(entry.dst) and entry.mac != ZERO_MAC
 
 
 @dataclass(slots=True)
@@ -431,7 +437,7 @@ class LiveModel:
                         self._emit(kind, "new", name, item)
         space.remotes.clear()
         for key, entry in space.fdb.items():
-            if entry.self_entry and entry.dst and entry.mac != ZERO_MAC:
+            if _one_remote(entry):
                 space.remotes.setdefault((entry.ifindex, entry.mac, entry.vlan), set()).add(key)
         for raw in d.raw_links:
             self._keep_raw(space, raw)
@@ -483,14 +489,15 @@ class LiveModel:
         Only for a MAC other than all zeros: there several remotes are the rule (head-end replication,
         `bridge fdb append`), and each is told on its own. For any other MAC netcore keeps one remote,
         as the control plane wants (several appended by hand show as the last one told)."""
-        if not (entry.self_entry and entry.dst and entry.mac != ZERO_MAC):
+        if not _one_remote(entry):
             return
         held = space.remotes.setdefault((entry.ifindex, entry.mac, entry.vlan), set())
         for key in list(held):
             old = space.fdb.get(key)
-            if old is None or old.dst != entry.dst:
-                held.discard(key)
-            if old is not None and old.dst != entry.dst:
+            if old is not None and old.dst == entry.dst:
+                continue
+            held.discard(key)
+            if old is not None:
                 del space.fdb[key]
                 self._emit("fdb", "del", space.info.name, old)
         held.add(entry.key)

@@ -21,7 +21,7 @@ from netcore.topology.spec import (
     RemoteNodeSpec,
     TopologySpec,
     default_route,
-    endpoint_mac,  # defined in spec, where remote nodes' MACs default to it; still known here
+    endpoint_mac,  # defined in spec, where remote nodes' MACs default to it
     home_node,
     netns_of,
 )

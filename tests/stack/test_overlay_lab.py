@@ -15,7 +15,7 @@ import pytest
 from lab import Lab, LabHost
 from netcore import names
 from netcore.netns import netns_run
-from netcore.topology.desired import endpoint_mac
+from netcore.topology.spec import endpoint_mac
 from tests.conftest import tcp_echo_at
 from tests.stack.harness import Stack, Web, until
 from tests.stack.scenarios import finished

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 import secrets
@@ -19,6 +18,7 @@ from django.utils import timezone
 from netcore import names
 from netcore.names import excerpt
 from webapp import layer
+from webapp.accounts.tokens import token_hash  # one hash for user and host tokens: only it is stored
 from webapp.audit.services import audit_record, refusals_audited
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
@@ -27,11 +27,6 @@ from webapp.hosts.selectors import lease_period
 TOKEN_PREFIX = "sbh_"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NAME_CHARACTERS = string.ascii_letters + string.digits + "._-"
-
-
-def token_hash(token: str) -> str:
-    """SHA-256 hex of a host token: the only form stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _token_new() -> str:
