@@ -4,11 +4,16 @@
 logged-in user and checks the Origin of browsers (webapp.accounts.middleware.user_socket).
 """
 
+import faulthandler
 import os
+import signal
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+# `kill -USR2 <pid>` prints every thread's stack to stderr: what a worker that stopped answering is
+# stuck on (its event loop, or the one thread Django's ORM calls share)
+faulthandler.register(signal.SIGUSR2, all_threads=True)
 django_asgi_app = get_asgi_application()  # set Django up before importing consumers and models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -192,11 +192,15 @@ def page_of(browser: Any, base: str) -> Iterator[tuple[Any, list[str]]]:
 
 
 def run_in_browser(steps: Callable[[Any], None], *, web: Any, agent: Proc) -> None:
-    """on_browser_thread(steps), with the server's and the agent's last lines when they fail."""
+    """on_browser_thread(steps), with the server's and the agent's last lines when they fail, and
+    what each of the server's threads was doing then (webapp.asgi dumps them on SIGUSR2)."""
     try:
         on_browser_thread(steps)
     except BaseException:
-        print(f"--- daphne:\n{web.proc.tail()}\n--- agent:\n{agent.tail()}")
+        if web.proc.alive:
+            web.proc.send_signal(signal.SIGUSR2)
+            time.sleep(0.5)
+        print(f"--- daphne:\n{web.proc.tail(120)}\n--- agent:\n{agent.tail()}")
         raise
 
 
