@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.webapp.conftest import Account, AgentHost
-from webapp.networks.models import Topology
+from webapp.networks.models import Node, Topology
 from webapp.operations.models import Operation
 
 pytestmark = pytest.mark.django_db
@@ -88,6 +88,7 @@ def test_each_host_gets_its_share_and_the_file_stays_whole(operator: Account, la
 def test_a_node_added_on_one_host_changes_the_shares_it_reaches_only(operator: Account, labs: dict) -> None:
     _create(operator, _file())
     before = _versions()
+    lab1_nodes = set(Node.objects.filter(topology__host__name="lab1").values_list("id", "name"))
     updated = operator.api().put(
         f"{URL}ov/",
         {"topology": _file(b2={"networks": ["pair"], "host": "lab2"}), "version": 1},
@@ -103,6 +104,8 @@ def test_a_node_added_on_one_host_changes_the_shares_it_reaches_only(operator: A
     )
     pair = _share(operator, "lab1")["networks"]["pair"]
     assert {"address": "198.18.52.3", "vtep": "198.18.254.12"} in pair["remote_nodes"]
+    # only lab1's forwarding entries changed: its node rows are the same rows, not written again
+    assert set(Node.objects.filter(topology__host__name="lab1").values_list("id", "name")) == lab1_nodes
 
 
 def test_addresses_stay_when_a_node_goes(operator: Account, labs: dict) -> None:

@@ -47,6 +47,11 @@ class Topology(models.Model):
         related_name="span_shares",
         help_text="The home row of the spanning topology this row is a host's share of.",
     )
+    span_share = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The share of a spanning topology this row was last written from.",
+    )
 
     class Meta:
         ordering = ["host__name", "name"]

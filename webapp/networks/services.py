@@ -27,6 +27,7 @@ from django.db.models import Exists, OuterRef
 
 from netcore import names
 from netcore.errors import InvalidSpec
+from netcore.ipam import parse_address, parse_subnet
 from netcore.topology import spec as topology_spec
 from netcore.topology.span import Span, span_split, spans_hosts
 from netcore.topology.spec import TopologySpec
@@ -158,23 +159,40 @@ def _node_bodies(data: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _static(data: Mapping[str, Any], node: str, network: str) -> bool:
-    body = _node_bodies(data).get(node)
+    return _given_address(_node_bodies(data).get(node), network) is not None
+
+
+def _given_address(body: object, network: str) -> object:
+    """The address a node's body gives itself on `network`, if any (as written)."""
     wanted = body.get("networks") if isinstance(body, Mapping) else None
-    if not isinstance(wanted, Mapping):
-        return False
-    options = wanted.get(network)
-    return isinstance(options, Mapping) and options.get("address") is not None
+    options = wanted.get(network) if isinstance(wanted, Mapping) else None
+    return options.get("address") if isinstance(options, Mapping) else None
 
 
-def _with_kept_addresses(
-    *, data: Mapping[str, Any], spec: TopologySpec, topologies: list[Topology]
-) -> Mapping[str, Any] | None:
+def _wanted_networks(body: object) -> list[str]:
+    """The networks a node's body puts it on, as written (a list, or a mapping of options)."""
+    wanted = body.get("networks") if isinstance(body, Mapping) else None
+    return [str(network) for network in wanted] if isinstance(wanted, list | Mapping) else []
+
+
+def _normal(parse: Any, text: object) -> str | None:
+    """`text` as netcore writes it (parse_subnet, parse_address), or None when it is not one."""
+    try:
+        return str(parse(str(text)))
+    except (InvalidSpec, ValueError):
+        return None
+
+
+def _with_kept_addresses(*, data: Mapping[str, Any], topologies: list[Topology]) -> Mapping[str, Any] | None:
     """`data` with the addresses the current rows allocated written in, for every attachment the new
     document keeps without an address of its own, on a network whose subnet stays the same; None when
     there is none to keep. So an edit never moves a running node's address (netcore's IPAM allocates
     in file order: without this, deleting one node would renumber the nodes after it). `topologies`:
     the row, or every host's row of a spanning topology (whose shares pin every address: what the
-    whole file gave is told by `data`, below, not by the rows)."""
+    whole file gave is told by `data`, below, not by the rows).
+
+    Read from the document as written, before netcore parses it (once, with these addresses in): what
+    is malformed here is kept from no address, and the parse names it."""
     rows = Attachment.objects.filter(node__topology__in=topologies)
     if len(topologies) == 1 and topologies[0].span_document is None:
         rows = rows.filter(static=False)
@@ -184,36 +202,45 @@ def _with_kept_addresses(
             "node__name", "network__name", "address", "network__subnet"
         )
     }
+    if not allocated:
+        return None
+    networks = data.get("networks")
+    subnets = {
+        str(name): _normal(parse_subnet, body.get("subnet"))
+        for name, body in (networks.items() if isinstance(networks, Mapping) else ())
+        if isinstance(body, Mapping)
+    }
+    nodes = _node_bodies(data)
     claimed = {
-        str(attachment.address)
-        for node in spec.nodes.values()
-        for attachment in node.attachments
-        if _static(data, node.name, attachment.network)
+        _normal(parse_address, address)
+        for body in nodes.values()
+        for network in _wanted_networks(body)
+        if (address := _given_address(body, network)) is not None
     }
     kept: dict[str, dict[str, str]] = {}
-    for node in spec.nodes.values():
-        for attachment in node.attachments:
-            previous = allocated.get((node.name, attachment.network))
+    for name, body in nodes.items():
+        for network in _wanted_networks(body):
+            previous = allocated.get((str(name), network))
             if (
                 previous is not None
-                and previous[1] == str(spec.networks[attachment.network].subnet)
+                and previous[1] == subnets.get(network)
                 and previous[0] not in claimed
-                and not _static(data, node.name, attachment.network)
+                and _given_address(body, network) is None
             ):
-                kept.setdefault(node.name, {})[attachment.network] = previous[0]
+                kept.setdefault(name, {})[network] = previous[0]
     if not kept:
         return None
-    nodes = dict(_node_bodies(data))
+    changed = dict(nodes)
     for name, addresses in kept.items():
-        body = dict(nodes[name])
-        wanted = body.get("networks")
+        body = dict(changed[name])
+        wanted = body["networks"]
         items = wanted.items() if isinstance(wanted, Mapping) else ((network, None) for network in wanted)
         body["networks"] = {
             network: {**(options or {}), "address": addresses[network]} if network in addresses else options
             for network, options in items
         }
-        nodes[name] = body
-    return {**data, "nodes": nodes}
+        changed[name] = body
+    return {**data, "nodes": changed}
 
 
 def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -> None:
@@ -308,7 +335,7 @@ def _vxlan_options(network: topology_spec.NetworkSpec, body: object) -> dict[str
     options["dstport"] = network.dstport
     options["learning"] = network.learning
     if isinstance(body, Mapping):
-        options.update({key: body[key] for key in ("peers", "remote_nodes") if key in body})
+        options.update({key: body[key] for key in _FORWARDING if key in body})
     return options
 
 
@@ -385,6 +412,7 @@ def _create_row(
     auto_repair: bool,
     source: str | None,
     span_root: Topology | None = None,
+    span_share: Mapping[str, Any] | None = None,
 ) -> Topology:
     """The new row of one topology on one host (in the caller's transaction)."""
     host = _locked_host(host)
@@ -399,6 +427,7 @@ def _create_row(
         name=spec.name,
         auto_repair=auto_repair,
         span_root=span_root,
+        span_share=span_share,
         created_by=user if user is not None and user.is_authenticated else None,
     )
     _write(topology=topology, spec=spec, data=data)
@@ -457,14 +486,11 @@ def topology_update(
             source=source,
             change=change,
         )
-    spec, data = _parse(data)
-    _same_name(spec, topology)
     with transaction.atomic():
         current = _current(topology)
         check_version(current, version)
-        kept = _with_kept_addresses(data=data, spec=spec, topologies=[current])
-        if kept is not None:
-            spec = _parse(kept)[0]
+        spec = _parse(_with_kept_addresses(data=data, topologies=[current]) or data)[0]
+        _same_name(spec, topology)
         _update_row(
             current=current, spec=spec, data=data, user=user, auto_repair=auto_repair, source=source,
             change=change,
@@ -514,14 +540,23 @@ def _update_row(
     transaction, the host locked)."""
     _overlaps(host=current.host, spec=spec, exclude=current)
     _route_clashes(host=current.host, spec=spec)
-    previous = current.version
     current.networks.all().delete()
     current.nodes.all().delete()
+    _version_up(current=current, user=user, auto_repair=auto_repair, source=source, change=change)
+    _write(topology=current, spec=spec, data=data)
+
+
+def _version_up(
+    *, current: Topology, user: User, auto_repair: bool | None, source: str | None, change: str
+) -> None:
+    """Save the row one version up, with its audit entry (topology.update)."""
+    previous = current.version
     current.version += 1
     if auto_repair is not None:
         current.auto_repair = auto_repair
-    current.save(update_fields=["version", "auto_repair", "span_document", "span_root", "updated"])
-    _write(topology=current, spec=spec, data=data)
+    current.save(
+        update_fields=["version", "auto_repair", "span_document", "span_root", "span_share", "updated"]
+    )
     details = {"version": current.version, "previous_version": previous}
     if change:
         details["change"] = change
@@ -545,36 +580,46 @@ def _span_save(
 ) -> Topology:
     """Create or update a spanning topology: split the file by host, then create, update or delete each
     host's row so that they hold exactly the shares (a host whose share is unchanged is left alone)."""
-    split = _span_split(home=home, data=data)
     with transaction.atomic():
         if root is not None:
             root = _current(root)
             check_version(root, version if version is not None else root.version)
+            kept = _with_kept_addresses(data=data, topologies=_span_rows(root))
+            split = _span_split(home=home, data=kept or data)
             _same_name(split.spec, root)
-            kept = _with_kept_addresses(data=data, spec=split.spec, topologies=_span_rows(root))
-            if kept is not None:
-                split = _span_split(home=home, data=kept)
+        else:
+            split = _span_split(home=home, data=data)
         hosts = {host.name: host for host in Host.objects.filter(name__in=split.shares)}
         unknown = [name for name in split.shares if name not in hosts]
         if unknown:
             raise InvalidTopology({DOCUMENT_FIELD: [f"no host named {', '.join(unknown)}: add it first"]})
         rows = {row.host.name: row for row in _span_rows(root)} if root is not None else {}
         repair = auto_repair if auto_repair is not None else root is not None and root.auto_repair
+        common = {"user": user, "auto_repair": repair, "source": source}
         for name, share in split.shares.items():
-            spec = topology_spec.parse(share, source=DOCUMENT_FIELD)
             row = rows.pop(name, None)
             if row is None:
+                spec = topology_spec.parse(share, source=DOCUMENT_FIELD)
                 row = _create_row(
-                    host=hosts[name], spec=spec, data=share, user=user, auto_repair=repair, source=source,
-                    span_root=root,
-                )  # fmt: skip
+                    host=hosts[name], spec=spec, data=share, span_root=root, span_share=share, **common
+                )
                 root = root or row  # the home host's share comes first: its row is the home row
-            elif row == root or spec != topology_spec.parse(topology_document(topology=row, pinned=True)):
-                row = _current(row)
-                _update_row(
-                    current=row, spec=spec, data=share, user=user, auto_repair=repair, source=source,
-                    change=change,
-                )  # fmt: skip
+                continue
+            if row.span_share == share and row != root:
+                continue  # untouched: its version (what its host last applied) stays
+            row = _current(row)
+            same_objects = row.span_share is not None and _without_forwarding(row.span_share) == (
+                _without_forwarding(share)
+            )
+            row.span_share = share
+            if same_objects:  # the same rows; at most other hosts' endpoints moved (peers, remote_nodes)
+                _forwarding_write(topology=row, share=share)
+                _version_up(current=row, change=change, **common)
+            else:
+                spec = topology_spec.parse(share, source=DOCUMENT_FIELD)
+                _update_row(current=row, spec=spec, data=share, change=change, **common)
+            if row == root:
+                root = row
         assert root is not None
         root.span_document = dict(data)
         root.save(update_fields=["span_document"])
@@ -587,6 +632,34 @@ def _span_save(
             _record("delete", row, {"version": row.version, "span": root.name}, user, source)
             row.delete()
     return root
+
+
+def _without_forwarding(share: Mapping[str, Any]) -> dict[str, Any]:
+    """A share without the static forwarding state of its spanning networks (what _forwarding_write
+    writes): two shares equal so hold the same rows."""
+    networks = share.get("networks") or {}
+    return {
+        **share,
+        "networks": {
+            name: {key: value for key, value in body.items() if key not in _FORWARDING}
+            for name, body in networks.items()
+        },
+    }
+
+
+_FORWARDING = ("peers", "remote_nodes")
+
+
+def _forwarding_write(*, topology: Topology, share: Mapping[str, Any]) -> None:
+    """The static forwarding state (_FORWARDING) of the share's spanning networks onto their rows."""
+    bodies = share.get("networks") or {}
+    for network in topology.networks.filter(driver=Network.Driver.VXLAN):
+        body = bodies.get(network.name) or {}
+        options = {key: value for key, value in network.options.items() if key not in _FORWARDING}
+        options.update({key: body[key] for key in _FORWARDING if key in body})
+        if options != network.options:
+            network.options = options
+            network.save(update_fields=["options"])
 
 
 def _span_split(*, home: Host, data: Any) -> Span:
