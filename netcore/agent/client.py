@@ -192,7 +192,11 @@ class Agent:
             return
         loop = asyncio.get_running_loop()
         when = max(loop.time() + FIRST_DELAY, self._last_flush + WINDOW)
-        self._flush_at = loop.call_at(when, self._spawn, self._flush())
+        self._flush_at = loop.call_at(when, self._spawn_flush)
+
+    def _spawn_flush(self) -> None:
+        # the coroutine is made when it runs: a flush cancelled before (by _settle) leaves none unawaited
+        self._spawn(self._flush())
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
