@@ -177,6 +177,10 @@ def page_of(browser: Any, base: str) -> Iterator[tuple[Any, list[str]]]:
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    pending: dict[Any, str] = {}  # requests sent and not answered yet, with when they were sent
+    page.on("request", lambda r: pending.__setitem__(r, f"{time.strftime('%H:%M:%S')} {r.method} {r.url}"))
+    page.on("requestfinished", lambda r: pending.pop(r, None))
+    page.on("requestfailed", lambda r: pending.pop(r, None))
     try:
         yield page, errors
     except BaseException:
@@ -186,6 +190,7 @@ def page_of(browser: Any, base: str) -> Iterator[tuple[Any, list[str]]]:
             page.screenshot(path=shot, full_page=True)
             print(f"screenshot of the failure: {shot}")
         print(f"page errors: {errors}")
+        print("requests unanswered:", *sorted(pending.values()) or ["none"], sep="\n  ")
         raise
     finally:
         context.close()

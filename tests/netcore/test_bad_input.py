@@ -264,6 +264,11 @@ def alias_bomb(topo: str, levels: int = 8) -> str:
     return text + f"networks: {{lan: {{subnet: 198.18.10.0/24, mtu: *x{levels}}}}}\n"
 
 
+def _json_lan(topo: str, mtu: str) -> str:
+    """A topology as JSON text whose network lan has `mtu` written as given."""
+    return f'{{"name": "{topo}", "networks": {{"lan": {{"subnet": "198.18.10.0/24", "mtu": {mtu}}}}}}}'
+
+
 HOSTILE = [
     pytest.param(alias_bomb, ":2:5: YAML anchors and aliases (&x0) are not allowed", id="alias-bomb"),
     pytest.param(
@@ -285,6 +290,32 @@ HOSTILE = [
         lambda topo: f"name: {topo}\nx: {'[' * 40}{']' * 40}\n",
         ": nested more than 32 levels deep",
         id="deep-nesting",
+    ),
+    # JSON (YAML too, and what the web app sends agents) is read by its own fast path, with the same limits
+    pytest.param(
+        lambda topo: _json_lan(topo, "9" * 5000),
+        ": networks.lan.mtu: 999999999999… (an integer of 5000 characters) is not an integer",
+        id="json-5000-digit-number",
+    ),
+    pytest.param(
+        lambda topo: f'{{"name": "{topo}", "x": {"[" * 40}{"]" * 40}}}',
+        ": nested more than 32 levels deep",
+        id="json-deep-nesting",
+    ),
+    pytest.param(
+        lambda topo: f'{{"name": "{topo}", "x": {"[" * 100_000}{"]" * 100_000}}}',
+        ": nested more than 32 levels deep",
+        id="json-recursion",
+    ),
+    pytest.param(
+        lambda topo: f'{{"name": "{topo}", "networks": {{}}, "networks": {{}}}}',
+        ": duplicate key 'networks'",
+        id="json-duplicate-key",
+    ),
+    pytest.param(
+        lambda topo: _json_lan(topo, "NaN"),
+        ": NaN is not a number a topology can hold",
+        id="json-nan",
     ),
 ]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,7 +176,10 @@ def test_apply_queues_an_operation_carrying_the_compiled_document(operator: Acco
             operator.user,
         )
         assert operation.topology == Topology.objects.get() and operation.reason == ""
-        assert operation.document == services.topology_yaml(topology=operation.topology, pinned=True)
+        # the pinned document as JSON (YAML too, and read by agents at a fraction of the cost)
+        assert json.loads(operation.document) == yaml.safe_load(
+            services.topology_yaml(topology=operation.topology, pinned=True)
+        )
         assert topology_spec.loads(operation.document) == topology_spec.loads(DEMO)
         listed = operator.api().get(f"/api/v1/operations/{operation.id}/").json()
         assert (listed["topology"], listed["reason"]) == ("demo", "")
