@@ -272,6 +272,7 @@ class Agent:
                         frame.get("topology"),
                         progress=progress,
                         cancelled=command.cancel.is_set,
+                        nodes=frame.get("nodes"),
                     )
                     settling = {"settling": True} if model is not None else {}
                     await self._send_now({"type": "result", "id": command_id, **reply, **settling})

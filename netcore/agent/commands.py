@@ -12,17 +12,40 @@ log = logging.getLogger("netcore.agent")
 
 
 def _plan(
-    topology: spec.TopologySpec, *, progress: converge.Progress | None, cancelled: converge.CancelCheck | None
+    topology: spec.TopologySpec,
+    *,
+    progress: converge.Progress | None,
+    cancelled: converge.CancelCheck | None,
+    nodes: list[str] | None,
 ) -> converge.Result:
     """plan reports no progress (it builds nothing), but may be cancelled."""
-    return converge.plan(topology, cancelled=cancelled)
+    return converge.plan(topology, cancelled=cancelled, nodes=nodes)
+
+
+def _destroy(
+    topology: spec.TopologySpec,
+    *,
+    progress: converge.Progress | None,
+    cancelled: converge.CancelCheck | None,
+    nodes: list[str] | None,
+) -> converge.Result:
+    """destroy removes all of the topology, whatever nodes are named."""
+    return converge.destroy(topology, progress=progress, cancelled=cancelled)
 
 
 ACTIONS: dict[str, Callable[..., converge.Result]] = {
     "plan": _plan,
     "apply": converge.apply,
-    "destroy": converge.destroy,
+    "destroy": _destroy,
 }
+
+
+def _node_names(nodes: object) -> list[str] | None:
+    if nodes is None:
+        return None
+    if not isinstance(nodes, list) or not all(isinstance(name, str) for name in nodes):
+        raise InvalidSpec("nodes: a list of node names, or null for every node", obj="nodes")
+    return nodes
 
 
 def run_command(
@@ -31,11 +54,13 @@ def run_command(
     *,
     progress: converge.Progress | None = None,
     cancelled: converge.CancelCheck | None = None,
+    nodes: object = None,
 ) -> dict:
     """Run plan/apply/destroy on a topology file's text; {"ok": True, "result"} or {"ok": False, "error"}.
 
     `progress(done, total)` hears how many nodes are built; once `cancelled()` is true the run
-    stops at its next safe point, removes what it made and answers with a Cancelled error.
+    stops at its next safe point, removes what it made and answers with a Cancelled error. `nodes`
+    (plan and apply): only these nodes' namespaces are read and converged (converge.apply).
     """
     try:
         if action not in ACTIONS:
@@ -44,7 +69,10 @@ def run_command(
         if not isinstance(topology, str):
             raise InvalidSpec("topology: the topology file's text is required", obj="topology")
         result = ACTIONS[action](
-            spec.loads(topology, source="topology"), progress=progress, cancelled=cancelled
+            spec.loads(topology, source="topology"),
+            progress=progress,
+            cancelled=cancelled,
+            nodes=_node_names(nodes),
         )
     except NetcoreError as exc:
         log.info("%s failed: %s", action, exc)

@@ -15,7 +15,7 @@ namespace (see netcore.netns).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from netcore import names
@@ -97,16 +97,25 @@ def _from_dump(d: NamespaceDump) -> NamespaceState:
     )
 
 
-def read(*, topology: str, host_sock: NetlinkSocket, vxlans: Iterable[str] = ()) -> Actual:
-    """Read the host namespace and every namespace whose name starts with `<topology>-`, and the
-    entries of the VXLAN devices named in `vxlans` that exist and are the topology's."""
+def read(
+    *,
+    topology: str,
+    host_sock: NetlinkSocket,
+    vxlans: Iterable[str] = (),
+    scope: Collection[str] | None = None,
+) -> Actual:
+    """Read the host namespace and every namespace whose name starts with `<topology>-` (of those,
+    only the ones in `scope` when given), and the entries of the VXLAN devices named in `vxlans`
+    that exist and are the topology's."""
     home = ns.host_inode()
     host = dump_namespace(
         ns.NamespaceInfo(ns.HOST, home, "host", "/proc/thread-self/ns/net"), host_sock, neighbours=False
     )
     prefix = f"{topology}-"
     try:
-        candidates = sorted(n for n in os.listdir(ns.NETNS_DIR) if n.startswith(prefix))
+        candidates = sorted(
+            n for n in os.listdir(ns.NETNS_DIR) if n.startswith(prefix) and (scope is None or n in scope)
+        )
     except FileNotFoundError:
         candidates = []
     paths = [ns.netns_path(n) for n in candidates]

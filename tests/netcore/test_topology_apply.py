@@ -217,6 +217,28 @@ nodes:
     converge.destroy(smaller)
 
 
+def test_an_apply_limited_to_some_nodes_reads_and_changes_only_theirs(host_ns, topo):
+    """apply(nodes=...) converges the host's own objects and those nodes' namespaces, and leaves the
+    others alone (unread: here, a drift in web2 is neither seen nor repaired by it)."""
+    converge.apply(demo(topo))
+    host_ns.run(f"ip -n {topo}-web2 addr flush dev eth0 scope global")  # drift in a node out of scope
+    grown = demo(topo, more_nodes="  web3: {networks: {front: {address: 198.18.1.30}}}")
+    result = converge.apply(grown, nodes=["web3"])
+    changed = {c.name for c in result.changes}
+    assert f"{topo}-web3" in changed and not any("198.18.1.20" in str(c) for c in result.changes)
+    tcp_echo(server_ns=f"{topo}-web3", client_ns=f"{topo}-web1", address="198.18.1.30")
+    assert global_addresses(host_ns, "eth0", f"{topo}-web2") == []  # web2 was not touched
+    # a node gone from the file and named is removed; one named that never existed is no error
+    shrunk = demo(topo)
+    result = converge.apply(shrunk, nodes=["web3", "ghost"])
+    assert {c.name for c in result.changes if c.action == "delete"} >= {f"{topo}-web3"}
+    assert not ns.netns_exists(f"{topo}-web3")
+    # the whole apply then repairs web2
+    assert any("198.18.1.20" in str(c) for c in converge.apply(shrunk).changes)
+    assert converge.plan(shrunk).changes == ()
+    converge.destroy(shrunk)
+
+
 def global_addresses(host_ns, dev: str, netns: str | None = None) -> list[str]:
     where = f"-n {netns} " if netns else ""
     shown = json.loads(host_ns.run(f"ip {where}-j addr show dev {dev} scope global").stdout)

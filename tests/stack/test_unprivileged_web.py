@@ -54,6 +54,7 @@ NETCORE_PURE = (
     "netcore.topology.spec",
     "netcore.topology.reach",
     "netcore.topology.span",
+    "netcore.topology.scope",
     "netcore.topology.overlay_check",
     "netcore.topology.overlay_entries",
     "netcore.errors",

@@ -25,7 +25,7 @@ from webapp.audit.models import AuditEntry
 from webapp.hosts import consumers as agent_consumers
 from webapp.hosts.services import host_revoke
 from webapp.operations.models import Operation
-from webapp.operations.services import CANCEL_REQUESTED, DISCONNECTED
+from webapp.operations.services import CANCEL_REQUESTED, DISCONNECTED, operation_create
 
 TOPOLOGY = "topology: demo\nnodes: {web1: {}}\n"
 RESULT = {"topology": "demo", "applied": True, "counts": {"links": 2}, "changes": []}
@@ -67,6 +67,25 @@ async def operation_frame(browser: WebsocketCommunicator) -> dict[str, Any]:
     frame = await receive_type(browser, "operation.status", skip=SKIP)
     assert set(frame) == {"v", "type", "operation"}
     return frame["operation"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_an_apply_limited_to_some_nodes_tells_the_agent_which(
+    sockets: Sockets, operator: Account, make_host: Callable[..., AgentHost]
+) -> None:
+    h = await database_sync_to_async(make_host)("h1")
+    agent = await sockets.agent(h.token)
+    operation = await database_sync_to_async(operation_create)(
+        host=h.host, kind="apply", topology_text=TOPOLOGY, user=operator.user, nodes=["web1"]
+    )
+    sent = await command(agent)
+    assert (sent["id"], sent["action"], sent["topology"], sent["nodes"]) == (
+        str(operation.id),
+        "apply",
+        TOPOLOGY,
+        ["web1"],
+    )
 
 
 @pytest.mark.asyncio

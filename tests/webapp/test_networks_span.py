@@ -132,6 +132,30 @@ def test_apply_queues_every_hosts_share_on_that_host(operator: Account, labs: di
     assert one["host"] == "lab2" and one["span"] is None  # one host's share alone (repair that host)
 
 
+def test_an_apply_after_one_that_succeeded_converges_only_what_changed(operator: Account, labs: dict) -> None:
+    """The operation names the nodes whose namespaces the agent must read (netcore.topology.scope):
+    none where only other hosts' endpoints changed, the new node where it was added; every node
+    (null) on a first apply, for a plan, and on a host that drifted."""
+    _create(operator, _file())
+    operator.api().post(f"{URL}ov/apply/")
+    assert set(Operation.objects.values_list("nodes", flat=True)) == {None}  # nothing applied before
+    Operation.objects.update(status="succeeded")
+    updated = operator.api().put(
+        f"{URL}ov/",
+        {"topology": _file(b2={"networks": ["mesh"], "host": "lab2"}), "version": 1},
+        format="json",
+    )
+    assert updated.status_code == 200, updated.json()
+    Topology.objects.filter(host__name="lab3").update(drift=[{"object": "ov-c1", "problem": "missing"}])
+    queued = operator.api().post(f"{URL}ov/apply/").json()["span"]
+    scope = {op["host"]: Operation.objects.get(id=op["operation"]).nodes for op in queued}
+    assert scope == {"lab1": [], "lab2": ["b2"], "lab3": None}
+    detail = operator.api().get(f"/api/v1/operations/{queued[1]['operation']}/").json()
+    assert detail["nodes"] == ["b2"]
+    for op in operator.api().post(f"{URL}ov/plan/").json()["span"]:
+        assert Operation.objects.get(id=op["operation"]).nodes is None
+
+
 def test_a_share_changes_only_with_the_whole_file(operator: Account, labs: dict) -> None:
     _create(operator, _file())
     share = operator.api().get(f"{URL}ov/export/?host=lab2").content.decode()

@@ -301,8 +301,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         self.running, self.running_operation = str(operation.id), operation
         await self._announce([operation])
+        scope = {} if operation.nodes is None else {"nodes": operation.nodes}
         await self._send(
-            protocol.frame("command", id=self.running, action=operation.kind, topology=operation.document)
+            protocol.frame(
+                "command", id=self.running, action=operation.kind, topology=operation.document, **scope
+            )
         )
 
     async def _announce(self, operations: list[Operation]) -> None:

@@ -30,6 +30,7 @@ from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.ipam import parse_address, parse_subnet
 from netcore.topology import spec as topology_spec
+from netcore.topology.scope import FORWARDING_KEYS, changed_nodes
 from netcore.topology.span import Span, span_split, spans_hosts
 from netcore.topology.spec import TopologySpec
 from webapp.audit.services import audit_record, refusals_audited
@@ -336,7 +337,7 @@ def _vxlan_options(network: topology_spec.NetworkSpec, body: object) -> dict[str
     options["dstport"] = network.dstport
     options["learning"] = network.learning
     if isinstance(body, Mapping):
-        options.update({key: body[key] for key in _FORWARDING if key in body})
+        options.update({key: body[key] for key in FORWARDING_KEYS if key in body})
     return options
 
 
@@ -609,9 +610,7 @@ def _span_save(
             if row.span_share == share and row != root:
                 continue  # untouched: its version (what its host last applied) stays
             row = _current(row)
-            same_objects = row.span_share is not None and _without_forwarding(row.span_share) == (
-                _without_forwarding(share)
-            )
+            same_objects = changed_nodes(row.span_share, share) == []
             row.span_share = share
             if same_objects:  # the same rows; at most other hosts' endpoints moved (peers, remote_nodes)
                 _forwarding_write(topology=row, share=share)
@@ -635,29 +634,13 @@ def _span_save(
     return root
 
 
-def _without_forwarding(share: Mapping[str, Any]) -> dict[str, Any]:
-    """A share without the static forwarding state of its spanning networks (what _forwarding_write
-    writes): two shares equal so hold the same rows."""
-    networks = share.get("networks") or {}
-    return {
-        **share,
-        "networks": {
-            name: {key: value for key, value in body.items() if key not in _FORWARDING}
-            for name, body in networks.items()
-        },
-    }
-
-
-_FORWARDING = ("peers", "remote_nodes")
-
-
 def _forwarding_write(*, topology: Topology, share: Mapping[str, Any]) -> None:
-    """The static forwarding state (_FORWARDING) of the share's spanning networks onto their rows."""
+    """The static forwarding state (FORWARDING_KEYS) of the share's spanning networks onto their rows."""
     bodies = share.get("networks") or {}
     for network in topology.networks.filter(driver=Network.Driver.VXLAN):
         body = bodies.get(network.name) or {}
-        options = {key: value for key, value in network.options.items() if key not in _FORWARDING}
-        options.update({key: body[key] for key in _FORWARDING if key in body})
+        options = {key: value for key, value in network.options.items() if key not in FORWARDING_KEYS}
+        options.update({key: body[key] for key in FORWARDING_KEYS if key in body})
         if options != network.options:
             network.options = options
             network.save(update_fields=["options"])
@@ -782,6 +765,22 @@ def document_yaml(document: Mapping[str, Any]) -> str:
     )
 
 
+def _apply_scope(*, topology: Topology, document: Mapping[str, Any]) -> list[str] | None:
+    """The nodes an apply of `document` must converge (netcore.topology.scope), or None for all: when
+    the last apply of the topology succeeded and its live state shows no drift from it since, the
+    other nodes' namespaces still match and are not read again."""
+    if topology.drift:
+        return None
+    applied = last_applied(topology.id)
+    if applied is None:
+        return None
+    try:
+        before = topology_spec.load_data(applied.document)
+    except InvalidSpec:
+        return None
+    return changed_nodes(before, document)
+
+
 def document_json(document: Mapping[str, Any]) -> str:
     """A document as JSON text, which is YAML too: what an operation runs. Written and read (netcore's
     load_data) at a fraction of YAML's cost, which for a few hundred nodes is a tenth of a second
@@ -793,11 +792,14 @@ def topology_operation(
     *, topology: Topology, kind: str, user: User, reason: str = "", source: str | None = None
 ) -> Operation:
     """Queue plan, apply or destroy of the topology on its host: the compiled document, every address
-    pinned, is what the agent runs (netcore's engine converges the host to it)."""
+    pinned, is what the agent runs (netcore's engine converges the host to it). An apply converges
+    only the nodes that changed since the last apply when the host has not drifted (_apply_scope)."""
+    document = topology_document(topology=topology, pinned=True)
     return operation_create(
         host=topology.host,
         kind=kind,
-        topology_text=document_json(topology_document(topology=topology, pinned=True)),
+        topology_text=document_json(document),
+        nodes=_apply_scope(topology=topology, document=document) if kind == Operation.Kind.APPLY else None,
         user=user,
         topology=topology,
         topology_version=topology.version,

@@ -39,6 +39,11 @@ class Operation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     document = models.TextField(help_text="The topology file text the operation runs.")
+    nodes = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="An apply limited to these nodes' namespaces (the rest matched the last apply).",
+    )
     topology = models.ForeignKey(
         "networks.Topology",
         on_delete=models.SET_NULL,

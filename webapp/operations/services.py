@@ -115,10 +115,12 @@ def operation_create(
     topology_version: int | None = None,
     reason: str = "",
     source: str | None = None,
+    nodes: list[str] | None = None,
 ) -> Operation:
     """Queue plan/apply/destroy of a topology file on the host; it runs when the host's agent is
     connected and the host's earlier operations have ended. `topology`: the desired topology the
-    file was compiled from, at `topology_version`; `reason`: why, when no person asked."""
+    file was compiled from, at `topology_version`; `reason`: why, when no person asked; `nodes`:
+    an apply's scope (netcore.topology.scope), None for every node."""
     if kind not in Operation.Kind.values:
         raise InvalidInput(f"unknown kind {kind!r} (use {', '.join(Operation.Kind.values)})", field="kind")
     if host.revoked:
@@ -128,6 +130,7 @@ def operation_create(
             host=host,
             kind=kind,
             document=topology_text,
+            nodes=nodes,
             topology=topology,
             topology_version=topology_version,
             reason=reason,

@@ -64,3 +64,9 @@ class OperationOutputSerializer(serializers.Serializer):
 
 class OperationDetailSerializer(OperationOutputSerializer):
     document = serializers.CharField(help_text="The topology file text it runs.")
+    nodes = serializers.ListField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="An apply that reads and converges only these nodes' namespaces (besides the host's"
+        " own objects), because the rest matched the last apply and has not drifted; null: every node.",
+    )
