@@ -86,6 +86,56 @@ class Endpoint:
     where: str  # "namespace/interface", for messages
 
 
+@dataclass(frozen=True)
+class HostDigest:
+    """What the check needs of one host's live state for one network (host_digest). Worked out once
+    per state its agent saves: a check after an event on one host digests that host's state only and
+    reuses the others' digests, which is what makes the check incremental."""
+
+    name: str
+    vtep: str
+    device: Mapping[str, Any] | None  # the network's VXLAN device, if the host has it
+    endpoints: tuple[Endpoint, ...]  # the network's endpoints living on this host
+    fdb: tuple[Mapping[str, Any], ...]  # the device's own forwarding entries with a remote
+    neighbours: tuple[Mapping[str, Any], ...]  # the device's permanent neighbour entries
+    holder: Mapping[str, Any] | None  # the host link holding the device's local address
+    routes: tuple[Mapping[str, Any], ...]  # the host namespace's routes
+
+
+def host_digest(view: HostView, *, topology: str, network: str, subnet: str) -> HostDigest:
+    """The parts of the host's state the check of `network` (of `topology`, on `subnet`) reads."""
+    bridges = {names.bridge_name(topology, network, segment) for segment in range(MAX_SEGMENTS)}
+    device = _device(view.state, names.vxlan_name(topology, network))
+    local = device["vxlan"].get("local") if device is not None else None
+    return HostDigest(
+        name=view.name,
+        vtep=view.vtep,
+        device=device,
+        endpoints=tuple(_endpoints(view, bridges, ipaddress.ip_network(subnet))),
+        fdb=tuple(
+            # the device's own entries (NTF_SELF) with a remote: the bridge's entries for the port (its
+            # own MAC, what the bridge learnt) are not forwarding state of the overlay
+            e
+            for e in _objects(view.state, "fdb")
+            if device is not None
+            and e.get("netns") == "host"
+            and e.get("ifindex") == device.get("index")
+            and e.get("self_entry")
+            and e.get("dst")
+        ),
+        neighbours=tuple(
+            n
+            for n in _objects(view.state, "neighbours")
+            if device is not None
+            and n.get("netns") == "host"
+            and n.get("ifindex") == device.get("index")
+            and _permanent(n)
+        ),
+        holder=_holder(view.state, local) if local else None,
+        routes=tuple(r for r in _objects(view.state, "routes") if r.get("netns") == "host"),
+    )
+
+
 def overlay_check(
     *,
     topology: str,
@@ -94,14 +144,17 @@ def overlay_check(
     vni: int,
     dstport: int,
     learning: bool,
-    hosts: Iterable[HostView],
+    hosts: Iterable[HostView | HostDigest],
 ) -> list[Finding]:
-    """Every finding about one spanning network, host by host (hosts in the order given)."""
-    views = list(hosts)
+    """Every finding about one spanning network, host by host (hosts in the order given, each its
+    live state or the digest of it)."""
+    views = [
+        h if isinstance(h, HostDigest) else host_digest(h, topology=topology, network=network, subnet=subnet)
+        for h in hosts
+    ]
     net = ipaddress.ip_network(subnet)
-    bridges = {names.bridge_name(topology, network, segment) for segment in range(MAX_SEGMENTS)}
     device_name = names.vxlan_name(topology, network)
-    endpoints = [e for view in views for e in _endpoints(view, bridges, net)]
+    endpoints = [e for view in views for e in view.endpoints]
     findings: list[Finding] = []
     owners: dict[str, list[Endpoint]] = {}
     for endpoint in endpoints:
@@ -121,17 +174,16 @@ def overlay_check(
                     )
                 )
     for view in views:
-        device = _device(view.state, device_name)
-        if device is None:
+        if view.device is None:
             findings.append(
                 Finding(view.name, "DEVICE_MISSING", device_name, f"VXLAN device, VNI {vni}", "none", True)
             )
             continue
-        findings += _device_findings(view, device, vni=vni, dstport=dstport, peers=views)
+        findings += _device_findings(view, view.device, vni=vni, dstport=dstport, peers=views)
         remote = [e for e in endpoints if e.host != view.name]
-        findings += _fdb_findings(view, device, remote, views, learning=learning)
+        findings += _fdb_findings(view, view.device, remote, views, learning=learning)
         if not learning:
-            findings += _neighbour_findings(view, device, remote, net)
+            findings += _neighbour_findings(view, view.device, remote, net)
     return findings
 
 
@@ -186,7 +238,7 @@ def _inside(text: str, subnet: ipaddress._BaseNetwork) -> bool:
 
 
 def _device_findings(
-    view: HostView, device: Mapping[str, Any], *, vni: int, dstport: int, peers: list[HostView]
+    view: HostDigest, device: Mapping[str, Any], *, vni: int, dstport: int, peers: list[HostDigest]
 ) -> list[Finding]:
     info = device["vxlan"]
     name = str(device["name"])
@@ -198,7 +250,7 @@ def _device_findings(
             Finding(view.name, "DSTPORT_MISMATCH", name, str(dstport), str(info.get("dstport")), True)
         )
     local = info.get("local")
-    holder = _holder(view.state, local) if local else None
+    holder = view.holder
     if holder is None:
         expected = f"an interface holding {local}" if local else f"local {view.vtep}"
         found.append(Finding(view.name, "VTEP_NOT_LOCAL", name, expected, "none", False))
@@ -216,9 +268,8 @@ def _device_findings(
                     True,
                 )
             )
-    routes = [r for r in _objects(view.state, "routes") if r.get("netns") == "host"]
     for peer in peers:
-        if peer.name != view.name and not _routed(routes, peer.vtep):
+        if peer.name != view.name and not _routed(view.routes, peer.vtep):
             found.append(
                 Finding(
                     view.name,
@@ -242,7 +293,7 @@ def _holder(state: Mapping[str, Mapping[str, Any]], address: str) -> Mapping[str
     return None
 
 
-def _routed(routes: list[Mapping[str, Any]], address: str) -> bool:
+def _routed(routes: Iterable[Mapping[str, Any]], address: str) -> bool:
     target = ipaddress.ip_address(address)
     for route in routes:
         dst = route.get("dst")
@@ -257,24 +308,15 @@ def _routed(routes: list[Mapping[str, Any]], address: str) -> bool:
 
 
 def _fdb_findings(
-    view: HostView,
+    view: HostDigest,
     device: Mapping[str, Any],
     remote: list[Endpoint],
-    views: list[HostView],
+    views: list[HostDigest],
     *,
     learning: bool,
 ) -> list[Finding]:
     name = str(device["name"])
-    # the device's own entries (NTF_SELF) with a remote: the bridge's entries for the port (its own
-    # MAC, what the bridge learnt) are not forwarding state of the overlay
-    entries = [
-        e
-        for e in _objects(view.state, "fdb")
-        if e.get("netns") == "host"
-        and e.get("ifindex") == device.get("index")
-        and e.get("self_entry")
-        and e.get("dst")
-    ]
+    entries = view.fdb
     floods = {e.get("dst") for e in entries if e.get("mac") == ZERO_MAC}
     found = [
         Finding(
@@ -321,14 +363,10 @@ def _fdb_findings(
 
 
 def _neighbour_findings(
-    view: HostView, device: Mapping[str, Any], remote: list[Endpoint], subnet: ipaddress._BaseNetwork
+    view: HostDigest, device: Mapping[str, Any], remote: list[Endpoint], subnet: ipaddress._BaseNetwork
 ) -> list[Finding]:
     name = str(device["name"])
-    held = {
-        str(n.get("address")): n
-        for n in _objects(view.state, "neighbours")
-        if n.get("netns") == "host" and n.get("ifindex") == device.get("index") and _permanent(n)
-    }
+    held = {str(n.get("address")): n for n in view.neighbours}
     found = []
     for endpoint in remote:
         for address in endpoint.addresses:

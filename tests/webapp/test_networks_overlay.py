@@ -83,16 +83,60 @@ def test_what_is_not_an_overlay_is_said(
     assert answer.status_code == status and says in answer.json()["message"], answer.json()
 
 
-def test_a_saved_state_that_changes_the_findings_is_told_once(
-    span: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture(autouse=True)
+def _worker_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with a worker that has told and digested nothing yet."""
     monkeypatch.setattr(overlay, "_last_findings", {})
+    monkeypatch.setattr(overlay, "_digests", {})
+
+
+def _saved(host: Host) -> dict:
+    """What the host's agent connection passes after a save: its host id, seq and state."""
+    saved = HostState.objects.get(host=host)
+    return {"host_id": host.id, "seq": saved.seq, "state": saved.state}
+
+
+def test_a_saved_state_that_changes_the_findings_is_told_once(span: None) -> None:
     lab2 = Host.objects.get(name="lab2")
-    told = overlays_changed(host_id=lab2.id)
+    told = overlays_changed(**_saved(lab2))
     assert [(t.host.name, t.name) for t in told] == [("lab1", "ov")]  # the home row, whose page reads it
-    assert overlays_changed(host_id=lab2.id) == []  # nothing new: nobody is told twice
+    assert overlays_changed(**_saved(lab2)) == []  # nothing new: nobody is told twice
     saved = HostState.objects.get(host=lab2)
     saved.state["neighbours"] = {}
+    saved.seq += 1
     saved.save()
-    assert [t.name for t in overlays_changed(host_id=lab2.id)] == ["ov"]
-    assert [t.name for t in overlays_changed(host_id=Host.objects.get(name="lab1").id)] == []  # seen already
+    assert [t.name for t in overlays_changed(**_saved(lab2))] == ["ov"]
+    assert [t.name for t in overlays_changed(**_saved(Host.objects.get(name="lab1")))] == []  # seen already
+
+
+def test_after_an_event_only_that_hosts_state_is_read_again(
+    span: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check is incremental: a state saved by one host is digested (and the state the agent
+    connection holds is used, not read back); the other hosts' digests are kept while their saved
+    states stay the same. The findings are those of a whole pass all the same."""
+    digested: list[str] = []
+    digest = overlay.host_digest
+    monkeypatch.setattr(
+        overlay, "host_digest", lambda view, **kw: digested.append(view.name) or digest(view, **kw)
+    )
+    lab1, lab2 = Host.objects.get(name="lab1"), Host.objects.get(name="lab2")
+    overlays_changed(**_saved(lab2))
+    assert sorted(digested) == ["lab1", "lab2"]
+    digested.clear()
+    saved = HostState.objects.get(host=lab2)
+    for entry in saved.state["fdb"].values():
+        if entry["mac"] != "00:00:00:00:00:00":
+            entry["dst"] = "198.18.254.99"
+    saved.seq += 1
+    saved.save()
+    [told] = overlays_changed(host_id=lab2.id, seq=saved.seq, state=saved.state)
+    assert digested == ["lab2"]
+    views = [overlay.HostView(h.name, h.underlay, HostState.objects.get(host=h).state) for h in (lab1, lab2)]
+    whole = overlay.overlay_check(
+        topology="ov", network="mesh", subnet="198.18.50.0/24", vni=5000, dstport=4789, learning=False,
+        hosts=views,
+    )  # fmt: skip
+    answer = overlay.network_overlay(topology=told, network="mesh")
+    assert [f["kind"] for f in answer["findings"]] == [f.kind for f in whole] == ["WRONG_VTEP"]
+    assert digested == ["lab2"]  # the answer to the API came from the kept digests

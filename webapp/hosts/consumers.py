@@ -88,7 +88,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         # commands answered whose changes the agent is still sending (result "settling", then "settled"):
         # the state is not the kernel's yet, so drift is not checked until they settle
         self.settling: set[str] = set()
-        self.drift_state: dict[str, Any] | None = None  # the saved state it has yet to check
+        self.drift_state: tuple[int, dict[str, Any]] | None = None  # (seq, saved state) yet to check
         self.token_task = asyncio.create_task(self._watch_token())
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
@@ -392,16 +392,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
         keeps answering its frames meanwhile."""
         async with self.save_lock:
             self.saved_at = time.monotonic()
-            state = self.live.copy()
+            seq, state = self.live.seq, self.live.copy()
             try:
                 save = database_sync_to_async(host_state_save)
-                await save(host_id=self.host.id, seq=self.live.seq, state=state)
+                await save(host_id=self.host.id, seq=seq, state=state)
             except DatabaseError:
                 log.exception("host %s: could not store its state", self.host)
                 return
         if self.settling:
             return  # a command's changes are still coming: _on_settled saves (and checks) again
-        self.drift_state = state
+        self.drift_state = (seq, state)
         if self.drift_task is None or self.drift_task.done():
             self.drift_task = asyncio.create_task(self._drift())
 
@@ -410,14 +410,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
         and tell browsers of each topology whose drift changed, and of each topology spanning hosts
         whose overlay check changed (networks.overlay); a state saved meanwhile is next."""
         while self.drift_state is not None:
-            state, self.drift_state = self.drift_state, None
+            (seq, state), self.drift_state = self.drift_state, None
             try:
                 changed = await database_sync_to_async(drift_check)(host_id=self.host.id, state=state)
             except DatabaseError:
                 log.exception("host %s: could not check its topologies' drift", self.host)
                 continue
             try:
-                overlays = await database_sync_to_async(overlays_changed)(host_id=self.host.id)
+                overlays = await database_sync_to_async(overlays_changed)(
+                    host_id=self.host.id, seq=seq, state=state
+                )
             except DatabaseError:
                 log.exception("host %s: could not check the overlays it is on", self.host)
                 overlays = []

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from webapp.errors import InvalidInput
 from webapp.topology.models import HostState, SavedLayout
@@ -20,8 +21,10 @@ COORDINATE_MAX = 1e7
 
 
 def host_state_save(*, host_id: int, seq: int, state: State) -> None:
-    """Store a host's state at seq, replacing what was stored."""
-    HostState.objects.update_or_create(host_id=host_id, defaults={"seq": seq, "state": state})
+    """Store a host's state at seq, replacing what was stored (an UPDATE: reading the old state first,
+    as update_or_create does, would decode megabytes only to throw them away)."""
+    if not HostState.objects.filter(host_id=host_id).update(seq=seq, state=state, updated=timezone.now()):
+        HostState.objects.create(host_id=host_id, seq=seq, state=state)
 
 
 def _coordinate_ok(value: object) -> bool:
