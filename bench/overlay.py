@@ -6,18 +6,23 @@ hosts, each its own network, mount, PID and UTS namespace with a real agent. A t
 three hosts with one vxlan network and NODES_PER_HOST nodes on each.
 
 Rows (goal ratio 1.0: goal / measured):
-- P9 add node reachable: a node added on lab2 through the edit API (POST .../nodes/ with host lab2),
-  then POST apply of the whole topology (an operation on each host: the node on lab2, its forwarding
-  entries on lab1 and lab3); the time from the first API call until a TCP connection from a node on
-  lab1 to a listener in the new node succeeds (polled every 10 ms); p95 of ADD_TIMES.
-- P9 overlay check: GET /api/v1/networks/TOPOLOGY.NETWORK/overlay/ over 3 hosts × NODES_PER_HOST
-  endpoints (each host's saved state read, then netcore's check), median of 7 against the goal of
-  200 ms per full pass. The check runs whole on every request: it is not incremental.
+- P9 add node reachable: a node added on lab2 through the edit API (POST .../nodes/ with host lab2
+  and its address), then POST apply of the whole topology (an operation on each host: the node on
+  lab2, its forwarding entries on lab1 and lab3), polled until every operation succeeded; the time
+  from the first API call until a TCP connection from a node on lab1 to a listener in the new node
+  succeeds (polled every 10 ms); p95 of ADD_TIMES. TCP is tried only once the operations are done:
+  an ARP request sent before lab1 has the new node's neighbour entry goes unanswered, and Linux asks
+  again only after a second (neigh retrans_time), which would measure the probe, not the overlay.
+- P9 overlay check: the check of the network over 3 hosts × NODES_PER_HOST endpoints, as the web app
+  runs it (CHECK_SCRIPT): a full pass (each host's saved state read and digested, then netcore's
+  check), median of 7 against the goal of 200 ms; and, in the notes, the check after an event on
+  one host (only that host's state digested again).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import statistics
 import sys
@@ -41,6 +46,7 @@ from bench.live import (
     stack_namespace,
 )
 from lab import Lab
+from netcore.errors import NetcoreError
 from netcore.netns import netns_run
 from tests.stack.harness import http_call
 
@@ -60,6 +66,7 @@ TIMEOUT_S = 120.0
 class P9Stack:
     ns: str
     workdir: Path
+    env: dict[str, str]  # manage.py's environment: the stack's database
     token: str
     lab: Lab
 
@@ -74,7 +81,11 @@ class P9Stack:
     def apply(self) -> None:
         """POST apply of the spanning topology; until every host's operation succeeded."""
         queued = self.expect(202, "POST", f"/api/v1/topologies/{TOPOLOGY}/apply/")
-        for op in queued["span"] or [queued]:
+        self.wait(queued["span"] or [queued])
+
+    def wait(self, queued: list[dict[str, Any]]) -> None:
+        """Until each queued operation succeeded (OperationFailed when one did not)."""
+        for op in queued:
             deadline = time.perf_counter() + TIMEOUT_S
             while (body := self.expect(200, "GET", f"/api/v1/operations/{op['operation']}/"))[
                 "status"
@@ -114,7 +125,7 @@ def p9_stack(ctx: Context) -> Iterator[P9Stack]:
 
         lab = Lab(hosts=3, port=PORT, workdir=workdir, manage=register, netns_path=str(NETNS_DIR / ns))
         lab.start()
-        yield P9Stack(ns, workdir, token, lab)
+        yield P9Stack(ns, workdir, env, token, lab)
     finally:
         try:
             if lab is not None:
@@ -125,14 +136,24 @@ def p9_stack(ctx: Context) -> Iterator[P9Stack]:
             ctx.settle()
 
 
-def _listen(path: str, address: str) -> socket.socket:
+def _listen(path: str, address: str) -> socket.socket | None:
+    """A listener on address:LISTEN_PORT in the namespace at `path`; None when the namespace or the
+    address is not there."""
+
     def make() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((address, LISTEN_PORT))
-        sock.listen()
+        try:
+            sock.bind((address, LISTEN_PORT))
+            sock.listen()
+        except OSError:
+            sock.close()
+            raise
         return sock
 
-    return netns_run(path=path, fn=make)
+    try:
+        return netns_run(path=path, fn=make)
+    except (OSError, NetcoreError):
+        return None
 
 
 def _connects(path: str, address: str) -> bool:
@@ -146,22 +167,26 @@ def _connects(path: str, address: str) -> bool:
     return netns_run(path=path, fn=attempt)
 
 
+def _added_address(i: int) -> str:
+    """The address the i-th added node asks for (the file's nodes are allocated from the subnet's start)."""
+    return f"198.18.79.{i}"
+
+
 def _add_row(stack: P9Stack) -> Result:
     lab1, lab2 = stack.lab.host("lab1"), stack.lab.host("lab2")
     client = lab1.netns_path(f"{TOPOLOGY}-1n001")
     times, posts, applies = [], [], []
     version = stack.expect(200, "GET", f"/api/v1/topologies/{TOPOLOGY}/")["version"]
     for i in range(1, ADD_TIMES + 1):
-        name = f"x{i:02d}"
+        name, address = f"x{i:02d}", _added_address(i)
         t = time.perf_counter()
-        body = {"name": name, "networks": [NETWORK], "host": "lab2", "version": version}
+        body = {"name": name, "networks": {NETWORK: {"address": address}}, "host": "lab2", "version": version}
         version = stack.expect(201, "POST", f"/api/v1/topologies/{TOPOLOGY}/nodes/", body)["version"]
         posts.append(time.perf_counter() - t)
         stack.apply()
         applies.append(time.perf_counter() - t - posts[-1])
-        share = stack.expect(200, "GET", f"/api/v1/topologies/{TOPOLOGY}/?host=lab2")
-        address = next(n["attachments"][0]["address"] for n in share["nodes"] if n["name"] == name)
         listener = _listen(lab2.netns_path(f"{TOPOLOGY}-{name}"), address)
+        assert listener is not None, f"node {name} has no address {address} once applied"
         try:
             while not _connects(client, address):
                 if time.perf_counter() - t > TIMEOUT_S:
@@ -174,6 +199,7 @@ def _add_row(stack: P9Stack) -> Result:
         f"3 lab hosts, {NODES_PER_HOST} nodes each on one vxlan network; POST node on lab2, POST apply"
         " (3 operations), until TCP from a node on lab1 connects",
         f"p50 {percentile(times, 50) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms",
+        "each in ms: " + " ".join(f"{t * 1000:.0f}" for t in times),
         f"median POST node {statistics.median(posts) * 1000:.0f} ms, apply on 3 hosts"
         f" {statistics.median(applies) * 1000:.0f} ms, the rest until TCP connects",
     ]
@@ -181,23 +207,47 @@ def _add_row(stack: P9Stack) -> Result:
                   percentile(times, 95), 1.0, "; ".join(notes))  # fmt: skip
 
 
+# Run by manage.py shell against the stack's database, as daphne's workers run the check: a full pass
+# (every host's saved state read and digested), then the check after an event on lab2 (its state saved
+# again and passed in, as its agent connection does: only lab2 is digested again).
+CHECK_SCRIPT = """
+import json, time
+from webapp.hosts.models import Host
+from webapp.networks import overlay
+from webapp.networks.models import Topology
+from webapp.topology.models import HostState
+root = Topology.objects.get(name=%(topology)r, span_root=None)
+lab2 = Host.objects.get(name="lab2")
+full, event = [], []
+for _ in range(%(times)d):
+    overlay._digests.clear()
+    t = time.perf_counter()
+    answer = overlay.network_overlay(topology=root, network=%(network)r)
+    full.append(time.perf_counter() - t)
+    saved = HostState.objects.get(host=lab2)
+    saved.save()
+    t = time.perf_counter()
+    overlay.overlays_changed(host_id=lab2.id, seq=saved.seq, state=saved.state)
+    event.append(time.perf_counter() - t)
+print(json.dumps({"full": full, "event": event, "findings": answer["findings"]}))
+"""
+
+
 def _check_row(stack: P9Stack) -> Result:
-    path = f"/api/v1/networks/{TOPOLOGY}.{NETWORK}/overlay/"
-    times, answer = [], {}
-    for _ in range(8):  # the first warms up
-        t = time.perf_counter()
-        answer = stack.expect(200, "GET", path)
-        times.append(time.perf_counter() - t)
-    times = times[1:]
+    script = CHECK_SCRIPT % {"topology": TOPOLOGY, "network": NETWORK, "times": 7}
+    measured = json.loads(_manage(stack.env, "shell", "-c", script).strip().splitlines()[-1])
+    full, event, findings = measured["full"], measured["event"], measured["findings"]
     notes = [
-        f"3 hosts x {NODES_PER_HOST} endpoints (+{ADD_TIMES} added), a whole pass per request (not"
-        f" incremental); median of {len(times)}",
-        f"min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f} ms",
-        f"{len(answer['findings'])} findings",
-    ]
-    valid = answer.get("consistent") is True
-    return Result("P9 overlay check", "goal 200 ms per full pass", 0.200, statistics.median(times), 1.0,
-                  "; ".join(notes), valid)  # fmt: skip
+        f"3 hosts x {NODES_PER_HOST} endpoints (+{ADD_TIMES} added); median of {len(full)} full passes"
+        f" (min {min(full) * 1000:.0f}, max {max(full) * 1000:.0f} ms)",
+        f"after an event on one host (its state digested again, the others' digests kept): median"
+        f" {statistics.median(event) * 1000:.0f} ms",
+        f"{len(findings)} findings",
+        *(f"{f['host']} {f['kind']} {f['object']}: expected {f['expected']}, found {f['found']}"
+          for f in findings[:3]),
+    ]  # fmt: skip
+    return Result("P9 overlay check", "goal 200 ms per full pass", 0.200, statistics.median(full), 1.0,
+                  "; ".join(notes), not findings)  # fmt: skip
 
 
 @figure("P9", order=94)
