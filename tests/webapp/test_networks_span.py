@@ -156,6 +156,27 @@ def test_an_apply_after_one_that_succeeded_converges_only_what_changed(operator:
         assert Operation.objects.get(id=op["operation"]).nodes is None
 
 
+def test_listing_spanning_topologies_takes_a_constant_number_of_queries(
+    operator: Account, labs: dict, django_assert_num_queries: Any
+) -> None:
+    _create(operator, _file())
+    client = operator.api()
+    client.get(URL)  # the token's first use notes its last_used (once a minute)
+    # lockout of the address, token, count, page, latest operations, shares of home rows, of share rows
+    with django_assert_num_queries(7) as once:
+        listed = client.get(URL).json()["results"]
+    queries = len(once.captured_queries)  # read now: the next request resets the connection's log
+    assert [t["span"] for t in listed] == [{"home": "lab1", "hosts": ["lab1", "lab2", "lab3"]}] * 3
+    second = _file()
+    second["name"] = "ov2"
+    for body in second["networks"].values():
+        body["subnet"] = body["subnet"].replace("198.18.5", "198.18.6")
+    second["networks"]["mesh"]["vni"], second["networks"]["pair"]["vni"] = 6000, 6002
+    assert _create(operator, second).status_code == 201
+    with django_assert_num_queries(queries):
+        assert len(client.get(URL).json()["results"]) == 6
+
+
 def test_a_share_changes_only_with_the_whole_file(operator: Account, labs: dict) -> None:
     _create(operator, _file())
     share = operator.api().get(f"{URL}ov/export/?host=lab2").content.decode()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from webapp.errors import InvalidInput, NotFound
 from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
@@ -128,33 +128,51 @@ def topology_status(topology: Topology) -> TopologyStatus:
 def topology_list(*, host: str | None = None) -> QuerySet[Topology]:
     """Topologies (of the host of that name), with how many networks and nodes each has and what
     their status is read from."""
-    topologies = _with_status(
-        Topology.objects.select_related("host", "created_by", "span_root__host")
-    ).annotate(
-        network_count=Count("networks", distinct=True), node_count=Count("nodes", distinct=True)
-    )
+    topologies = _with_span(
+        _with_status(Topology.objects.select_related("host", "created_by", "span_root__host"))
+    ).annotate(network_count=Count("networks", distinct=True), node_count=Count("nodes", distinct=True))
     if host:
         topologies = topologies.filter(host__name=host)
     return topologies.order_by("host__name", "name")
 
 
+def _with_span(topologies: QuerySet[Topology]) -> QuerySet[Topology]:
+    """What topology_span reads, in two more queries whatever the number of rows, and without the
+    spanning file and shares (hundreds of kilobytes each; read when used): whether a row is a home row,
+    and the share rows of each home row."""
+    shares = Topology.objects.select_related("host").only("id", "span_root_id", "host__name").order_by("id")
+    return (
+        topologies.defer("span_document", "span_share")
+        .annotate(span_home=Q(span_document__isnull=False))
+        .prefetch_related(
+            Prefetch("span_shares", queryset=shares, to_attr="share_rows"),
+            Prefetch("span_root__span_shares", queryset=shares, to_attr="share_rows"),
+        )
+    )
+
+
 def topology_span(topology: Topology) -> dict[str, Any] | None:
     """For a topology spanning hosts: its home host and every host with a share of it (home first);
     None for a topology on one host."""
-    root = topology.span_root or (topology if topology.span_document is not None else None)
+    home = getattr(topology, "span_home", None)
+    if home is None:
+        home = topology.span_document is not None
+    root = topology.span_root or (topology if home else None)
     if root is None:
         return None
-    shares = Topology.objects.filter(span_root=root).order_by("id").values_list("host__name", flat=True)
-    return {"home": root.host.name, "hosts": [root.host.name, *shares]}
+    rows = getattr(root, "share_rows", None)
+    if rows is None:
+        rows = Topology.objects.filter(span_root=root).select_related("host").order_by("id")
+    return {"home": root.host.name, "hosts": [root.host.name, *(row.host.name for row in rows)]}
 
 
 def topology_get(*, name: str, host: str | None = None) -> Topology:
     """The topology of that name (on the host of that name, which is needed when several hosts have
     one of that name, and to name a host's share of a topology spanning hosts), with its networks
     prefetched; its nodes are read as rows (topology_nodes)."""
-    found = _with_status(Topology.objects.select_related("host", "created_by", "span_root__host")).filter(
-        name=name
-    )
+    found = _with_span(
+        _with_status(Topology.objects.select_related("host", "created_by", "span_root__host"))
+    ).filter(name=name)
     # a topology spanning hosts is named by its home row; a host's share by ?host=
     found = found.filter(host__name=host) if host else found.filter(span_root__isnull=True)
     found = found.prefetch_related(Prefetch("networks", queryset=Network.objects.order_by("position")))
