@@ -21,12 +21,16 @@ The graphs (tests/browser/frames.py): "N ns" is `endpoints_host(N)`, N namespace
 veth whose peer is a port of one of N/125 bridges; about 4 graph nodes per endpoint); "300 ns on 2
 networks" is `networks_host(300)` (two bridges of the host namespace, a router on both); "3 hosts x
 1000 ns" is three `endpoints_host(1000)` snapshots, hosts h1, h2 and h3, fed one after the other
-in the same task.
+in the same task; "3 hosts x 1000 ns on one overlay" is `overlay_hosts(3, endpoints=1000)`: on each
+host 1000 endpoints on a bridge with a VXLAN device whose FDB and neighbour entries point at the
+other hosts' 2000 endpoints, so the page draws a tunnel between every pair of hosts (its rows are
+valid only when the 3 tunnel edges are drawn; its deltas add an endpoint on h1).
 
 - first frame: from feed (JSON.parse included) to `switchboard.ready` (the first draw placed) plus
   one animation frame. Goal 3 s; 1 s for 300 ns on 2 networks. Rows: 1000 ns (default view,
-  grouping off, and grouping off with `?renderer=webgl`), 300 ns on 2 networks, 2000 ns and 3 hosts x
-  1000 ns (default view and grouping off; grouping off may miss: reported as measured). The notes
+  grouping off, and grouping off with `?renderer=webgl`), 300 ns on 2 networks, 2000 ns, 3 hosts x
+  1000 ns and 3 hosts x 1000 ns on one overlay (default view and grouping off; grouping off may
+  miss: reported as measured). The notes
   split the time: parse, main thread until the layout is posted to the worker, worker round trip
   (its module load included), placing until ready, Cytoscape's drawing time (its redrawTotalTime).
 - longest task: the longest main-thread task (PerformanceObserver 'longtask', buffered) overlapping
@@ -35,7 +39,7 @@ in the same task.
 - delta: one new endpoint (its namespace, lo, the veth pair, an address and two routes, as an agent
   reports it; on h1 for 3 hosts), fed at a random point of a frame, until `lastDeltaAppliedAt`
   changes plus one animation frame. Goal 50 ms, median of 10. Rows: 1000 ns, 2000 ns, 3 hosts x
-  1000 ns, default view and grouping off.
+  1000 ns (also on one overlay), default view and grouping off.
 - pan fps: `cy.panBy` every animation frame for 2 s, frames Cytoscape's render loop drew (its
   redrawCount, which both renderers keep; the canvas renderer's `render` events count the same) per
   second. Goal 15 fps, reported as seconds per frame. Rows: about 1000 nodes (250 ns, grouping off,
@@ -271,6 +275,7 @@ OPEN_GROUP = """async (bridge) => {
 GROUPS = "() => window.switchboard.cy.nodes('.group').map((n) => n.data('bridge')).sort()"
 
 IDLE = "() => window.switchboard.whenIdle().then(() => true)"
+TUNNELS = "() => window.switchboard.cy.$('edge.tunnel').length"
 
 # --- the client, inside the namespace --------------------------------------------------------------
 
@@ -356,6 +361,35 @@ def _snapshot_and_deltas(endpoints: int, deltas: int, host: str = HOST) -> tuple
     return snapshot, frames, per_delta
 
 
+def _overlay_snapshots_and_deltas(endpoints: int, deltas: int) -> tuple[list[str], list[str], int]:
+    """The snapshot frames of frames.overlay_hosts(3, endpoints) for hosts h1..h3 (each with the VXLAN
+    device's forwarding and neighbour entries for the other hosts' endpoints: the tunnels), and
+    `deltas` delta frames on h1, one new endpoint on the spanning network each; and the FDB entries
+    of one host."""
+    from tests.browser.frames import overlay_hosts
+
+    hosts = overlay_hosts(len(MULTI_HOSTS), endpoints=endpoints)
+    snapshots = [
+        json.dumps(state.snapshot_frame(name, seq=1))
+        for name, (state, _) in zip(MULTI_HOSTS, hosts, strict=True)
+    ]
+    s, links = hosts[0]
+    frames = []
+    for k in range(deltas):
+        before = {kind: set(objects) for kind, objects in s.state.items()}
+        s.endpoint(f"ov-d{k}", links["bridge"]["name"], f"198.18.99.{k + 2}/24", "198.18.100.1")
+        events = [
+            {"kind": kind, "action": "set", "key": key, "object": copy.deepcopy(obj)}
+            for kind, objects in s.state.items()
+            for key, obj in objects.items()
+            if key not in before[kind]
+        ]
+        frames.append(
+            json.dumps({"type": "topology.delta", "host": MULTI_HOSTS[0], "seq": 2 + k, "events": events})
+        )
+    return snapshots, frames, len(s.state["fdb"])
+
+
 def client(job: dict[str, Any]) -> dict[str, Any]:
     """Serve the pages, drive Chromium, measure; everything started here is stopped here."""
     workdir = Path(tempfile.mkdtemp(prefix="sbbench-p6-"))
@@ -409,11 +443,16 @@ def _measure(job: dict[str, Any], site: Path, port: int) -> dict[str, Any]:
         for h in MULTI_HOSTS
     ]
     multi_snapshots, multi_deltas = [m[0] for m in multi], multi[0][1]
+    overlay_snapshots, overlay_deltas, overlay_fdb = _overlay_snapshots_and_deltas(
+        job["endpoints"], job["deltas"]
+    )
     nets = json.dumps(networks_host(job["network_endpoints"]).snapshot_frame(HOST, seq=1))
     out: dict[str, Any] = {
         "snapshot_bytes": len(snapshot),
         "big_bytes": len(big),
         "delta_events": per_delta,
+        "overlay_bytes": sum(map(len, overlay_snapshots)),
+        "overlay_fdb": overlay_fdb,
         "steps": {},
     }
     one_host = _render_page(site, "topology", [HOST])
@@ -518,6 +557,7 @@ def _measure(job: dict[str, Any], site: Path, port: int) -> dict[str, Any]:
             def big_view(key: str, path: str, texts: list[str], more: list[str], *, grouped: bool) -> None:
                 page = open_page(path, grouped=grouped)
                 out[f"first_{key}"] = first(page, texts)
+                out[f"tunnels_{key}"] = page.evaluate(TUNNELS)
                 out[f"deltas_{key}"] = run_deltas(page, more)
                 page.context.close()
 
@@ -538,6 +578,16 @@ def _measure(job: dict[str, Any], site: Path, port: int) -> dict[str, Any]:
             step(
                 "3 x 1000 ns, grouping off",
                 lambda: big_view("multi_off", three_hosts, multi_snapshots, multi_deltas, grouped=False),
+            )
+            step(
+                "3 x 1000 ns overlay, default view",
+                lambda: big_view("overlay", three_hosts, overlay_snapshots, overlay_deltas, grouped=True),
+            )
+            step(
+                "3 x 1000 ns overlay, grouping off",
+                lambda: big_view(
+                    "overlay_off", three_hosts, overlay_snapshots, overlay_deltas, grouped=False
+                ),
             )
         finally:
             browser.close()
@@ -723,6 +773,7 @@ def _rows(out: dict[str, Any], env_note: str) -> list[Result]:
     for key, label in (("big", "2000 ns"), ("multi", "3 hosts x 1000 ns, on h1")):
         rows.append(_delta_row(f"goal 50 ms, {label} (default view)", out[f"deltas_{key}"]))
         rows.append(_delta_row(f"goal 50 ms, {label} (grouping off)", out[f"deltas_{key}_off"]))
+    rows += _overlay_rows(out)
     rows.append(
         _pan_row(
             "goal 15 fps, 1000 nodes (canvas)",
@@ -761,6 +812,23 @@ def _rows(out: dict[str, Any], env_note: str) -> list[Result]:
     )
     steps = ", ".join(f"{name} {seconds:g} s" for name, seconds in out["steps"].items())
     rows[0].note = _note([rows[0].note, f"bench time per step: {steps}"])
+    return rows
+
+
+def _overlay_rows(out: dict[str, Any]) -> list[Result]:
+    """3 hosts x 1000 ns on one spanning network: valid only where the three tunnels were drawn."""
+    rows = []
+    label = "3 hosts x 1000 ns on one overlay"
+    for view, suffix in (("default view", ""), ("grouping off", "_off")):
+        tunnels = out[f"tunnels_overlay{suffix}"]
+        extra = [
+            f"{tunnels} tunnel edges drawn (3 expected)",
+            f"snapshots {out['overlay_bytes'] / 1e6:.1f} MB, {out['overlay_fdb']} FDB entries on each host",
+        ]
+        first = _first_row(f"goal 3 s, {label} ({view})", GOAL_FIRST_S, out[f"first_overlay{suffix}"], extra)
+        delta = _delta_row(f"goal 50 ms, {label}, on h1 ({view})", out[f"deltas_overlay{suffix}"])
+        first.valid = delta.valid = tunnels == 3
+        rows += [first, delta]
     return rows
 
 

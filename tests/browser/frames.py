@@ -279,20 +279,31 @@ def overlay_mac(index: int) -> str:
     return f"02:42:c6:12:64:{index:02x}"
 
 
+def overlay_endpoint(host: int, k: int) -> tuple[str, str, str]:
+    """Lab host `host`'s k-th endpoint on the spanning network: (node suffix, address, MAC). The first
+    (k = 0) is n<host>, 198.18.100.<host + 1>, overlay_mac(host); further ones have their own /24s."""
+    if k == 0:
+        return f"n{host}", f"198.18.100.{host + 1}", overlay_mac(host)
+    return (
+        f"n{host}x{k}",
+        f"198.18.{100 + 8 * host + k // 250}.{k % 250 + 2}",
+        f"02:42:c6:{host:02x}:{k >> 8:02x}:{k & 255:02x}",
+    )
+
+
 def overlay_hosts(
-    count: int = 3, *, topology: str = "ov", network: str = "mesh", vni: int = 5000
+    count: int = 3, *, endpoints: int = 1, topology: str = "ov", network: str = "mesh", vni: int = 5000
 ) -> list[tuple[HostState, dict[str, dict[str, Any]]]]:
     """Hosts lab1..lab<count> of a vxlan network spanning them, as netcore builds each host's share.
 
     On each host: the underlay `eth0` with the host's VTEP address, the network's bridge
     `<topology>-<network>` with its VXLAN device `<topology>-<network>.vx` (VNI `vni`, local = the
-    VTEP, learning off) and one endpoint `<topology>-n<i>` (198.18.100.<i+1>, MAC overlay_mac(i)).
-    Its FDB holds, for every other host, the all-zeros flood entry and one entry for that host's
-    endpoint MAC, both with dst = that host's VTEP, and a permanent neighbour entry address -> MAC.
-    Returns [(state, links by role: eth0, bridge, vxlan, endpoint, port)] in host order.
+    VTEP, learning off) and `endpoints` endpoints `<topology>-<suffix>` (overlay_endpoint). Its FDB
+    holds, for every other host, the all-zeros flood entry and one entry for each of that host's
+    endpoint MACs, all with dst = that host's VTEP, and a permanent neighbour entry address -> MAC.
+    Returns [(state, links by role: eth0, bridge, vxlan, endpoint (the first), port)] in host order.
     """
     bridge_name = f"{topology}-{network}"
-    address = lambda i: f"198.18.100.{i + 1}"  # noqa: E731
     hosts = []
     for i in range(1, count + 1):
         s = HostState()
@@ -319,15 +330,22 @@ def overlay_hosts(
                 "underlay": eth0["index"],
             },
         )
-        endpoint = s.endpoint(f"{topology}-n{i}", bridge_name, f"{address(i)}/24", "198.18.100.1")
-        endpoint["mac"] = overlay_mac(i)
-        port = s.state["links"][f"host|{endpoint['peer']['index']}"]
-        hosts.append((s, {"eth0": eth0, "bridge": bridge, "vxlan": vx, "endpoint": endpoint, "port": port}))
+        first = None
+        for k in range(endpoints):
+            suffix, address, mac = overlay_endpoint(i, k)
+            endpoint = s.endpoint(f"{topology}-{suffix}", bridge_name, f"{address}/24", "198.18.100.1")
+            endpoint["mac"] = mac
+            first = first or endpoint
+        assert first is not None, "at least one endpoint"
+        port = s.state["links"][f"host|{first['peer']['index']}"]
+        hosts.append((s, {"eth0": eth0, "bridge": bridge, "vxlan": vx, "endpoint": first, "port": port}))
     for i, (s, links) in enumerate(hosts, start=1):
         for j in range(1, count + 1):
             if j == i:
                 continue
             s.fdb(links["vxlan"], ZERO_MAC, dst=vtep(j), self_entry=True)
-            s.fdb(links["vxlan"], overlay_mac(j), dst=vtep(j), self_entry=True)
-            s.neighbour(links["vxlan"], address(j), overlay_mac(j), state="permanent")
+            for k in range(endpoints):
+                _, address, mac = overlay_endpoint(j, k)
+                s.fdb(links["vxlan"], mac, dst=vtep(j), self_entry=True)
+                s.neighbour(links["vxlan"], address, mac, state="permanent")
     return hosts
