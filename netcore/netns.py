@@ -36,6 +36,10 @@ from netcore.netlink.socket import NetlinkSocket
 NETNS_DIR = "/run/netns"
 DOCKER_NETNS_DIR = "/var/run/docker/netns"
 HOST = "host"
+# An agent marks the mount namespace it runs in (mark_agent_host). A namespace held only by processes
+# that see another agent's mark is that agent's host (a lab host, a system container with its own
+# agent): netns_list leaves it to that agent.
+AGENT_MARK = "/run/switchboard/agent"
 #: Extended attribute of a mount point under /run/netns holding its owner's mark.
 OWNER_XATTR = "trusted.switchboard.owner"
 
@@ -374,15 +378,39 @@ def netns_list(*, processes: bool = True) -> list[NamespaceInfo]:
             name = entry.name if kind == "named" else f"docker:{entry.name}"
             seen[inode] = NamespaceInfo(name, inode, kind, entry.path)
     if processes:
+        ours = _mark_of("")
+        elsewhere: set[int] = set()  # namespaces of another agent's host
         for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int):
             try:
                 match = _NET_LINK.match(os.readlink(f"/proc/{pid}/ns/net"))
             except OSError:
                 continue
-            if match and int(match.group(1)) not in seen:
-                inode = int(match.group(1))
-                seen[inode] = NamespaceInfo(f"pid:{pid}", inode, "process", f"/proc/{pid}/ns/net")
+            if not match or int(match.group(1)) in seen or int(match.group(1)) in elsewhere:
+                continue
+            inode = int(match.group(1))
+            theirs = _mark_of(f"/proc/{pid}/root")
+            if theirs is not None and theirs != ours:
+                elsewhere.add(inode)
+                continue
+            seen[inode] = NamespaceInfo(f"pid:{pid}", inode, "process", f"/proc/{pid}/ns/net")
     return list(seen.values())
+
+
+def _mark_of(root: str) -> tuple[int, int] | None:
+    """The identity (device, inode) of the agent mark a process with that root sees, if any."""
+    try:
+        found = os.stat(root + AGENT_MARK)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def mark_agent_host(host: str = "") -> None:
+    """Mark the mount namespace the caller runs in as an agent's host (AGENT_MARK; `host`: its name,
+    for people). Other agents on the machine then leave the namespaces of its processes to it."""
+    os.makedirs(os.path.dirname(AGENT_MARK), mode=0o755, exist_ok=True)
+    with open(AGENT_MARK, "w") as mark:
+        mark.write(f"{host or 'an agent'} (pid {os.getpid()})\n")
 
 
 def _is_netns_mount(path: str) -> bool:

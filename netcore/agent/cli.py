@@ -8,10 +8,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import stat
 import sys
 from collections.abc import Sequence
 
+from netcore import netns
 from netcore.agent.client import Agent
 
 log = logging.getLogger("netcore.agent")
@@ -80,5 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = _read_token(parser, args.token_file) if args.token_file else args.token
     if not token:
         parser.error("a host token is needed: --token-file, SWITCHBOARD_AGENT_TOKEN or --token")
+    try:
+        netns.mark_agent_host(socket.gethostname())
+    except OSError as exc:  # other agents on the machine may then report this host's processes too
+        log.warning("could not mark this host for other agents (%s): %s", netns.AGENT_MARK, exc.strerror)
     _run(Agent(url=args.url, token=token, processes=not args.no_processes))
     return 0

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from lab import Lab, LabHost
+from netcore.netns import netns_list
 from tests.conftest import tcp_echo_at
 from tests.stack.harness import PYTHON, REPO, Stack, Web, until
 
@@ -153,6 +154,12 @@ async def test_a_lab_of_three_hosts_each_reporting_only_itself(make_stack):
         assert namespaces(state) == {"host": inode(host.netns)}, state["namespaces"]
         assert not foreign & set(namespaces(state).values())
         assert {a["address"] for a in state["addresses"]} & {lab2.address, lab2.address6} == set()
+
+    # an agent of the machine (any netcore here) leaves the lab hosts' namespaces to their agents (each
+    # marked its host: netns.AGENT_MARK), and still sees a namespace only a process of the machine holds
+    machine = {info.inode for info in netns_list(processes=True)}
+    assert not {inode(h.netns) for h in (lab1, lab2, lab3)} & machine
+    assert found[held] not in machine and inode(f"/proc/{outside.pid}/ns/net") in machine
 
     # stopped: no link, no process and no namespace of the lab is left
     pid_namespaces = {inode(f"/proc/{h.pid}/ns/pid") for h in (lab1, lab2, lab3)}
