@@ -16,6 +16,9 @@ with that interface's MAC and addresses. For every host it asks:
 
 Each finding names the host, the object, what was expected and what was found, and whether applying
 that host's share again repairs it. Kinds form a fixed vocabulary (FINDING_KINDS).
+
+The check reads each host's state through its digest (host_digest: the few objects the check needs),
+which a caller may keep per saved state: after an event on one host only that host is digested again.
 """
 
 from __future__ import annotations
