@@ -46,7 +46,6 @@ from bench.live import (
     stack_namespace,
 )
 from lab import Lab
-from netcore.errors import NetcoreError
 from netcore.netns import netns_run
 from tests.stack.harness import http_call
 
@@ -136,24 +135,14 @@ def p9_stack(ctx: Context) -> Iterator[P9Stack]:
             ctx.settle()
 
 
-def _listen(path: str, address: str) -> socket.socket | None:
-    """A listener on address:LISTEN_PORT in the namespace at `path`; None when the namespace or the
-    address is not there."""
-
+def _listen(path: str, address: str) -> socket.socket:
     def make() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind((address, LISTEN_PORT))
-            sock.listen()
-        except OSError:
-            sock.close()
-            raise
+        sock.bind((address, LISTEN_PORT))
+        sock.listen()
         return sock
 
-    try:
-        return netns_run(path=path, fn=make)
-    except (OSError, NetcoreError):
-        return None
+    return netns_run(path=path, fn=make)
 
 
 def _connects(path: str, address: str) -> bool:
@@ -186,7 +175,6 @@ def _add_row(stack: P9Stack) -> Result:
         stack.apply()
         applies.append(time.perf_counter() - t - posts[-1])
         listener = _listen(lab2.netns_path(f"{TOPOLOGY}-{name}"), address)
-        assert listener is not None, f"node {name} has no address {address} once applied"
         try:
             while not _connects(client, address):
                 if time.perf_counter() - t > TIMEOUT_S:
