@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -16,6 +17,8 @@ api_docs = SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_n
 urlpatterns = [
     path("", RedirectView.as_view(url="/topology/"), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # what browsers ask for on pages that name no icon (Django's admin, Swagger UI without its own)
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("accounts/tokens/", accounts_views.token_list_view, name="tokens"),
     path("accounts/", include("webapp.accounts.urls")),
     path("hosts/", include("webapp.hosts.urls")),

@@ -67,6 +67,8 @@ def test_every_page_works_under_the_policy_and_breaks_none_of_its_rules(stack: S
             page.expose_function("__cspViolation", lambda violation: violations.append(violation))
             page.add_init_script(LISTEN)
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            missing: list[str] = []  # anything a page asked for and did not get (a script, a style sheet)
+            page.on("response", lambda r: r.status == 404 and missing.append(r.url))
 
             # The login page, then in as the admin: the topology page is where the login leads.
             page.goto("/accounts/login/")
@@ -93,6 +95,7 @@ def test_every_page_works_under_the_policy_and_breaks_none_of_its_rules(stack: S
                 page.wait_for_load_state("networkidle")
 
             assert violations == [], violations
+            assert missing == [], missing
             assert not [m for m in console if "Content Security Policy" in m], console
             assert not errors, f"uncaught errors in the pages: {errors}"
 

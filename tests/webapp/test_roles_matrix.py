@@ -108,7 +108,7 @@ HOST_TOKEN_PAGES = {"hosts/agent/switchboard-agent.pyz", "hosts/agent/switchboar
 # fmt: on
 
 # Routes that are neither API nor pages that need a role: public or Django's own.
-NOT_ROLE_CHECKED = ("", "healthz", "accounts/", "admin/")
+NOT_ROLE_CHECKED = ("", "healthz", "favicon.ico", "accounts/", "admin/")
 
 # Websockets: the identities whose handshake is accepted; every other one is refused with 4003.
 # /ws/agent/ takes host tokens only.
