@@ -33,12 +33,12 @@ from typing import Any
 from netcore import netns as ns
 from netcore.errors import NetcoreError
 from netcore.model import Address, FdbEntry, Link, LinkRef, Namespace, Neighbour, Route, Snapshot
+from netcore.names import ZERO_MAC
 from netcore.netlink import codec as c
 from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
 from netcore.objects import link_by_index
 from netcore.snapshot import NamespaceDump, dump_namespace, dump_routes, fdb_listed, neighbour_listed
-from netcore.topology.overlay_entries import ZERO_MAC
 
 GROUPS = (
     c.RTNLGRP_LINK,

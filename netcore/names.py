@@ -55,6 +55,8 @@ ALIAS_PREFIX = "switchboard"
 EXCERPT_CHARS = 60
 
 _TOPOLOGY_NAME = re.compile(r"[a-z0-9-]{1,8}")
+MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")  # an Ethernet address as netcore writes one
+ZERO_MAC = "00:00:00:00:00:00"  # a VXLAN device's flood (head-end replication) entries have it
 _FIT_PREFIX_BYTES = 7
 _FIT_HASH_CHARS = 7
 

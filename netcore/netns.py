@@ -385,9 +385,11 @@ def netns_list(*, processes: bool = True) -> list[NamespaceInfo]:
                 match = _NET_LINK.match(os.readlink(f"/proc/{pid}/ns/net"))
             except OSError:
                 continue
-            if not match or int(match.group(1)) in seen or int(match.group(1)) in elsewhere:
+            if not match:
                 continue
             inode = int(match.group(1))
+            if inode in seen or inode in elsewhere:
+                continue
             theirs = _mark_of(f"/proc/{pid}/root")
             if theirs is not None and theirs != ours:
                 elsewhere.add(inode)
@@ -405,12 +407,12 @@ def _mark_of(root: str) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def mark_agent_host(host: str = "") -> None:
+def mark_agent_host(host: str) -> None:
     """Mark the mount namespace the caller runs in as an agent's host (AGENT_MARK; `host`: its name,
     for people). Other agents on the machine then leave the namespaces of its processes to it."""
     os.makedirs(os.path.dirname(AGENT_MARK), mode=0o755, exist_ok=True)
     with open(AGENT_MARK, "w") as mark:
-        mark.write(f"{host or 'an agent'} (pid {os.getpid()})\n")
+        mark.write(f"{host} (pid {os.getpid()})\n")
 
 
 def _is_netns_mount(path: str) -> bool:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from netcore import names
 from netcore import netns as ns
 from netcore import requests as rq
 from netcore.errors import InvalidSpec, NotFound
@@ -204,11 +204,8 @@ def _ip(value: str, *, field: str) -> ipaddress.IPv4Address | ipaddress.IPv6Addr
     return _parsed(ipaddress.ip_address, value, field=field, what="IP address")
 
 
-_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-
-
 def _mac(value: str) -> str:
-    if not isinstance(value, str) or not _MAC.fullmatch(value):
+    if not isinstance(value, str) or not names.MAC.fullmatch(value):
         raise InvalidSpec(f"mac: {value!r} is not a MAC address like 02:00:00:00:00:01", obj=str(value))
     return value.lower()
 

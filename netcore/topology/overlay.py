@@ -27,15 +27,22 @@ from netcore.errors import InvalidSpec
 from netcore.model import Address, FdbEntry, Neighbour
 from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import Request
-from netcore.topology.overlay_entries import OVERHEAD, ZERO_MAC, EntryChange, HeldFdb, HeldNeighbour
+from netcore.topology.overlay_entries import (
+    OVERHEAD,
+    ZERO_MAC,
+    EntryChange,
+    HeldFdb,
+    HeldNeighbour,
+    is_permanent,
+)
 from netcore.topology.spec import IPV6_MIN_MTU, TopologySpec
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def held_fdb(entries: Iterable[FdbEntry]) -> list[HeldFdb]:
-    """A VXLAN device's own forwarding entries as entry_changes compares them."""
-    return [HeldFdb(e.mac, e.dst, e.vni, "permanent" in e.state.split("|")) for e in entries if e.self_entry]
+    """A VXLAN device's own forwarding entries (state.read_entries) as entry_changes compares them."""
+    return [HeldFdb(e.mac, e.dst, e.vni, is_permanent(e.state)) for e in entries]
 
 
 def held_neighbours(entries: Iterable[Neighbour]) -> list[HeldNeighbour]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netcore import names
-from netcore.topology.overlay_entries import OVERHEAD, ZERO_MAC
+from netcore.topology.overlay_entries import OVERHEAD, ZERO_MAC, is_permanent
 
 MAX_SEGMENTS = 64  # bridges of one network netcore may chain (its further segments)
 
@@ -132,7 +132,7 @@ def host_digest(view: HostView, *, topology: str, network: str, subnet: str) -> 
             if device is not None
             and n.get("netns") == "host"
             and n.get("ifindex") == device.get("index")
-            and _permanent(n)
+            and is_permanent(n.get("state"))
         ),
         holder=_holder(view.state, local) if local else None,
         routes=tuple(r for r in _objects(view.state, "routes") if r.get("netns") == "host"),
@@ -188,11 +188,6 @@ def overlay_check(
         if not learning:
             findings += _neighbour_findings(view, view.device, remote, net)
     return findings
-
-
-def _permanent(entry: Mapping[str, Any]) -> bool:
-    """An entry someone set (a file, a person): not one the kernel learnt."""
-    return "permanent" in str(entry.get("state", "")).split("|")
 
 
 def _objects(state: Mapping[str, Mapping[str, Any]], kind: str) -> Iterable[Mapping[str, Any]]:
@@ -336,7 +331,11 @@ def _fdb_findings(
     if learning:
         return found
     vteps = {v.name: v.vtep for v in views}
-    held = {str(e.get("mac")).lower(): e for e in entries if e.get("mac") != ZERO_MAC and _permanent(e)}
+    held = {
+        str(e.get("mac")).lower(): e
+        for e in entries
+        if e.get("mac") != ZERO_MAC and is_permanent(e.get("state"))
+    }
     for endpoint in remote:
         entry = held.pop(endpoint.mac, None)
         where = vteps[endpoint.host]

@@ -16,11 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from netcore import names
+from netcore.names import ZERO_MAC
 from netcore.topology.spec import RemoteNodeSpec, TopologySpec
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-ZERO_MAC = "00:00:00:00:00:00"
+
+def is_permanent(state: object) -> bool:
+    """Whether an entry's state ("reachable", "permanent|noarp", ...) says someone set it (a file, a
+    person), not the kernel learning it."""
+    return "permanent" in str(state or "").split("|")
+
+
 #: Bytes VXLAN adds to a frame on the underlay: inner Ethernet 14, VXLAN 8, UDP 8 and the outer IP
 #: header (20 for IPv4, 40 for IPv6).
 OVERHEAD = {4: 50, 6: 70}
@@ -44,7 +51,7 @@ class HeldNeighbour:
 
     @property
     def permanent(self) -> bool:
-        return "permanent" in self.state.split("|")
+        return is_permanent(self.state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +177,7 @@ def overlay_drift(spec: TopologySpec, state: State) -> list[str]:
     for e in state.get("fdb", {}).values():
         device = indexes.get(e.get("ifindex")) if e.get("netns") == host and e.get("self_entry") else None
         if device is not None:
-            permanent = "permanent" in str(e.get("state", "")).split("|")
-            fdb[device].append(HeldFdb(e["mac"], e.get("dst"), e.get("vni"), permanent))
+            fdb[device].append(HeldFdb(e["mac"], e.get("dst"), e.get("vni"), is_permanent(e.get("state"))))
     neighbours: dict[str, list[HeldNeighbour]] = {name: [] for name in indexes.values()}
     for n in state.get("neighbours", {}).values():
         device = indexes.get(n.get("ifindex")) if n.get("netns") == host else None

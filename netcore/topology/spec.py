@@ -141,7 +141,6 @@ _NETWORK_KEYS = (
 )
 _VXLAN_KEYS = ("vni", "local", "remote", "group", "dstport", "learning", "peers", "remote_nodes")
 _REMOTE_NODE_KEYS = ("address", "vtep", "mac")
-_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 _NODE_KEYS = ("networks", "mode", "ports")
 _ATTACHMENT_KEYS = ("address",)
 _ROUTE_KEYS = ("node", "to", "via", "dev")
@@ -1003,7 +1002,7 @@ class _Parser:
         value = item.get("mac")
         if value is None:
             return endpoint_mac(address) if address is not None else None
-        if not isinstance(value, str) or not _MAC.fullmatch(value):
+        if not isinstance(value, str) or not names.MAC.fullmatch(value):
             self.problem(f"{path}.mac: {excerpt(value)} is not a MAC address such as 02:42:c6:12:32:0b")
             return None
         mac = value.lower()
@@ -1012,7 +1011,7 @@ class _Parser:
                 f"{path}.mac: {mac} is a multicast MAC (its first byte is odd); a node's MAC is unicast"
             )
             return None
-        if mac == "00:00:00:00:00:00":
+        if mac == names.ZERO_MAC:
             self.problem(f"{path}.mac: {mac} is all zeros, the MAC of the peers' flooding entries")
             return None
         return mac

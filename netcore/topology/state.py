@@ -141,18 +141,18 @@ def read(
 
 def read_entries(sock: NetlinkSocket, link: parse.RawLink) -> tuple[list[FdbEntry], list[Neighbour]]:
     """A VXLAN device's own forwarding entries and its neighbour entries, through filtered dumps."""
-    names = {link.index: link.name}
+    by_index = {link.index: link.name}
     fdb = []
     for buf, kind, start, end in sock.dump(
         c.RTM_GETNEIGH, rq.fdb_dump(index=link.index), what=f"fdb of {link.name}"
     ):
-        entry = parse.fdb(ns.HOST, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
+        entry = parse.fdb(ns.HOST, by_index, buf, start, end) if kind == c.RTM_NEWNEIGH else None
         if entry is not None and entry.self_entry and entry.ifindex == link.index:
             fdb.append(entry)
     neighbours = []
     body = rq.neighbour_dump(index=link.index)
     for buf, kind, start, end in sock.dump(c.RTM_GETNEIGH, body, what=f"neighbours of {link.name}"):
-        entry_n = parse.neighbour(ns.HOST, names, buf, start, end) if kind == c.RTM_NEWNEIGH else None
+        entry_n = parse.neighbour(ns.HOST, by_index, buf, start, end) if kind == c.RTM_NEWNEIGH else None
         if entry_n is not None and entry_n.ifindex == link.index:
             neighbours.append(entry_n)
     return fdb, neighbours
