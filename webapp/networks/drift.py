@@ -115,7 +115,11 @@ def drift_check(*, host_id: int, state: State) -> list[Topology]:
     """Record what each applied topology of the host lacks in `state`, and queue a repair of those
     with auto_repair that drifted; the topologies whose record changed (so browsers can be told)."""
     changed = []
-    for topology in Topology.objects.filter(host_id=host_id).select_related("host"):
+    # not the spanning file and shares (hundreds of kilobytes): this runs after every state save
+    topologies = (
+        Topology.objects.filter(host_id=host_id).select_related("host").defer("span_document", "span_share")
+    )
+    for topology in topologies:
         applied = last_applied(topology.id)
         spec = _spec(applied.document) if applied is not None else None
         drift = missing(spec, state) + overlay_drift(spec, state) if spec else []

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
+
 from netcore.topology.overlay_check import HostDigest, HostView, host_digest, overlay_check
 from webapp.errors import InvalidInput, NotFound
 from webapp.networks.models import Network, Topology
@@ -23,7 +25,7 @@ def network_overlay(
     """Findings of the check for `network` of `topology` (its home row or any host's share). `known`:
     (host id, seq, state) of a state the caller holds and just saved, used instead of reading it back."""
     root = topology.span_root or topology
-    rows = Network.objects.filter(name=network).filter(topology__in=[root, *root.span_shares.all()])
+    rows = Network.objects.filter(name=network).filter(Q(topology=root) | Q(topology__span_root=root))
     shares = list(rows.order_by("topology_id").values_list("topology__host__name", "options", "subnet"))
     if not shares:
         raise NotFound(f"topology {root.name} has no network {network!r}")
@@ -113,11 +115,13 @@ def overlays_changed(*, host_id: int, seq: int, state: State) -> list[Topology]:
     `state`, at `seq`, was saved) and return the home rows of those whose findings changed: browsers
     are told to read the check again. So findings follow the kernel within a state save, without
     anyone polling; only this host's state is digested again (the others' digests are kept)."""
-    roots = {
-        row.span_root or row
-        for row in Topology.objects.filter(host_id=host_id).select_related("span_root__host", "host")
-        if row.span_root_id is not None or row.span_document is not None
-    }
+    rows = (
+        Topology.objects.filter(host_id=host_id)
+        .filter(Q(span_root__isnull=False) | Q(span_document__isnull=False))
+        .select_related("span_root__host", "host")
+        .defer("drift", "span_share", "span_root__drift", "span_root__span_share")
+    )
+    roots = {row.span_root or row for row in rows}
     changed = []
     for root in roots:
         bodies = (root.span_document or {}).get("networks") or {}

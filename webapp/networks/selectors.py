@@ -142,7 +142,13 @@ def _with_span(topologies: QuerySet[Topology]) -> QuerySet[Topology]:
     and the share rows of each home row."""
     shares = Topology.objects.select_related("host").only("id", "span_root_id", "host__name").order_by("id")
     return (
-        topologies.defer("span_document", "span_share")
+        topologies.defer(
+            "span_document",
+            "span_share",
+            "span_root__span_document",
+            "span_root__span_share",
+            "span_root__drift",
+        )
         .annotate(span_home=Q(span_document__isnull=False))
         .prefetch_related(
             Prefetch("span_shares", queryset=shares, to_attr="share_rows"),

@@ -336,9 +336,12 @@ def _vxlan_options(network: topology_spec.NetworkSpec, body: object) -> dict[str
             options[key] = str(value)
     options["dstport"] = network.dstport
     options["learning"] = network.learning
-    if isinstance(body, Mapping):
-        options.update({key: body[key] for key in FORWARDING_KEYS if key in body})
-    return options
+    return {**options, **_forwarding(body)}
+
+
+def _forwarding(body: object) -> dict[str, Any]:
+    """The static forwarding state (FORWARDING_KEYS) a spanning network's share body gives."""
+    return {key: body[key] for key in FORWARDING_KEYS if key in body} if isinstance(body, Mapping) else {}
 
 
 def _address_conflict(*, topology: Topology, spec: TopologySpec) -> Conflict:
@@ -556,9 +559,7 @@ def _version_up(
     current.version += 1
     if auto_repair is not None:
         current.auto_repair = auto_repair
-    current.save(
-        update_fields=["version", "auto_repair", "span_document", "span_root", "span_share", "updated"]
-    )
+    current.save(update_fields=["version", "auto_repair", "span_share", "updated"])
     details = {"version": current.version, "previous_version": previous}
     if change:
         details["change"] = change
@@ -586,16 +587,17 @@ def _span_save(
         if root is not None:
             root = _current(root)
             check_version(root, version if version is not None else root.version)
-            kept = _with_kept_addresses(data=data, topologies=_span_rows(root))
+            span_rows = _span_rows(root)
+            kept = _with_kept_addresses(data=data, topologies=span_rows)
             split = _span_split(home=home, data=kept or data)
             _same_name(split.spec, root)
         else:
-            split = _span_split(home=home, data=data)
+            split, span_rows = _span_split(home=home, data=data), []
         hosts = {host.name: host for host in Host.objects.filter(name__in=split.shares)}
         unknown = [name for name in split.shares if name not in hosts]
         if unknown:
             raise InvalidTopology({DOCUMENT_FIELD: [f"no host named {', '.join(unknown)}: add it first"]})
-        rows = {row.host.name: row for row in _span_rows(root)} if root is not None else {}
+        rows = {row.host.name: row for row in span_rows}
         repair = auto_repair if auto_repair is not None else root is not None and root.auto_repair
         common = {"user": user, "auto_repair": repair, "source": source}
         for name, share in split.shares.items():
@@ -609,7 +611,8 @@ def _span_save(
                 continue
             if row.span_share == share and row != root:
                 continue  # untouched: its version (what its host last applied) stays
-            row = _current(row)
+            if row is not root:  # another host's row: read again under that host's lock
+                row = _current(row)
             same_objects = changed_nodes(row.span_share, share) == []
             row.span_share = share
             if same_objects:  # the same rows; at most other hosts' endpoints moved (peers, remote_nodes)
@@ -618,8 +621,6 @@ def _span_save(
             else:
                 spec = topology_spec.parse(share, source=DOCUMENT_FIELD)
                 _update_row(current=row, spec=spec, data=share, change=change, **common)
-            if row == root:
-                root = row
         assert root is not None
         root.span_document = dict(data)
         root.save(update_fields=["span_document"])
@@ -638,9 +639,8 @@ def _forwarding_write(*, topology: Topology, share: Mapping[str, Any]) -> None:
     """The static forwarding state (FORWARDING_KEYS) of the share's spanning networks onto their rows."""
     bodies = share.get("networks") or {}
     for network in topology.networks.filter(driver=Network.Driver.VXLAN):
-        body = bodies.get(network.name) or {}
         options = {key: value for key, value in network.options.items() if key not in FORWARDING_KEYS}
-        options.update({key: body[key] for key in FORWARDING_KEYS if key in body})
+        options.update(_forwarding(bodies.get(network.name)))
         if options != network.options:
             network.options = options
             network.save(update_fields=["options"])
@@ -655,7 +655,7 @@ def _span_split(*, home: Host, data: Any) -> Span:
 
 
 def _span_rows(root: Topology) -> list[Topology]:
-    """The home row and every host's share row of a spanning topology."""
+    """The home row and every host's share row of a spanning topology (a row of one host: itself)."""
     return [root, *Topology.objects.filter(span_root=root).select_related("host").order_by("id")]
 
 
@@ -752,9 +752,9 @@ def topology_file(*, topology: Topology) -> dict[str, Any]:
 def topology_yaml(*, topology: Topology, pinned: bool = False) -> str:
     """The topology file as YAML text: topology_file, or with `pinned` topology_document pinned (what
     the host's agent runs: for a spanning topology, that host's share)."""
-    if pinned:
-        return document_yaml(topology_document(topology=topology, pinned=True))
-    return document_yaml(topology_file(topology=topology))
+    return document_yaml(
+        topology_document(topology=topology, pinned=True) if pinned else topology_file(topology=topology)
+    )
 
 
 def document_yaml(document: Mapping[str, Any]) -> str:
@@ -811,8 +811,7 @@ def topology_operation(
 def topology_operations(*, topology: Topology, kind: str, user: User) -> list[Operation]:
     """Queue plan, apply or destroy of the topology on its host and, for a topology spanning hosts
     named by its home row, of every host's share on that host (home first): one operation each."""
-    rows = _span_rows(topology) if topology.span_document is not None else [topology]
-    return [topology_operation(topology=row, kind=kind, user=user) for row in rows]
+    return [topology_operation(topology=row, kind=kind, user=user) for row in _span_rows(topology)]
 
 
 # Reconcile (level-based): when a host's agent connects, every topology applied there is planned

@@ -54,9 +54,9 @@ class HostDetailApi(APIView):
     def patch(self, request: Request, name: str) -> Response:
         data = HostUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        host = host_get(name=name)
-        if "underlay" in data.validated_data:
-            host = host_underlay_set(host=host, address=data.validated_data["underlay"], user=request.user)
+        host = host_underlay_set(
+            host=host_get(name=name), address=data.validated_data["underlay"], user=request.user
+        )
         return Response(HostOutputSerializer(host).data)
 
 
