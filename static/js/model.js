@@ -587,7 +587,7 @@ export class TopologyModel {
     for (const id of new Set([...this.tunnels.keys(), ...tunnels.keys()])) {
       const was = this.tunnels.get(id);
       const now = tunnels.get(id);
-      if (JSON.stringify(was) !== JSON.stringify(now)) this.touchTunnel(id, now ?? null, was);
+      if (JSON.stringify(was) !== JSON.stringify(now)) this.touchTunnel(id, now ?? null);
     }
     for (const h of Object.values(this.hosts)) {
       const next = new Map([...vteps.values()].filter((v) => v.host === h.name).map((v) => [v.id, v]));
@@ -606,9 +606,8 @@ export class TopologyModel {
   }
 
   /** A tunnel edge to redraw: `tunnel` is what it is now (null: gone). */
-  touchTunnel(id, tunnel, was = tunnel) {
-    const h = this.hosts[(tunnel ?? was).sourceHost];
-    this.pending.nodes.set(id, { h, type: 'tunnel', key: id, tunnel });
+  touchTunnel(id, tunnel) {
+    this.pending.nodes.set(id, { type: 'tunnel', key: id, tunnel });
   }
 
   setGrouping(on) {
@@ -630,8 +629,8 @@ export class TopologyModel {
   takeDirty() {
     this.settleFolding();
     if (this.tunnelsStale) this.settleTunnels();
-    // A device drawn again (or moved) gets its tunnels again.
-    for (const [id, entry] of [...this.pending.nodes]) {
+    // A device drawn again (or moved) gets its tunnels again (the entries this adds are tunnels: skipped).
+    for (const [id, entry] of this.pending.nodes) {
       if (entry.type !== 'link') continue;
       for (const t of this.tunnelsByEnd.get(id) ?? []) {
         if (!this.pending.nodes.has(t)) this.touchTunnel(t, this.tunnels.get(t));
@@ -768,7 +767,12 @@ export function deriveTunnels(hosts) {
   const vteps = new Map();
   const before = (a, b) => rank.get(a.host) - rank.get(b.host) || byNaturalOrder(a.id, b.id);
   for (const h of order) {
+    // A device's entries to one VTEP (its flood entry, one per remote MAC) all make the same tunnel.
+    const seen = new Set();
     for (const entry of h.tunnelFdb.values()) {
+      const same = `${entry.netns}|${entry.ifindex}|${entry.dst}|${entry.vni}`;
+      if (seen.has(same)) continue;
+      seen.add(same);
       const device = ids.link(h.name, entry.netns, entry.ifindex);
       const vx = h.links.get(device)?.vxlan;
       const dst = entry.dst;

@@ -56,41 +56,54 @@ const REAPPLY_STATUS = {
   refused: 'refused',
 };
 
-/** The host(s) a remote VTEP address belongs to, for a table cell; "unknown" when none. */
-function vtepHostCell(model, address) {
-  if (!address) return null;
-  const owners = model.vtepOwners(address);
-  return owners.length ? owners.join(', ') : el('span', { class: 'muted' }, 'unknown');
+/**
+ * A table cell maker: the host(s) a remote VTEP address belongs to, "unknown" when none. Each address
+ * is looked up once per table (a device's entries name a handful of VTEPs thousands of times).
+ */
+function vtepHostCells(model) {
+  const hosts = new Map();
+  return (address) => {
+    if (!address) return null;
+    if (!hosts.has(address)) hosts.set(address, model.vtepOwners(address).join(', '));
+    return hosts.get(address) || el('span', { class: 'muted' }, 'unknown');
+  };
+}
+
+/** A wide table scrolls sideways inside the panel (an empty one is its message, as it is). */
+function scrolling(rows) {
+  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
 }
 
 /** A VXLAN device's FDB: MAC -> remote VTEP and the host that VTEP is (the flood entries first). */
 function vxlanFdbTable(model, fdb) {
   const entries = [...fdb].sort((a, b) => (b.mac === ZERO_MAC) - (a.mac === ZERO_MAC) || a.mac.localeCompare(b.mac) || String(a.dst).localeCompare(String(b.dst)));
   const ownVni = entries.some((f) => f.vni !== null && f.vni !== undefined);
+  const hostOf = vtepHostCells(model);
   const rows = table(
     ['MAC', 'Remote VTEP', 'Host', ...(ownVni ? ['VNI'] : []), 'State'],
     entries.map((f) => ({
       cells: [
         f.mac === ZERO_MAC ? `${f.mac} (flood)` : f.mac,
         f.dst,
-        vtepHostCell(model, f.dst),
+        hostOf(f.dst),
         ...(ownVni ? [f.vni === null ? null : String(f.vni)] : []),
         f.state,
       ],
     })),
   );
-  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
+  return scrolling(rows);
 }
 
 /** A VXLAN device's neighbour entries: address -> MAC, and the host its FDB sends that MAC to. */
 function vxlanNeighbourTable(model, neighbours, fdb) {
   const dstOf = new Map(fdb.filter((f) => f.dst && f.mac !== ZERO_MAC).map((f) => [f.mac.toLowerCase(), f.dst]));
   const sorted = [...neighbours].sort((a, b) => a.address.localeCompare(b.address, undefined, { numeric: true }));
+  const hostOf = vtepHostCells(model);
   const rows = table(
     ['Address', 'MAC', 'Host', 'State'],
-    sorted.map((n) => ({ cells: [n.address, n.mac, n.mac ? vtepHostCell(model, dstOf.get(n.mac.toLowerCase())) : null, n.state] })),
+    sorted.map((n) => ({ cells: [n.address, n.mac, n.mac ? hostOf(dstOf.get(n.mac.toLowerCase())) : null, n.state] })),
   );
-  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
+  return scrolling(rows);
 }
 
 /** Findings of the overlay check: kind, object, expected, found, why. */
@@ -184,8 +197,7 @@ function routeTable(h, netns, link = null) {
       ],
     })),
   );
-  // Prefixes never wrap: a wide table scrolls sideways inside the panel.
-  return Array.isArray(rows) ? rows : el('div', { class: 'panel-scroll' }, rows);
+  return scrolling(rows); // prefixes never wrap
 }
 
 /**

@@ -184,7 +184,11 @@ class LayoutStore:
         )
 
 
-def _render_harness(known_hosts: list[str], layout: dict[str, Any] | None = None) -> str:
+def _render_harness(
+    known_hosts: list[str], layout: dict[str, Any] | None = None, *, edit: dict[str, Any] | None = None
+) -> str:
+    """tests/browser/harness.html for those hosts, with a saved `layout` and the `edit` config an
+    operator's page gets (None: a viewer's)."""
     from django.template import engines
 
     template = engines["django"].from_string((Path(__file__).parent / "harness.html").read_text())
@@ -194,6 +198,7 @@ def _render_harness(known_hosts: list[str], layout: dict[str, Any] | None = None
         "hosts_url": "/hosts/",
         "layout": layout,
         "desired_url": DESIRED_URL,
+        "edit": edit,
     }
     return template.render(context)
 

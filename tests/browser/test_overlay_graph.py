@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.conftest import ORIGIN, FakeServer, LayoutStore, TopologyPage, _serve
+from tests.browser.conftest import ORIGIN, FakeServer, LayoutStore, TopologyPage, _render_harness, _serve
 from tests.browser.frames import ZERO_MAC, HostState, link_id, overlay_hosts, overlay_mac, vtep
 
 SCHEMA = Path(__file__).resolve().parents[2] / "netcore" / "schema" / "snapshot.schema.json"
@@ -98,22 +98,6 @@ class OverlayApi:
         route.fulfill(status=202, content_type="application/json", body=json.dumps(body))
 
 
-def _render(layout: dict[str, Any], edit: dict[str, Any] | None) -> str:
-    """tests/browser/harness.html as conftest renders it, with the `edit` config an operator gets."""
-    from django.template import engines
-
-    template = engines["django"].from_string((Path(__file__).parent / "harness.html").read_text())
-    context = {
-        "hosts": HOSTS,
-        "ws_path": "/ws/topology/",
-        "hosts_url": "/hosts/",
-        "layout": layout,
-        "desired_url": "/api/v1/topologies/",
-        "edit": edit,
-    }
-    return template.render(context)
-
-
 def open_page(browser: Any, *, operator: bool) -> Iterator[tuple[TopologyPage, OverlayApi]]:
     layouts = LayoutStore()
     layouts.desired = SPANNING  # the page reads it on load: the overlay check is read then
@@ -122,7 +106,9 @@ def open_page(browser: Any, *, operator: bool) -> Iterator[tuple[TopologyPage, O
     server = FakeServer()
     context.route(
         f"{ORIGIN}/**",
-        lambda route: _serve(route, lambda: _render(layouts.config(), edit if operator else None), layouts),
+        lambda route: _serve(
+            route, lambda: _render_harness(HOSTS, layouts.config(), edit=edit if operator else None), layouts
+        ),
     )
     context.route_web_socket(f"ws://{ORIGIN.removeprefix('http://')}/ws/topology/", server.accept)
     api = OverlayApi()
