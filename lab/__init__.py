@@ -20,6 +20,5 @@ relay (the dashboard relay), tokens (manage.py hosttoken), supervisor (the Lab),
 
 from lab.hosts import LabHost
 from lab.supervisor import Lab, LabError
-from lab.underlay import BRIDGE, MAX_HOSTS
 
-__all__ = ["BRIDGE", "MAX_HOSTS", "Lab", "LabError", "LabHost"]
+__all__ = ["Lab", "LabError", "LabHost"]

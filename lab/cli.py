@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from lab import tokens, underlay
-from lab.hosts import LabHost, host_name
+from lab.hosts import STOP_SIGNALS, LabHost, host_name, tail
 from lab.supervisor import Lab, LabError
 from lab.tokens import REPO, TokenError
-from netcore.netlink.socket import NetlinkSocket
 from netcore.netns import netns_run
+from netcore.objects import netns_socket
 
 DEFAULT_DIR = REPO / "var" / "lab"
 PID_FILE = "lab.pid"
@@ -125,12 +125,12 @@ def supervise(*, hosts: int, port: int, directory: Path, timeout: float) -> int:
     _write_state(directory, state)
 
     def stop(signum: int, _frame: object) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)  # one stop at a time: the clean-up must not be cut short
         log.info("%s: stopping the lab", signal.Signals(signum).name)
         raise _Stop(signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
     lab = Lab(
         hosts=hosts,
@@ -153,7 +153,7 @@ def supervise(*, hosts: int, port: int, directory: Path, timeout: float) -> int:
         log.error("%s", exc)
         code = 1
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         try:
             lab.stop()
@@ -195,12 +195,9 @@ def clean_leftovers(directory: Path, *, keep: frozenset[str] = frozenset()) -> l
     state = read_state(directory)
     if killed := _kill_hosts(state):
         done.append(f"killed hosts {', '.join(killed)}")
-    sock = NetlinkSocket.open()
-    try:
+    with netns_socket(None) as sock:
         if removed := underlay.remove(sock):
             done.append(f"removed {', '.join(removed)}")
-    finally:
-        sock.close()
     if state is not None:
         names = [name for name in state.get("names", []) if name not in keep]
         for name in names:
@@ -222,13 +219,6 @@ def _dashboard_answers(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _reaches(client: dict[str, Any], server: dict[str, Any]) -> bool:
@@ -306,13 +296,13 @@ def up(*, hosts: int, port: int, directory: Path, timeout: float) -> int:
         if state and state.get("state") == "running" and state.get("supervisor") == supervisor.pid:
             break
         if supervisor.poll() is not None:
-            print(f"the lab did not start; {log_path}:\n{_tail(log_path)}", file=sys.stderr)
+            print(f"the lab did not start; {log_path}:\n{tail(log_path)}", file=sys.stderr)
             return 1
         if time.monotonic() > deadline:
             supervisor.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 supervisor.wait(30)
-            print(f"the lab did not start in time; {log_path}:\n{_tail(log_path)}", file=sys.stderr)
+            print(f"the lab did not start in time; {log_path}:\n{tail(log_path)}", file=sys.stderr)
             return 1
         time.sleep(0.1)
     print(f"lab of {hosts} hosts up (supervisor pid {supervisor.pid}, logs in {directory}):")
@@ -350,11 +340,8 @@ def status(*, directory: Path) -> int:
     pid = supervisor_pid(directory)
     state = read_state(directory)
     if pid is None:
-        sock = NetlinkSocket.open()
-        try:
+        with netns_socket(None) as sock:
             left = underlay.leftovers(sock)
-        finally:
-            sock.close()
         print("no lab runs")
         if left or state is not None:
             what = ", ".join(left) or "its state"

@@ -41,6 +41,14 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}  # lab/inside.py p
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ")
 
 
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log ("" when it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def host_name(index: int) -> str:
     return f"{NAME_PREFIX}{index}"
 
@@ -110,11 +118,7 @@ class HostProcess:
         )
 
     def tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail(self.log, lines)
 
 
 def host_spawn(*, index: int, log: Path, agent: list[str]) -> HostProcess:

@@ -9,7 +9,6 @@ the rest of the dashboard's configuration).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +22,11 @@ class TokenError(Exception):
     """manage.py hosttoken failed; the message says with what output."""
 
 
-def hosttoken(name: str, *options: str, env: dict[str, str] | None = None) -> str:
+def hosttoken(name: str, *options: str) -> str:
     """Run `manage.py hosttoken NAME OPTIONS`; its output (TokenError when it fails)."""
     done = subprocess.run(
         [PYTHON, "manage.py", "hosttoken", name, *options],
         cwd=REPO,
-        env=env if env is not None else dict(os.environ),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
