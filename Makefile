@@ -26,7 +26,7 @@ DEPS_STAMP := $(VENV)/.deps-stamp
 AGENT_PYZ := dist/switchboard-agent.pyz
 AGENT_SOURCES := $(shell find netcore -type f -not -path '*/__pycache__/*')
 
-.PHONY: setup system-packages migrate agent run test bench lint clean lab lab-down
+.PHONY: setup system-packages migrate agent docker run test bench lint clean lab lab-down
 
 setup: system-packages $(DEPS_STAMP) node_modules/.stamp migrate $(AGENT_PYZ)
 
@@ -72,14 +72,28 @@ agent: $(AGENT_PYZ)
 $(AGENT_PYZ): scripts/build_agent.py $(AGENT_SOURCES) $(DEPS_STAMP)
 	$(VPY) scripts/build_agent.py --output $@
 
+# A Docker engine for the tests and benchmarks (Debian's docker.io; addresses inside 198.18.0.0/15,
+# nothing forwarded out of that range) and the local busybox image they run: scripts/docker-engine.sh.
+# `make run` does not need it: the dashboard shows Docker when an engine runs, and says how otherwise.
+DOCKER_PACKAGES := docker.io busybox-static
+
+docker: setup
+	@set -e; for p in $(DOCKER_PACKAGES); do \
+		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then echo "Installing system packages:$$missing"; \
+		$(APT_GET) install -y --no-install-recommends $$missing || \
+		{ $(APT_GET) update && $(APT_GET) install -y --no-install-recommends $$missing; }; fi
+	$(SUDO) scripts/docker-engine.sh
+
 # The web app (daphne) and this machine's agent together; see scripts/run-local.sh.
 run: setup
 	PORT=$(PORT) exec scripts/run-local.sh
 
-test: setup
+test: setup docker
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup docker
 	$(VPY) -m bench
 
 # Simulated hosts lab1..labN on this machine, each with its own agent, reporting to the dashboard that

@@ -49,6 +49,14 @@ class Unsupported(NetcoreError):
     """This kernel lacks the feature (a device kind, a qdisc, ...)."""
 
 
+class Conflict(NetcoreError):
+    """The request clashes with what exists (an overlapping subnet, an address in use, ...)."""
+
+
+class Unavailable(NetcoreError):
+    """A program netcore drives is not there or not answering (the Docker engine, ...)."""
+
+
 class Busy(NetcoreError):
     """The object is in use (a namespace still holding processes, ...)."""
 

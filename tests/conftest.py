@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -161,11 +162,40 @@ def kernel_has_link_kind():
     return has
 
 
+def docker_clean() -> tuple[list[str], list[str]]:
+    """Remove every container, then every network, that this run named; answers their names."""
+    from netcore.docker.engine import engine_connect
+
+    client = engine_connect()
+    containers = [c for c in client.containers.list(all=True) if ours(c.name)]
+    for container in containers:
+        container.remove(force=True)
+    networks = [n for n in client.networks.list() if ours(n.name)]
+    for network in networks:
+        network.remove()
+    return [c.name for c in containers], [n.name for n in networks]
+
+
+@pytest.fixture
+def docker_engine() -> Iterator[Any]:
+    """The machine's Docker engine (started by `make docker`, which `make test` runs), through the
+    SDK; every container and network the test named with this run's prefix is removed after it."""
+    from netcore.docker.engine import engine_connect
+
+    client = engine_connect()
+    try:
+        yield client
+    finally:
+        docker_clean()
+        client.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaks_at_end() -> Iterator[None]:
     """Fail the suite if it left a namespace, or a link or nftables table (netcore's are named
-    switchboard-<topology>) in the machine's own namespace, behind."""
+    switchboard-<topology>) in the machine's own namespace, or a Docker container or network behind."""
     yield
+    docker_left = docker_clean()
     left = _ours()
     for name in left:
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -180,6 +210,7 @@ def _no_leaks_at_end() -> Iterator[None]:
     assert not left, f"the suite left namespaces behind: {left}"
     assert not stray, f"the suite left links in the machine's namespace: {stray}"
     assert not tables, f"the suite left nftables tables in the machine's namespace: {tables}"
+    assert docker_left == ([], []), f"the suite left Docker containers and networks behind: {docker_left}"
 
 
 def _ns_path(name: str) -> str | None:

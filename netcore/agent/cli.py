@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--token-file", help="read the host token from this file (mode 0600)")
     parser.add_argument("--no-processes", action="store_true", help="skip namespaces held only by processes")
+    parser.add_argument("--no-docker", action="store_true", help="do not look for a Docker engine")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -86,5 +87,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         netns.mark_agent_host(socket.gethostname())
     except OSError as exc:  # other agents on the machine may then report this host's processes too
         log.warning("could not mark this host for other agents (%s): %s", netns.AGENT_MARK, exc.strerror)
-    _run(Agent(url=args.url, token=token, processes=not args.no_processes))
+    _run(Agent(url=args.url, token=token, processes=not args.no_processes, docker=not args.no_docker))
     return 0

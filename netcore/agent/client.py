@@ -17,8 +17,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from netcore import __version__
 from netcore.agent import PROTOCOL_VERSION
 from netcore.agent.commands import run_command
+from netcore.agent.docker_watch import DockerWatch, ProtocolState
 from netcore.agent.state import Changes, state_of
-from netcore.live import LiveModel
+from netcore.live import Event, LiveModel
+from netcore.model import Link
+from netcore.names import parse_owner_alias
+from netcore.netns import HOST
 
 log = logging.getLogger("netcore.agent")
 
@@ -37,6 +41,12 @@ EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few 
 PROGRESS_INTERVAL = 0.2  # seconds: at most five progress frames a second per command
 PROGRESS_STEP = "building nodes"  # what converge reports progress of
 CHANGING = ("apply", "destroy")  # commands that change the kernel: the live model waits for them
+DOCKER_ACTION = "docker."  # prefix of the commands the Docker engine runs (docker.network.create, ...)
+
+
+def switchboard_bridge(link: Link) -> bool:
+    """A bridge of this host's namespace that Switchboard made (Docker's firewall must let it pass)."""
+    return link.netns == HOST and link.kind == "bridge" and parse_owner_alias(link.alias) is not None
 
 
 def refusal(exc: BaseException) -> str | None:
@@ -85,12 +95,15 @@ class _Command:
 class Agent:
     """Keeps the live model of this host and mirrors it to the web app over one websocket."""
 
-    def __init__(self, *, url: str, token: str, processes: bool = True) -> None:
+    def __init__(self, *, url: str, token: str, processes: bool = True, docker: bool = True) -> None:
         self.url = url
         self.token = token
         self.processes = processes
         self.model: LiveModel | None = None
         self.changes = Changes()
+        self.docker = DockerWatch(on_state=self._docker_state, bridges=self._bridges) if docker else None
+        self.docker_state: ProtocolState = {}  # the latest read of the Docker engine
+        self.bridges: set[str] = set()  # this host's Switchboard bridges (DockerWatch keeps them accepted)
         self.ws: ClientConnection | None = None
         self.seq = 0
         self._flush_at: asyncio.TimerHandle | None = None
@@ -107,7 +120,9 @@ class Agent:
         """
         self.model = LiveModel(processes=self.processes)
         await self.model.start()
+        self.bridges = {link.name for link in self.model.snapshot().links if switchboard_bridge(link)}
         pump = asyncio.create_task(self._pump_events(self.model))
+        docker = asyncio.create_task(self.docker.run()) if self.docker else None
         backoff = Backoff(start=BACKOFF_START, limit=BACKOFF_MAX)
         refused_backoff = Backoff(start=REFUSED_BACKOFF_START, limit=REFUSED_BACKOFF_MAX)
         try:
@@ -146,6 +161,8 @@ class Agent:
                 await asyncio.sleep(delay)
         finally:
             pump.cancel()
+            if docker:
+                docker.cancel()
             self.model.close()
 
     async def _session(self, ws: ClientConnection) -> None:
@@ -175,7 +192,7 @@ class Agent:
         # a state sent as the whole truth is read from the kernel, not from memory: whatever the
         # model got wrong is corrected here (and the differences go out as ordinary events)
         assert self.model is not None, "run() starts the model before it connects"
-        state = state_of(self.model.refresh())
+        state = state_of(self.model.refresh()) | self.docker_state
         self.changes.reset(state)
         self.seq += 1
         await self._send(ws, {"type": "snapshot", "seq": self.seq, "state": state})
@@ -185,7 +202,26 @@ class Agent:
     async def _pump_events(self, model: LiveModel) -> None:
         async for event in model.events():
             self.changes.add(event)
+            self._bridge_event(event)
             self._schedule_flush()
+
+    def _bridge_event(self, event: Event) -> None:
+        link = event.obj
+        if not isinstance(link, Link) or not switchboard_bridge(link):
+            return
+        before = len(self.bridges)
+        (self.bridges.add if event.action == "new" else self.bridges.discard)(link.name)
+        if self.docker and len(self.bridges) != before:
+            self.docker.changed()
+
+    def _bridges(self) -> set[str]:
+        return set(self.bridges)
+
+    def _docker_state(self, state: ProtocolState) -> None:
+        """A new read of the Docker engine: what differs from the last goes out with the next delta."""
+        self.docker_state = state
+        self.changes.replace(state)
+        self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if self._flush_at is not None or self.ws is None:
@@ -250,6 +286,10 @@ class Agent:
         """Run one command in a worker thread (one at a time), reporting progress at most every
         PROGRESS_INTERVAL and stopping at a safe point once a `cancel` for it comes; then answer."""
         command_id = frame.get("id")
+        action = frame.get("action")
+        if isinstance(action, str) and action.startswith(DOCKER_ACTION):
+            await self._docker_command(command_id, action.removeprefix(DOCKER_ACTION), frame.get("request"))
+            return
         command = _Command()
         if isinstance(command_id, str):
             self._commands[command_id] = command
@@ -260,7 +300,7 @@ class Agent:
                 report = {"type": "progress", "id": command_id, "done": done, "total": total}
                 loop.call_soon_threadsafe(self._spawn, self._send_now({**report, "step": PROGRESS_STEP}))
 
-        model = self.model if frame.get("action") in CHANGING else None
+        model = self.model if action in CHANGING else None
         try:
             async with self._command_lock:
                 if model is not None:
@@ -282,6 +322,22 @@ class Agent:
         finally:
             if isinstance(command_id, str):
                 self._commands.pop(command_id, None)
+
+    async def _docker_command(self, command_id: object, action: str, request: object) -> None:
+        """A Docker command runs beside topology commands (the engine serialises its own work); the
+        engine's events bring what it changed, so nothing waits for the live model."""
+        if self.docker is None:
+            error = {
+                "error": "Unavailable",
+                "message": "this agent runs without Docker",
+                "object": "engine",
+                "errno": None,
+            }
+            reply = {"ok": False, "error": error}
+        else:
+            reply = await asyncio.to_thread(self.docker.command, action, request)
+            self.docker.changed()
+        await self._send_now({"type": "result", "id": command_id, **reply})
 
     async def _settle(self, model: LiveModel, command_id: object) -> None:
         """After a command that changed the kernel with the live model held (LiveModel.hold: the

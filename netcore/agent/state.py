@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from netcore.docker.read import KINDS as DOCKER_KINDS
 from netcore.live import Event
 from netcore.model import Snapshot
 
@@ -47,7 +48,7 @@ class Changes:
     """Changes not yet sent, and the state the receiver holds (as of the last frame sent)."""
 
     def __init__(self) -> None:
-        self.sent: State = {kind: {} for kind in KINDS.values()}
+        self.sent: State = {kind: {} for kind in (*KINDS.values(), *DOCKER_KINDS)}
         self._pending: dict[tuple[str, str], dict | None] = {}
 
     def __len__(self) -> int:
@@ -60,9 +61,18 @@ class Changes:
             event.obj.to_dict() if event.action == "new" else None
         )
 
+    def replace(self, state: State) -> None:
+        """The kinds of `state` now hold exactly its objects (a whole read of them, such as Docker's)."""
+        for kind, objects in state.items():
+            pending = {key for k, key in self._pending if k == kind}
+            for key in (self.sent[kind].keys() | pending) - objects.keys():
+                self._pending[(kind, key)] = None
+            for key, obj in objects.items():
+                self._pending[(kind, key)] = obj
+
     def reset(self, state: State) -> None:
         """The receiver now holds `state` (a snapshot was sent); nothing is pending."""
-        self.sent = state
+        self.sent = {kind: {} for kind in self.sent} | state
         self._pending.clear()
 
     def take(self) -> list[dict]:

@@ -1,0 +1,116 @@
+"""The agent's mirror of the Docker engine: a read when it connects, then one after each burst of the
+engine's events (container start, die, connect, ...), and the DOCKER-USER rules for this host's
+Switchboard bridges kept in step. Without an engine it says so in the state and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from netcore.docker import firewall
+from netcore.docker.engine import engine_connect
+from netcore.docker.manage import docker_request
+from netcore.docker.read import DockerReader, DockerState, engine_missing
+from netcore.errors import NetcoreError, Unavailable
+
+log = logging.getLogger("netcore.agent")
+
+RETRY = 5.0  # seconds between attempts to reach an engine that is not there
+EVENT_TYPES = ["container", "network", "daemon", "node"]
+
+ProtocolState = dict[str, dict[str, dict[str, Any]]]
+
+
+class DockerWatch:
+    """Reads the engine into protocol state whenever it changes, and runs Docker commands."""
+
+    def __init__(self, *, on_state: Callable[[ProtocolState], None], bridges: Callable[[], set[str]]) -> None:
+        self.on_state = on_state
+        self.bridges = bridges  # this host's Switchboard bridges: DOCKER-USER accepts them
+        self.reader: DockerReader | None = None
+        self._dirty = asyncio.Event()
+        self._stream: Any = None
+
+    def changed(self) -> None:
+        """Ask for a read soon (an engine event, or one of this host's bridges came or went)."""
+        self._dirty.set()
+
+    async def run(self) -> None:
+        """Until cancelled: connect, read, follow events; after losing the engine, retry every RETRY s."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client = await asyncio.to_thread(engine_connect)
+                self.reader = DockerReader(client)
+                gone = threading.Event()
+                self._stream = await asyncio.to_thread(
+                    client.events, decode=True, filters={"type": EVENT_TYPES}
+                )
+                threading.Thread(
+                    target=self._follow, args=(loop, gone), daemon=True, name="docker-events"
+                ).start()
+                log.info("following the Docker engine's events")
+                while not gone.is_set():
+                    self._dirty.clear()
+                    await self._read()
+                    await self._dirty.wait()
+            except NetcoreError as exc:
+                await self._missing(str(exc))
+            except Exception as exc:  # the SDK raises its own errors when the engine goes away
+                await self._missing(f"the Docker engine stopped answering: {exc}")
+            finally:
+                self._close_stream()
+            await asyncio.sleep(RETRY)
+
+    async def _missing(self, reason: str) -> None:
+        if self.reader is not None:
+            log.warning("Docker: %s", reason)
+        self.reader = None
+        engine = await asyncio.to_thread(engine_missing, reason)
+        self.on_state(DockerState(engine=engine).to_state())
+
+    async def _read(self) -> None:
+        assert self.reader is not None, "run() reads only once connected"
+        state = await asyncio.to_thread(self._read_and_sync, self.reader, self.bridges())
+        self.on_state(state.to_state())
+
+    @staticmethod
+    def _read_and_sync(reader: DockerReader, wanted: set[str]) -> DockerState:
+        """A read, after making DOCKER-USER accept exactly `wanted` (this host's Switchboard bridges)."""
+        state = reader.read()
+        if set(state.engine.accepted_bridges) != wanted and firewall.bridges_accept(wanted):
+            state = reader.read()
+        return state
+
+    def _follow(self, loop: asyncio.AbstractEventLoop, gone: threading.Event) -> None:
+        """In a thread: every engine event asks for a read; the stream ending means the engine went."""
+        try:
+            for _event in self._stream:
+                loop.call_soon_threadsafe(self._dirty.set)
+        except Exception as exc:
+            log.info("Docker events ended: %s", exc)
+        gone.set()
+        loop.call_soon_threadsafe(self._dirty.set)
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except Exception:  # closing a stream whose engine went away
+                log.debug("closing the Docker event stream failed", exc_info=True)
+            self._stream = None
+
+    def command(self, action: str, body: Any) -> dict[str, Any]:
+        """Run a Docker command (in a worker thread): {"ok", "result"} or {"ok": False, "error"}."""
+        try:
+            if self.reader is None:
+                raise Unavailable("no Docker engine is connected to this host's agent", obj="engine")
+            result = docker_request(self.reader.client, action=action, body=body)
+        except NetcoreError as exc:
+            log.info("docker %s failed: %s", action, exc)
+            return {"ok": False, "error": exc.to_dict()}
+        log.info("docker %s: %s", action, result)
+        return {"ok": True, "result": result}

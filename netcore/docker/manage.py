@@ -1,0 +1,188 @@
+"""Change the engine: networks created, removed, connected and disconnected; containers run, stopped
+and removed. Each request is checked first (netcore.docker.spec); a run that fails after the engine
+created something removes it again, so nothing half-made is left behind."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import docker
+import docker.types
+
+from netcore.docker import spec
+from netcore.docker.engine import engine_error
+from netcore.errors import InvalidSpec, NotFound
+
+Handler = Callable[[docker.DockerClient, dict[str, Any]], dict[str, Any]]
+
+
+def _network_create(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    pools = [
+        docker.types.IPAMPool(
+            subnet=s["subnet"],
+            gateway=s.get("gateway"),
+            iprange=s.get("ip_range"),
+            aux_addresses=s["aux_addresses"] or None,
+        )
+        for s in req["subnets"]
+    ]
+    try:
+        network = client.networks.create(
+            req["name"],
+            driver=req["driver"],
+            ipam=docker.types.IPAMConfig(pool_configs=pools) if pools else None,
+            enable_ipv6=req["ipv6"],
+            internal=req["internal"],
+            attachable=req["attachable"] or None,
+            labels=req["labels"] or None,
+            options=req["options"] or None,
+            check_duplicate=True,
+        )
+    except Exception as exc:
+        raise engine_error(exc, obj=f"network {req['name']}", action="create") from None
+    return {"network": network.id, "name": req["name"]}
+
+
+def _network(client: docker.DockerClient, ref: str) -> Any:
+    try:
+        return client.networks.get(ref)
+    except Exception as exc:
+        raise engine_error(exc, obj=f"network {ref}", action="find") from None
+
+
+def _container(client: docker.DockerClient, ref: str) -> Any:
+    try:
+        return client.containers.get(ref)
+    except Exception as exc:
+        raise engine_error(exc, obj=f"container {ref}", action="find") from None
+
+
+def _network_remove(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    network = _network(client, req["network"])
+    try:
+        network.remove()
+    except Exception as exc:
+        raise engine_error(exc, obj=f"network {req['network']}", action="remove") from None
+    return {"network": network.id}
+
+
+def _network_connect(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    network, container = _network(client, req["network"]), _container(client, req["container"])
+    try:
+        network.connect(
+            container,
+            ipv4_address=req.get("ipv4"),
+            ipv6_address=req.get("ipv6"),
+            aliases=req["aliases"] or None,
+        )
+    except Exception as exc:
+        raise engine_error(
+            exc, obj=f"container {req['container']} on network {req['network']}", action="connect"
+        ) from None
+    return {"network": network.id, "container": container.id}
+
+
+def _network_disconnect(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    network, container = _network(client, req["network"]), _container(client, req["container"])
+    try:
+        network.disconnect(container, force=req["force"])
+    except Exception as exc:
+        raise engine_error(
+            exc, obj=f"container {req['container']} from network {req['network']}", action="disconnect"
+        ) from None
+    return {"network": network.id, "container": container.id}
+
+
+def _network_mode(client: docker.DockerClient, req: dict[str, Any]) -> tuple[str | None, Any]:
+    """Docker's network mode for a run request, and the networking config of its network (if any)."""
+    mode = req["mode"]
+    if mode in ("host", "none"):
+        return mode, None
+    if mode == "container":
+        return f"container:{_container(client, req['container']).id}", None
+    if not req["network"]:
+        return None, None  # Docker's default bridge
+    network = _network(client, req["network"])
+    driver = network.attrs.get("Driver")
+    if driver != mode:
+        raise InvalidSpec(f"network: {req['network']} is a {driver} network, not {mode}", obj="network")
+    endpoint = client.api.create_endpoint_config(ipv4_address=req["ipv4"], aliases=req["aliases"] or None)
+    # the SDK takes {network: endpoint config} here, whatever its type stubs say
+    return network.name, client.api.create_networking_config({network.name: endpoint})  # type: ignore[arg-type]
+
+
+def _container_run(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    try:
+        client.images.get(req["image"])
+    except docker.errors.ImageNotFound:
+        message = f"image: {req['image']} is not in the engine's local store (no registry is reachable here)"
+        raise NotFound(message, obj="image") from None
+    except Exception as exc:
+        raise engine_error(exc, obj=f"image {req['image']}", action="find") from None
+    network_mode, networking = _network_mode(client, req)
+    bindings: dict[int | str, Any] = {
+        f"{p['container_port']}/{p['protocol']}": (p["host_ip"], p["host_port"])
+        if p["host_ip"]
+        else p["host_port"]
+        for p in req["ports"]
+    }
+    what = f"container {req['name'] or 'from ' + req['image']}"
+    try:
+        created = client.api.create_container(
+            req["image"],
+            command=req["command"],
+            name=req["name"],
+            labels=req["labels"] or None,
+            ports=[(p["container_port"], p["protocol"]) for p in req["ports"]] or None,
+            host_config=client.api.create_host_config(
+                network_mode=network_mode, port_bindings=bindings or None
+            ),
+            networking_config=networking,
+        )
+    except Exception as exc:
+        raise engine_error(exc, obj=what, action="create") from None
+    container_id = created["Id"]
+    try:
+        client.api.start(container_id)
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # nothing half-made: the created container goes again
+            client.api.remove_container(container_id, force=True)
+        raise engine_error(exc, obj=what, action="start") from None
+    return {"container": container_id, "name": client.api.inspect_container(container_id)["Name"].lstrip("/")}
+
+
+def _container_stop(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    container = _container(client, req["container"])
+    try:
+        container.stop(timeout=5)
+    except Exception as exc:
+        raise engine_error(exc, obj=f"container {req['container']}", action="stop") from None
+    return {"container": container.id}
+
+
+def _container_remove(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    container = _container(client, req["container"])
+    try:
+        container.remove(force=req["force"])
+    except Exception as exc:
+        raise engine_error(exc, obj=f"container {req['container']}", action="remove") from None
+    return {"container": container.id}
+
+
+HANDLERS: dict[str, Handler] = {
+    "network.create": _network_create,
+    "network.remove": _network_remove,
+    "network.connect": _network_connect,
+    "network.disconnect": _network_disconnect,
+    "container.run": _container_run,
+    "container.stop": _container_stop,
+    "container.remove": _container_remove,
+}
+
+
+def docker_request(client: docker.DockerClient, *, action: str, body: Any) -> dict[str, Any]:
+    """Check and carry out one request; answers what it made or touched (ids), or raises NetcoreError."""
+    request = spec.request_check(action, body)
+    return HANDLERS[action](client, request)

@@ -1,0 +1,198 @@
+"""netcore.docker against the real engine: every network mode tied to the kernel objects under it,
+real traffic between containers, requests the engine refuses, and Switchboard's bridges beside
+Docker's firewall. The tests run in the machine's namespace, where dockerd puts its bridges."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from netcore.docker import firewall
+from netcore.docker.manage import docker_request
+from netcore.docker.read import DockerReader
+from netcore.errors import AlreadyExists, Conflict, InvalidSpec, NotFound
+from netcore.snapshot import snapshot
+from tests.conftest import RUN, can_connect
+
+IMAGE = "switchboard/busybox:latest"
+NO_MASQUERADE = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
+
+
+def _network(client, name: str, subnet: str) -> dict:
+    body = {"name": name, "subnets": [{"subnet": subnet}], "options": NO_MASQUERADE}
+    return docker_request(client, action="network.create", body=body)
+
+
+def _run(client, name: str, **body) -> dict:
+    return docker_request(
+        client, action="container.run", body={"image": IMAGE, "name": name, "command": "sleep 600", **body}
+    )
+
+
+def _names(client) -> tuple[set[str], set[str]]:
+    containers = {c.name for c in client.containers.list(all=True) if RUN in c.name}
+    networks = {n.name for n in client.networks.list() if RUN in n.name}
+    return containers, networks
+
+
+def test_every_mode_is_tied_to_its_namespace_veth_and_bridge(docker_engine):
+    net = f"sb{RUN}m"
+    _network(docker_engine, net, "198.19.210.0/24")
+    web = _run(docker_engine, f"sb{RUN}web", network=net, ipv4="198.19.210.10", aliases=["www"])
+    default = _run(docker_engine, f"sb{RUN}def")
+    host = _run(docker_engine, f"sb{RUN}host", mode="host")
+    none = _run(docker_engine, f"sb{RUN}none", mode="none")
+    side = _run(docker_engine, f"sb{RUN}side", mode="container", container=f"sb{RUN}web")
+
+    state = DockerReader(docker_engine).read()
+    by_name = {c.name: c for c in state.containers.values()}
+    network = next(n for n in state.networks.values() if n.name == net)
+    assert network.bridge == f"br-{network.id[:12]}" and network.subnets[0].subnet == "198.19.210.0/24"
+
+    c = by_name[f"sb{RUN}web"]
+    assert c.id == web["container"] and c.mode == "bridge" and c.netns and c.netns.startswith("docker:")
+    (endpoint,) = c.endpoints
+    assert endpoint.ipv4 == "198.19.210.10/24" and "www" in endpoint.aliases
+    kernel = snapshot(namespaces=["host", c.netns], processes=False)
+    inside = {link.name: link for link in kernel.links if link.netns == c.netns}
+    assert set(inside) == {"lo", "eth0"} and inside["eth0"].mac == endpoint.mac
+    peer = inside["eth0"].peer
+    assert peer is not None and peer.netns == "host"
+    veth = next(link for link in kernel.links if link.netns == "host" and link.index == peer.index)
+    assert veth.master == network.bridge  # container → eth0 ⇄ vethXXXX → br-xxxx
+
+    d = by_name[f"sb{RUN}def"]
+    assert d.id == default["container"] and d.network_mode == "default" and d.endpoints[0].network == "bridge"
+    assert by_name[f"sb{RUN}host"].id == host["container"] and by_name[f"sb{RUN}host"].netns == "host"
+    n = by_name[f"sb{RUN}none"]
+    assert n.id == none["container"] and n.mode == "none" and n.endpoints == ()
+    assert {link.name for link in snapshot(namespaces=[n.netns], processes=False).links} == {"lo"}
+    s = by_name[f"sb{RUN}side"]
+    assert s.id == side["container"] and s.mode == "container" and s.shares == c.id and s.netns == c.netns
+    assert c.dns is not None and c.dns.nameservers == ("127.0.0.11",)  # Docker's embedded DNS
+
+
+def test_containers_on_a_user_defined_bridge_talk_and_publish_ports(docker_engine):
+    net = f"sb{RUN}t"
+    _network(docker_engine, net, "198.19.211.0/24")
+    published = [{"container_port": 8080, "host_port": 18081, "host_ip": "127.0.0.1"}]
+    command = "nc -ll -p 8080 -e echo hello"
+    _run(docker_engine, f"sb{RUN}srv", network=net, ipv4="198.19.211.20", command=command, ports=published)
+    _run(docker_engine, f"sb{RUN}cli", network=net)
+    client = docker_engine.containers.get(f"sb{RUN}cli")
+
+    ping = client.exec_run(["ping", "-c", "1", "-W", "3", "198.19.211.20"])
+    assert ping.exit_code == 0, ping.output
+    for _ in range(50):  # the server's nc starts listening a moment after the container starts
+        got = client.exec_run(["sh", "-c", f"nc sb{RUN}srv 8080 </dev/null"])  # by name: embedded DNS
+        if got.output.strip() == b"hello":
+            break
+        time.sleep(0.1)
+    assert got.output.strip() == b"hello", got
+
+    state = DockerReader(docker_engine).read()
+    srv = next(c for c in state.containers.values() if c.name == f"sb{RUN}srv")
+    (port,) = srv.ports
+    assert (port.container_port, port.host_ip, port.host_port) == (8080, "127.0.0.1", 18081)
+    assert port.nat and "--to-destination 198.19.211.20:8080" in port.nat
+
+
+def test_bad_requests_are_refused_by_name_and_change_nothing(docker_engine):
+    net = f"sb{RUN}b"
+    _network(docker_engine, net, "198.19.212.0/24")
+    before = _names(docker_engine)
+    refusals = [
+        (
+            Conflict,
+            "overlaps",
+            "network.create",
+            {"name": f"sb{RUN}b2", "subnets": [{"subnet": "198.19.212.128/25"}]},
+        ),
+        (
+            AlreadyExists,
+            "already exists",
+            "network.create",
+            {"name": net, "subnets": [{"subnet": "198.19.213.0/24"}]},
+        ),
+        (
+            InvalidSpec,
+            "subnets[0].gateway",
+            "network.create",
+            {"name": f"sb{RUN}b3", "subnets": [{"subnet": "198.19.214.0/24", "gateway": "198.19.215.1"}]},
+        ),
+        (NotFound, "image", "container.run", {"image": "nothing-here:1", "name": f"sb{RUN}x1"}),
+        (
+            NotFound,
+            "nothing-here",
+            "container.run",
+            {"image": IMAGE, "name": f"sb{RUN}x2", "network": "nothing-here"},
+        ),
+        (
+            InvalidSpec,
+            "198.19.99.5",
+            "container.run",
+            {"image": IMAGE, "name": f"sb{RUN}x3", "network": net, "ipv4": "198.19.99.5"},
+        ),
+        (InvalidSpec, "mode", "container.run", {"image": IMAGE, "mode": "bridged"}),
+        (
+            InvalidSpec,
+            "ports",
+            "container.run",
+            {"image": IMAGE, "mode": "host", "ports": [{"container_port": 80}]},
+        ),
+    ]
+    for error, words, action, body in refusals:
+        with pytest.raises(error) as caught:
+            docker_request(docker_engine, action=action, body=body)
+        assert words in str(caught.value), (action, body, caught.value)
+        assert _names(docker_engine) == before, (action, body)
+
+
+def test_an_address_taken_fails_the_run_and_leaves_no_container(docker_engine):
+    net = f"sb{RUN}a"
+    _network(docker_engine, net, "198.19.216.0/24")
+    _run(docker_engine, f"sb{RUN}one", network=net, ipv4="198.19.216.5")
+    with pytest.raises(Conflict, match="Address already in use"):
+        _run(docker_engine, f"sb{RUN}two", network=net, ipv4="198.19.216.5")
+    assert _names(docker_engine)[0] == {f"sb{RUN}one"}  # the created container went again
+
+
+def _talks(src: str, dst: str, address: str) -> bool:
+    return can_connect(server_ns=dst, client_ns=src, address=address)
+
+
+def test_a_switchboard_bridge_carries_traffic_once_docker_user_accepts_it(docker_engine):
+    """dockerd's FORWARD DROP with bridge-nf-call-iptables drops frames on any other bridge of its
+    namespace: checked here, then undone by the DOCKER-USER rule, which goes again with the bridge."""
+    assert firewall.forward_policy() == "DROP" and firewall.bridge_nf_call_iptables()
+    bridge, ends = f"sb{RUN}br", [f"sb{RUN}e1", f"sb{RUN}e2"]
+
+    def ip(*args: str, netns: str | None = None) -> None:
+        subprocess.run(["ip", *(["-n", netns] if netns else []), *args], check=True)
+
+    try:
+        ip("link", "add", bridge, "type", "bridge")
+        for i, end in enumerate(ends, start=1):
+            ip("netns", "add", end)
+            ip("link", "add", f"sb{RUN}v{i}", "type", "veth", "peer", "name", "eth0", "netns", end)
+            ip("link", "set", f"sb{RUN}v{i}", "master", bridge, "up")
+            ip("addr", "add", f"198.18.77.{i}/24", "dev", "eth0", netns=end)
+            ip("link", "set", "eth0", "up", netns=end)
+        ip("link", "set", bridge, "up")
+        assert not _talks(ends[0], ends[1], "198.18.77.2"), (
+            "frames crossed the bridge with dockerd's FORWARD policy DROP"
+        )
+        assert firewall.bridges_accept({bridge}) is True
+        assert bridge in firewall.accepted_bridges()
+        assert _talks(ends[0], ends[1], "198.18.77.2")
+        assert firewall.bridges_accept(set()) is True
+        assert bridge not in firewall.accepted_bridges()
+        assert not _talks(ends[0], ends[1], "198.18.77.2")
+    finally:
+        firewall.bridges_accept(set())
+        for name in (bridge, f"sb{RUN}v1", f"sb{RUN}v2"):  # not left to the namespaces' slow teardown
+            subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+        for end in ends:
+            subprocess.run(["ip", "netns", "del", end], check=False, capture_output=True)
