@@ -134,6 +134,13 @@ class _Space:
         )
 
 
+def _still_mounted(path: str) -> bool:
+    try:
+        return ns.is_netns_mount(path)
+    except OSError:
+        return False
+
+
 class LiveModel:
     """The current topology, updated from netlink events; use `async for event in model.events()`.
 
@@ -317,12 +324,37 @@ class LiveModel:
             return
         self._inotify = fd
         os.makedirs(ns.NETNS_DIR, exist_ok=True)
+        self._watch_missing()
+        loop.add_reader(fd, self._on_inotify)
+
+    def _watch_missing(self) -> list[str]:
+        """Watch the namespace directories not watched yet that exist now; answers those."""
+        added = []
         for directory in (ns.NETNS_DIR, ns.DOCKER_NETNS_DIR):
+            if directory in self._watch_dirs.values():
+                continue
             mask = _IN_CREATE | _IN_DELETE | _IN_MOVED_FROM | _IN_MOVED_TO
-            wd = _libc.inotify_add_watch(fd, directory.encode(), mask)
+            wd = _libc.inotify_add_watch(self._inotify, directory.encode(), mask)
             if wd >= 0:
                 self._watch_dirs[wd] = directory
-        loop.add_reader(fd, self._on_inotify)
+                added.append(directory)
+        return added
+
+    def docker_changed(self) -> None:
+        """Docker changed something: drop its namespaces that are no longer mounted (it unmounts a
+        stopped container's namespace at once and removes the file only later, which is all inotify
+        sees; the model's own sockets must not keep the namespace alive), and follow its directory
+        if it appeared since the start (dockerd makes it with its first container)."""
+        for space in list(self._spaces.values()):
+            if space.info.kind == "docker" and not _still_mounted(space.info.path):
+                self._remove_space(space.info.name)
+        if self._inotify < 0:
+            return
+        for directory in self._watch_missing():
+            for name in sorted(os.listdir(directory)):
+                shown = name if directory == ns.NETNS_DIR else f"docker:{name}"
+                kind = "named" if directory == ns.NETNS_DIR else "docker"
+                self._when_mounted(os.path.join(directory, name), shown, kind, tries=200)
 
     def _on_inotify(self) -> None:
         try:

@@ -293,7 +293,7 @@ def netns_placeholder_mark(name: str) -> str | None:
     """
     path = netns_path(name)
     try:
-        if _is_netns_mount(path):
+        if is_netns_mount(path):
             return None
         return os.getxattr(path, OWNER_XATTR).decode("utf-8", errors="replace")
     except OSError:
@@ -373,7 +373,7 @@ def netns_list(*, processes: bool = True) -> list[NamespaceInfo]:
                 inode = entry.stat().st_ino
             except OSError:
                 continue
-            if inode in seen or not _is_netns_mount(entry.path):
+            if inode in seen or not is_netns_mount(entry.path):
                 continue
             name = entry.name if kind == "named" else f"docker:{entry.name}"
             seen[inode] = NamespaceInfo(name, inode, kind, entry.path)
@@ -415,7 +415,7 @@ def mark_agent_host(host: str) -> None:
         mark.write(f"{host} (pid {os.getpid()})\n")
 
 
-def _is_netns_mount(path: str) -> bool:
+def is_netns_mount(path: str) -> bool:
     """A file under /run/netns that is not (or no longer) a mounted namespace has a tmpfs inode."""
     return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
 

@@ -96,6 +96,11 @@ class HostNs:
         return self.run([sys.executable, "-m", "netcore", *args], check=check)
 
 
+# The machine's own namespace as a HostNs, for the tests that must run there: Docker puts its
+# bridges, veths and firewall in it (the child processes of this one open it through our fd).
+MACHINE = HostNs(name="machine", path=f"/proc/{os.getpid()}/fd/{_MACHINE_NETNS}")
+
+
 @pytest.fixture
 def topo() -> str:
     """A fresh topology name (≤ 8 chars) carrying the run prefix."""

@@ -182,6 +182,7 @@ INSTALLED_APPS = [
     "webapp.topology",
     "webapp.operations",
     "webapp.networks",
+    "webapp.containers",
     "webapp.audit",
 ]
 

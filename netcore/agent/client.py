@@ -41,6 +41,7 @@ EVENTS_PER_FRAME = 500  # a burst's delta is split so no frame grows past a few 
 PROGRESS_INTERVAL = 0.2  # seconds: at most five progress frames a second per command
 PROGRESS_STEP = "building nodes"  # what converge reports progress of
 CHANGING = ("apply", "destroy")  # commands that change the kernel: the live model waits for them
+DOCKER_FIRST_READ = 3.0  # seconds the first snapshot waits for the Docker engine's first read
 DOCKER_ACTION = "docker."  # prefix of the commands the Docker engine runs (docker.network.create, ...)
 
 
@@ -103,6 +104,7 @@ class Agent:
         self.changes = Changes()
         self.docker = DockerWatch(on_state=self._docker_state, bridges=self._bridges) if docker else None
         self.docker_state: ProtocolState = {}  # the latest read of the Docker engine
+        self.docker_read = asyncio.Event()  # set by the first read: the first snapshot waits for it
         self.bridges: set[str] = set()  # this host's Switchboard bridges (DockerWatch keeps them accepted)
         self.ws: ClientConnection | None = None
         self.seq = 0
@@ -178,6 +180,9 @@ class Agent:
         )
         self.ws = ws
         try:
+            if self.docker is not None:  # the engine's first read belongs in the first snapshot
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.docker_read.wait(), DOCKER_FIRST_READ)
             await self._send_snapshot(ws)
             log.info("connected to %s", self.url)
             async for raw in ws:
@@ -201,9 +206,12 @@ class Agent:
 
     async def _pump_events(self, model: LiveModel) -> None:
         async for event in model.events():
-            self.changes.add(event)
-            self._bridge_event(event)
+            self._take(event)
             self._schedule_flush()
+
+    def _take(self, event: Event) -> None:
+        self.changes.add(event)
+        self._bridge_event(event)
 
     def _bridge_event(self, event: Event) -> None:
         link = event.obj
@@ -220,6 +228,9 @@ class Agent:
     def _docker_state(self, state: ProtocolState) -> None:
         """A new read of the Docker engine: what differs from the last goes out with the next delta."""
         self.docker_state = state
+        self.docker_read.set()
+        if self.model is not None:
+            self.model.docker_changed()
         self.changes.replace(state)
         self._schedule_flush()
 
@@ -324,8 +335,9 @@ class Agent:
                 self._commands.pop(command_id, None)
 
     async def _docker_command(self, command_id: object, action: str, request: object) -> None:
-        """A Docker command runs beside topology commands (the engine serialises its own work); the
-        engine's events bring what it changed, so nothing waits for the live model."""
+        """A Docker command runs beside topology commands (the engine serialises its own work). The
+        engine is read again before the answer, and what changed is sent first: once the web app
+        hears the result, its state shows the change (the kernel objects follow as live events)."""
         if self.docker is None:
             error = {
                 "error": "Unavailable",
@@ -336,7 +348,10 @@ class Agent:
             reply = {"ok": False, "error": error}
         else:
             reply = await asyncio.to_thread(self.docker.command, action, request)
-            self.docker.changed()
+            await self.docker.read_now()  # what it changed goes out before the result
+            if self._flush_at is not None:
+                self._flush_at.cancel()
+            await self._flush()
         await self._send_now({"type": "result", "id": command_id, **reply})
 
     async def _settle(self, model: LiveModel, command_id: object) -> None:
@@ -346,7 +361,7 @@ class Agent:
         again (the web app checks drift only then). The next command waits for this."""
         model.release()
         for event in model.take_events():
-            self.changes.add(event)
+            self._take(event)
         if self._flush_at is not None:
             self._flush_at.cancel()
         await self._flush()

@@ -32,6 +32,7 @@ class DockerWatch:
         self.bridges = bridges  # this host's Switchboard bridges: DOCKER-USER accepts them
         self.reader: DockerReader | None = None
         self._dirty = asyncio.Event()
+        self._reading = asyncio.Lock()  # one read at a time (the reader's cache is not shared)
         self._stream: Any = None
 
     def changed(self) -> None:
@@ -72,10 +73,20 @@ class DockerWatch:
         engine = await asyncio.to_thread(engine_missing, reason)
         self.on_state(DockerState(engine=engine).to_state())
 
+    async def read_now(self) -> None:
+        """Read the engine now (after a command: its result goes out once the state shows it)."""
+        if self.reader is not None:
+            try:
+                await self._read()
+            except NetcoreError as exc:
+                log.info("Docker read after a command failed: %s", exc)
+
     async def _read(self) -> None:
-        assert self.reader is not None, "run() reads only once connected"
-        state = await asyncio.to_thread(self._read_and_sync, self.reader, self.bridges())
-        self.on_state(state.to_state())
+        async with self._reading:
+            reader = self.reader
+            assert reader is not None, "reads happen only while connected"
+            state = await asyncio.to_thread(self._read_and_sync, reader, self.bridges())
+            self.on_state(state.to_state())
 
     @staticmethod
     def _read_and_sync(reader: DockerReader, wanted: set[str]) -> DockerState:

@@ -56,14 +56,20 @@ function hostLabel(h) {
   const status = hostStatus(h);
   // Overlay findings with no VXLAN device to show them on (the device is missing): on the host.
   const findings = h.overlayHostFindings().length;
-  const extra = findings ? ` · ${plural(findings, 'overlay finding')}` : '';
+  const hostMode = h.containersIn('host').map((c) => c.name);
+  const extra = (findings ? ` · ${plural(findings, 'overlay finding')}` : '') + (hostMode.length ? ` · host mode: ${hostMode.join(', ')}` : '');
   if (status === 'online') return `${h.name}${extra}`;
   const why = status === 'offline' && h.lastSeen ? `offline since ${formatTime(h.lastSeen)}` : status;
   return `${h.name} (${why})${extra}`;
 }
 
-/** A namespace's name, its kind when not a plain named one, and the nodes sharing it when several. */
+/**
+ * A namespace's name, its kind when not a plain named one, and the nodes sharing it when several;
+ * a container's namespace is named by its containers (several in container: mode) first.
+ */
 function nsLabel(h, netns) {
+  const containers = h.containersIn(netns);
+  if (containers.length) return `${containers.map((c) => c.name).join(' + ')} [container]\n${netns}`;
   const kind = h.namespaces.get(netns)?.kind;
   const name = kind === 'docker' || kind === 'process' ? `${netns} [${kind}]` : netns;
   const nodes = [...h.nodeNames(netns)].sort(byNaturalOrder);
@@ -87,7 +93,7 @@ function nodeSpec({ h, type, key }) {
     if ((!h.namespaces.has(key) && !h.nsLinks.has(key)) || h.folded.has(key)) return null;
     return {
       data: { id: ids.ns(host, key), parent: host, type: 'namespace', host, netns: key, label: nsLabel(h, key) },
-      classes: `namespace ns-${h.nsKind(key) ?? 'unknown'}${desiredClass(h.nsDesired(key))}`,
+      classes: `namespace ns-${h.nsKind(key) ?? 'unknown'}${desiredClass(h.nsDesired(key))}${h.containersByNs.has(key) ? ' container' : ''}`,
     };
   }
   if (type === 'link') {
@@ -96,7 +102,9 @@ function nodeSpec({ h, type, key }) {
     const kind = linkKind(link);
     const floats = h.floats(link);
     const { full, brief } = linkLabels(link, [...(h.linkAddresses.get(key)?.values() ?? [])]);
-    const data = { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label: full, brief };
+    const network = h.dockerNetworkOf(link);
+    const label = network ? `${network.name} [docker ${network.driver}]\n${full}` : full;
+    const data = { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label, brief };
     let overlay = '';
     if (link.vxlan) {
       // The findings of the overlay check on this host, as a badge (always written: a data key
@@ -108,7 +116,7 @@ function nodeSpec({ h, type, key }) {
     }
     return {
       data,
-      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${desiredClass(h.desiredOf(link))}${overlay}`,
+      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${desiredClass(h.desiredOf(link))}${overlay}${h.dockerDrops(link) ? ' docker-drops' : ''}`,
     };
   }
   if (type === 'vtep') {

@@ -7,7 +7,10 @@
 
 import { aliasNames, linkDown, linkKind, parseOwnerAlias } from './links.js';
 
-export const STATE_KINDS = ['namespaces', 'links', 'addresses', 'routes', 'neighbours', 'fdb'];
+export const STATE_KINDS = [
+  'namespaces', 'links', 'addresses', 'routes', 'neighbours', 'fdb',
+  'docker_engine', 'docker_networks', 'docker_containers', 'docker_images',
+];
 
 /**
  * A network (bridge) with more single-veth endpoints than this is folded into one "N endpoints"
@@ -80,6 +83,38 @@ export class HostModel {
     this.tunnelFdb = new Map(); // fdb state key -> entry with a dst
     this.vteps = new Map(); // vtep node id -> {id, host, address, device, bridge}
     this.overlays = new Map();
+    // Docker: the containers running in each namespace, and the Docker network of each host bridge.
+    this.containersByNs = new Map(); // netns -> Set of container ids
+    this.dockerBridges = new Map(); // bridge name -> Docker network
+  }
+
+  /** The containers whose namespace this is (several share one in container: mode), by name. */
+  containersIn(netns) {
+    const found = [...(this.containersByNs.get(netns) ?? [])].map((id) => this.state.docker_containers[id]);
+    return found.filter(Boolean).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The Docker network a link is the bridge of (docker0, br-<id>), or null. */
+  dockerNetworkOf(link) {
+    return link?.kind === 'bridge' && this.nsKind(link.netns) === 'host' ? this.dockerBridges.get(link.name) ?? null : null;
+  }
+
+  /** Docker's engine on this host (its firewall, Swarm role), or null when the agent has not said. */
+  dockerEngine() {
+    return this.state.docker_engine.engine ?? null;
+  }
+
+  /**
+   * Why Docker's firewall drops frames crossing a bridge of the host namespace, or null: with
+   * dockerd's FORWARD policy DROP and bridge-nf-call-iptables on, a bridge that is neither Docker's
+   * nor accepted in DOCKER-USER (as Switchboard's own are) carries no traffic between its ports.
+   */
+  dockerDrops(link) {
+    const engine = this.dockerEngine();
+    if (link?.kind !== 'bridge' || this.nsKind(link.netns) !== 'host' || !engine) return null;
+    if (engine.forward_policy !== 'DROP' || !engine.bridge_nf_call_iptables) return null;
+    if (this.dockerBridges.has(link.name) || engine.accepted_bridges.includes(link.name)) return null;
+    return `Docker's iptables FORWARD policy is DROP and bridge-nf-call-iptables is on, so frames crossing ${link.name} between its ports are dropped. Accept them in DOCKER-USER: iptables -I DOCKER-USER -i ${link.name} -o ${link.name} -j ACCEPT`;
   }
 
   peerId(link) {
@@ -322,6 +357,9 @@ export class TopologyModel {
     if (!bucket) return; // a kind this page does not know yet
     if (kind === 'addresses') this.addressChanged(h, key, bucket[key], action === 'set' ? object : null);
     if (kind === 'fdb') this.fdbChanged(h, key, bucket[key], action === 'set' ? object : null);
+    if (kind === 'docker_containers') this.containerChanged(h, key, bucket[key], action === 'set' ? object : null);
+    if (kind === 'docker_networks') this.dockerNetworkChanged(h, bucket[key], action === 'set' ? object : null);
+    if (kind === 'docker_engine') this.dockerEngineChanged(h);
     if (action === 'del') {
       if (!(key in bucket)) return;
       delete bucket[key];
@@ -336,6 +374,33 @@ export class TopologyModel {
     // Routes and neighbours draw nothing: search and the details panel read them from the state.
     // Addresses are drawn in their interface's label (addressChanged), FDB entries with a remote
     // VTEP as tunnels (fdbChanged).
+  }
+
+  /** Keep the containers-by-namespace index in step and relabel the namespaces concerned. */
+  containerChanged(h, key, was, container) {
+    for (const [c, add] of [[was, false], [container, true]]) {
+      if (!c?.netns) continue;
+      if (add) setAdd(h.containersByNs, c.netns, key);
+      else setDelete(h.containersByNs, c.netns, key);
+      if (c.netns === 'host' || h.nsKind(c.netns) === 'host') this.touch(h, 'host', h.name);
+      else this.touch(h, 'ns', c.netns);
+    }
+  }
+
+  /** A Docker network names its bridge: relabel that bridge. */
+  dockerNetworkChanged(h, was, network) {
+    for (const [n, add] of [[was, false], [network, true]]) {
+      if (!n?.bridge) continue;
+      if (add) h.dockerBridges.set(n.bridge, n);
+      else if (h.dockerBridges.get(n.bridge) === n) h.dockerBridges.delete(n.bridge);
+      const id = h.byName.get(`host|${n.bridge}`);
+      if (id) this.touch(h, 'link', id);
+    }
+  }
+
+  /** The engine's firewall decides which host bridges are marked as dropped: redraw them all. */
+  dockerEngineChanged(h) {
+    for (const id of h.bridges) this.touch(h, 'link', id);
   }
 
   /** An FDB entry naming a remote VTEP (dst) may add or remove a tunnel: derive them again. */

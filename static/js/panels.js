@@ -243,6 +243,8 @@ export function linkDetails(model, h, id, link, context = {}) {
         ]),
       ),
     vx && overlaySection(h, id, context),
+    h.dockerNetworkOf(link) && dockerNetworkSection(h, h.dockerNetworkOf(link)),
+    h.dockerDrops(link) && section('Dropped by Docker\'s firewall', el('p', { class: 'warning' }, h.dockerDrops(link))),
     kind === 'bridge' && model.grouping && (group || model.expanded.has(id))
       ? section(
           'Endpoints',
@@ -281,6 +283,64 @@ function entryTables(neighbours, fdb) {
   ];
 }
 
+/** Where a container's published port leads, and the NAT rule doing it. */
+function portCells(p) {
+  const published = p.host_port ? `${p.host_ip ?? '0.0.0.0'}:${p.host_port}` : 'not published';
+  return { cells: [`${p.container_port}/${p.protocol}`, published, p.nat && el('code', {}, p.nat)] };
+}
+
+/** One container: image, mode, its networks (with the interface and host veth under each), ports, DNS. */
+function containerSection(h, c) {
+  const shared = c.shares && h.state.docker_containers[c.shares];
+  const endpointRows = c.endpoints.map((e) => {
+    const inside = [...(h.nsLinks.get(c.netns) ?? [])].map((id) => [id, h.links.get(id)]).find(([, l]) => e.mac && l.mac === e.mac);
+    const veth = inside && h.peerId(inside[1]);
+    const vethLink = veth && h.links.get(veth);
+    return {
+      cells: [
+        e.network,
+        e.ipv4 ?? e.ipv6,
+        inside ? selectLink(inside[0], inside[1].name) : null,
+        vethLink ? selectLink(veth, vethLink.name) : null,
+        vethLink?.master,
+        e.aliases.join(', '),
+      ],
+    };
+  });
+  return section(
+    `Container ${c.name}`,
+    [
+      facts([
+        ['Image', c.image],
+        ['State', c.state],
+        ['Mode', c.network_mode === 'default' ? 'bridge (default)' : c.network_mode],
+        ['Shares', shared ? `the namespace of ${shared.name}` : null],
+        ['Compose', c.project && `${c.project}${c.service ? ` / ${c.service}` : ''}`],
+        ['Command', c.command && el('code', {}, c.command)],
+        ['Nameservers', c.dns?.nameservers.join(', ')],
+        ['Search', c.dns?.search.join(', ')],
+      ]),
+      table(['Network', 'Address', 'Interface', 'Host veth', 'Bridge', 'DNS names'], endpointRows),
+      table(['Port', 'Published on', 'NAT rule'], c.ports.map(portCells)),
+    ],
+    'No container.',
+  );
+}
+
+/** A Docker network's facts, for the panel of its bridge. */
+function dockerNetworkSection(h, network) {
+  const members = Object.values(h.state.docker_containers).filter((c) => c.endpoints.some((e) => e.network_id === network.id));
+  return section(`Docker network ${network.name}`, [
+    facts([
+      ['Driver', `${network.driver} (${network.scope})`],
+      ['Subnets', network.subnets.map((s) => `${s.subnet}${s.gateway ? ` via ${s.gateway}` : ''}${s.ip_range ? ` range ${s.ip_range}` : ''}`).join(', ')],
+      ['Flags', [network.internal && 'internal', network.attachable && 'attachable', network.ipv6 && 'IPv6'].filter(Boolean).join(', ')],
+      ['Compose', network.project],
+      ['Containers', members.map((c) => c.name).sort().join(', ') || 'none'],
+    ]),
+  ]);
+}
+
 export function namespaceDetails(h, netns) {
   const namespace = h.namespaces.get(netns);
   const links = [...(h.nsLinks.get(netns) ?? [])].map((id) => [id, h.links.get(id)]).sort((a, b) => a[1].index - b[1].index);
@@ -301,9 +361,17 @@ export function namespaceDetails(h, netns) {
         : null,
       'No interfaces.',
     ),
+    ...h.containersIn(netns).map((c) => containerSection(h, c)),
     section('Addresses', el('ul', { class: 'plain' }, addressList(inNamespace(h, 'addresses', netns), true)), 'No addresses.'),
     section(`Routes in ${netns}`, routeTable(h, netns), 'No routes in this namespace.'),
   ];
+}
+
+function dockerText(engine) {
+  if (!engine) return null;
+  if (!engine.available) return engine.error;
+  const swarm = engine.swarm === 'active' ? `, Swarm ${engine.swarm_manager ? 'manager' : 'worker'}` : '';
+  return `engine ${engine.version} (API ${engine.api_version})${swarm}`;
 }
 
 export function hostDetails(h, context = {}) {
@@ -322,7 +390,9 @@ export function hostDetails(h, context = {}) {
       ['Sequence', h.seq === null ? null : String(h.seq)],
       ['Namespaces', String(h.nsLinks.size)],
       ['Interfaces', String(h.links.size)],
+      ['Docker', dockerText(h.dockerEngine())],
     ]),
+    ...h.containersIn('host').map((c) => containerSection(h, c)),
     ...[...byTopology].map(([key, findings]) =>
       section(`Overlay ${key}`, [findingList(findings), reapplyControls(findings[0].topology, h.name, context)]),
     ),

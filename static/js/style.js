@@ -294,6 +294,8 @@ export function stylesheet(large, detailed) {
       selector: '.desired-busy',
       style: { 'underlay-color': LOOK.desiredBusy, 'underlay-opacity': 0.35, 'underlay-padding': 6, 'underlay-shape': 'round-rectangle' },
     },
+    // A host bridge Docker's firewall drops frames on (model.js dockerDrops): a red dashed border.
+    { selector: 'node.docker-drops', style: { 'border-width': 3, 'border-style': 'dashed', 'border-color': LOOK.desiredProblem } },
     { selector: '.dimmed', style: { opacity: 0.15 } },
     // Selecting a VXLAN device lights the overlay it is part of: its peers and their endpoints.
     { selector: 'node.lit', style: { 'border-width': 3, 'border-color': LOOK.tunnel, 'border-style': 'solid' } },

@@ -13,7 +13,18 @@ import ipaddress
 from collections import defaultdict
 from typing import Any
 
-from webapp.topology.schema import KINDS  # the state kinds, as netcore's schema defines them
+from netcore.docker.objects import (
+    DockerContainer,
+    DockerDns,
+    DockerEndpoint,
+    DockerEngine,
+    DockerImage,
+    DockerNetwork,
+    DockerPair,
+    DockerPort,
+    DockerSubnet,
+)
+from webapp.topology.schema import KINDS, SCHEMA  # the state kinds, as netcore's schemas define them
 
 
 class HostState:
@@ -178,8 +189,14 @@ class HostState:
         }
 
     def as_netcore_snapshot(self) -> dict[str, Any]:
-        """The same objects as a netcore Snapshot.to_dict() (lists), for schema validation."""
-        return {"version": 1, **{kind: list(self.state[kind].values()) for kind in KINDS}}
+        """The kernel objects as a netcore Snapshot.to_dict() (lists), for schema validation."""
+        return {
+            "version": 1,
+            **{kind: list(self.state[kind].values()) for kind in KINDS if kind in SNAPSHOT_KINDS},
+        }
+
+
+SNAPSHOT_KINDS = set(SCHEMA["properties"]) - {"version"}  # the kernel's kinds (the rest are Docker's)
 
 
 def link_id(host: str, link: dict[str, Any]) -> str:
@@ -221,6 +238,7 @@ def demo_host() -> tuple[HostState, dict[str, dict[str, Any]]]:
     s.neighbour(web1, "198.18.1.1", "02:aa:00:00:00:01")
     s.fdb(port1, web1["mac"])
     s.fdb(vx, "00:00:00:00:00:00", dst="198.18.0.2", self_entry=True)
+    docker_demo(s)
     links = {
         "eth0": eth0,
         "front": front,
@@ -233,6 +251,38 @@ def demo_host() -> tuple[HostState, dict[str, dict[str, Any]]]:
         "spare": spare,
     }
     return s, links
+
+
+def docker_demo(s: HostState) -> None:
+    """A Docker engine with a network, a container on it (in a namespace the demo does not draw) and
+    an image: objects of every Docker kind, made by netcore's own dataclasses."""
+    pair = DockerPair("com.docker.compose.project", "demo")
+    engine = DockerEngine(True, None, "20.10.24", "1.41", "inactive", False, None, "ACCEPT", True, ())
+    subnet = DockerSubnet(
+        "198.18.9.0/24", "198.18.9.1", "198.18.9.128/25", (DockerPair("spare", "198.18.9.2"),)
+    )
+    net_id = "d" * 64
+    network = DockerNetwork(
+        net_id, "demo_default", "bridge", "local", False, False, False, False, "default", (subnet,),
+        (DockerPair("com.docker.network.bridge.enable_ip_masquerade", "false"),), (pair,), "br-dddddddddddd",
+        None, (), "demo", "2026-11-30T00:00:00Z",
+    )  # fmt: skip
+    endpoint = DockerEndpoint(
+        "demo_default", net_id, "198.18.9.130/24", None, "198.18.9.1", "02:42:c6:12:09:82", ("web",)
+    )
+    port = DockerPort(
+        80, "tcp", "127.0.0.1", 18080, "-A DOCKER -d 127.0.0.1/32 -p tcp -m tcp --dport 18080 -j DNAT"
+    )
+    container = DockerContainer(
+        "c" * 64, "demo-web-1", "switchboard/busybox:latest", "running", "demo_default", "bridge", None,
+        "docker:cccccccccccc", 4242, "cccccccccccc", "httpd -f", (endpoint,), (port,),
+        DockerDns(("127.0.0.11",), (), ("ndots:0",)), "demo", "web", (pair,), "2026-11-30T00:00:00Z",
+    )  # fmt: skip
+    image = DockerImage("sha256:" + "e" * 64, ("switchboard/busybox:latest",), 1984168, "1796011363")
+    s.state["docker_engine"]["engine"] = engine.to_dict()
+    s.state["docker_networks"][network.id] = network.to_dict()
+    s.state["docker_containers"][container.id] = container.to_dict()
+    s.state["docker_images"][image.id] = image.to_dict()
 
 
 def endpoints_host(count: int, *, per_bridge: int = 125) -> HostState:

@@ -33,7 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from netcore.netns import netns_run
-from tests.conftest import RUN, HostNs
+from tests.conftest import MACHINE, RUN, HostNs
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
@@ -521,18 +521,23 @@ class Stack:
         running here. Each agent therefore gets a private mount namespace with an empty tmpfs on
         /run: its host is the stack's namespace plus the namespaces it creates itself, which the
         test reaches through /proc/<agent pid>/root/run/netns/ (`Stack.netns_path`) and which
-        vanish with the agent's mount namespace when it is killed.
+        vanish with the agent's mount namespace when it is killed. A stack in the MACHINE namespace
+        (the Docker tests: dockerd's bridges and firewall live there) keeps the machine's /run.
         """
         script = 'mount -t tmpfs -o mode=755 sbstack /run && mkdir /run/netns && exec "$@"'
         agent = [*(program or [PYTHON, "-m", "netcore.agent"]), "--url", web.agent_url, "--no-processes"]
         private = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+        if self.ns is MACHINE:  # the machine's own /run: Docker's socket and namespaces
+            private = []
         command = ["nsenter", f"--net={self.ns.path}", *private, *agent, *(args or [])]
         env = base_env(**({"SWITCHBOARD_AGENT_TOKEN": token} if token else {}))
         return self.cleanups.start(name, command, env=env, log=self.log(name))
 
     def netns_path(self, agent: Proc, name: str) -> str:
         """Path of a namespace as the agent sees it ("host": the stack's namespace)."""
-        return self.ns.path if name == "host" else f"/proc/{agent.pid}/root/run/netns/{name}"
+        if name == "host":
+            return self.ns.path
+        return f"/run/netns/{name}" if self.ns is MACHINE else f"/proc/{agent.pid}/root/run/netns/{name}"
 
     def netns_names(self, agent: Proc) -> list[str]:
         """The named namespaces in the agent's /run/netns."""

@@ -48,6 +48,20 @@ RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not c
 PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is stored at most this often
 
 
+def command_frame(operation: Operation) -> dict[str, Any]:
+    """The agent frame that runs an operation: a topology file (plan, apply, destroy, with its node
+    scope) or a Docker request ({"action", "request"} as webapp.containers stored it)."""
+    if operation.kind == Operation.Kind.DOCKER:
+        docker = json.loads(operation.document)
+        return protocol.frame(
+            "command", id=str(operation.id), action=f"docker.{docker['action']}", request=docker["request"]
+        )
+    scope = {} if operation.nodes is None else {"nodes": operation.nodes}
+    return protocol.frame(
+        "command", id=str(operation.id), action=operation.kind, topology=operation.document, **scope
+    )
+
+
 def _operations_on_hello(*, host_id: int, fail_running: bool) -> list[Operation]:
     """In one trip to the database thread: fail what an earlier connection left running (returned),
     then queue the level-based reconcile plans of the host's applied topologies (their frames and
@@ -197,6 +211,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if frame.get("settling"):
             self.settling.add(frame["id"])
         reply = {"ok": frame["ok"], "result": frame.get("result"), "error": frame.get("error")}
+        running = self.running_operation if frame["id"] == self.running else None
+        if running is not None and running.kind == Operation.Kind.DOCKER:
+            await self._save()  # its changes came first: stored before it ends, for the requests after it
         operation = await database_sync_to_async(operation_finish)(
             host_id=self.host.id, operation_id=frame["id"], reply=reply
         )
@@ -301,12 +318,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         self.running, self.running_operation = str(operation.id), operation
         await self._announce([operation])
-        scope = {} if operation.nodes is None else {"nodes": operation.nodes}
-        await self._send(
-            protocol.frame(
-                "command", id=self.running, action=operation.kind, topology=operation.document, **scope
-            )
-        )
+        await self._send(command_frame(operation))
 
     async def _announce(self, operations: list[Operation]) -> None:
         for operation in operations:

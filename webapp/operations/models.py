@@ -1,4 +1,5 @@
-"""An operation is one piece of long work on a host (plan, apply or destroy of a topology file).
+"""An operation is one piece of long work on a host (plan, apply or destroy of a topology file, or a
+request to the host's Docker engine).
 
 An operation queued for a desired topology (webapp.networks) points at it: the topology's status is
 derived from its latest operation. The web app queues some itself (reconcile on connect), saying why
@@ -26,6 +27,7 @@ class Operation(models.Model):
         PLAN = "plan"
         APPLY = "apply"
         DESTROY = "destroy"
+        DOCKER = "docker"  # a request to the host's Docker engine (webapp.containers)
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -38,7 +40,9 @@ class Operation(models.Model):
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    document = models.TextField(help_text="The topology file text the operation runs.")
+    document = models.TextField(
+        help_text="The topology file text the operation runs; for a docker operation, its request as JSON."
+    )
     nodes = models.JSONField(
         null=True,
         blank=True,

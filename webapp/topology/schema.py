@@ -1,4 +1,5 @@
-"""netcore's JSON Schema (netcore/schema/snapshot.schema.json), compiled once into fast checkers.
+"""netcore's JSON Schemas (netcore/schema/snapshot.schema.json, and docker.schema.json for the
+Docker engine's kinds), compiled once into fast checkers.
 
 The schema is the one definition of the state kinds and of every object's shape: netcore's model
 is tested against it, the web app checks every object an agent sends with the checkers built here,
@@ -26,7 +27,7 @@ from typing import Any
 
 
 def _schema_path() -> Path:
-    """netcore's schema file, found without importing netcore (the web app never runs its code)."""
+    """netcore's snapshot schema file, found without importing netcore (the web app never runs its code)."""
     spec = importlib.util.find_spec("netcore")
     if spec is None or spec.origin is None:
         raise ImportError("netcore is not installed: its schema defines the objects agents send")
@@ -34,6 +35,7 @@ def _schema_path() -> Path:
 
 
 SCHEMA_PATH = _schema_path()
+DOCKER_SCHEMA_PATH = SCHEMA_PATH.with_name("docker.schema.json")  # the Docker engine's kinds
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 MAX_STRING = 1024  # characters of a string the schema gives no maxLength
 
@@ -415,16 +417,23 @@ class _Predicates:
         return self._define(body)
 
 
-def _load() -> tuple[dict[str, Any], dict[str, tuple[Callable[[Any], bool], Check]]]:
-    schema = json.loads(SCHEMA_PATH.read_text())
+def _compile(schema: dict[str, Any], *, whole: bool) -> dict[str | None, tuple[Callable[[Any], bool], Check]]:
+    """Checkers for each kind of a schema file (its top-level arrays' items), and for the whole
+    document under the key None when `whole`."""
     explainer, predicates = _Explainer(schema), _Predicates(schema)
-    nodes = {None: schema}
+    nodes: dict[str | None, dict[str, Any]] = {None: schema} if whole else {}
     nodes.update((name, p["items"]) for name, p in schema["properties"].items() if p.get("type") == "array")
     explains = {key: explainer.node(node) for key, node in nodes.items()}  # refuses what it cannot check
-    return schema, {key: (predicates.function(node), explains[key]) for key, node in nodes.items()}
+    return {key: (predicates.function(node), explains[key]) for key, node in nodes.items()}
 
 
-SCHEMA, _CHECKS = _load()
+def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str | None, tuple[Callable[[Any], bool], Check]]]:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    docker = json.loads(DOCKER_SCHEMA_PATH.read_text())
+    return schema, docker, _compile(schema, whole=True) | _compile(docker, whole=False)
+
+
+SCHEMA, DOCKER_SCHEMA, _CHECKS = _load()
 KINDS: tuple[str, ...] = tuple(k for k in _CHECKS if k)  # namespaces, links, addresses, routes, ...
 
 
