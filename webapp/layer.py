@@ -95,14 +95,18 @@ def operation_message(
     progress: str = "",
     done: int | None = None,
     total: int | None = None,
+    subject: str = "",
 ) -> dict[str, Any]:
     """`operation.status`: an operation of a host was queued, started, progressed, ended or was
     cancelled (`error` only when it failed or was cancelled while running, saying why; `topology`,
-    the desired topology's name, only when it was queued for one; `progress` text and `done` of
-    `total` only while it runs and its agent has reported how far it is)."""
+    the desired topology's name, only when it was queued for one; `subject`, what a docker
+    operation does, e.g. "container.run web"; `progress` text and `done` of `total` only while it
+    runs and its agent has reported how far it is)."""
     operation: dict[str, Any] = {"id": id, "host": host, "kind": kind, "status": status}
     if topology:
         operation["topology"] = topology
+    if subject:
+        operation["subject"] = subject
     if error:
         operation["error"] = error
     if progress:

@@ -24,6 +24,7 @@ urlpatterns = [
     path("hosts/", include("webapp.hosts.urls")),
     path("topology/", include("webapp.topology.urls")),
     path("networks/", include("webapp.networks.urls")),
+    path("docker/", include("webapp.containers.urls")),
     path("audit/", include("webapp.audit.urls")),
     path("api/v1/", include("webapp.hosts.api.urls")),
     path("api/v1/", include("webapp.topology.api.urls")),

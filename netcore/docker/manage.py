@@ -11,8 +11,9 @@ from typing import Any
 import docker
 import docker.types
 
-from netcore.docker import spec
+from netcore.docker import compose
 from netcore.docker.engine import engine_error
+from netcore.docker.requests import request_check
 from netcore.errors import InvalidSpec, NotFound
 
 Handler = Callable[[docker.DockerClient, dict[str, Any]], dict[str, Any]]
@@ -171,6 +172,59 @@ def _container_remove(client: docker.DockerClient, req: dict[str, Any]) -> dict[
     return {"container": container.id}
 
 
+def _compose_up(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    """Networks, then each service's container in start order, then its further networks; on any
+    failure what this run made is removed again (containers first) and the error stands."""
+    plan = compose.compose_plan(req["file"], project=req["project"])
+    for name in plan["external"]:
+        _network(client, name)
+    made_networks: list[str] = []
+    made_containers: list[str] = []
+    try:
+        for request in plan["networks"]:
+            made_networks.append(_network_create(client, request)["network"])
+        for service in plan["services"]:
+            made_containers.append(_container_run(client, service["request"])["container"])
+            for connect in service["connect"]:
+                _network_connect(client, connect)
+    except Exception:
+        for container_id in reversed(made_containers):
+            with contextlib.suppress(Exception):
+                client.api.remove_container(container_id, force=True)
+        for network_id in reversed(made_networks):
+            with contextlib.suppress(Exception):
+                client.api.remove_network(network_id)
+        raise
+    return {"project": plan["project"], "networks": made_networks, "containers": made_containers}
+
+
+def _compose_down(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
+    """Every container, then every network, labelled with the project (whoever made them)."""
+    label = f"{compose.PROJECT_LABEL}={req['project']}"
+    try:
+        containers = client.containers.list(all=True, filters={"label": label})
+        networks = client.networks.list(filters={"label": label})
+    except Exception as exc:
+        raise engine_error(exc, obj=f"project {req['project']}", action="list") from None
+    if not containers and not networks:
+        raise NotFound(f"project: no container or network belongs to project {req['project']}", obj="project")
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except Exception as exc:
+            raise engine_error(exc, obj=f"container {container.name}", action="remove") from None
+    for network in networks:
+        try:
+            network.remove()
+        except Exception as exc:
+            raise engine_error(exc, obj=f"network {network.name}", action="remove") from None
+    return {
+        "project": req["project"],
+        "containers": [c.id for c in containers],
+        "networks": [n.id for n in networks],
+    }
+
+
 HANDLERS: dict[str, Handler] = {
     "network.create": _network_create,
     "network.remove": _network_remove,
@@ -179,10 +233,12 @@ HANDLERS: dict[str, Handler] = {
     "container.run": _container_run,
     "container.stop": _container_stop,
     "container.remove": _container_remove,
+    "compose.up": _compose_up,
+    "compose.down": _compose_down,
 }
 
 
 def docker_request(client: docker.DockerClient, *, action: str, body: Any) -> dict[str, Any]:
     """Check and carry out one request; answers what it made or touched (ids), or raises NetcoreError."""
-    request = spec.request_check(action, body)
+    request = request_check(action, body)
     return HANDLERS[action](client, request)

@@ -305,10 +305,3 @@ CHECKS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "container.stop": container_ref,
     "container.remove": container_ref,
 }
-
-
-def request_check(action: Any, body: Any) -> dict[str, Any]:
-    """The checked, normalised request for `action` (one of CHECKS); InvalidSpec naming the field."""
-    if action not in CHECKS:
-        raise _fail("action", f"{action!r} is not one of {', '.join(CHECKS)}")
-    return CHECKS[action](body)

@@ -59,6 +59,12 @@ function inputFor(field, id, describedBy) {
     return select;
   }
   if (field.type === 'checkbox') return el('input', { ...common, type: 'checkbox', checked: Boolean(field.value) });
+  if (field.type === 'textarea') {
+    const area = el('textarea', { ...common, rows: String(field.rows ?? 12), class: 'mono', spellcheck: 'false' });
+    if (field.placeholder) area.placeholder = field.placeholder;
+    area.value = field.value ?? '';
+    return area;
+  }
   const attrs = { ...common, type: field.type ?? 'text', autocomplete: 'off', spellcheck: 'false' };
   if (field.placeholder) attrs.placeholder = field.placeholder;
   if (field.required) attrs.required = '';
@@ -83,8 +89,8 @@ function fieldRow(field, prefix) {
 /**
  * Open a form; resolves with what `onSubmit` answered on success (a 2xx {status, data}: its data),
  * or null when the user closed it. `fields`: [{name, label, type ('text', 'number', 'checkbox',
- * 'select'), value, options ([[value, label]] for a select), hint, placeholder, required,
- * showWhen ({name, value}: shown only while that field has that value)}]. `onSubmit(values)`
+ * 'select', 'textarea'), value, options ([[value, label]] for a select), hint, placeholder, required,
+ * showWhen ({name, value}: shown only while that field has that value, or one of a list of values)}]. `onSubmit(values)`
  * gets {name: value} (text trimmed, checkbox boolean) of the fields shown, and answers {status, data}.
  */
 export function openForm({ title, intro = null, fields, submitLabel = 'Save', onSubmit }) {
@@ -106,7 +112,12 @@ export function openForm({ title, intro = null, fields, submitLabel = 'Save', on
   const dialog = el('dialog', { class: 'form-dialog', 'aria-labelledby': `${prefix}-title` }, form);
   const opener = document.activeElement;
 
-  const shown = ({ field }) => !field.showWhen || rows.get(field.showWhen.name)?.input.value === field.showWhen.value;
+  const shown = ({ field }) => {
+    if (!field.showWhen) return true;
+    const value = rows.get(field.showWhen.name)?.input.value;
+    const wanted = field.showWhen.value;
+    return Array.isArray(wanted) ? wanted.includes(value) : value === wanted;
+  };
   const refreshShown = () => rows.forEach((entry) => (entry.row.hidden = !shown(entry)));
   const values = () =>
     Object.fromEntries(

@@ -94,6 +94,28 @@ export class HostModel {
     return found.filter(Boolean).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * A container's endpoints, each with the kernel objects under it: the interface in the container's
+   * namespace with the endpoint's MAC (`interface`, `interfaceId`), its veth peer on the host
+   * (`host_veth`, `vethId`) and that veth's bridge (`bridge`); null where not known (yet).
+   */
+  containerEndpoints(container) {
+    const inside = [...(this.nsLinks.get(container.netns) ?? [])].map((id) => [id, this.links.get(id)]);
+    return container.endpoints.map((endpoint) => {
+      const [interfaceId, link] = (endpoint.mac && inside.find(([, l]) => l.mac === endpoint.mac)) || [null, null];
+      const vethId = link ? this.peerId(link) : null;
+      const veth = vethId ? this.links.get(vethId) ?? null : null;
+      return {
+        ...endpoint,
+        interface: link?.name ?? null,
+        interfaceId,
+        host_veth: veth?.name ?? null,
+        vethId: veth ? vethId : null,
+        bridge: veth?.master ?? null,
+      };
+    });
+  }
+
   /** The Docker network a link is the bridge of (docker0, br-<id>), or null. */
   dockerNetworkOf(link) {
     return link?.kind === 'bridge' && this.nsKind(link.netns) === 'host' ? this.dockerBridges.get(link.name) ?? null : null;

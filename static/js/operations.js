@@ -56,7 +56,7 @@ export function createOperationsView(list, { cancel = null } = {}) {
     return el(
       'li',
       { class: `operation op-${op.status}`, 'data-operation': op.id },
-      el('span', { class: 'op-what' }, `${op.kind} on ${op.host}`),
+      el('span', { class: 'op-what' }, `${op.subject ?? op.kind} on ${op.host}`),
       ' ',
       el('span', { class: 'op-status' }, LABEL[op.status] ?? op.status),
       cancelButton(op),

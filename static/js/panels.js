@@ -292,21 +292,16 @@ function portCells(p) {
 /** One container: image, mode, its networks (with the interface and host veth under each), ports, DNS. */
 function containerSection(h, c) {
   const shared = c.shares && h.state.docker_containers[c.shares];
-  const endpointRows = c.endpoints.map((e) => {
-    const inside = [...(h.nsLinks.get(c.netns) ?? [])].map((id) => [id, h.links.get(id)]).find(([, l]) => e.mac && l.mac === e.mac);
-    const veth = inside && h.peerId(inside[1]);
-    const vethLink = veth && h.links.get(veth);
-    return {
-      cells: [
-        e.network,
-        e.ipv4 ?? e.ipv6,
-        inside ? selectLink(inside[0], inside[1].name) : null,
-        vethLink ? selectLink(veth, vethLink.name) : null,
-        vethLink?.master,
-        e.aliases.join(', '),
-      ],
-    };
-  });
+  const endpointRows = h.containerEndpoints(c).map((e) => ({
+    cells: [
+      e.network,
+      e.ipv4 ?? e.ipv6,
+      e.interface && selectLink(e.interfaceId, e.interface),
+      e.host_veth && selectLink(e.vethId, e.host_veth),
+      e.bridge,
+      e.aliases.join(', '),
+    ],
+  }));
   return section(
     `Container ${c.name}`,
     [

@@ -61,6 +61,8 @@ NETCORE_PURE = (
     "netcore.names",
     "netcore.ipam",
     "netcore.docker.spec",
+    "netcore.docker.compose",
+    "netcore.docker.requests",
 )
 
 

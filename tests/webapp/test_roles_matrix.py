@@ -85,6 +85,16 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/networks/<str:id>/overlay/",        "GET"):    VIEWER,
     ("api/v1/nodes/",                            "GET"):    VIEWER,
     ("api/v1/routes/",                           "GET"):    VIEWER,
+    ("api/v1/docker/",                           "GET"):    VIEWER,
+    ("api/v1/docker/networks/",                  "POST"):   OPERATOR,
+    ("api/v1/docker/networks/<str:host>/<str:network>/",             "DELETE"): OPERATOR,
+    ("api/v1/docker/networks/<str:host>/<str:network>/connect/",     "POST"):   OPERATOR,
+    ("api/v1/docker/networks/<str:host>/<str:network>/disconnect/",  "POST"):   OPERATOR,
+    ("api/v1/docker/containers/",                "POST"):   OPERATOR,
+    ("api/v1/docker/containers/<str:host>/<str:container>/",         "DELETE"): OPERATOR,
+    ("api/v1/docker/containers/<str:host>/<str:container>/stop/",    "POST"):   OPERATOR,
+    ("api/v1/docker/compose/",                   "POST"):   OPERATOR,
+    ("api/v1/docker/compose/<str:host>/<str:project>/",              "DELETE"): OPERATOR,
 }
 # fmt: on
 
@@ -93,6 +103,7 @@ API: dict[tuple[str, str], str] = {
 PAGES: dict[tuple[str, str], str] = {
     ("topology/",                                "GET"):    VIEWER,
     ("networks/",                                "GET"):    VIEWER,
+    ("docker/",                                  "GET"):    VIEWER,
     ("hosts/",                                   "GET"):    VIEWER,
     ("hosts/",                                   "POST"):   ADMIN,    # create / rotate / revoke tokens
     ("hosts/agent/switchboard-agent.pyz",        "GET"):    VIEWER,   # (or a host token)
@@ -219,7 +230,12 @@ def world() -> dict[str, str]:
 def _url(route: str, world: dict[str, str]) -> str:
     name = world["topology"] if route.startswith("api/v1/topologies/") else world["name"]
     path = route.replace("<str:name>", name).replace("<str:id>", world["id"])
-    path = path.replace("<str:network>", "front").replace("<str:node>", "web1")
+    path = (
+        path.replace("<str:network>", "front")
+        .replace("<str:node>", "web1")
+        .replace("<str:host>", world["name"])
+    )
+    path = path.replace("<str:container>", "web").replace("<str:project>", "shop")
     return "/" + path.replace("<str:view>", world["view"])
 
 

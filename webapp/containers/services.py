@@ -9,6 +9,7 @@ with someone at the docker CLI) fails the operation with the engine's words.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from collections.abc import Callable
@@ -16,7 +17,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from netcore.docker import spec
+from netcore.docker.compose import compose_plan
+from netcore.docker.requests import request_check
 from netcore.errors import InvalidSpec
 from webapp.containers.selectors import HostDocker, docker_get, find
 from webapp.errors import Conflict, InvalidInput, NotFound
@@ -168,6 +170,37 @@ def _container_ref(docker: HostDocker, req: dict[str, Any]) -> None:
     find(docker.containers, req["container"], what="container", field="container")
 
 
+def _compose_up(docker: HostDocker, req: dict[str, Any]) -> None:
+    """Every piece of the project checked in the order it would be made, each against the engine as
+    the pieces before it leave it (a network of the file exists for the services after it)."""
+    plan = compose_plan(req["file"], project=req["project"])
+    if any(c.get("project") == plan["project"] for c in docker.containers):
+        raise Conflict(f"project {plan['project']} is up already: bring it down first", field="project")
+    for name in plan["external"]:
+        find(docker.networks, name, what="external network", field="file")
+    future = dataclasses.replace(docker, networks=list(docker.networks), containers=list(docker.containers))
+    for request in plan["networks"]:
+        _network_create(future, request)
+        future.networks.append({**request, "id": request["name"], "containers": [], "subnets": [
+            {"subnet": s["subnet"], "gateway": s.get("gateway")} for s in request["subnets"]]})  # fmt: skip
+    for service in plan["services"]:
+        run = service["request"]
+        _container_run(future, run)
+        network = next((n for n in future.networks if n["name"] == run["network"]), None)
+        endpoints = [{"network_id": network["id"], "ipv4": run["ipv4"]}] if network and run["ipv4"] else []
+        ports = [{**p, "host_port": p.get("host_port")} for p in run["ports"]]
+        made = {"id": run["name"], "name": run["name"], "state": "running", "mode": run["mode"]}
+        future.containers.append({**made, "endpoints": endpoints, "ports": ports, "project": plan["project"]})
+        for connect in service["connect"]:
+            _network_connect(future, connect)
+
+
+def _compose_down(docker: HostDocker, req: dict[str, Any]) -> None:
+    owned = [c for c in docker.containers if c.get("project") == req["project"]]
+    if not owned and not any(n.get("project") == req["project"] for n in docker.networks):
+        raise NotFound(f"no container or network belongs to project {req['project']}", field="project")
+
+
 CHECKS: dict[str, Callable[[HostDocker, dict[str, Any]], None]] = {
     "network.create": _network_create,
     "network.remove": _network_remove,
@@ -176,6 +209,8 @@ CHECKS: dict[str, Callable[[HostDocker, dict[str, Any]], None]] = {
     "container.run": _container_run,
     "container.stop": _container_ref,
     "container.remove": _container_ref,
+    "compose.up": _compose_up,
+    "compose.down": _compose_down,
 }
 
 
@@ -189,7 +224,7 @@ def docker_request_queue(
 ) -> Operation:
     """Check a request to the host's engine (see the module) and queue it as a docker operation."""
     try:
-        request = spec.request_check(action, body)
+        request = request_check(action, body)
     except InvalidSpec as exc:
         raise InvalidInput(str(exc), field=exc.obj) from None
     docker = docker_get(host=host)

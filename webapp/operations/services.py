@@ -9,6 +9,7 @@ No web worker thread waits on an agent.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,18 @@ def operation_message(operation: Operation, *, host: str) -> dict[str, Any]:
         progress=operation.progress if running else "",
         done=operation.progress_done if running else None,
         total=operation.progress_total if running else None,
+        subject=docker_subject(operation),
     )
+
+
+def docker_subject(operation: Operation) -> str:
+    """What a docker operation does, for people ("container.run web"); "" for other kinds."""
+    if operation.kind != Operation.Kind.DOCKER:
+        return ""
+    document = json.loads(operation.document)
+    request = document["request"]
+    named = next((request[k] for k in ("name", "project", "container", "network") if request.get(k)), "")
+    return f"{document['action']} {named}".strip()
 
 
 def progress_text(*, step: str | None, done: int, total: int) -> str:

@@ -93,6 +93,14 @@ class ContainerRunInputSerializer(serializers.Serializer):
     )
 
 
+class ComposeUpInputSerializer(serializers.Serializer):
+    host = HostField()
+    project = serializers.RegexField(
+        r"^[a-z0-9][a-z0-9_-]{0,62}$", help_text="The project name, unless the file names one (`name:`)."
+    )
+    file = serializers.CharField(max_length=256 * 1024, help_text="The compose file (YAML or JSON).")
+
+
 class HostDockerSerializer(serializers.Serializer):
     """One host's engine and objects (each as netcore/schema/docker.schema.json documents it; a
     container's endpoints also name their interface, host veth and bridge)."""

@@ -21,6 +21,12 @@ urlpatterns = [
         name="api-docker-network-disconnect",
     ),
     path("docker/containers/", views.ContainerRunApi.as_view(), name="api-docker-containers"),
+    path("docker/compose/", views.ComposeUpApi.as_view(), name="api-docker-compose"),
+    path(
+        "docker/compose/<str:host>/<str:project>/",
+        views.ComposeDownApi.as_view(),
+        name="api-docker-compose-project",
+    ),
     path(
         "docker/containers/<str:host>/<str:container>/",
         views.ContainerRemoveApi.as_view(),

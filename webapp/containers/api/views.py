@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from webapp.accounts.permissions import CanOperate
 from webapp.api_errors import ErrorSerializer
 from webapp.containers.api.serializers import (
+    ComposeUpInputSerializer,
     ConnectInputSerializer,
     ContainerRunInputSerializer,
     DisconnectInputSerializer,
@@ -143,3 +144,26 @@ class ContainerRemoveApi(_DockerRequestApi):
     def delete(self, request: Request, host: str, container: str) -> Response:
         force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
         return self.queue(request, host, {"container": container, "force": force})
+
+
+class ComposeUpApi(_DockerRequestApi):
+    action = "compose.up"
+    input_serializer = ComposeUpInputSerializer
+
+    @extend_schema(
+        **_schema(
+            "Bring a compose project up: its networks, then its services' containers",
+            ComposeUpInputSerializer,
+        )
+    )
+    def post(self, request: Request) -> Response:
+        body = self.checked(request)
+        return self.queue(request, body.pop("host"), body)
+
+
+class ComposeDownApi(_DockerRequestApi):
+    action = "compose.down"
+
+    @extend_schema(**_schema("Take a compose project down: every container and network it labels", None))
+    def delete(self, request: Request, host: str, project: str) -> Response:
+        return self.queue(request, host, {"project": project})
