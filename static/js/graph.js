@@ -70,6 +70,11 @@ function hostLabel(h) {
 function nsLabel(h, netns) {
   const containers = h.containersIn(netns);
   if (containers.length) return `${containers.map((c) => c.name).join(' + ')} [container]\n${netns}`;
+  const overlay = h.dockerOverlays.get(netns);
+  if (overlay) {
+    const peers = overlay.peers.map((p) => p.value).join(', ');
+    return `${overlay.name} [docker overlay]\n${netns}${peers ? `\npeers ${peers}` : ''}`;
+  }
   const kind = h.namespaces.get(netns)?.kind;
   const name = kind === 'docker' || kind === 'process' ? `${netns} [${kind}]` : netns;
   const nodes = [...h.nodeNames(netns)].sort(byNaturalOrder);

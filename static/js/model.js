@@ -86,6 +86,7 @@ export class HostModel {
     // Docker: the containers running in each namespace, and the Docker network of each host bridge.
     this.containersByNs = new Map(); // netns -> Set of container ids
     this.dockerBridges = new Map(); // bridge name -> Docker network
+    this.dockerOverlays = new Map(); // netns of a Swarm overlay's own namespace -> Docker network
   }
 
   /** The containers whose namespace this is (several share one in container: mode), by name. */
@@ -409,14 +410,20 @@ export class TopologyModel {
     }
   }
 
-  /** A Docker network names its bridge: relabel that bridge. */
+  /** A Docker network names its bridge, or its overlay namespace: relabel that bridge or namespace. */
   dockerNetworkChanged(h, was, network) {
     for (const [n, add] of [[was, false], [network, true]]) {
-      if (!n?.bridge) continue;
-      if (add) h.dockerBridges.set(n.bridge, n);
-      else if (h.dockerBridges.get(n.bridge) === n) h.dockerBridges.delete(n.bridge);
-      const id = h.byName.get(`host|${n.bridge}`);
-      if (id) this.touch(h, 'link', id);
+      if (n?.bridge) {
+        if (add) h.dockerBridges.set(n.bridge, n);
+        else if (h.dockerBridges.get(n.bridge) === n) h.dockerBridges.delete(n.bridge);
+        const id = h.byName.get(`host|${n.bridge}`);
+        if (id) this.touch(h, 'link', id);
+      }
+      if (n?.netns) {
+        if (add) h.dockerOverlays.set(n.netns, n);
+        else if (h.dockerOverlays.get(n.netns) === n) h.dockerOverlays.delete(n.netns);
+        this.touch(h, 'ns', n.netns);
+      }
     }
   }
 

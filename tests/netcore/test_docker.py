@@ -14,7 +14,7 @@ from netcore.docker.manage import docker_request
 from netcore.docker.read import DockerReader
 from netcore.errors import AlreadyExists, Conflict, InvalidSpec, NotFound
 from netcore.snapshot import snapshot
-from tests.conftest import RUN, can_connect
+from tests.conftest import RUN, can_connect, docker_clean
 
 IMAGE = "switchboard/busybox:latest"
 NO_MASQUERADE = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
@@ -196,3 +196,42 @@ def test_a_switchboard_bridge_carries_traffic_once_docker_user_accepts_it(docker
             subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
         for end in ends:
             subprocess.run(["ip", "netns", "del", end], check=False, capture_output=True)
+
+
+@pytest.fixture
+def swarm(docker_engine):
+    """This engine as a one-node Swarm manager on 127.0.0.1 (its pools inside 198.18.0.0/15), left
+    again afterwards with the gateway bridge it made."""
+    had_gateway = any(n.name == "docker_gwbridge" for n in docker_engine.networks.list())
+    docker_engine.swarm.init(advertise_addr="127.0.0.1", default_addr_pool=["198.19.128.0/18"], subnet_size=24)
+    try:
+        yield docker_engine
+    finally:
+        docker_clean()  # the test's containers and networks first: the swarm cannot go before them
+        docker_engine.swarm.leave(force=True)
+        if not had_gateway:
+            for network in docker_engine.networks.list(names=["docker_gwbridge"]):
+                network.remove()
+
+
+def test_an_attachable_overlay_carries_traffic_and_shows_its_vxlan(swarm):
+    net = f"sb{RUN}ov"
+    body = {"name": net, "driver": "overlay", "attachable": True, "subnets": [{"subnet": "198.19.200.0/24"}]}
+    docker_request(swarm, action="network.create", body=body)
+    _run(swarm, f"sb{RUN}o1", mode="overlay", network=net, ipv4="198.19.200.11")
+    _run(swarm, f"sb{RUN}o2", mode="overlay", network=net, ipv4="198.19.200.12")
+    ping = swarm.containers.get(f"sb{RUN}o1").exec_run(["ping", "-c", "1", "-W", "3", f"sb{RUN}o2"])
+    assert ping.exit_code == 0, ping.output
+
+    state = DockerReader(swarm).read()
+    assert state.engine.swarm == "active" and state.engine.swarm_manager
+    network = next(n for n in state.networks.values() if n.name == net)
+    assert network.driver == "overlay" and network.scope == "swarm" and network.attachable
+    assert [p.value for p in network.peers] == ["127.0.0.1"]
+    assert network.netns and network.netns.startswith("docker:1-")  # the overlay's own namespace
+    links = snapshot(namespaces=[network.netns], processes=False).links
+    vxlan = next(link for link in links if link.kind == "vxlan")
+    bridge = next(link for link in links if link.kind == "bridge")
+    assert vxlan.master == bridge.name and vxlan.vxlan is not None
+    o1 = next(c for c in state.containers.values() if c.name == f"sb{RUN}o1")
+    assert o1.mode == "overlay" and any(e.network == net and e.ipv4 == "198.19.200.11/24" for e in o1.endpoints)

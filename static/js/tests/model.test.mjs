@@ -323,3 +323,57 @@ test("an overlay check's findings go to the VXLAN device of their host, or to th
   assert.equal(model.setOverlay('ov', 'mesh', null), true);
   assert.deepEqual(model.hosts.lab2.overlayHostFindings(), []);
 });
+
+/** hostState(1) with Docker: br0 is a Docker network's bridge, ep0 a container's namespace, brX a bridge of no one's. */
+function dockerState({ policy = 'DROP', accepted = [] } = {}) {
+  const state = hostState(1);
+  state.links['ep0|2'].mac = '02:42:c6:12:09:82';
+  state.links['host|3'] = { ...state.links['host|2'], index: 3, name: 'brX' };
+  state.docker_engine = { engine: { available: true, error: null, version: '20.10', api_version: '1.41', swarm: 'active',
+    swarm_manager: true, node_addr: null, forward_policy: policy, bridge_nf_call_iptables: true, accepted_bridges: accepted } };
+  const net = (id, name, extra) => ({ id, name, driver: 'bridge', scope: 'local', internal: false, attachable: false, ingress: false,
+    ipv6: false, ipam_driver: 'default', subnets: [], options: [], labels: [], bridge: null, netns: null, peers: [], project: null,
+    created: '', ...extra });
+  state.docker_networks = {
+    n1: net('n1', 'front', { bridge: 'br0' }),
+    n2: net('n2', 'mesh', { driver: 'overlay', netns: 'docker:1-abc', peers: [{ name: 'node', value: '127.0.0.1' }] }),
+  };
+  const container = (id, name, extra) => ({ id, name, image: 'busybox', state: 'running', network_mode: 'front', mode: 'bridge',
+    shares: null, netns: 'ep0', pid: 1, hostname: id, command: '', endpoints: [], ports: [], dns: null, project: null,
+    service: null, labels: [], created: '', ...extra });
+  state.docker_containers = {
+    c1: container('c1', 'web', { endpoints: [{ network: 'front', network_id: 'n1', ipv4: '198.18.9.2/24', ipv6: null,
+      gateway: null, mac: '02:42:c6:12:09:82', aliases: [] }] }),
+    c2: container('c2', 'side', { mode: 'container', shares: 'c1' }),
+    c3: container('c3', 'tool', { mode: 'host', netns: 'host' }),
+  };
+  state.docker_images = {};
+  return state;
+}
+
+test('containers name their namespaces and their endpoints lead to the host veth and bridge', () => {
+  const h = loaded(dockerState()).hosts.alpha;
+  assert.deepEqual(h.containersIn('ep0').map((c) => c.name), ['side', 'web']); // container: mode shares it
+  assert.deepEqual(h.containersIn('host').map((c) => c.name), ['tool']);
+  const [endpoint] = h.containerEndpoints(h.state.docker_containers.c1);
+  assert.deepEqual([endpoint.interface, endpoint.host_veth, endpoint.bridge], ['eth0', 'p0', 'br0']);
+  assert.equal(h.dockerNetworkOf(h.links.get('alpha|host|2')).name, 'front');
+  assert.equal(h.dockerOverlays.get('docker:1-abc').name, 'mesh');
+});
+
+test("a bridge that is neither Docker's nor accepted is marked as dropped by Docker's firewall", () => {
+  const h = loaded(dockerState()).hosts.alpha;
+  assert.equal(h.dockerDrops(h.links.get('alpha|host|2')), null, "Docker's own bridge passes");
+  assert.match(h.dockerDrops(h.links.get('alpha|host|3')), /brX.*DOCKER-USER/);
+  const accepted = loaded(dockerState({ accepted: ['brX'] })).hosts.alpha;
+  assert.equal(accepted.dockerDrops(accepted.links.get('alpha|host|3')), null);
+  const open = loaded(dockerState({ policy: 'ACCEPT' })).hosts.alpha;
+  assert.equal(open.dockerDrops(open.links.get('alpha|host|3')), null);
+});
+
+test('a container that goes away relabels its namespace', () => {
+  const model = loaded(dockerState());
+  model.apply({ type: 'topology.delta', host: 'alpha', seq: 2, events: [{ kind: 'docker_containers', action: 'del', key: 'c1' }] });
+  assert.ok(model.takeDirty().has('alpha|ns|ep0'));
+  assert.deepEqual(model.hosts.alpha.containersIn('ep0').map((c) => c.name), ['side']);
+});
