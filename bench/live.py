@@ -149,13 +149,19 @@ def stack_namespace(ctx: Context, tag: str) -> tuple[str, Path, dict[str, str]]:
     ns = ctx.run.add_host(ctx.tag(tag))
     workdir = ctx.run.workdir / ns
     workdir.mkdir()
+    return ns, workdir, stack_env(workdir)
+
+
+def stack_env(workdir: Path) -> dict[str, str]:
+    """The environment of a web app whose SQLite database and secret key are its own (in `workdir`),
+    with an in-memory channel layer."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(
         DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",  # absolute: sqlite:////tmp/...
         SWITCHBOARD_SECRET_KEY=secrets.token_urlsafe(50),
         PYTHONUNBUFFERED="1",
     )
-    return ns, workdir, env
+    return env
 
 
 @contextlib.contextmanager

@@ -19,7 +19,8 @@ from netcore.errors import NetcoreError, Unavailable
 log = logging.getLogger("netcore.agent")
 
 RETRY = 5.0  # seconds between attempts to reach an engine that is not there
-EVENT_TYPES = ["container", "network", "daemon", "node"]
+EVENT_TYPES = ["container", "network", "image", "daemon", "node"]
+FULL_READ_TYPES = ("image", "daemon", "node")  # events after which the engine and its images are read too
 
 ProtocolState = dict[str, dict[str, dict[str, Any]]]
 
@@ -32,11 +33,13 @@ class DockerWatch:
         self.bridges = bridges  # this host's Switchboard bridges: DOCKER-USER accepts them
         self.reader: DockerReader | None = None
         self._dirty = asyncio.Event()
+        self._full = True  # the next read also reads the engine, its firewall and its images
         self._reading = asyncio.Lock()  # one read at a time (the reader's cache is not shared)
         self._stream: Any = None
 
     def changed(self) -> None:
-        """Ask for a read soon (an engine event, or one of this host's bridges came or went)."""
+        """Ask for a full read soon: one of this host's bridges came or went (DOCKER-USER follows)."""
+        self._full = True
         self._dirty.set()
 
     async def run(self) -> None:
@@ -54,6 +57,7 @@ class DockerWatch:
                     target=self._follow, args=(loop, gone), daemon=True, name="docker-events"
                 ).start()
                 log.info("following the Docker engine's events")
+                self._full = True
                 while not gone.is_set():
                     self._dirty.clear()
                     await self._read()
@@ -85,13 +89,14 @@ class DockerWatch:
         async with self._reading:
             reader = self.reader
             assert reader is not None, "reads happen only while connected"
-            state = await asyncio.to_thread(self._read_and_sync, reader, self.bridges())
+            full, self._full = self._full, False
+            state = await asyncio.to_thread(self._read_and_sync, reader, self.bridges(), full)
             self.on_state(state.to_state())
 
     @staticmethod
-    def _read_and_sync(reader: DockerReader, wanted: set[str]) -> DockerState:
+    def _read_and_sync(reader: DockerReader, wanted: set[str], full: bool) -> DockerState:
         """A read, after making DOCKER-USER accept exactly `wanted` (this host's Switchboard bridges)."""
-        state = reader.read()
+        state = reader.read(full=full)
         if set(state.engine.accepted_bridges) != wanted and firewall.bridges_accept(wanted):
             state = reader.read()
         return state
@@ -99,12 +104,17 @@ class DockerWatch:
     def _follow(self, loop: asyncio.AbstractEventLoop, gone: threading.Event) -> None:
         """In a thread: every engine event asks for a read; the stream ending means the engine went."""
         try:
-            for _event in self._stream:
-                loop.call_soon_threadsafe(self._dirty.set)
+            for event in self._stream:
+                loop.call_soon_threadsafe(self._event, event.get("Type"))
         except Exception as exc:
             log.info("Docker events ended: %s", exc)
         gone.set()
         loop.call_soon_threadsafe(self._dirty.set)
+
+    def _event(self, kind: str | None) -> None:
+        if kind in FULL_READ_TYPES:
+            self._full = True
+        self._dirty.set()
 
     def _close_stream(self) -> None:
         if self._stream is not None:

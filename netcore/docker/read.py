@@ -265,11 +265,16 @@ def engine_missing(reason: str) -> DockerEngine:
 
 
 class DockerReader:
-    """Reads the engine, re-inspecting only the containers whose list entry changed."""
+    """Reads the engine, re-inspecting only the containers whose list entry changed; a partial read
+    (after a container or network changed) also keeps the engine, its firewall and its images as
+    last read, and Docker's NAT rules unless a container with ports changed."""
 
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self._inspected: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (summary key, inspect answer)
+        self._engine: DockerEngine | None = None
+        self._images: dict[str, DockerImage] = {}
+        self._nat: dict[tuple[str, int], str] = {}
 
     def engine(self) -> DockerEngine:
         """The engine's version, its Swarm role and the firewall around it."""
@@ -292,46 +297,44 @@ class DockerReader:
             accepted_bridges=tuple(firewall.accepted_bridges() or ()),
         )
 
-    def read(self) -> DockerState:
-        """Everything the engine has now; NetcoreError (Unavailable, ...) when it cannot be read."""
+    def read(self, *, full: bool = True) -> DockerState:
+        """Everything the engine has now (full=False: see the class); NetcoreError (Unavailable, ...)
+        when it cannot be read."""
         api = self.client.api
-        engine = self.engine()
+        full = full or self._engine is None
+        if full:
+            self._engine = self.engine()
         try:
             summaries = api.containers(all=True)
-            network_list = api.networks()
-            image_list = api.images()
             network_list = [
                 api.inspect_network(n["Id"], verbose=True) if n.get("Driver") == "overlay" else n
-                for n in network_list
+                for n in api.networks()
             ]
-            changed = [
-                s["Id"] for s in summaries if self._inspected.get(s["Id"], ("",))[0] != _summary_key(s)
-            ]
-            for summary in summaries:
-                if summary["Id"] in changed:
-                    self._inspected[summary["Id"]] = (
-                        _summary_key(summary),
-                        api.inspect_container(summary["Id"]),
-                    )
+            if full:
+                self._images = {i["Id"]: image_of(i) for i in api.images()}
+            changed = [s for s in summaries if self._inspected.get(s["Id"], ("",))[0] != _summary_key(s)]
+            for summary in changed:
+                self._inspected[summary["Id"]] = (_summary_key(summary), api.inspect_container(summary["Id"]))
         except docker.errors.NotFound:
-            return self.read()  # something went away between list and inspect: read again
+            return self.read(full=full)  # something went away between list and inspect: read again
         except Exception as exc:
             raise engine_error(exc, obj="engine", action="read") from None
         present = {s["Id"] for s in summaries}
         for gone in set(self._inspected) - present:
             del self._inspected[gone]
+        if full or any(s.get("Ports") for s in changed):
+            self._nat = _nat_rules() if any(s.get("Ports") for s in summaries) else {}
         host, by_inode, by_file = _namespaces()
         by_inode[host] = ns.HOST
         networks = {n["Id"]: network_of(n, netns_by_file=by_file) for n in network_list}
         drivers = {net_id: net.driver for net_id, net in networks.items()}
-        nat = _nat_rules() if any(s.get("Ports") for s in summaries) else {}
         containers = {}
         for cid, (_, attrs) in self._inspected.items():
             pid = attrs["State"].get("Pid") or 0
             netns = _netns_of(pid, by_inode) if pid else None
-            containers[cid] = container_of(attrs, netns=netns, drivers=drivers, nat=nat)
-        images = {i["Id"]: image_of(i) for i in image_list}
-        return DockerState(engine=engine, networks=networks, containers=containers, images=images)
+            containers[cid] = container_of(attrs, netns=netns, drivers=drivers, nat=self._nat)
+        assert self._engine is not None, "a full read sets it"
+        return DockerState(engine=self._engine, networks=networks, containers=containers, images=dict(self._images))
 
 
 def docker_read(client: docker.DockerClient) -> DockerState:
