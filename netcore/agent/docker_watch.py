@@ -19,6 +19,7 @@ from netcore.errors import NetcoreError, Unavailable
 log = logging.getLogger("netcore.agent")
 
 RETRY = 5.0  # seconds between attempts to reach an engine that is not there
+UNSETTLED_RETRY = 0.05  # seconds before reading again a container caught between two states
 EVENT_TYPES = ["container", "network", "image", "daemon", "node"]
 FULL_READ_TYPES = ("image", "daemon", "node")  # events after which the engine and its images are read too
 
@@ -34,6 +35,7 @@ class DockerWatch:
         self.reader: DockerReader | None = None
         self._dirty = asyncio.Event()
         self._full = True  # the next read also reads the engine, its firewall and its images
+        self._stale: set[str] = set()  # containers events named since the last read: inspected again
         self._reading = asyncio.Lock()  # one read at a time (the reader's cache is not shared)
         self._stream: Any = None
 
@@ -90,13 +92,16 @@ class DockerWatch:
             reader = self.reader
             assert reader is not None, "reads happen only while connected"
             full, self._full = self._full, False
-            state = await asyncio.to_thread(self._read_and_sync, reader, self.bridges(), full)
+            stale, self._stale = self._stale, set()
+            state = await asyncio.to_thread(self._read_and_sync, reader, self.bridges(), full, stale)
             self.on_state(state.to_state())
+            if reader.unsettled:
+                asyncio.get_running_loop().call_later(UNSETTLED_RETRY, self._dirty.set)
 
     @staticmethod
-    def _read_and_sync(reader: DockerReader, wanted: set[str], full: bool) -> DockerState:
+    def _read_and_sync(reader: DockerReader, wanted: set[str], full: bool, stale: set[str]) -> DockerState:
         """A read, after making DOCKER-USER accept exactly `wanted` (this host's Switchboard bridges)."""
-        state = reader.read(full=full)
+        state = reader.read(full=full, stale=stale)
         if set(state.engine.accepted_bridges) != wanted and firewall.bridges_accept(wanted):
             state = reader.read()
         return state
@@ -105,15 +110,20 @@ class DockerWatch:
         """In a thread: every engine event asks for a read; the stream ending means the engine went."""
         try:
             for event in self._stream:
-                loop.call_soon_threadsafe(self._event, event.get("Type"))
+                loop.call_soon_threadsafe(self._event, event)
         except Exception as exc:
             log.info("Docker events ended: %s", exc)
         gone.set()
         loop.call_soon_threadsafe(self._dirty.set)
 
-    def _event(self, kind: str | None) -> None:
+    def _event(self, event: dict[str, Any]) -> None:
+        kind, actor = event.get("Type"), event.get("Actor") or {}
         if kind in FULL_READ_TYPES:
             self._full = True
+        elif kind == "container" and actor.get("ID"):
+            self._stale.add(actor["ID"])
+        elif kind == "network" and (actor.get("Attributes") or {}).get("container"):
+            self._stale.add(actor["Attributes"]["container"])  # connect, disconnect
         self._dirty.set()
 
     def _close_stream(self) -> None:

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import Any
 
 import docker
@@ -275,6 +276,7 @@ class DockerReader:
         self._engine: DockerEngine | None = None
         self._images: dict[str, DockerImage] = {}
         self._nat: dict[tuple[str, int], str] = {}
+        self.unsettled = False  # the last read saw a container in between two states: read again soon
 
     def engine(self) -> DockerEngine:
         """The engine's version, its Swarm role and the firewall around it."""
@@ -297,9 +299,10 @@ class DockerReader:
             accepted_bridges=tuple(firewall.accepted_bridges() or ()),
         )
 
-    def read(self, *, full: bool = True) -> DockerState:
-        """Everything the engine has now (full=False: see the class); NetcoreError (Unavailable, ...)
-        when it cannot be read."""
+    def read(self, *, full: bool = True, stale: Collection[str] = ()) -> DockerState:
+        """Everything the engine has now (full=False: see the class); the containers whose ids are in
+        `stale` (an event named them) are inspected again whatever their list entry says.
+        NetcoreError (Unavailable, ...) when the engine cannot be read."""
         api = self.client.api
         full = full or self._engine is None
         if full:
@@ -312,9 +315,20 @@ class DockerReader:
             ]
             if full:
                 self._images = {i["Id"]: image_of(i) for i in api.images()}
-            changed = [s for s in summaries if self._inspected.get(s["Id"], ("",))[0] != _summary_key(s)]
+            changed = [
+                s
+                for s in summaries
+                if s["Id"] in stale or self._inspected.get(s["Id"], ("",))[0] != _summary_key(s)
+            ]
+            self.unsettled = False
             for summary in changed:
-                self._inspected[summary["Id"]] = (_summary_key(summary), api.inspect_container(summary["Id"]))
+                attrs = api.inspect_container(summary["Id"])
+                # the list is a snapshot the engine updates after its events and the container itself
+                # (a container that died is still listed running for a while): an answer that
+                # disagrees with it is not kept as the listed state's, so the next read inspects again
+                agrees = attrs["State"].get("Status") == summary.get("State")
+                self._inspected[summary["Id"]] = (_summary_key(summary) if agrees else "", attrs)
+                self.unsettled |= not agrees
         except docker.errors.NotFound:
             return self.read(full=full)  # something went away between list and inspect: read again
         except Exception as exc:
@@ -334,7 +348,9 @@ class DockerReader:
             netns = _netns_of(pid, by_inode) if pid else None
             containers[cid] = container_of(attrs, netns=netns, drivers=drivers, nat=self._nat)
         assert self._engine is not None, "a full read sets it"
-        return DockerState(engine=self._engine, networks=networks, containers=containers, images=dict(self._images))
+        return DockerState(
+            engine=self._engine, networks=networks, containers=containers, images=dict(self._images)
+        )
 
 
 def docker_read(client: docker.DockerClient) -> DockerState:
