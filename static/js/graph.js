@@ -69,7 +69,11 @@ function hostLabel(h) {
  */
 function nsLabel(h, netns) {
   const containers = h.containersIn(netns);
-  if (containers.length) return `${containers.map((c) => c.name).join(' + ')} [container]\n${netns}`;
+  if (containers.length) {
+    const projects = [...new Set(containers.map((c) => c.project).filter(Boolean))];
+    const compose = projects.length ? `\ncompose ${projects.join(', ')}` : '';
+    return `${containers.map((c) => c.name).join(' + ')} [container]${compose}\n${netns}`;
+  }
   const overlay = h.dockerOverlays.get(netns);
   if (overlay) {
     const peers = overlay.peers.map((p) => p.value).join(', ');
@@ -108,7 +112,8 @@ function nodeSpec({ h, type, key }) {
     const floats = h.floats(link);
     const { full, brief } = linkLabels(link, [...(h.linkAddresses.get(key)?.values() ?? [])]);
     const network = h.dockerNetworkOf(link);
-    const label = network ? `${network.name} [docker ${network.driver}]\n${full}` : full;
+    const project = network?.project ? ` · compose ${network.project}` : '';
+    const label = network ? `${network.name} [docker ${network.driver}${project}]\n${full}` : full;
     const data = { id: key, parent: floats ? host : ids.ns(host, link.netns), type, host, netns: link.netns, kind, label, brief };
     let overlay = '';
     if (link.vxlan) {

@@ -800,6 +800,15 @@ export class TopologyModel {
         const id = ids.link(h.name, address.netns, address.ifindex);
         if (h.links.has(id)) hits.add(h.representative(id));
       }
+      // Docker: a container's name, image or Compose project finds its namespace; a network's name
+      // or project finds its bridge.
+      for (const c of Object.values(h.state.docker_containers)) {
+        if (c.netns && h.nsLinks.has(c.netns) && [c.name, c.image, c.project].some((t) => t?.toLowerCase().includes(query))) nsHit(c.netns);
+      }
+      for (const n of Object.values(h.state.docker_networks)) {
+        const id = n.bridge && h.byName.get(`host|${n.bridge}`);
+        if (id && [n.name, n.project].some((t) => t?.toLowerCase().includes(query))) hits.add(h.representative(id));
+      }
     }
     return hits;
   }

@@ -289,6 +289,22 @@ function portCells(p) {
   return { cells: [`${p.container_port}/${p.protocol}`, published, p.nat && el('code', {}, p.nat)] };
 }
 
+/**
+ * The names Docker's embedded DNS (127.0.0.11) answers for a container: the other containers on its
+ * user-defined networks, by name and alias (Docker's default bridge has no such DNS).
+ */
+function dnsPeers(h, c) {
+  const names = new Set();
+  for (const e of c.endpoints) {
+    if (e.network === 'bridge') continue;
+    for (const other of Object.values(h.state.docker_containers)) {
+      const theirs = other.id !== c.id && other.endpoints.find((x) => x.network_id === e.network_id);
+      if (theirs) names.add([other.name, ...theirs.aliases.filter((a) => !other.id.startsWith(a))].join(' / '));
+    }
+  }
+  return [...names].sort();
+}
+
 /** One container: image, mode, its networks (with the interface and host veth under each), ports, DNS. */
 function containerSection(h, c) {
   const shared = c.shares && h.state.docker_containers[c.shares];
@@ -314,6 +330,7 @@ function containerSection(h, c) {
         ['Command', c.command && el('code', {}, c.command)],
         ['Nameservers', c.dns?.nameservers.join(', ')],
         ['Search', c.dns?.search.join(', ')],
+        ['Resolves', dnsPeers(h, c).join(', ')],
       ]),
       table(['Network', 'Address', 'Interface', 'Host veth', 'Bridge', 'DNS names'], endpointRows),
       table(['Port', 'Published on', 'NAT rule'], c.ports.map(portCells)),

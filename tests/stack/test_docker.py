@@ -246,3 +246,15 @@ async def test_a_switchboard_network_and_a_docker_network_both_carry_traffic(mak
         lambda: bridge not in browser.states["alpha"]["docker_engine"]["engine"]["accepted_bridges"],
         what=f"the DOCKER-USER rule of {bridge} gone with it",
     )
+
+
+async def test_without_an_engine_docker_requests_say_how_to_start_one(make_stack):
+    """A host without Docker (this agent's private /run has no engine socket): the state says so,
+    requests answer 503 with how to start an engine, and the rest of the host is mirrored as ever."""
+    stack = make_stack()
+    web, agent, browser = await connected(stack)
+    engine = await until(lambda: _engine(web), what="the engine's absence stored")
+    assert engine["available"] is False and "make docker" in engine["error"], engine
+    status, answer = await web.aapi("POST", "/api/v1/docker/networks/", {"host": "alpha", "name": f"sb{RUN}x"})
+    assert status == 503 and "has no Docker engine" in answer["message"] and "make docker" in answer["message"]
+    assert "lo" in browser.links("alpha")

@@ -377,3 +377,12 @@ test('a container that goes away relabels its namespace', () => {
   assert.ok(model.takeDirty().has('alpha|ns|ep0'));
   assert.deepEqual(model.hosts.alpha.containersIn('ep0').map((c) => c.name), ['side']);
 });
+
+test("search finds a container's namespace by its name, image or Compose project, and a Docker network's bridge", () => {
+  const state = dockerState();
+  state.docker_containers.c1.project = 'shop';
+  const model = loaded(state);
+  assert.ok(model.searchMatches('web').has('alpha|ns|ep0'));
+  assert.ok(model.searchMatches('SHOP').has('alpha|ns|ep0'));
+  assert.ok(model.searchMatches('front').has('alpha|host|2'));
+});
