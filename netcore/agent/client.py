@@ -19,6 +19,7 @@ from netcore.agent import PROTOCOL_VERSION
 from netcore.agent.commands import run_command
 from netcore.agent.docker_watch import DockerWatch, ProtocolState
 from netcore.agent.state import Changes, state_of
+from netcore.errors import Unavailable
 from netcore.live import Event, LiveModel
 from netcore.model import Link
 from netcore.names import parse_owner_alias
@@ -250,6 +251,12 @@ class Agent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _flush_now(self) -> None:
+        """Send what is pending at once, instead of when the flush scheduled for it is due."""
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+        await self._flush()
+
     async def _flush(self) -> None:
         self._flush_at = None
         ws = self.ws
@@ -339,19 +346,12 @@ class Agent:
         engine is read again before the answer, and what changed is sent first: once the web app
         hears the result, its state shows the change (the kernel objects follow as live events)."""
         if self.docker is None:
-            error = {
-                "error": "Unavailable",
-                "message": "this agent runs without Docker",
-                "object": "engine",
-                "errno": None,
-            }
-            reply = {"ok": False, "error": error}
+            error = Unavailable("this agent runs without Docker (--no-docker)", obj="engine")
+            reply = {"ok": False, "error": error.to_dict()}
         else:
             reply = await asyncio.to_thread(self.docker.command, action, request)
             await self.docker.read_now()  # what it changed goes out before the result
-            if self._flush_at is not None:
-                self._flush_at.cancel()
-            await self._flush()
+            await self._flush_now()
         await self._send_now({"type": "result", "id": command_id, **reply})
 
     async def _settle(self, model: LiveModel, command_id: object) -> None:
@@ -362,9 +362,7 @@ class Agent:
         model.release()
         for event in model.take_events():
             self._take(event)
-        if self._flush_at is not None:
-            self._flush_at.cancel()
-        await self._flush()
+        await self._flush_now()
         await self._send_now({"type": "settled", "id": command_id})
 
     def _cancel(self, command_id: object) -> None:

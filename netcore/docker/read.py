@@ -13,8 +13,8 @@ import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass, field
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 import docker

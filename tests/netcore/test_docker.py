@@ -203,7 +203,9 @@ def swarm(docker_engine):
     """This engine as a one-node Swarm manager on 127.0.0.1 (its pools inside 198.18.0.0/15), left
     again afterwards with the gateway bridge it made."""
     had_gateway = any(n.name == "docker_gwbridge" for n in docker_engine.networks.list())
-    docker_engine.swarm.init(advertise_addr="127.0.0.1", default_addr_pool=["198.19.128.0/18"], subnet_size=24)
+    docker_engine.swarm.init(
+        advertise_addr="127.0.0.1", default_addr_pool=["198.19.128.0/18"], subnet_size=24
+    )
     try:
         yield docker_engine
     finally:
@@ -234,4 +236,6 @@ def test_an_attachable_overlay_carries_traffic_and_shows_its_vxlan(swarm):
     bridge = next(link for link in links if link.kind == "bridge")
     assert vxlan.master == bridge.name and vxlan.vxlan is not None
     o1 = next(c for c in state.containers.values() if c.name == f"sb{RUN}o1")
-    assert o1.mode == "overlay" and any(e.network == net and e.ipv4 == "198.19.200.11/24" for e in o1.endpoints)
+    assert o1.mode == "overlay" and any(
+        e.network == net and e.ipv4 == "198.19.200.11/24" for e in o1.endpoints
+    )

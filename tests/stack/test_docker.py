@@ -181,6 +181,7 @@ async def test_bad_requests_are_refused_by_field_and_queue_nothing(make_stack, d
         ("POST", nets, {"name": net, "subnets": pool("198.19.233.0/24")}, 409, "name"),
         ("POST", nets, {"name": f"sb{RUN}g", "subnets": pool("198.19.234.0/24", gateway="198.19.1.1")}, 400,
          "subnets[0].gateway"),
+        ("POST", nets, {"name": f"sb{RUN}ov", "driver": "overlay"}, 409, "driver"),  # not a Swarm manager
         ("POST", runs, {"image": IMAGE, "network": f"sb{RUN}none"}, 404, "network"),
         ("POST", runs, {"image": IMAGE, "network": net, "ipv4": "198.19.9.9"}, 400, "ipv4"),
         ("POST", runs, {"image": "no-such-image:1"}, 404, "image"),
@@ -255,6 +256,8 @@ async def test_without_an_engine_docker_requests_say_how_to_start_one(make_stack
     web, agent, browser = await connected(stack)
     engine = await until(lambda: _engine(web), what="the engine's absence stored")
     assert engine["available"] is False and "make docker" in engine["error"], engine
-    status, answer = await web.aapi("POST", "/api/v1/docker/networks/", {"host": "alpha", "name": f"sb{RUN}x"})
-    assert status == 503 and "has no Docker engine" in answer["message"] and "make docker" in answer["message"]
+    body = {"host": "alpha", "name": f"sb{RUN}x"}
+    status, answer = await web.aapi("POST", "/api/v1/docker/networks/", body)
+    assert status == 503 and "has no Docker engine" in answer["message"], answer
+    assert "make docker" in answer["message"]
     assert "lo" in browser.links("alpha")
