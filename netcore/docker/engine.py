@@ -30,9 +30,7 @@ def engine_connect(*, url: str | None = None) -> docker.DockerClient:
     try:
         return docker.DockerClient(base_url=url, version="auto", timeout=TIMEOUT)
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise Unavailable(
-            f"no Docker engine answers at {url}: {_reason(exc)}; {ENABLE_HINT}", obj=url
-        ) from None
+        raise Unavailable(f"no Docker engine answers at {url}: {_reason(exc)}", obj=url) from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -351,8 +351,3 @@ class DockerReader:
         return DockerState(
             engine=self._engine, networks=networks, containers=containers, images=dict(self._images)
         )
-
-
-def docker_read(client: docker.DockerClient) -> DockerState:
-    """One cold read of the engine (DockerReader.read without a cache)."""
-    return DockerReader(client).read()

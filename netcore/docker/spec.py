@@ -7,6 +7,7 @@ checker answers a normalised copy of its request or raises InvalidSpec naming th
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -57,23 +58,17 @@ def _bool(body: dict[str, Any], field: str) -> bool:
 
 
 def _network(value: Any, field: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(value, strict=True) if isinstance(value, str) else _bad()
-    except ValueError:
-        raise _fail(
-            field, f"{value!r} is not a subnet in CIDR form (its host bits zero), e.g. 198.18.10.0/24"
-        ) from None
+    with contextlib.suppress(ValueError, TypeError):
+        if isinstance(value, str):
+            return ipaddress.ip_network(value, strict=True)
+    raise _fail(field, f"{value!r} is not a subnet in CIDR form (its host bits zero), e.g. 198.18.10.0/24")
 
 
 def _address(value: Any, field: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(value) if isinstance(value, str) else _bad()
-    except ValueError:
-        raise _fail(field, f"{value!r} is not an IP address") from None
-
-
-def _bad() -> Any:
-    raise ValueError
+    with contextlib.suppress(ValueError, TypeError):
+        if isinstance(value, str):
+            return ipaddress.ip_address(value)
+    raise _fail(field, f"{value!r} is not an IP address")
 
 
 def _mapping(

@@ -123,6 +123,8 @@ export function createOperationsView(list, { cancel = null } = {}) {
     update(op) {
       if (!op?.id) return;
       const known = operations.get(op.id);
+      // the answer to the request that queued it may come after its frames: never go back to pending
+      if (op.status === 'pending' && known && known.operation.status !== 'pending') return;
       clearTimeout(known?.timer);
       // a new status goes first (re-inserted as the newest); progress keeps the item where it is
       if (known?.operation.status !== op.status) operations.delete(op.id);

@@ -118,6 +118,12 @@ async function start(topology, kind) {
   waiting.set(data.operation, { topology, kind });
   if (kind === 'plan') currentPlan.set(keyOf(topology), data.operation);
   else currentPlan.delete(keyOf(topology));
+  const early = endedEarly.get(data.operation);
+  endedEarly.delete(data.operation);
+  if (early) {
+    finished(early); // it ended before this answer came: its frame is already here
+    return;
+  }
   operations.update({ id: data.operation, host: topology.host, kind, status: data.status });
   if (kind === 'plan') showPlan(topology, `Planning ${topology.name} on ${topology.host}…`, []);
 }
@@ -133,11 +139,21 @@ function showOutcome(asked, operation) {
   showPlan(asked.topology, text, []);
 }
 
+// Operations that ended before the answer to the request that queued them came (a fast plan on a
+// busy server): start() takes its outcome from here. Only the latest few are kept (the rest are
+// other people's operations, which nothing here waits for).
+const endedEarly = new Map();
+const EARLY_KEPT = 32;
+
 async function finished(operation) {
   const asked = waiting.get(operation.id);
   waiting.delete(operation.id);
   const refreshed = refresh(); // the list, meanwhile
-  if (!asked) return refreshed;
+  if (!asked) {
+    endedEarly.set(operation.id, operation);
+    if (endedEarly.size > EARLY_KEPT) endedEarly.delete(endedEarly.keys().next().value);
+    return refreshed;
+  }
   if (asked.kind !== 'plan') {
     showOutcome(asked, operation);
     return refreshed;
