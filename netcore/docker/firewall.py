@@ -71,8 +71,21 @@ def bridges_accept(bridges: Iterable[str]) -> bool:
     if current is None:
         return False
     wanted = set(bridges)
-    for gone in sorted(set(current) - wanted):
-        _iptables("-D", CHAIN, *_rule(gone))
-    for new in sorted(wanted - set(current)):
-        _iptables("-I", CHAIN, *_rule(new))
+    _change(remove=set(current) - wanted, add=wanted - set(current))
     return wanted != set(current)
+
+
+def bridges_accept_more(*, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    """Accept these bridges too, and stop accepting those: what netcore's converge does as it makes
+    and deletes bridges, so traffic crosses a new bridge from its first frame on a Docker host. The
+    agent's bridges_accept then finds nothing to do. Nothing is done without a DOCKER-USER chain."""
+    current = accepted_bridges()
+    if current is not None:
+        _change(remove=set(remove) & set(current), add=set(add) - set(current))
+
+
+def _change(*, remove: set[str], add: set[str]) -> None:
+    for gone in sorted(remove):
+        _iptables("-D", CHAIN, *_rule(gone))
+    for new in sorted(add):
+        _iptables("-I", CHAIN, *_rule(new))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import socket
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from netcore import names
 from netcore import netns as ns
 from netcore import requests as rq
+from netcore.docker import firewall
 from netcore.errors import AlreadyExists, Cancelled, NetcoreError, from_oserror
 from netcore.netlink.parse import RawLink
 from netcore.netlink.socket import NetlinkSocket, Request
@@ -30,6 +32,8 @@ from netcore.objects import link_index, link_lookup
 from netcore.topology import nat, overlay, overlay_entries, state
 from netcore.topology.desired import Desired, NodeWant, PortWant, RouteWant, VxlanWant, desired
 from netcore.topology.spec import TopologySpec, netns_of
+
+log = logging.getLogger("netcore")
 
 CHUNK = 128
 Progress = Callable[[int, int], None]
@@ -175,6 +179,17 @@ class _Run:
             self.undo.host_links.extend(n for n in made if link_lookup(self.host, n))
             raise failed
 
+    def docker_user(self, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """On a Docker host, its FORWARD policy DROP would drop frames crossing the topology's bridges:
+        accept them in DOCKER-USER as they are made (and stop as they go). A failure here fails
+        nothing: the agent keeps these rules in step too (netcore.agent.docker_watch)."""
+        if not self.execute or not (add or remove):
+            return
+        try:
+            firewall.bridges_accept_more(add=add, remove=remove)
+        except NetcoreError as exc:
+            log.warning("DOCKER-USER rules for %s: %s", ", ".join([*add, *remove]), exc)
+
     def lookup_indexes(self, names: Iterable[str]) -> None:
         for name in names:
             if name not in self.index and self.execute:
@@ -234,6 +249,7 @@ class _Run:
         if members and members <= set(unwanted):
             requests.append(rq.link_group_delete(group=self.group, what=f"topology {self.want.topology}"))
         self.send_host(requests + [rq.link_delete(name=n, missing_ok=True) for n in doomed])
+        self.docker_user(remove=[n for n in unwanted if owned[n].role == "bridge"])
         self.remove_stale_addresses(wanted, owned)
         wanted_ns = {n.netns for n in self.want.nodes}
         stale = [
@@ -313,6 +329,7 @@ class _Run:
                 self.record("update", "bridge", b.name, ", ".join(k for k, bad in wrong.items() if bad))
                 requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu, alias=b.alias))
         self.send_host(requests, created=created)
+        self.docker_user(add=created)
         self.lookup_indexes(b.name for b in self.want.bridges)
         requests = []
         for b in self.want.bridges:

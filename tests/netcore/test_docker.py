@@ -239,3 +239,27 @@ def test_an_attachable_overlay_carries_traffic_and_shows_its_vxlan(swarm):
     assert o1.mode == "overlay" and any(
         e.network == net and e.ipv4 == "198.19.200.11/24" for e in o1.endpoints
     )
+
+
+def test_a_topology_applied_on_a_docker_host_carries_traffic_at_once(docker_engine, topo):
+    """netcore's apply accepts the bridges it makes in DOCKER-USER before it builds the nodes (no
+    agent needed), and destroy takes the rules away with the bridges."""
+    from netcore.topology import converge, spec
+
+    text = f"""\
+name: {topo}
+networks:
+  lan: {{subnet: 198.18.78.0/24}}
+nodes:
+  a: {{networks: {{lan: {{address: 198.18.78.10}}}}}}
+  b: {{networks: {{lan: {{address: 198.18.78.20}}}}}}
+"""
+    topology = spec.loads(text)
+    bridge = f"{topo}-lan"
+    try:
+        converge.apply(topology)
+        assert bridge in firewall.accepted_bridges()
+        assert _talks(f"{topo}-a", f"{topo}-b", "198.18.78.20")
+    finally:
+        converge.destroy(topology)
+    assert bridge not in firewall.accepted_bridges()
