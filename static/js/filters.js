@@ -2,7 +2,7 @@
 // the sidebar controls for them, and the counts of what they hide. The tables share `filters`.
 
 import { $, el, plural } from './dom.js';
-import { hostStatus, ids } from './model.js';
+import { COMPOSE_FILTER, hostStatus, ids } from './model.js';
 import { setClass } from './graph.js';
 
 // Interface kinds as drawn and filtered, with their filter labels; and the tunnels between VXLAN
@@ -12,7 +12,7 @@ const LINK_KINDS = { bridge: 'Bridges', veth: 'veth', vxlan: 'VXLAN', lo: 'Loopb
 export const filters = {
   hiddenHosts: new Set(),
   hiddenKinds: new Set(),
-  network: '', // bridge name, or '' for all
+  network: '', // bridge name, `compose:<project>` (model.js COMPOSE_FILTER), or '' for all
   query: '',
   // What a selected element lights besides the search (a VXLAN device: its overlay), or null.
   // It hides nothing: it dims the rest as the search does.
@@ -118,11 +118,18 @@ export function renderNetworkOptions(model) {
   const select = $('#network-filter');
   const names = new Set();
   for (const h of Object.values(model.hosts)) for (const id of h.bridges) names.add(h.links.get(id).name);
-  const sorted = [...names].sort();
-  const current = [...select.options].slice(1).map((option) => option.value);
-  if (current.join('\n') === sorted.join('\n')) return;
-  select.replaceChildren(el('option', { value: '' }, 'All networks'), ...sorted.map((name) => el('option', { value: name }, name)));
-  select.value = names.has(filters.network) ? filters.network : '';
+  const values = [...[...names].sort(), ...model.composeProjects().map((p) => `${COMPOSE_FILTER}${p}`)];
+  const current = [...select.querySelectorAll('option')].slice(1).map((option) => option.value);
+  if (current.join('\n') === values.join('\n')) return;
+  const projects = values.filter((v) => v.startsWith(COMPOSE_FILTER));
+  select.replaceChildren(
+    el('option', { value: '' }, 'All networks'),
+    ...[...names].sort().map((name) => el('option', { value: name }, name)),
+    projects.length
+      ? el('optgroup', { label: 'Compose projects' }, projects.map((v) => el('option', { value: v }, v.slice(COMPOSE_FILTER.length))))
+      : null,
+  );
+  select.value = values.includes(filters.network) ? filters.network : '';
 }
 
 /** Hosts, namespaces and interfaces in the model, and how many of them the filters hide. */

@@ -19,6 +19,9 @@ export const STATE_KINDS = [
  */
 export const FOLD_ABOVE = 24;
 
+/** The network filter's value for a Compose project: `compose:<project>` (see networkDomain). */
+export const COMPOSE_FILTER = 'compose:';
+
 // Stable element ids (the tests and the end-to-end suite rely on these); a host's id is its name.
 export const ids = {
   ns: (host, netns) => `${host}|ns|${netns}`,
@@ -740,10 +743,36 @@ export class TopologyModel {
   /** Node ids in the L2 domain of every bridge called `name`: bridges, ports, peers, chained bridges. */
   networkDomain(name) {
     const keep = new Set();
+    const project = name.startsWith(COMPOSE_FILTER) ? name.slice(COMPOSE_FILTER.length) : null;
     for (const h of Object.values(this.hosts)) {
-      bridgeDomain(h, [...h.bridges].filter((id) => h.links.get(id).name === name), keep);
+      if (project === null) {
+        bridgeDomain(h, [...h.bridges].filter((id) => h.links.get(id).name === name), keep);
+        continue;
+      }
+      // a Compose project: its networks' bridges with all behind them, and its containers' interfaces
+      const bridges = Object.values(h.state.docker_networks).filter((n) => n.project === project && n.bridge);
+      bridgeDomain(h, bridges.map((n) => h.byName.get(`host|${n.bridge}`)).filter(Boolean), keep);
+      for (const c of Object.values(h.state.docker_containers)) {
+        if (c.project !== project || !c.netns) continue;
+        for (const id of h.nsLinks.get(c.netns) ?? []) {
+          keep.add(id);
+          const peer = h.peerId(h.links.get(id));
+          if (peer && h.links.has(peer)) keep.add(peer);
+        }
+      }
     }
     return keep;
+  }
+
+  /** The Compose projects of every host's containers and networks, sorted. */
+  composeProjects() {
+    const projects = new Set();
+    for (const h of Object.values(this.hosts)) {
+      for (const kind of ['docker_containers', 'docker_networks']) {
+        for (const obj of Object.values(h.state[kind])) if (obj.project) projects.add(obj.project);
+      }
+    }
+    return [...projects].sort();
   }
 
   /**

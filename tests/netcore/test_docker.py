@@ -263,3 +263,29 @@ nodes:
     finally:
         converge.destroy(topology)
     assert bridge not in firewall.accepted_bridges()
+
+
+def test_a_dual_stack_network_gives_containers_ipv6_addresses_that_carry_traffic(docker_engine):
+    net = f"sb{RUN}v6"
+    body = {
+        "name": net,
+        "ipv6": True,
+        "subnets": [{"subnet": "198.19.217.0/24"}, {"subnet": "fd00:5b:1::/64", "gateway": "fd00:5b:1::1"}],
+        "options": NO_MASQUERADE,
+    }
+    docker_request(docker_engine, action="network.create", body=body)
+    _run(docker_engine, f"sb{RUN}6a", network=net)
+    _run(docker_engine, f"sb{RUN}6b", network=net)
+    state = DockerReader(docker_engine).read()
+    network = next(n for n in state.networks.values() if n.name == net)
+    assert network.ipv6 and [s.subnet for s in network.subnets] == ["198.19.217.0/24", "fd00:5b:1::/64"]
+    b = next(c for c in state.containers.values() if c.name == f"sb{RUN}6b")
+    (endpoint,) = b.endpoints
+    assert endpoint.ipv6 and endpoint.ipv6.startswith("fd00:5b:1::") and endpoint.ipv6.endswith("/64")
+    a = docker_engine.containers.get(f"sb{RUN}6a")
+    for _ in range(40):  # the addresses pass duplicate address detection first
+        ping = a.exec_run(["ping", "-c", "1", "-W", "1", endpoint.ipv6.split("/")[0]])
+        if ping.exit_code == 0:
+            break
+        time.sleep(0.1)
+    assert ping.exit_code == 0, ping.output

@@ -386,3 +386,14 @@ test("search finds a container's namespace by its name, image or Compose project
   assert.ok(model.searchMatches('SHOP').has('alpha|ns|ep0'));
   assert.ok(model.searchMatches('front').has('alpha|host|2'));
 });
+
+test("a Compose project's domain holds its networks' bridges and its containers' interfaces, not the rest", () => {
+  const state = dockerState();
+  state.docker_networks.n1.project = 'shop';
+  state.docker_containers.c1.project = 'shop';
+  const model = loaded(state);
+  assert.deepEqual(model.composeProjects(), ['shop']);
+  const domain = model.networkDomain('compose:shop');
+  for (const id of ['alpha|host|2', 'alpha|host|10', 'alpha|ep0|2', 'alpha|ep0|1']) assert.ok(domain.has(id), id);
+  assert.ok(!domain.has('alpha|host|3'), 'the bridge of no project stays out');
+});
