@@ -28,6 +28,32 @@ function showProgress(slot, op) {
 }
 
 /**
+ * The latest frames of operations no request here waits for yet: the answer to the request that
+ * queued an operation may come after its frames (a fast plan or apply on a busy server), so a page
+ * remembers them and takes the one it waits for when the answer comes. Only the latest `limit` are
+ * kept: the rest are other people's operations.
+ */
+export class EarlyFrames {
+  constructor(limit = 32) {
+    this.limit = limit;
+    this.frames = new Map(); // operation id -> its latest frame's operation
+  }
+
+  remember(op) {
+    this.frames.delete(op.id);
+    this.frames.set(op.id, op);
+    if (this.frames.size > this.limit) this.frames.delete(this.frames.keys().next().value);
+  }
+
+  /** The latest frame of operation `id`, forgotten here; null when none came. */
+  take(id) {
+    const op = this.frames.get(id) ?? null;
+    this.frames.delete(id);
+    return op;
+  }
+}
+
+/**
  * The list in `list`. `cancel(id)`: asks the API to cancel an operation and answers {status, data}
  * (static/js/api.js); absent, no Cancel buttons (viewers).
  */

@@ -7,7 +7,7 @@
 import { api, coalesced } from './api.js';
 import { $, el } from './dom.js';
 import { linkLines, showFileErrors } from './file-errors.js';
-import { createOperationsView } from './operations.js';
+import { createOperationsView, EarlyFrames } from './operations.js';
 import { loadPreview } from './preview.js';
 import { Connection } from './socket.js';
 import { createDetailView } from './topology-detail.js';
@@ -118,8 +118,7 @@ async function start(topology, kind) {
   waiting.set(data.operation, { topology, kind });
   if (kind === 'plan') currentPlan.set(keyOf(topology), data.operation);
   else currentPlan.delete(keyOf(topology));
-  const early = endedEarly.get(data.operation);
-  endedEarly.delete(data.operation);
+  const early = endedEarly.take(data.operation);
   if (early) {
     finished(early); // it ended before this answer came: its frame is already here
     return;
@@ -139,19 +138,16 @@ function showOutcome(asked, operation) {
   showPlan(asked.topology, text, []);
 }
 
-// Operations that ended before the answer to the request that queued them came (a fast plan on a
-// busy server): start() takes its outcome from here. Only the latest few are kept (the rest are
-// other people's operations, which nothing here waits for).
-const endedEarly = new Map();
-const EARLY_KEPT = 32;
+// Operations that ended before the answer to the request that queued them came: start() takes
+// their outcome from here.
+const endedEarly = new EarlyFrames();
 
 async function finished(operation) {
   const asked = waiting.get(operation.id);
   waiting.delete(operation.id);
   const refreshed = refresh(); // the list, meanwhile
   if (!asked) {
-    endedEarly.set(operation.id, operation);
-    if (endedEarly.size > EARLY_KEPT) endedEarly.delete(endedEarly.keys().next().value);
+    endedEarly.remember(operation);
     return refreshed;
   }
   if (asked.kind !== 'plan') {

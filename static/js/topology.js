@@ -32,7 +32,7 @@ import { applyPositions, createGraph, layoutHosts, placeNew, reconcile } from '.
 import { createGraphMenu } from './graph-menu.js';
 import { layoutScene } from './layout.js';
 import { byNaturalOrder, FOLD_ABOVE, groupBridge, hostStatus, ids, TopologyModel } from './model.js';
-import { createOperationsView } from './operations.js';
+import { createOperationsView, EarlyFrames } from './operations.js';
 import { OverlayWatch } from './overlay.js';
 import { hostDetails, linkDetails, namespaceDetails } from './panels.js';
 import { SavedLayout } from './saved-layout.js';
@@ -229,19 +229,30 @@ async function reapply(topology, host) {
   if (status !== 202) {
     reapplies.set(key, { id: null, status: 'refused', error: data?.message ?? data?.detail ?? String(status) });
   } else {
-    reapplies.set(key, { id: data.operation, status: data.status });
+    const early = reappliedEarly.take(data.operation); // its frames may have come first (a fast apply)
+    reapplies.set(key, early ? reapplyState(early) : { id: data.operation, status: data.status });
     operationsView.update({ id: data.operation, host, kind: 'apply', status: data.status, topology });
   }
   renderDetails();
 }
 
+const reappliedEarly = new EarlyFrames(); // frames that came before the answer to their request
+
+function reapplyState(op) {
+  return { id: op.id, status: op.status, error: op.error ?? null, progress: op.progress ?? null };
+}
+
 /** An operation.status frame for an apply asked from the panel: its status there. */
 function reapplyProgress(op) {
+  if (!op?.id) return;
+  let mine = false;
   for (const [key, state] of reapplies) {
-    if (!op?.id || state.id !== op.id) continue;
-    reapplies.set(key, { id: op.id, status: op.status, error: op.error ?? null, progress: op.progress ?? null });
+    if (state.id !== op.id) continue;
+    mine = true;
+    reapplies.set(key, reapplyState(op));
     renderDetails();
   }
+  if (!mine && op.topology) reappliedEarly.remember(op);
 }
 
 // ---------------------------------------------------------------------------------------------
