@@ -1,4 +1,4 @@
-"""`python -m netcore`: validate, plan, apply, destroy, snapshot, watch.
+"""`python -m netcore`: validate, plan, apply, destroy, snapshot, watch, docker.
 
 Exit codes: 0 success, 1 the operation failed, 2 bad input. Progress goes to stderr on
 a terminal only, never into --json output.
@@ -155,6 +155,40 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_docker(args: argparse.Namespace) -> int:
+    from netcore.docker.engine import engine_connect
+    from netcore.docker.plumbing import endpoints_plumbed
+    from netcore.docker.read import DockerReader
+    from netcore.snapshot import snapshot
+
+    state = DockerReader(engine_connect()).read()
+    containers = sorted((c.to_dict() for c in state.containers.values()), key=lambda c: c["name"])
+    spaces = sorted({"host", *(c["netns"] for c in containers if c["netns"])})
+    links = [link.to_dict() for link in snapshot(namespaces=spaces, processes=False).links]
+    for c in containers:
+        c["endpoints"] = endpoints_plumbed(c, links)
+    if args.json:
+        _emit({"engine": state.engine.to_dict(), "containers": containers})
+        return 0
+    names = {c["id"]: c["name"] for c in containers}
+    rows = [
+        ("CONTAINER", "STATE", "MODE", "NAMESPACE", "NETWORK", "ADDRESS", "INTERFACE", "HOST VETH", "BRIDGE")
+    ]
+    for c in containers:
+        mode = f"container:{names.get(c['shares'], c['shares'])}" if c["shares"] else c["mode"]
+        first = (c["name"], c["state"], mode, c["netns"] or "-")
+        ends = c["endpoints"] or [None]
+        for i, e in enumerate(ends):
+            where = ("", "", "", "") if i else first
+            if e is None:
+                rows.append((*where, "-", "-", "-", "-", "-"))
+                continue
+            cells = (e["network"], e["ipv4"] or e["ipv6"] or "-", e["interface"], e["host_veth"], e["bridge"])
+            rows.append((*where, *(cell or "-" for cell in cells)))
+    print("\n".join(line[2:] for line in _table(rows)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m netcore", description="Linux container networking, declared."
@@ -178,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--named-only", action="store_true", help="skip namespaces held only by processes")
     p.set_defaults(func=_cmd_snapshot)
+    p = sub.add_parser("docker", help="Docker's containers with the namespace, veth and bridge under each")
+    p.add_argument("--json", action="store_true", help="the engine and containers as JSON")
+    p.set_defaults(func=_cmd_docker)
     p = sub.add_parser("watch", help="stream changes as they happen")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=_cmd_watch)

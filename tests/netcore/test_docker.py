@@ -289,3 +289,25 @@ def test_a_dual_stack_network_gives_containers_ipv6_addresses_that_carry_traffic
             break
         time.sleep(0.1)
     assert ping.exit_code == 0, ping.output
+
+
+def test_the_cli_says_which_veth_and_bridge_belong_to_which_container(docker_engine):
+    """`python -m netcore docker`: what `docker network inspect` does not say (moby#17064)."""
+    import json
+    import sys
+
+    _run(docker_engine, f"sb{RUN}cli1")
+    _run(docker_engine, f"sb{RUN}cli2", mode="container", container=f"sb{RUN}cli1")
+    done = subprocess.run(
+        [sys.executable, "-m", "netcore", "docker", "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    by_name = {c["name"]: c for c in json.loads(done.stdout)["containers"]}
+    (endpoint,) = by_name[f"sb{RUN}cli1"]["endpoints"]
+    assert endpoint["interface"] == "eth0" and endpoint["bridge"] == "docker0"
+    veth = json.loads(subprocess.run(["ip", "-j", "link", "show", endpoint["host_veth"]], capture_output=True,
+                                     text=True, check=True).stdout)[0]  # fmt: skip
+    assert veth["master"] == "docker0" and veth["address"] != endpoint["mac"]
+    assert by_name[f"sb{RUN}cli2"]["netns"] == by_name[f"sb{RUN}cli1"]["netns"]
+    table = subprocess.run([sys.executable, "-m", "netcore", "docker"], capture_output=True, text=True).stdout
+    assert f"container:sb{RUN}cli1" in table and endpoint["host_veth"] in table

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from netcore.docker.plumbing import endpoints_plumbed
 from webapp.errors import HostOffline, NotFound
 from webapp.topology.selectors import HostTopology, topology_get, topology_list
 
@@ -22,31 +23,10 @@ class HostDocker:
     images: list[dict[str, Any]]
 
 
-def _plumbing(topology: HostTopology, container: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each endpoint of a container with the kernel objects under it: the interface in the
-    container's namespace with that endpoint's MAC, its veth peer on the host and that peer's bridge."""
-    links = topology.state["links"].values()
-    inside = {link["mac"]: link for link in links if link["netns"] == container["netns"] and link["mac"]}
-    by_index = {(link["netns"], link["index"]): link for link in links}
-    endpoints = []
-    for endpoint in container["endpoints"]:
-        link = inside.get(endpoint["mac"]) if container["netns"] else None
-        peer = by_index.get((link["peer"]["netns"], link["peer"]["index"])) if link and link["peer"] else None
-        endpoints.append(
-            {
-                **endpoint,
-                "interface": link["name"] if link else None,
-                "host_veth": peer["name"] if peer else None,
-                "bridge": peer["master"] if peer else None,
-            }
-        )
-    return endpoints
-
-
 def _host_docker(topology: HostTopology) -> HostDocker:
     state = topology.state
     containers = [
-        {**c, "endpoints": _plumbing(topology, c)}
+        {**c, "endpoints": endpoints_plumbed(c, state["links"].values())}
         for c in sorted(state["docker_containers"].values(), key=lambda c: c["name"])
     ]
     members: dict[str, list[str]] = {}
