@@ -1,4 +1,5 @@
-"""Living beside Docker: its FORWARD policy and Switchboard's ACCEPT rules in DOCKER-USER.
+"""Living beside Docker: its FORWARD policy, Switchboard's ACCEPT rules in DOCKER-USER, and the NAT
+rules behind its published ports.
 
 Once dockerd runs, the filter table's FORWARD policy is DROP and net.bridge.bridge-nf-call-iptables
 is 1, so frames crossing any other Linux bridge of the namespace go through iptables and are
@@ -19,6 +20,7 @@ from netcore.errors import NetcoreError
 CHAIN = "DOCKER-USER"
 BRIDGE_COMMENT = "switchboard-bridge"
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+_DNAT = re.compile(r"-p (\w+) .*--dport (\d+) -j DNAT --to-destination ([0-9a-f.:\[\]]+):(\d+)")
 _ACCEPTED = re.compile(rf"^-A {CHAIN} -i (\S+) -o (\S+) .*--comment \"?{BRIDGE_COMMENT}\"? -j ACCEPT$")
 
 
@@ -57,6 +59,17 @@ def accepted_bridges() -> list[str] | None:
     if done is None or done.returncode != 0:
         return None
     return sorted({m.group(1) for line in done.stdout.splitlines() if (m := _ACCEPTED.match(line))})
+
+
+def published_ports() -> dict[tuple[str, int], str]:
+    """Docker's DNAT rules (nat table, chain DOCKER) by (protocol, host port), as iptables -S prints
+    them: the rules behind its published ports."""
+    done = _iptables("-t", "nat", "-S", "DOCKER", check=False)
+    rules = {}
+    for line in done.stdout.splitlines() if done is not None and done.returncode == 0 else ():
+        if match := _DNAT.search(line):
+            rules[(match.group(1), int(match.group(2)))] = line
+    return rules
 
 
 def _rule(bridge: str) -> list[str]:

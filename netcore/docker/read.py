@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +37,6 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 KINDS = ("docker_engine", "docker_networks", "docker_containers", "docker_images")
 ENGINE_KEY = "engine"
-_DNAT = re.compile(r"-p (\w+) .*--dport (\d+) -j DNAT --to-destination ([0-9a-f.:\[\]]+):(\d+)")
 
 
 def _pairs(mapping: dict[str, Any] | None) -> tuple[DockerPair, ...]:
@@ -214,17 +211,6 @@ def _netns_of(pid: int, by_inode: dict[int, str]) -> str | None:
     return by_inode.get(inode, f"pid:{pid}")
 
 
-def _nat_rules() -> dict[tuple[str, int], str]:
-    """Docker's DNAT rules (nat table, chain DOCKER) by (protocol, host port)."""
-    done = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "DOCKER"], capture_output=True, text=True)
-    rules = {}
-    for line in done.stdout.splitlines() if done.returncode == 0 else ():
-        match = _DNAT.search(line)
-        if match:
-            rules[(match.group(1), int(match.group(2)))] = line
-    return rules
-
-
 def _summary_key(summary: dict[str, Any]) -> str:
     """What of a container's list entry changes when its network view does ("Status" ages by itself)."""
     return json.dumps({k: v for k, v in summary.items() if k != "Status"}, sort_keys=True)
@@ -337,7 +323,7 @@ class DockerReader:
         for gone in set(self._inspected) - present:
             del self._inspected[gone]
         if full or any(s.get("Ports") for s in changed):
-            self._nat = _nat_rules() if any(s.get("Ports") for s in summaries) else {}
+            self._nat = firewall.published_ports() if any(s.get("Ports") for s in summaries) else {}
         host, by_inode, by_file = _namespaces()
         by_inode[host] = ns.HOST
         networks = {n["Id"]: network_of(n, netns_by_file=by_file) for n in network_list}

@@ -1,6 +1,6 @@
 """Requests to a host's Docker engine, checked here and queued as operations its agent runs.
 
-A request is checked twice over before it is queued: its fields by netcore.docker.spec (the same
+A request is checked twice over before it is queued: its fields by netcore.docker.requests (the same
 code the agent runs), then against what the host's agent last reported of its engine, so unknown
 names answer 404, clashes (a name taken, an overlapping subnet, an address in use) 409 and bad
 fields 400, each naming the field, and nothing is queued. What the engine still refuses (a race
@@ -38,8 +38,11 @@ def _used_addresses(docker: HostDocker, network: dict[str, Any]) -> dict[str, st
     used = {s["gateway"]: "the gateway" for s in network["subnets"] if s["gateway"]}
     for container in docker.containers:
         for endpoint in container["endpoints"]:
-            if endpoint["network_id"] == network["id"] and endpoint["ipv4"]:
-                used[endpoint["ipv4"].split("/")[0]] = f"container {container['name']}"
+            if endpoint["network_id"] != network["id"]:
+                continue
+            for address in (endpoint["ipv4"], endpoint.get("ipv6")):
+                if address:
+                    used[address.split("/")[0]] = f"container {container['name']}"
     return used
 
 
