@@ -351,7 +351,7 @@ class LiveModel:
         if self._inotify < 0:
             return
         for directory in self._watch_missing():
-            for name in sorted(os.listdir(directory)):
+            for name in sorted(n for n in os.listdir(directory) if ns.listed(directory, n)):
                 shown = name if directory == ns.NETNS_DIR else f"docker:{name}"
                 kind = "named" if directory == ns.NETNS_DIR else "docker"
                 self._when_mounted(os.path.join(directory, name), shown, kind, tries=200)
@@ -367,7 +367,7 @@ class LiveModel:
             name = data[pos + 16 : pos + 16 + length].rstrip(b"\0").decode(errors="replace")
             pos += 16 + length
             directory = self._watch_dirs.get(wd)
-            if directory is None or not name:
+            if directory is None or not name or not ns.listed(directory, name):
                 continue
             shown = name if directory == ns.NETNS_DIR else f"docker:{name}"
             if mask & (_IN_DELETE | _IN_MOVED_FROM):

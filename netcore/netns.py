@@ -35,6 +35,16 @@ from netcore.netlink.socket import NetlinkSocket
 
 NETNS_DIR = "/run/netns"
 DOCKER_NETNS_DIR = "/var/run/docker/netns"
+# Docker's handle on the namespace dockerd itself runs in (for host-mode containers), never a
+# container's own: the caller's host when it runs there too, another host's otherwise.
+DOCKER_DAEMON_NETNS = "default"
+
+
+def listed(directory: str, name: str) -> bool:
+    """Whether a file of a namespace directory is a namespace netcore lists (see DOCKER_DAEMON_NETNS)."""
+    return not (directory == DOCKER_NETNS_DIR and name == DOCKER_DAEMON_NETNS)
+
+
 HOST = "host"
 # An agent marks the mount namespace it runs in (mark_agent_host). A namespace held only by processes
 # that see another agent's mark is that agent's host (a lab host, a system container with its own
@@ -369,6 +379,8 @@ def netns_list(*, processes: bool = True) -> list[NamespaceInfo]:
         except FileNotFoundError:
             continue
         for entry in entries:
+            if not listed(directory, entry.name):
+                continue
             try:
                 inode = entry.stat().st_ino
             except OSError:

@@ -221,7 +221,7 @@ class Agent:
         before = len(self.bridges)
         (self.bridges.add if event.action == "new" else self.bridges.discard)(link.name)
         if self.docker and len(self.bridges) != before:
-            self.docker.changed()
+            self.docker.bridges_changed()
 
     def _bridges(self) -> set[str]:
         return set(self.bridges)

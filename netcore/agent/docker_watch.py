@@ -20,6 +20,7 @@ log = logging.getLogger("netcore.agent")
 
 RETRY = 5.0  # seconds between attempts to reach an engine that is not there
 UNSETTLED_RETRY = 0.05  # seconds before reading again a container caught between two states
+BRIDGES_SETTLE = 0.2  # seconds after the last change of this host's bridges before DOCKER-USER is checked
 EVENT_TYPES = ["container", "network", "image", "daemon", "node"]
 FULL_READ_TYPES = ("image", "daemon", "node")  # events after which the engine and its images are read too
 
@@ -38,11 +39,35 @@ class DockerWatch:
         self._stale: set[str] = set()  # containers events named since the last read: inspected again
         self._reading = asyncio.Lock()  # one read at a time (the reader's cache is not shared)
         self._stream: Any = None
+        self._last: DockerState | None = None  # the latest read
+        self._bridges_check: asyncio.TimerHandle | None = None
 
-    def changed(self) -> None:
-        """Ask for a full read soon: one of this host's bridges came or went (DOCKER-USER follows)."""
-        self._full = True
-        self._dirty.set()
+    def bridges_changed(self) -> None:
+        """One of this host's Switchboard bridges came or went: once they settle (an apply makes many),
+        check DOCKER-USER against them. Only the firewall is read for that, not the engine: converge
+        has added the rules already (netcore.topology.converge.docker_user), this keeps them true."""
+        if self._bridges_check is not None:
+            self._bridges_check.cancel()
+        loop = asyncio.get_running_loop()
+        self._bridges_check = loop.call_later(BRIDGES_SETTLE, lambda: loop.create_task(self._sync_bridges()))
+
+    async def _sync_bridges(self) -> None:
+        self._bridges_check = None
+        async with self._reading:
+            if self.reader is None or self._last is None:
+                return  # without an engine the firewall is reported with every retry
+            accepted = await asyncio.to_thread(self._accept, self.bridges())
+            if accepted is not None and accepted != self._last.engine.accepted_bridges:
+                self._last = self.reader.accepted(accepted, self._last)
+                self.on_state(self._last.to_state())
+
+    @staticmethod
+    def _accept(wanted: set[str]) -> tuple[str, ...] | None:
+        """DOCKER-USER made to accept exactly `wanted`; the bridges it accepts (None: no such chain)."""
+        if firewall.accepted_bridges() is None:
+            return None
+        firewall.bridges_accept(wanted)
+        return tuple(sorted(wanted))
 
     async def run(self) -> None:
         """Until cancelled: connect, read, follow events; after losing the engine, retry every RETRY s."""
@@ -94,6 +119,7 @@ class DockerWatch:
             full, self._full = self._full, False
             stale, self._stale = self._stale, set()
             state = await asyncio.to_thread(self._read_and_sync, reader, self.bridges(), full, stale)
+            self._last = state
             self.on_state(state.to_state())
             if reader.unsettled:
                 asyncio.get_running_loop().call_later(UNSETTLED_RETRY, self._dirty.set)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import docker
@@ -284,6 +284,13 @@ class DockerReader:
             bridge_nf_call_iptables=firewall.bridge_nf_call_iptables(),
             accepted_bridges=tuple(firewall.accepted_bridges() or ()),
         )
+
+    def accepted(self, bridges: tuple[str, ...], state: DockerState) -> DockerState:
+        """`state` with the engine's accepted bridges now `bridges` (DOCKER-USER was just changed),
+        which the partial reads after it keep too."""
+        assert self._engine is not None, "a read came first"
+        self._engine = replace(self._engine, accepted_bridges=bridges)
+        return replace(state, engine=self._engine)
 
     def read(self, *, full: bool = True, stale: Collection[str] = ()) -> DockerState:
         """Everything the engine has now (full=False: see the class); the containers whose ids are in
