@@ -47,15 +47,16 @@ from bench import ncrun
 from bench.figures import Context, Result, figure
 from bench.hostns import NETNS_DIR, REPO_ROOT, nsenter, run_in
 from bench.live import (
-    DAPHNE_OPTIONS,
-    WAIT_FOR_PORT,
     StackError,
     _manage,
     _spawn,
     _start,
     _stop,
+    agent_command,
+    daphne_command,
     percentile,
     stack_namespace,
+    wait_for_port,
 )
 from tests.stack.harness import http_call
 
@@ -164,12 +165,7 @@ class P8Stack:
             f"--net={NETNS_DIR / self.ns}",
             f"--mount=/proc/{self.holder.pid}/ns/mnt",
             f"--wd={REPO_ROOT}",
-            sys.executable,
-            "-m",
-            "netcore.agent",
-            "--url",
-            f"ws://127.0.0.1:{PORT}/ws/agent/",
-            "--no-processes",
+            *agent_command(PORT),
         ]
         env = {**self.env, "SWITCHBOARD_AGENT_TOKEN": self.agent_token}
         self.agent = _spawn(argv, env, self.workdir / f"agent-{self.agents}.log")
@@ -256,19 +252,9 @@ def p8_stack(ctx: Context) -> Iterator[P8Stack]:
         _manage(env, "hosttoken", LIST_HOST)
         token = _manage(env, "adduser", OPERATOR, "--role", "operator").strip().splitlines()[-1]
         stack = P8Stack(ns, workdir, env, token, agent_token)
-        daphne = [
-            "-m",
-            "daphne",
-            *DAPHNE_OPTIONS,
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(PORT),
-            "webapp.asgi:application",
-        ]
-        stack.daphne = _start(ns, [sys.executable, *daphne], env, workdir / "daphne.log")
+        stack.daphne = _start(ns, daphne_command(PORT), env, workdir / "daphne.log")
         stack.procs.append(stack.daphne)
-        if not run_in(ns, [sys.executable, "-c", WAIT_FOR_PORT.replace("8765", str(PORT))], timeout=60).ok:
+        if not run_in(ns, wait_for_port(PORT), timeout=60).ok:
             raise StackError(f"daphne is not listening on {PORT}: {stack.tail()}")
         stack.holder = _holder(ns, workdir / "holder.log")
         stack.procs.append(stack.holder)

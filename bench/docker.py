@@ -27,7 +27,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +37,17 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from bench.figures import Context, Result, figure
-from bench.live import WAIT_FOR_PORT, StackError, _latency_row, _manage, _spawn, _stop, stack_env
+from bench.live import (
+    StackError,
+    _latency_row,
+    _manage,
+    _spawn,
+    _stop,
+    agent_command,
+    daphne_command,
+    stack_env,
+    wait_for_port,
+)
 from netcore.docker.engine import engine_connect
 from netcore.docker.read import DockerReader
 from tests.stack.harness import http_call
@@ -104,30 +113,13 @@ def docker_stack(ctx: Context) -> Iterator[DockerStack]:
         _manage(env, "migrate", "--noinput")
         agent_token = _manage(env, "hosttoken", HOST).strip().splitlines()[-1]
         stack.token = _manage(env, "adduser", OPERATOR, "--role", "operator").strip().splitlines()[-1]
-        daphne = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(PORT),
-            "webapp.asgi:application",
-        ]
-        stack.procs.append(_spawn(daphne, env, workdir / "daphne.log"))
-        wait = WAIT_FOR_PORT.replace("8765", str(PORT))
-        if subprocess.run([sys.executable, "-c", wait], timeout=60, check=False).returncode != 0:
+        stack.procs.append(_spawn(daphne_command(PORT), env, workdir / "daphne.log"))
+        if subprocess.run(wait_for_port(PORT), timeout=60, check=False).returncode != 0:
             raise StackError(f"daphne is not listening on {PORT}: {stack.tail()}")
-        agent = [
-            sys.executable,
-            "-m",
-            "netcore.agent",
-            "--url",
-            f"ws://127.0.0.1:{PORT}/ws/agent/",
-            "--no-processes",
-        ]
         stack.procs.append(
-            _spawn(agent, {**env, "SWITCHBOARD_AGENT_TOKEN": agent_token}, workdir / "agent.log")
+            _spawn(
+                agent_command(PORT), {**env, "SWITCHBOARD_AGENT_TOKEN": agent_token}, workdir / "agent.log"
+            )
         )
 
         def engine_stored() -> bool:

@@ -59,18 +59,40 @@ DAPHNE_OPTIONS: tuple[str, ...] = (
 )  # as scripts/run-local.sh
 WEAVE_NOTE = "no side-by-side baseline (Weave Scope pushes once a second: nominal p95 1000 ms)"
 
-# Wait (inside the namespace) until daphne accepts connections on PORT; exit 1 after 30 s.
-WAIT_FOR_PORT = f"""
+# Wait (inside the namespace) until daphne accepts connections on a port; exit 1 after 30 s.
+_WAIT_FOR_PORT = """
 import socket, sys, time
 end = time.monotonic() + 30
 while time.monotonic() < end:
     try:
-        socket.create_connection(("127.0.0.1", {PORT}), timeout=1).close()
+        socket.create_connection(("127.0.0.1", {port}), timeout=1).close()
         sys.exit(0)
     except OSError:
         time.sleep(0.05)
 sys.exit(1)
 """
+
+
+def daphne_command(port: int) -> list[str]:
+    """daphne serving the web app on 127.0.0.1:port (with DAPHNE_OPTIONS' message limits)."""
+    return [sys.executable, "-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(port), ASGI_APP]
+
+
+def agent_command(port: int) -> list[str]:
+    """The agent of the host it runs in, reporting to the daphne on 127.0.0.1:port."""
+    return [
+        sys.executable,
+        "-m",
+        "netcore.agent",
+        "--url",
+        f"ws://127.0.0.1:{port}/ws/agent/",
+        "--no-processes",
+    ]
+
+
+def wait_for_port(port: int) -> list[str]:
+    """A command that exits 0 once something accepts connections on 127.0.0.1:port (1 after 30 s)."""
+    return [sys.executable, "-c", _WAIT_FOR_PORT.format(port=port)]
 
 
 class StackError(RuntimeError):
@@ -174,14 +196,12 @@ def live_stack(ctx: Context, tag: str) -> Iterator[Stack]:
         _manage(env, "migrate", "--noinput")
         host_token = _manage(env, "hosttoken", HOST).strip().splitlines()[-1]
         user_token = _manage(env, "adduser", VIEWER, "--role", "viewer").strip().splitlines()[-1]
-        daphne = ["-m", "daphne", *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(PORT), ASGI_APP]
-        procs.append(_start(ns, [sys.executable, *daphne], env, logs[0]))
+        procs.append(_start(ns, daphne_command(PORT), env, logs[0]))
         stack = Stack(ns, f"ws://127.0.0.1:{PORT}/ws/topology/", user_token, logs)
-        if not run_in(ns, [sys.executable, "-c", WAIT_FOR_PORT], timeout=60).ok:
+        if not run_in(ns, wait_for_port(PORT), timeout=60).ok:
             raise StackError(f"daphne is not listening on {PORT} after 30 s: {stack.log_tail()}")
-        agent = ["-m", "netcore.agent", "--url", f"ws://127.0.0.1:{PORT}/ws/agent/", "--no-processes"]
         agent_env = {**env, "SWITCHBOARD_AGENT_TOKEN": host_token}
-        procs.append(_start(ns, [sys.executable, *agent], agent_env, logs[1]))
+        procs.append(_start(ns, agent_command(PORT), agent_env, logs[1]))
         yield stack
         if dead := [log.stem for proc, log in zip(procs, logs, strict=False) if proc.poll() is not None]:
             raise StackError(f"{' and '.join(dead)} exited during the figure: {stack.log_tail()}")

@@ -157,16 +157,16 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def _cmd_docker(args: argparse.Namespace) -> int:
     from netcore.docker.engine import engine_connect
-    from netcore.docker.plumbing import endpoints_plumbed
+    from netcore.docker.plumbing import plumber
     from netcore.docker.read import DockerReader
     from netcore.snapshot import snapshot
 
     state = DockerReader(engine_connect()).read()
     containers = sorted((c.to_dict() for c in state.containers.values()), key=lambda c: c["name"])
     spaces = sorted({"host", *(c["netns"] for c in containers if c["netns"])})
-    links = [link.to_dict() for link in snapshot(namespaces=spaces, processes=False).links]
+    plumbed = plumber(link.to_dict() for link in snapshot(namespaces=spaces, processes=False).links)
     for c in containers:
-        c["endpoints"] = endpoints_plumbed(c, links)
+        c["endpoints"] = plumbed(c)
     if args.json:
         _emit({"engine": state.engine.to_dict(), "containers": containers})
         return 0

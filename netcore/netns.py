@@ -365,15 +365,16 @@ def host_inode() -> int:
 _NET_LINK = re.compile(r"net:\[(\d+)\]")
 
 
-def netns_list(*, processes: bool = True) -> list[NamespaceInfo]:
+def netns_list(*, processes: bool = True, named: bool = True) -> list[NamespaceInfo]:
     """Every network namespace netcore can see, de-duplicated by inode, host first.
 
-    Named ones (/run/netns), Docker's (/var/run/docker/netns) and, with processes=True,
-    namespaces only held by a process (/proc/*/ns/net).
+    Named ones (/run/netns, unless named=False), Docker's (/var/run/docker/netns) and, with
+    processes=True, namespaces only held by a process (/proc/*/ns/net).
     """
     home = host_inode()
     seen: dict[int, NamespaceInfo] = {home: NamespaceInfo(HOST, home, "host", "/proc/thread-self/ns/net")}
-    for directory, kind in ((NETNS_DIR, "named"), (DOCKER_NETNS_DIR, "docker")):
+    directories = ((NETNS_DIR, "named"),) if named else ()
+    for directory, kind in (*directories, (DOCKER_NETNS_DIR, "docker")):
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except FileNotFoundError:

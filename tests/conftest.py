@@ -167,11 +167,8 @@ def kernel_has_link_kind():
     return has
 
 
-def docker_clean() -> tuple[list[str], list[str]]:
+def docker_clean(client: Any) -> tuple[list[str], list[str]]:
     """Remove every container, then every network, that this run named; answers their names."""
-    from netcore.docker.engine import engine_connect
-
-    client = engine_connect()
     containers = [c for c in client.containers.list(all=True) if ours(c.name)]
     for container in containers:
         container.remove(force=True)
@@ -179,6 +176,21 @@ def docker_clean() -> tuple[list[str], list[str]]:
     for network in networks:
         network.remove()
     return [c.name for c in containers], [n.name for n in networks]
+
+
+def _docker_or_none() -> Any:
+    """The machine's Docker engine, or None without one (a part of the suite may run without it)."""
+    from netcore.docker.engine import engine_connect
+    from netcore.errors import Unavailable
+
+    try:
+        return engine_connect()
+    except Unavailable:
+        return None
+
+
+def _swarm_state(client: Any) -> str:
+    return client.info()["Swarm"]["LocalNodeState"]
 
 
 @pytest.fixture
@@ -191,16 +203,26 @@ def docker_engine() -> Iterator[Any]:
     try:
         yield client
     finally:
-        docker_clean()
+        docker_clean(client)
         client.close()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaks_at_end() -> Iterator[None]:
     """Fail the suite if it left a namespace, or a link or nftables table (netcore's are named
-    switchboard-<topology>) in the machine's own namespace, or a Docker container or network behind."""
+    switchboard-<topology>) in the machine's own namespace, or a Docker container or network, or
+    the engine in a Swarm it was not in, behind."""
+    docker = _docker_or_none()
+    swarm_before = _swarm_state(docker) if docker else None
     yield
-    docker_left = docker_clean()
+    docker_left: tuple[list[str], list[str]] = ([], [])
+    swarm_after = swarm_before
+    if docker is not None:
+        docker_left = docker_clean(docker)
+        swarm_after = _swarm_state(docker)
+        if swarm_before == "inactive" and swarm_after != "inactive":
+            docker.swarm.leave(force=True)
+        docker.close()
     left = _ours()
     for name in left:
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -216,6 +238,9 @@ def _no_leaks_at_end() -> Iterator[None]:
     assert not stray, f"the suite left links in the machine's namespace: {stray}"
     assert not tables, f"the suite left nftables tables in the machine's namespace: {tables}"
     assert docker_left == ([], []), f"the suite left Docker containers and networks behind: {docker_left}"
+    assert swarm_after == swarm_before, (
+        f"the suite left the engine's Swarm {swarm_after} (was {swarm_before})"
+    )
 
 
 def _ns_path(name: str) -> str | None:

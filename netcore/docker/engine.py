@@ -6,7 +6,9 @@ docker.io 20.10 speaks 1.41) and a newer client on PATH do not matter.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import docker
 import docker.errors
@@ -39,6 +41,17 @@ def _reason(exc: BaseException) -> str:
         if marker in text:
             return "its socket is missing or refuses connections"
     return text[:300]
+
+
+@contextlib.contextmanager
+def engine_call(*, obj: str, action: str) -> Iterator[None]:
+    """Around calls to the engine: whatever the SDK raises comes out as engine_error's NetcoreError."""
+    try:
+        yield
+    except NetcoreError:
+        raise
+    except Exception as exc:
+        raise engine_error(exc, obj=obj, action=action) from None
 
 
 def engine_error(exc: Exception, *, obj: str, action: str) -> NetcoreError:

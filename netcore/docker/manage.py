@@ -1,5 +1,6 @@
 """Change the engine: networks created, removed, connected and disconnected; containers run, stopped
-and removed. Each request is checked first (netcore.docker.spec); a run that fails after the engine
+and removed, Compose projects brought up and down. Each request is checked first
+(netcore.docker.requests); a run that fails after the engine
 created something removes it again, so nothing half-made is left behind."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import docker
 import docker.types
 
 from netcore.docker import compose
-from netcore.docker.engine import engine_error
+from netcore.docker.engine import engine_call, engine_error
 from netcore.docker.requests import request_check
 from netcore.errors import InvalidSpec, NotFound
 
@@ -29,7 +30,7 @@ def _network_create(client: docker.DockerClient, req: dict[str, Any]) -> dict[st
         )
         for s in req["subnets"]
     ]
-    try:
+    with engine_call(obj=f"network {req['name']}", action="create"):
         network = client.networks.create(
             req["name"],
             driver=req["driver"],
@@ -41,58 +42,42 @@ def _network_create(client: docker.DockerClient, req: dict[str, Any]) -> dict[st
             options=req["options"] or None,
             check_duplicate=True,
         )
-    except Exception as exc:
-        raise engine_error(exc, obj=f"network {req['name']}", action="create") from None
     return {"network": network.id, "name": req["name"]}
 
 
 def _network(client: docker.DockerClient, ref: str) -> Any:
-    try:
+    with engine_call(obj=f"network {ref}", action="find"):
         return client.networks.get(ref)
-    except Exception as exc:
-        raise engine_error(exc, obj=f"network {ref}", action="find") from None
 
 
 def _container(client: docker.DockerClient, ref: str) -> Any:
-    try:
+    with engine_call(obj=f"container {ref}", action="find"):
         return client.containers.get(ref)
-    except Exception as exc:
-        raise engine_error(exc, obj=f"container {ref}", action="find") from None
 
 
 def _network_remove(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
     network = _network(client, req["network"])
-    try:
+    with engine_call(obj=f"network {req['network']}", action="remove"):
         network.remove()
-    except Exception as exc:
-        raise engine_error(exc, obj=f"network {req['network']}", action="remove") from None
     return {"network": network.id}
 
 
 def _network_connect(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
     network, container = _network(client, req["network"]), _container(client, req["container"])
-    try:
+    with engine_call(obj=f"container {req['container']} on network {req['network']}", action="connect"):
         network.connect(
             container,
             ipv4_address=req.get("ipv4"),
             ipv6_address=req.get("ipv6"),
             aliases=req["aliases"] or None,
         )
-    except Exception as exc:
-        raise engine_error(
-            exc, obj=f"container {req['container']} on network {req['network']}", action="connect"
-        ) from None
     return {"network": network.id, "container": container.id}
 
 
 def _network_disconnect(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
     network, container = _network(client, req["network"]), _container(client, req["container"])
-    try:
+    with engine_call(obj=f"container {req['container']} from network {req['network']}", action="disconnect"):
         network.disconnect(container, force=req["force"])
-    except Exception as exc:
-        raise engine_error(
-            exc, obj=f"container {req['container']} from network {req['network']}", action="disconnect"
-        ) from None
     return {"network": network.id, "container": container.id}
 
 
@@ -130,7 +115,7 @@ def _container_run(client: docker.DockerClient, req: dict[str, Any]) -> dict[str
         for p in req["ports"]
     }
     what = f"container {req['name'] or 'from ' + req['image']}"
-    try:
+    with engine_call(obj=what, action="create"):
         created = client.api.create_container(
             req["image"],
             command=req["command"],
@@ -142,8 +127,6 @@ def _container_run(client: docker.DockerClient, req: dict[str, Any]) -> dict[str
             ),
             networking_config=networking,
         )
-    except Exception as exc:
-        raise engine_error(exc, obj=what, action="create") from None
     container_id = created["Id"]
     try:
         client.api.start(container_id)
@@ -156,19 +139,15 @@ def _container_run(client: docker.DockerClient, req: dict[str, Any]) -> dict[str
 
 def _container_stop(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
     container = _container(client, req["container"])
-    try:
+    with engine_call(obj=f"container {req['container']}", action="stop"):
         container.stop(timeout=5)
-    except Exception as exc:
-        raise engine_error(exc, obj=f"container {req['container']}", action="stop") from None
     return {"container": container.id}
 
 
 def _container_remove(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
     container = _container(client, req["container"])
-    try:
+    with engine_call(obj=f"container {req['container']}", action="remove"):
         container.remove(force=req["force"])
-    except Exception as exc:
-        raise engine_error(exc, obj=f"container {req['container']}", action="remove") from None
     return {"container": container.id}
 
 
@@ -201,23 +180,17 @@ def _compose_up(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, A
 def _compose_down(client: docker.DockerClient, req: dict[str, Any]) -> dict[str, Any]:
     """Every container, then every network, labelled with the project (whoever made them)."""
     label = f"{compose.PROJECT_LABEL}={req['project']}"
-    try:
+    with engine_call(obj=f"project {req['project']}", action="list"):
         containers = client.containers.list(all=True, filters={"label": label})
         networks = client.networks.list(filters={"label": label})
-    except Exception as exc:
-        raise engine_error(exc, obj=f"project {req['project']}", action="list") from None
     if not containers and not networks:
         raise NotFound(f"project: no container or network belongs to project {req['project']}", obj="project")
     for container in containers:
-        try:
+        with engine_call(obj=f"container {container.name}", action="remove"):
             container.remove(force=True)
-        except Exception as exc:
-            raise engine_error(exc, obj=f"container {container.name}", action="remove") from None
     for network in networks:
-        try:
+        with engine_call(obj=f"network {network.name}", action="remove"):
             network.remove()
-        except Exception as exc:
-            raise engine_error(exc, obj=f"network {network.name}", action="remove") from None
     return {
         "project": req["project"],
         "containers": [c.id for c in containers],

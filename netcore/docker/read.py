@@ -19,7 +19,7 @@ import docker
 
 from netcore import netns as ns
 from netcore.docker import firewall
-from netcore.docker.engine import ENABLE_HINT, engine_error
+from netcore.docker.engine import ENABLE_HINT, engine_call, engine_error
 from netcore.docker.objects import (
     DockerContainer,
     DockerDns,
@@ -196,9 +196,9 @@ def image_of(attrs: dict[str, Any]) -> DockerImage:
 
 
 def _namespaces() -> tuple[int, dict[int, str], dict[str, str]]:
-    """The caller's namespace inode, netcore's names of the named and Docker namespaces by inode,
-    and the Docker ones by file name."""
-    by_inode = {info.inode: info.name for info in ns.netns_list(processes=False)}
+    """The caller's namespace inode, netcore's names of Docker's namespaces (no container has
+    another) by inode, and by file name."""
+    by_inode = {info.inode: info.name for info in ns.netns_list(processes=False, named=False)}
     by_file = {name.removeprefix("docker:"): name for name in by_inode.values() if name.startswith("docker:")}
     return ns.host_inode(), by_inode, by_file
 
@@ -267,11 +267,9 @@ class DockerReader:
     def engine(self) -> DockerEngine:
         """The engine's version, its Swarm role and the firewall around it."""
         api = self.client.api
-        try:
+        with engine_call(obj="engine", action="read"):
             version = api.version()
             swarm = api.info().get("Swarm") or {}
-        except Exception as exc:
-            raise engine_error(exc, obj="engine", action="read") from None
         return DockerEngine(
             available=True,
             error=None,

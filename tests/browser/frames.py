@@ -24,7 +24,8 @@ from netcore.docker.objects import (
     DockerPort,
     DockerSubnet,
 )
-from webapp.topology.schema import KINDS, SCHEMA  # the state kinds, as netcore's schemas define them
+from webapp.topology.schema import KINDS  # the state kinds, as netcore's schemas define them
+from webapp.topology.state import snapshot_lists
 
 
 class HostState:
@@ -190,13 +191,7 @@ class HostState:
 
     def as_netcore_snapshot(self) -> dict[str, Any]:
         """The kernel objects as a netcore Snapshot.to_dict() (lists), for schema validation."""
-        return {
-            "version": 1,
-            **{kind: list(self.state[kind].values()) for kind in KINDS if kind in SNAPSHOT_KINDS},
-        }
-
-
-SNAPSHOT_KINDS = set(SCHEMA["properties"]) - {"version"}  # the kernel's kinds (the rest are Docker's)
+        return snapshot_lists(self.state)
 
 
 def link_id(host: str, link: dict[str, Any]) -> str:

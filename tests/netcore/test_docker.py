@@ -209,7 +209,7 @@ def swarm(docker_engine):
     try:
         yield docker_engine
     finally:
-        docker_clean()  # the test's containers and networks first: the swarm cannot go before them
+        docker_clean(docker_engine)  # the test's containers and networks first: the swarm goes after them
         docker_engine.swarm.leave(force=True)
         if not had_gateway:
             for network in docker_engine.networks.list(names=["docker_gwbridge"]):

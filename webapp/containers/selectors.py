@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netcore.docker.plumbing import endpoints_plumbed
+from netcore.docker.plumbing import plumber
 from webapp.errors import HostOffline, NotFound
 from webapp.topology.selectors import HostTopology, topology_get, topology_list
 
@@ -25,8 +25,9 @@ class HostDocker:
 
 def _host_docker(topology: HostTopology) -> HostDocker:
     state = topology.state
+    plumbed = plumber(state["links"].values())
     containers = [
-        {**c, "endpoints": endpoints_plumbed(c, state["links"].values())}
+        {**c, "endpoints": plumbed(c)}
         for c in sorted(state["docker_containers"].values(), key=lambda c: c["name"])
     ]
     members: dict[str, list[str]] = {}

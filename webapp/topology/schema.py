@@ -435,6 +435,7 @@ def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str | None, tuple[Call
 
 SCHEMA, DOCKER_SCHEMA, _CHECKS = _load()
 KINDS: tuple[str, ...] = tuple(k for k in _CHECKS if k)  # namespaces, links, addresses, routes, ...
+SNAPSHOT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k in SCHEMA["properties"])  # the kernel's
 
 
 def _check(key: str | None, value: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.topology.schema import KINDS, SchemaError, object_check, text_check
+from webapp.topology.schema import KINDS, SNAPSHOT_KINDS, SchemaError, object_check, text_check
 
 SNAPSHOT_VERSION = 1
 MAX_KEY = 512  # characters of an object's key
@@ -98,8 +98,12 @@ def events_check(events: Any) -> list[dict[str, Any]]:
 
 
 def snapshot_lists(state: State) -> dict[str, Any]:
-    """The netcore snapshot form of a state: {"version": 1, kind: [objects]}."""
-    return {"version": SNAPSHOT_VERSION, **{kind: list(state.get(kind, {}).values()) for kind in KINDS}}
+    """The netcore snapshot form of a state's kernel objects: {"version": 1, kind: [objects]} (the
+    Docker kinds are not a snapshot's: /api/v1/docker/ serves them)."""
+    return {
+        "version": SNAPSHOT_VERSION,
+        **{kind: list(state.get(kind, {}).values()) for kind in SNAPSHOT_KINDS},
+    }
 
 
 class LiveState:
