@@ -8,11 +8,11 @@ VPY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-# Debian packages the project needs. Later features append here (dnsmasq, nftables, docker.io, ...).
-# nodejs/npm: the browser's JavaScript (Cytoscape.js) comes from npm; chromium: browser tests;
-# redis-server and postgresql: the scale-out test (two web workers sharing them).
+# Debian packages the project needs. nodejs/npm: the browser's JavaScript (Cytoscape.js) comes from
+# npm; chromium: browser tests; redis-server and postgresql: the scale-out test (two web workers sharing
+# them); dnsmasq-base: the service catalog's DNS, one per network, run by the agent; dnsperf: its benchmark.
 APT_PACKAGES := python3 python3-venv python3-dev iproute2 util-linux procps make gcc \
-	nodejs chromium redis-server postgresql nftables
+	nodejs chromium redis-server postgresql nftables dnsmasq-base dnsperf
 
 # apt-get, through sudo when not already root (sudo drops the environment, hence `env`).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

@@ -321,3 +321,33 @@ def link_get(*, name: str) -> bytes:
     return (
         _ifinfo() + c.attr_str(c.IFLA_IFNAME, name) + c.attr_u32(c.IFLA_EXT_MASK, c.RTEXT_FILTER_SKIP_STATS)
     )
+
+
+def local_route_add(*, address: IPAddress, index: int, ifname: str, protocol: int) -> Request:
+    """A host-scope local route for one address in table local, marked with `protocol`
+    (`ip route add local ADDRESS dev IFNAME table local proto PROTOCOL`): the host takes the address's
+    packets and answers ARP for it on that link without the address being on any interface."""
+    family = _family(address)
+    bits = address.max_prefixlen
+    body = c.RTMSG.pack(family, bits, 0, 0, c.RT_TABLE_LOCAL, protocol, c.RT_SCOPE_HOST, c.RTN_LOCAL, 0)
+    body += c.attr(c.RTA_DST, address.packed) + c.attr_u32(c.RTA_OIF, index)
+    return Request(c.RTM_NEWROUTE, _CREATE, body, "add local route", f"{address} on {ifname}")
+
+
+def local_route_delete(
+    *, address: IPAddress, index: int, ifname: str, protocol: int, missing_ok: bool = False
+) -> Request:
+    """Delete the local route local_route_add made: only one with that protocol, type and link
+    matches. `missing_ok` for one the kernel may have dropped with its link."""
+    family = _family(address)
+    bits = address.max_prefixlen
+    body = c.RTMSG.pack(family, bits, 0, 0, c.RT_TABLE_LOCAL, protocol, c.RT_SCOPE_NOWHERE, c.RTN_LOCAL, 0)
+    body += c.attr(c.RTA_DST, address.packed) + c.attr_u32(c.RTA_OIF, index)
+    tolerate = (errno.ESRCH,) if missing_ok else ()
+    return Request(c.RTM_DELROUTE, 0, body, "delete local route", f"{address} on {ifname}", tolerate)
+
+
+def local_route_dump(*, family: int, protocol: int) -> bytes:
+    """Body of an RTM_GETROUTE dump of table local's local routes marked with `protocol` (the kernel
+    filters by table, protocol and type: the socket asks for strict checking)."""
+    return c.RTMSG.pack(family, 0, 0, 0, c.RT_TABLE_LOCAL, protocol, 0, c.RTN_LOCAL, 0)

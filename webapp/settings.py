@@ -183,6 +183,7 @@ INSTALLED_APPS = [
     "webapp.operations",
     "webapp.networks",
     "webapp.containers",
+    "webapp.catalog",
     "webapp.audit",
 ]
 

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include("webapp.operations.api.urls")),
     path("api/v1/", include("webapp.networks.api.urls")),
     path("api/v1/", include("webapp.containers.api.urls")),
+    path("api/v1/", include("webapp.catalog.api.urls")),
     path("api/v1/", include("webapp.audit.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(api_docs), name="api-docs"),

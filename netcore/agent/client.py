@@ -24,6 +24,7 @@ from netcore.live import Event, LiveModel
 from netcore.model import Link
 from netcore.names import parse_owner_alias
 from netcore.netns import HOST
+from netcore.services.runtime import ServiceRuntime
 
 log = logging.getLogger("netcore.agent")
 
@@ -105,6 +106,7 @@ class Agent:
         self.changes = Changes()
         self.docker = DockerWatch(on_state=self._docker_state, bridges=self._bridges) if docker else None
         self.docker_state: ProtocolState = {}  # the latest read of the Docker engine
+        self.services = ServiceRuntime(on_state=self._services_state)
         self.docker_read = asyncio.Event()  # set by the first read: the first snapshot waits for it
         self.bridges: set[str] = set()  # this host's Switchboard bridges (DockerWatch keeps them accepted)
         self.ws: ClientConnection | None = None
@@ -126,6 +128,7 @@ class Agent:
         self.bridges = {link.name for link in self.model.snapshot().links if switchboard_bridge(link)}
         pump = asyncio.create_task(self._pump_events(self.model))
         docker = asyncio.create_task(self.docker.run()) if self.docker else None
+        services = asyncio.create_task(self.services.run())
         backoff = Backoff(start=BACKOFF_START, limit=BACKOFF_MAX)
         refused_backoff = Backoff(start=REFUSED_BACKOFF_START, limit=REFUSED_BACKOFF_MAX)
         try:
@@ -166,6 +169,9 @@ class Agent:
             pump.cancel()
             if docker:
                 docker.cancel()
+            services.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await services  # its dnsmasq processes and VIPs go with it
             self.model.close()
 
     async def _session(self, ws: ClientConnection) -> None:
@@ -177,6 +183,7 @@ class Agent:
                 "host": socket.gethostname(),
                 "agent_version": __version__,
                 "protocol": PROTOCOL_VERSION,
+                "catalog": len(self.services.catalog.networks),  # networks it serves: the web app resends
             },
         )
         self.ws = ws
@@ -198,7 +205,7 @@ class Agent:
         # a state sent as the whole truth is read from the kernel, not from memory: whatever the
         # model got wrong is corrected here (and the differences go out as ordinary events)
         assert self.model is not None, "run() starts the model before it connects"
-        state = state_of(self.model.refresh()) | self.docker_state
+        state = state_of(self.model.refresh()) | self.docker_state | self.services.state
         self.changes.reset(state)
         self.seq += 1
         await self._send(ws, {"type": "snapshot", "seq": self.seq, "state": state})
@@ -232,6 +239,11 @@ class Agent:
         self.docker_read.set()
         if self.model is not None:
             self.model.docker_changed()
+        self.changes.replace(state)
+        self._schedule_flush()
+
+    def _services_state(self, state: ProtocolState) -> None:
+        """New health of the catalog's instances: what differs goes out with the next delta."""
         self.changes.replace(state)
         self._schedule_flush()
 
@@ -285,6 +297,8 @@ class Agent:
             log.info("the web app knows this host as %s", frame.get("host"))
         elif kind == "command":
             self._spawn(self._command(frame))
+        elif kind == "catalog":
+            self._spawn(self._catalog(frame))
         elif kind == "cancel":
             self._cancel(frame.get("id"))
         elif kind == "resync":
@@ -353,6 +367,12 @@ class Agent:
             await self.docker.read_now()  # what it changed goes out before the result
             await self._flush_now()
         await self._send_now({"type": "result", "id": command_id, **reply})
+
+    async def _catalog(self, frame: dict) -> None:
+        """Serve the catalog the web app sent (DNS, VIPs, checks), then say which version is served."""
+        reply = await self.services.apply(frame.get("catalog"))
+        await self._flush_now()  # the new instances' first health goes out before the answer
+        await self._send_now({"type": "catalog.applied", **reply})
 
     async def _settle(self, model: LiveModel, command_id: object) -> None:
         """After a command that changed the kernel with the live model held (LiveModel.hold: the

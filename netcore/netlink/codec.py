@@ -115,6 +115,12 @@ RT_SCOPE_LINK = 253
 RT_SCOPE_NOWHERE = 255
 RTN_UNICAST = 1
 RTNH_F_ONLINK = 4
+RT_TABLE_LOCAL = 255
+RT_SCOPE_HOST = 254
+RTN_LOCAL = 2
+#: rtm_protocol of the local routes that make service VIPs the host's (`ip route ... proto 0xb5`);
+#: unassigned in iproute2's rt_protos, so these routes can be listed and removed without touching others.
+RTPROT_SWITCHBOARD_VIP = 0xB5
 
 # ndmsg + NDA_*
 NDMSG = struct.Struct("=BxxxiHBB")

@@ -25,7 +25,10 @@ CHECK_KINDS = ("tcp", "http", "dns")
 STATES = ("passing", "warning", "critical")
 #: States that keep an instance in DNS and behind its VIP (as Consul's DNS does by default).
 SERVING = ("passing", "warning")
+#: The protocol state kind that carries instances' health (netcore/schema/services.schema.json).
+HEALTH_KIND = "service_health"
 DEFAULT_DOMAIN = "sb.internal"
+MAX_OUTPUT = 512  # characters of a check's output that travel
 MAX_WEIGHT = 100
 #: A DNS label: what service, instance, network and node names must be to appear in names.
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -75,10 +78,12 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class NodeName:
-    """`<name>.<network>.<domain>` answers `addresses`."""
+    """`<name>.<network>.<domain>` answers `addresses`; `netns` is the node's namespace, whose
+    resolver (/etc/netns/<netns>/resolv.conf) points at the network's DNS."""
 
     name: str
     addresses: tuple[IPAddress, ...]
+    netns: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,15 +133,16 @@ class Health:
         return f"{self.network}|{self.service}|{self.instance}"
 
     def to_dict(self) -> dict[str, Any]:
+        """As the protocol carries it: times in whole milliseconds since the epoch, rtt in µs."""
         return {
             "network": self.network,
             "service": self.service,
             "instance": self.instance,
             "status": self.status,
-            "output": self.output,
-            "checked": self.checked,
-            "since": self.since,
-            "rtt": self.rtt,
+            "output": self.output[:MAX_OUTPUT],
+            "checked_ms": round(self.checked * 1000),
+            "since_ms": round(self.since * 1000),
+            "rtt_us": None if self.rtt is None else round(self.rtt * 1000),
         }
 
 
@@ -173,14 +179,17 @@ class _Reader:
         value = self.get(key, str)
         if not LABEL.match(value):
             raise InvalidSpec(
-                f"{self.at(key)}: {value!r} is not a DNS label (a-z, 0-9 and '-', at most 63)", obj=self.at(key)
+                f"{self.at(key)}: {value!r} is not a DNS label (a-z, 0-9 and '-', at most 63)",
+                obj=self.at(key),
             )
         return value
 
     def number(self, key: str, low: float, high: float, default: float) -> float:
         value = float(self.get(key, (int, float), default))
         if not low <= value <= high:
-            raise InvalidSpec(f"{self.at(key)}: {value:g} is not between {low:g} and {high:g}", obj=self.at(key))
+            raise InvalidSpec(
+                f"{self.at(key)}: {value:g} is not between {low:g} and {high:g}", obj=self.at(key)
+            )
         return value
 
     def integer(self, key: str, low: int, high: int, default: Any = ...) -> int:
@@ -213,14 +222,24 @@ def _check(data: object, path: str) -> CheckSpec:
     r = _Reader(data, path)
     kind = r.get("kind", str)
     if kind not in CHECK_KINDS:
-        raise InvalidSpec(f"{r.at('kind')}: {kind!r} is not one of {', '.join(CHECK_KINDS)}", obj=r.at("kind"))
+        raise InvalidSpec(
+            f"{r.at('kind')}: {kind!r} is not one of {', '.join(CHECK_KINDS)}", obj=r.at("kind")
+        )
     interval = r.number("interval", 0.1, 3600, 10.0)
     timeout = r.number("timeout", 0.05, 60, min(2.0, interval))
     if timeout > interval:
-        raise InvalidSpec(f"{r.at('timeout')}: longer than the interval ({interval:g} s)", obj=r.at("timeout"))
+        raise InvalidSpec(
+            f"{r.at('timeout')}: longer than the interval ({interval:g} s)", obj=r.at("timeout")
+        )
     status = r.get("status", list, [200, 399])
-    if len(status) != 2 or not all(isinstance(s, int) and 100 <= s <= 599 for s in status) or status[0] > status[1]:
-        raise InvalidSpec(f"{r.at('status')}: expected [low, high], HTTP statuses from 100 to 599", obj=r.at("status"))
+    if (
+        len(status) != 2
+        or not all(isinstance(s, int) and 100 <= s <= 599 for s in status)
+        or status[0] > status[1]
+    ):
+        raise InvalidSpec(
+            f"{r.at('status')}: expected [low, high], HTTP statuses from 100 to 599", obj=r.at("status")
+        )
     path_value = r.get("path", str, "/")
     if not path_value.startswith("/") or any(c in path_value for c in " \r\n"):
         raise InvalidSpec(f"{r.at('path')}: an HTTP path starting with '/'", obj=r.at("path"))
@@ -286,7 +305,7 @@ def _network(data: object, path: str) -> NetworkCatalog:
     for where, item in r.items("nodes"):
         n = _Reader(item, where)
         addresses = tuple(_Reader({"a": a}, w).address("a") for w, a in n.items("addresses"))
-        nodes.append(NodeName(name=n.label("name"), addresses=addresses))  # type: ignore[arg-type]
+        nodes.append(NodeName(name=n.label("name"), addresses=addresses, netns=n.get("netns", str, None)))  # type: ignore[arg-type]
     services = tuple(_service(item, where, tuple(subnets)) for where, item in r.items("services"))
     _unique((s.name for s in services), r.at("services"), "service")
     return NetworkCatalog(
@@ -353,7 +372,8 @@ class Zone:
 def zone_of(network: NetworkCatalog, domain: str, health: Mapping[str, Health]) -> Zone:
     """What `network`'s DNS must answer now: each node's addresses; each serving instance's address
     under `<service>.<network>.<domain>` and `<instance>.<service>.<network>.<domain>`; SRV records
-    for serving instances at `<service>.<network>.<domain>` and `_<service>._<protocol>.<network>.<domain>`."""
+    for serving instances at `<service>.<network>.<domain>` and at the RFC 2782 name
+    `_<service>._<protocol>.<network>.<domain>`."""
     suffix = f"{network.name}.{domain}"
     names: dict[str, list[str]] = {}
 
@@ -371,7 +391,9 @@ def zone_of(network: NetworkCatalog, domain: str, health: Mapping[str, Health]) 
             add(instance.address, service_name)
             add(instance.address, target)
             for name in (service_name, f"_{service.name}._{service.protocol}.{suffix}"):
-                srv.append(Srv(name=name, target=target, port=instance.port, priority=0, weight=instance.weight))
+                srv.append(
+                    Srv(name=name, target=target, port=instance.port, priority=0, weight=instance.weight)
+                )
     hosts = tuple((address, tuple(dict.fromkeys(found))) for address, found in sorted(names.items()))
     return Zone(hosts=hosts, srv=tuple(srv))
 

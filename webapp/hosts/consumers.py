@@ -20,6 +20,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
 from webapp import layer
+from webapp.catalog.models import HEALTH_KIND
+from webapp.catalog.selectors import catalog_for_host, host_has_services
+from webapp.catalog.services import health_apply, health_forget, leases_expire
 from webapp.hosts import protocol
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
@@ -46,6 +49,7 @@ SAVE_INTERVAL = 1.0  # seconds: the state is persisted at most this often while 
 TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token still stands
 RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not come
 PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is stored at most this often
+LEASE_SWEEP_INTERVAL = 1.0  # seconds between looks for the host's service instances whose lease ran out
 
 
 def command_frame(operation: Operation) -> dict[str, Any]:
@@ -104,6 +108,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.settling: set[str] = set()
         self.drift_state: tuple[int, dict[str, Any]] | None = None  # (seq, saved state) yet to check
         self.token_task = asyncio.create_task(self._watch_token())
+        self.sweep_task: asyncio.Task | None = None  # expires service instances' leases (once greeted)
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
         await self.channel_layer.group_add(group, self.channel_name)
@@ -126,7 +131,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 failed = []
             self.running = None
             await self._announce(failed)
-        for task in (self.save_task, self.token_task, self.lease_task, self.drift_task, self.progress_task):
+        tasks = (
+            self.save_task,
+            self.token_task,
+            self.lease_task,
+            self.drift_task,
+            self.progress_task,
+            self.sweep_task,
+        )
+        for task in tasks:
             if task:
                 task.cancel()
         if self.replaced:
@@ -136,6 +149,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         gone = await database_sync_to_async(host_disconnected)(host=host, holder=self.channel_name)
         if gone is not None:  # else a newer connection (maybe on another worker) holds the lease
             await self._status(gone)
+            await database_sync_to_async(health_forget)(host_id=host.id)
 
     # Frames from the agent
 
@@ -144,7 +158,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             frame = protocol.frame_parse(text_data)
             if frame["type"] != "hello" and not self.greeted:
                 raise protocol.ProtocolError(f"{frame['type']}: the first frame must be hello")
-            await getattr(self, f"_on_{frame['type']}")(frame)
+            await getattr(self, f"_on_{frame['type'].replace('.', '_')}")(frame)
         except protocol.ProtocolError as err:
             log.warning("agent of host %s: %s", self.host, err)
             await self._send(protocol.error_frame(str(err)))
@@ -179,6 +193,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
         await self._announce(failed)
         await self._operations_next()
+        if frame.get("catalog") or await database_sync_to_async(host_has_services)(host_id=self.host.id):
+            await self.catalog_push({})  # an agent serving none while the host has none needs none
+        if self.sweep_task is None:
+            self.sweep_task = asyncio.create_task(self._sweep_leases())
 
     async def _on_snapshot(self, frame: dict[str, Any]) -> None:
         try:
@@ -191,6 +209,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
             layer.snapshot_message(
                 host=self.host.name, online=True, seq=self.live.seq, state=self.live.copy()
             ),
+        )
+        await database_sync_to_async(health_apply)(
+            host_id=self.host.id, reports=self.live.objects(HEALTH_KIND), whole=True
         )
         await self._save()
 
@@ -205,6 +226,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_send(
             layer.TOPOLOGY, layer.delta_message(host=self.host.name, seq=frame["seq"], events=frame["events"])
         )
+        health = {
+            e["key"]: e["object"] if e["action"] == "set" else None
+            for e in frame["events"]
+            if e["kind"] == HEALTH_KIND
+        }
+        if health:
+            await database_sync_to_async(health_apply)(host_id=self.host.id, reports=health)
         self._save_soon()
 
     async def _on_result(self, frame: dict[str, Any]) -> None:
@@ -265,6 +293,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         except DatabaseError:  # the next report tries again; browsers had it anyway
             log.exception("host %s: could not store the progress of operation %s", self.host, operation.id)
 
+    async def _on_catalog_applied(self, frame: dict[str, Any]) -> None:
+        """The agent serves the catalog version it names, or says why it could not."""
+        if not frame["ok"]:
+            log.error("host %s could not serve its service catalog: %s", self.host, frame.get("error"))
+        elif frame.get("problems"):
+            log.warning("host %s serves its catalog with problems: %s", self.host, frame["problems"])
+
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
 
@@ -292,6 +327,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if event["channel"] != self.channel_name:
             self.replaced = True
             await self.close(code=layer.CLOSE_REPLACED)
+
+    async def catalog_push(self, event: dict[str, Any]) -> None:
+        """The host's service catalog changed (or the agent just said hello): send it the whole of it."""
+        if not self.greeted:
+            return
+        catalog = await database_sync_to_async(catalog_for_host)(self.host.id)
+        await self._send(protocol.frame("catalog", catalog=catalog))
 
     async def state_request(self, event: dict[str, Any]) -> None:
         if not self.live.known or event.get("host") not in (None, self.host.name):
@@ -368,6 +410,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
             if not current:
                 await self.close(code=layer.CLOSE_FORBIDDEN)
                 return
+
+    async def _sweep_leases(self) -> None:
+        """Remove the host's service instances whose lease ran out (their client stopped renewing)."""
+        while True:
+            await asyncio.sleep(LEASE_SWEEP_INTERVAL)
+            try:
+                await database_sync_to_async(leases_expire)(host_id=self.host.id)
+            except DatabaseError:
+                log.exception("host %s: could not expire its service instances' leases", self.host)
 
     async def _keep_lease(self) -> None:
         """Renew the host's presence lease while the connection is open, whether frames come or not.

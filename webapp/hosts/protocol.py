@@ -50,8 +50,14 @@ _FIELDS: dict[str, dict[str, type | _Text]] = {
     "settled": {"id": _Text(MAX_ID)},
     "pong": {"id": _Text(MAX_ID)},
     "error": {"error": dict},
+    "catalog.applied": {"ok": bool},
 }
-_OPTIONAL: dict[str, set[str]] = {"result": {"result", "error", "settling"}, "progress": {"step"}}
+_OPTIONAL: dict[str, set[str]] = {
+    "result": {"result", "error", "settling"},
+    "progress": {"step"},
+    "catalog.applied": {"version", "error", "problems"},
+    "hello": {"catalog"},
+}
 _ENVELOPE = {"v", "type"}
 
 _DELETE_ALL_BUT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')

@@ -36,6 +36,7 @@ def _schema_path() -> Path:
 
 SCHEMA_PATH = _schema_path()
 DOCKER_SCHEMA_PATH = SCHEMA_PATH.with_name("docker.schema.json")  # the Docker engine's kinds
+SERVICES_SCHEMA_PATH = SCHEMA_PATH.with_name("services.schema.json")  # the service catalog's health
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 MAX_STRING = 1024  # characters of a string the schema gives no maxLength
 
@@ -430,7 +431,9 @@ def _compile(schema: dict[str, Any], *, whole: bool) -> dict[str | None, tuple[C
 def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str | None, tuple[Callable[[Any], bool], Check]]]:
     schema = json.loads(SCHEMA_PATH.read_text())
     docker = json.loads(DOCKER_SCHEMA_PATH.read_text())
-    return schema, docker, _compile(schema, whole=True) | _compile(docker, whole=False)
+    services = json.loads(SERVICES_SCHEMA_PATH.read_text())
+    checks = _compile(schema, whole=True) | _compile(docker, whole=False) | _compile(services, whole=False)
+    return schema, docker, checks
 
 
 SCHEMA, DOCKER_SCHEMA, _CHECKS = _load()

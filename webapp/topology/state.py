@@ -149,6 +149,10 @@ class LiveState:
         """A snapshot or delta was refused: the agent has moved on, so the state kept is stale."""
         self.stale = self.known
 
+    def objects(self, kind: str) -> dict[str, dict[str, Any]]:
+        """A copy of the objects of one kind."""
+        return dict(self._state[kind])
+
     def copy(self) -> State:
         """A copy safe to hand to another task or thread (objects are replaced, never changed in place)."""
         return {kind: dict(objects) for kind, objects in self._state.items()}

@@ -1,0 +1,115 @@
+"""Desired state of the service catalog, and the health each host's agent reports of it.
+
+A service lives on one managed network of one host (a topology's network, named by topology and
+network, so a topology can be edited or re-applied under it); its DNS name is
+`<service>.<network>.<domain>`. An instance is a node of that topology (its address on the network
+comes from the topology) or a plain address. Health is the agent's word, stored here for the pages,
+the API and the history chart.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from webapp.hosts.models import Host
+
+HEALTH_KIND = "service_health"  # the agent state kind carrying health (netcore/schema/services.schema.json)
+
+DNS_LABEL = RegexValidator(
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z", "a DNS label: a-z, 0-9 and '-', not at either end, at most 63"
+)
+
+
+class Source(models.TextChoices):
+    """Where a service or instance came from."""
+
+    API = "api"  # the REST API (a client registering itself, with or without a lease)
+    UI = "ui"  # the catalog page
+    TOPOLOGY = "topology"  # a topology file's services: section (static discovery)
+    DOCKER = "docker"  # a container's switchboard.service label
+
+
+class Health(models.TextChoices):
+    PASSING = "passing"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"  # not reported yet (no agent, or its first check has not run)
+
+
+class Service(models.Model):
+    class Protocol(models.TextChoices):
+        TCP = "tcp"
+        UDP = "udp"
+
+    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="services")
+    topology = models.CharField(max_length=8, help_text="The topology holding the network.")
+    network = models.CharField(max_length=15, help_text="The network, by its name in the topology.")
+    protocol = models.CharField(max_length=3, choices=Protocol.choices, default=Protocol.TCP)
+    port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    vip = models.CharField(max_length=39, blank=True, help_text="Service address on the network, if any.")
+    tags = models.JSONField(default=list, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    health_check = models.JSONField(null=True, blank=True, help_text="How the agent probes each instance.")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instance(models.Model):
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="instances")
+    name = models.CharField(max_length=63, validators=[DNS_LABEL])
+    node = models.CharField(max_length=15, blank=True, help_text="A node of the service's topology.")
+    address = models.CharField(max_length=39, blank=True, help_text="Without a node: the instance's address.")
+    port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(100)])
+    meta = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    ttl = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Lease in seconds; renewals extend it."
+    )
+    expires = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    # the agent's last word
+    status = models.CharField(max_length=8, choices=Health.choices, default=Health.UNKNOWN)
+    output = models.CharField(max_length=512, blank=True)
+    checked = models.DateTimeField(null=True, blank=True)
+    since = models.DateTimeField(null=True, blank=True)
+    rtt_us = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["service", "name"], name="instance_unique_name")]
+        indexes = [models.Index(fields=["expires"])]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}/{self.name}"
+
+
+class HealthPoint(models.Model):
+    """One point of an instance's check history: every change of state, and a sample of the rest."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="history")
+    at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Health.choices)
+    rtt_us = models.PositiveBigIntegerField(null=True, blank=True)
+    output = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["instance_id", "at"]
+        indexes = [models.Index(fields=["instance", "at"])]
+
+
+class CatalogIndex(models.Model):
+    """One row: raised by every change of what the catalog answers (blocking queries wait on it)."""
+
+    value = models.PositiveBigIntegerField(default=0)

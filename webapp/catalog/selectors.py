@@ -1,0 +1,255 @@
+"""Reads of the service catalog: services with their health counts, instances (healthy only, on
+request), the catalog index blocking queries wait on, and each host's catalog as its agent serves it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from netcore import names
+from webapp.catalog.models import CatalogIndex, Health, HealthPoint, Instance, Service
+from webapp.errors import NotFound
+from webapp.networks.models import Attachment, Network, Node
+
+DOMAIN = "sb.internal"
+HISTORY_POINTS = 120  # of an instance's history shown and kept
+
+
+def catalog_index() -> int:
+    """The catalog's index: raised by every change of what it answers."""
+    return sum(CatalogIndex.objects.filter(pk=1).values_list("value", flat=True))
+
+
+def host_has_services(*, host_id: int) -> bool:
+    return Service.objects.filter(host_id=host_id).exists()
+
+
+def live_instances() -> QuerySet[Instance]:
+    """Instances whose lease (if any) has not run out."""
+    return Instance.objects.filter(Q(expires__isnull=True) | Q(expires__gt=timezone.now()))
+
+
+def service_get(name: str) -> Service:
+    try:
+        return Service.objects.select_related("host").get(name=name)
+    except Service.DoesNotExist:
+        raise NotFound(f"service {name} does not exist") from None
+
+
+def instance_get(service: Service, name: str) -> Instance:
+    try:
+        return live_instances().get(service=service, name=name)
+    except Instance.DoesNotExist:
+        raise NotFound(f"service {service.name} has no instance {name}") from None
+
+
+@dataclass
+class ServiceRow:
+    """A service with what the catalog page lists beside it."""
+
+    service: Service
+    counts: dict[str, int]
+    network_present: bool
+    dns_name: str
+    instances: list[Instance] = field(default_factory=list)
+
+
+def dns_name(service: Service) -> str:
+    return f"{service.name}.{service.network}.{DOMAIN}"
+
+
+def service_list(
+    *, q: str = "", health: str = "", tag: str = "", network: str = "", source: str = "", host: str = ""
+) -> list[ServiceRow]:
+    """Services with instance counts by health; filtered as the catalog page and API ask (`health`:
+    services with at least one instance in that state)."""
+    services = Service.objects.select_related("host").order_by("name")
+    if q:
+        services = services.filter(Q(name__icontains=q) | Q(network__icontains=q) | Q(tags__icontains=q))
+    if network:
+        services = services.filter(network=network)
+    if source:
+        services = services.filter(source=source)
+    if host:
+        services = services.filter(host__name=host)
+    chosen = [s for s in services if not tag or tag in s.tags]
+    by_service: dict[int, list[Instance]] = {}
+    for instance in live_instances().filter(service__in=chosen).order_by("name"):
+        by_service.setdefault(instance.service_id, []).append(instance)
+    present = set(
+        Network.objects.filter(topology__host_id__in={s.host_id for s in chosen}).values_list(
+            "topology__host_id", "topology__name", "name"
+        )
+    )
+    rows = []
+    for service in chosen:
+        instances = by_service.get(service.id, [])
+        counts = Counter(i.status for i in instances)
+        if health and not counts[health]:
+            continue
+        rows.append(
+            ServiceRow(
+                service=service,
+                counts={h: counts[h] for h in Health.values},
+                network_present=(service.host_id, service.topology, service.network) in present,
+                dns_name=dns_name(service),
+                instances=instances,
+            )
+        )
+    return rows
+
+
+def instances_of(service: Service, *, passing: bool = False) -> list[Instance]:
+    """A service's instances; with `passing`, only those whose checks pass (as Consul's ?passing)."""
+    found = live_instances().filter(service=service).order_by("name")
+    if passing:
+        found = found.filter(status=Health.PASSING)
+    return list(found)
+
+
+def history_of(instance: Instance) -> list[HealthPoint]:
+    """The instance's latest check history, oldest first."""
+    points = HealthPoint.objects.filter(instance=instance).order_by("-at")[:HISTORY_POINTS]
+    return list(reversed(points))
+
+
+# -- what an agent serves ---------------------------------------------------------------------------
+
+
+def _home(nodes: dict[str, Node], node: Node) -> Node:
+    seen = set()
+    while node.mode == Node.Mode.CONTAINER and node.container_of in nodes and node.name not in seen:
+        seen.add(node.name)
+        node = nodes[node.container_of]
+    return node
+
+
+def _netns(topology: str, nodes: dict[str, Node], node: Node) -> str | None:
+    home = _home(nodes, node)
+    return None if home.mode == Node.Mode.HOST else names.namespace_name(topology, home.name)
+
+
+def service_network(service: Service) -> Network | None:
+    """The managed network a service lives on, if its topology still has it."""
+    return (
+        Network.objects.filter(
+            topology__host_id=service.host_id, topology__name=service.topology, name=service.network
+        )
+        .select_related("topology")
+        .first()
+    )
+
+
+def instance_target(
+    service: Service, instance: Instance, network: Network | None
+) -> tuple[str, str | None] | None:
+    """(address, namespace) an instance is reached at, or None when its node is not on the network."""
+    if not instance.node:
+        return instance.address, None
+    if network is None:
+        return None
+    attachment = (
+        Attachment.objects.filter(network=network, node__name=instance.node).select_related("node").first()
+    )
+    if attachment is None:
+        return None
+    nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
+    return attachment.address, _netns(network.topology.name, nodes, attachment.node)
+
+
+def catalog_for_host(host_id: int) -> dict[str, Any]:
+    """The catalog the host's agent serves (netcore.services.catalog.catalog_parse's input): every
+    network with a service, its nodes and its services with their live instances."""
+    services = list(Service.objects.filter(host_id=host_id).order_by("name"))
+    instances: dict[int, list[Instance]] = {}
+    for instance in live_instances().filter(service__in=services).order_by("name"):
+        instances.setdefault(instance.service_id, []).append(instance)
+    wanted = {(s.topology, s.network) for s in services}
+    networks = [
+        n
+        for n in Network.objects.filter(topology__host_id=host_id).select_related("topology").order_by("id")
+        if (n.topology.name, n.name) in wanted
+    ]
+    documents = []
+    for network in networks:
+        topology = network.topology.name
+        nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
+        attached = Attachment.objects.filter(network=network).select_related("node").order_by("node_id")
+        address_of = {a.node.name: a.address for a in attached}
+        node_names = [
+            {"name": a.node.name, "addresses": [a.address], "netns": _netns(topology, nodes, a.node)}
+            for a in attached
+        ]
+        service_docs = []
+        for service in services:
+            if (service.topology, service.network) != (topology, network.name):
+                continue
+            instance_docs = []
+            for instance in instances.get(service.id, []):
+                address = instance.address if not instance.node else address_of.get(instance.node)
+                if not address:
+                    continue  # its node left the network: shown on the page, not served
+                netns = _netns(topology, nodes, nodes[instance.node]) if instance.node in nodes else None
+                instance_docs.append(
+                    {
+                        "id": instance.name,
+                        "address": address,
+                        "port": instance.port or service.port,
+                        "weight": instance.weight,
+                        "netns": netns,
+                    }
+                )
+            service_docs.append(
+                {
+                    "name": service.name,
+                    "protocol": service.protocol,
+                    "port": service.port,
+                    "vip": service.vip or None,
+                    "check": service.health_check,
+                    "instances": instance_docs,
+                }
+            )
+        documents.append(
+            {
+                "name": network.name,
+                "bridge": names.bridge_name(topology, network.name),
+                "gateways": [network.gateway],
+                "subnets": [network.subnet],
+                "nodes": node_names,
+                "services": service_docs,
+            }
+        )
+    return {"version": catalog_index(), "domain": DOMAIN, "networks": documents}
+
+
+def instance_rows(service: Service, instances: list[Instance]) -> list[dict[str, Any]]:
+    """Instances as the API shows them: a node's address on the network resolved, the port defaulted."""
+    network = service_network(service)
+    address_of: dict[str, str] = {}
+    if network is not None:
+        attached = Attachment.objects.filter(network=network).select_related("node")
+        address_of = {a.node.name: a.address for a in attached}
+    return [
+        {
+            "name": i.name,
+            "node": i.node,
+            "address": address_of.get(i.node, "") if i.node else i.address,
+            "port": i.port or service.port,
+            "weight": i.weight,
+            "meta": i.meta,
+            "source": i.source,
+            "ttl": i.ttl,
+            "expires": i.expires,
+            "status": i.status,
+            "output": i.output,
+            "checked": i.checked,
+            "since": i.since,
+            "rtt_us": i.rtt_us,
+            "dns_name": f"{i.name}.{dns_name(service)}",
+        }
+        for i in instances
+    ]
