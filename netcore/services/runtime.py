@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -65,6 +66,7 @@ class ServiceRuntime:
         self.servers: dict[str, DnsServer] = {}
         self.resolvers: set[str] = set()  # namespaces whose resolv.conf this runtime wrote
         self.errors: dict[str, str] = {}  # network → why its DNS does not run
+        self._vip_bridges: frozenset[str] = frozenset()  # the bridges VIPs were last applied on
         self._worker: ThreadPoolExecutor | None = None
         self._step = asyncio.Lock()
         self._dirty = asyncio.Event()
@@ -137,18 +139,37 @@ class ServiceRuntime:
         served = [net for net in catalog.networks if net.services]
         for name in set(self.servers) - {net.name for net in served}:
             self.servers.pop(name).stop()
-            self.errors.pop(name, None)
+        problems: dict[str, str] = {}
+        self._serve_vips(catalog, health, problems)  # first: a failed instance gets no new connection
         for network in served:
-            self._serve_dns(network, catalog.domain, health)
+            self._serve_dns(network, catalog.domain, health, problems)
         self._write_resolvers(served, catalog.domain)
-        try:
-            self.vips.apply(vip_targets(catalog, health))
-            self.errors.pop("vips", None)
-        except NetcoreError as exc:
-            self.errors["vips"] = str(exc)
-            log.error("service addresses: %s", exc)
+        for where, problem in problems.items():
+            if self.errors.get(where) != problem:  # each problem is logged once, not every second
+                log.error("service catalog, %s: %s", where, problem)
+        self.errors = problems
 
-    def _serve_dns(self, network: NetworkCatalog, domain: str, health: dict[str, Health]) -> None:
+    def _serve_vips(self, catalog: Catalog, health: dict[str, Health], problems: dict[str, str]) -> None:
+        """The VIPs whose bridge exists (a topology not applied yet has none: its VIPs wait for it)."""
+        vips = []
+        for vip in vip_targets(catalog, health):
+            if _link_exists(vip.bridge):
+                vips.append(vip)
+            else:
+                problems[f"VIP of {vip.service}"] = (
+                    f"bridge {vip.bridge} is not on this host (topology not applied?)"
+                )
+        bridges = frozenset(v.bridge for v in vips)
+        try:
+            # a bridge made again lost the VIP routes on it: read the kernel, not memory, then
+            self.vips.apply(vips, force=bridges != self._vip_bridges)
+            self._vip_bridges = bridges
+        except NetcoreError as exc:
+            problems["VIPs"] = str(exc)
+
+    def _serve_dns(
+        self, network: NetworkCatalog, domain: str, health: dict[str, Health], problems: dict[str, str]
+    ) -> None:
         server = self.servers.get(network.name)
         listen = tuple(network.gateways)
         if server is not None and (server.listen != listen or server.domain != domain):
@@ -166,11 +187,8 @@ class ServiceRuntime:
         try:
             server.update(zone_of(network, domain, health))
             server.ensure_running()
-            self.errors.pop(network.name, None)
         except NetcoreError as exc:
-            if self.errors.get(network.name) != str(exc):
-                log.error("DNS of network %s: %s", network.name, exc)
-            self.errors[network.name] = str(exc)
+            problems[f"DNS of network {network.name}"] = str(exc)
 
     def _write_resolvers(self, served: list[NetworkCatalog], domain: str) -> None:
         """Each node's namespace resolves through the DNS of its first served network."""
@@ -228,3 +246,12 @@ class ServiceRuntime:
             self.vips.clear()
         except NetcoreError as exc:
             log.error("service addresses: %s", exc)
+
+
+def _link_exists(name: str) -> bool:
+    """Whether this thread's namespace has a link of that name."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
