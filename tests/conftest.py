@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,7 +215,18 @@ def _no_leaks_at_end() -> Iterator[None]:
     the engine in a Swarm it was not in, behind."""
     docker = _docker_or_none()
     swarm_before = _swarm_state(docker) if docker else None
+    dnsmasq_before = set(_catalog_dnsmasq())
+    vips_before = ("inet", "switchboard-service-vips") in machine_nft_tables()
+    etc_before = set(_etc_netns())
     yield
+    dnsmasq_left = sorted(set(_catalog_dnsmasq()) - dnsmasq_before)
+    for pid in dnsmasq_left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    vips_left = not vips_before and ("inet", "switchboard-service-vips") in machine_nft_tables()
+    if vips_left:
+        subprocess.run(["nft", "delete", "table", "inet", "switchboard-service-vips"], check=False)
+    etc_left = sorted(set(_etc_netns()) - etc_before)
     docker_left: tuple[list[str], list[str]] = ([], [])
     swarm_after = swarm_before
     if docker is not None:
@@ -238,9 +250,33 @@ def _no_leaks_at_end() -> Iterator[None]:
     assert not stray, f"the suite left links in the machine's namespace: {stray}"
     assert not tables, f"the suite left nftables tables in the machine's namespace: {tables}"
     assert docker_left == ([], []), f"the suite left Docker containers and networks behind: {docker_left}"
+    assert not dnsmasq_left, f"the suite left the service catalog's dnsmasq processes behind: {dnsmasq_left}"
+    assert not vips_left, "the suite left the service VIP table in the machine's namespace"
+    assert not etc_left, f"the suite left resolvers in /etc/netns: {etc_left}"
     assert swarm_after == swarm_before, (
         f"the suite left the engine's Swarm {swarm_after} (was {swarm_before})"
     )
+
+
+def _catalog_dnsmasq() -> list[int]:
+    """Pids of the dnsmasq processes serving a service catalog (each has a --hostsdir)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"dnsmasq") and any(a.startswith(b"--hostsdir=") for a in cmdline):
+            found.append(int(pid))
+    return found
+
+
+def _etc_netns() -> list[str]:
+    """The /etc/netns entries of namespaces this run made (resolvers the catalog writes)."""
+    try:
+        return [name for name in os.listdir("/etc/netns") if ours(name)]
+    except FileNotFoundError:
+        return []
 
 
 def _ns_path(name: str) -> str | None:

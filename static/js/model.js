@@ -9,7 +9,7 @@ import { aliasNames, linkDown, linkKind, parseOwnerAlias } from './links.js';
 
 export const STATE_KINDS = [
   'namespaces', 'links', 'addresses', 'routes', 'neighbours', 'fdb',
-  'docker_engine', 'docker_networks', 'docker_containers', 'docker_images',
+  'docker_engine', 'docker_networks', 'docker_containers', 'docker_images', 'service_health',
 ];
 
 /**

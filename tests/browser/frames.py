@@ -24,6 +24,7 @@ from netcore.docker.objects import (
     DockerPort,
     DockerSubnet,
 )
+from netcore.services.catalog import Health
 from webapp.topology.schema import KINDS  # the state kinds, as netcore's schemas define them
 from webapp.topology.state import snapshot_lists
 
@@ -278,6 +279,11 @@ def docker_demo(s: HostState) -> None:
     s.state["docker_networks"][network.id] = network.to_dict()
     s.state["docker_containers"][container.id] = container.to_dict()
     s.state["docker_images"][image.id] = image.to_dict()
+    for instance, status, rtt in (("web1", "passing", 0.4), ("web2", "critical", None)):
+        health = Health(
+            "front", "web", instance, status, "TCP connect to 198.18.1.10:80: ok", 1.7e9, 1.7e9, rtt
+        )
+        s.state["service_health"][health.key] = health.to_dict()
 
 
 def endpoints_host(count: int, *, per_bridge: int = 125) -> HostState:

@@ -189,9 +189,10 @@ def http_call(
     token: str | None = None,
     body: Any = None,
     timeout: float = 60.0,
+    response_headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     """One HTTP request to 127.0.0.1:port in the namespace at `netns_path`; returns (status, JSON body
-    or text)."""
+    or text), and fills `response_headers` if given."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.sock = ns_connect(netns_path, port, timeout=timeout)
     headers = {"Accept": "application/json"}
@@ -205,6 +206,8 @@ def http_call(
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         raw = response.read()
+        if response_headers is not None:
+            response_headers.update(response.getheaders())
     finally:
         conn.close()
     try:
@@ -390,8 +393,24 @@ class Web:
     port: int
     proc: Proc
 
-    def http(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-        return http_call(self.stack.ns.path, self.port, method, path, token=token, body=body)
+    def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        return http_call(
+            self.stack.ns.path,
+            self.port,
+            method,
+            path,
+            token=token,
+            body=body,
+            response_headers=response_headers,
+        )
 
     def healthz(self) -> dict:
         status, body = self.http("GET", "/healthz")

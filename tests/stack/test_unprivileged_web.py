@@ -63,6 +63,7 @@ NETCORE_PURE = (
     "netcore.docker.spec",
     "netcore.docker.compose",
     "netcore.docker.requests",
+    "netcore.services.catalog",
     "netcore.docker.plumbing",
 )
 

@@ -95,6 +95,16 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/docker/containers/<str:host>/<str:container>/stop/",    "POST"):   OPERATOR,
     ("api/v1/docker/compose/",                   "POST"):   OPERATOR,
     ("api/v1/docker/compose/<str:host>/<str:project>/",              "DELETE"): OPERATOR,
+    ("api/v1/services/",                         "GET"):    VIEWER,
+    ("api/v1/services/",                         "POST"):   OPERATOR,
+    ("api/v1/services/<str:name>/",              "GET"):    VIEWER,
+    ("api/v1/services/<str:name>/",              "PATCH"):  OPERATOR,
+    ("api/v1/services/<str:name>/",              "DELETE"): OPERATOR,
+    ("api/v1/services/<str:name>/instances/",    "GET"):    VIEWER,
+    ("api/v1/services/<str:name>/instances/",    "POST"):   OPERATOR,
+    ("api/v1/services/<str:name>/instances/<str:instance>/",         "GET"):    VIEWER,
+    ("api/v1/services/<str:name>/instances/<str:instance>/",         "DELETE"): OPERATOR,
+    ("api/v1/services/<str:name>/instances/<str:instance>/renew/",   "POST"):   OPERATOR,
 }
 # fmt: on
 
@@ -235,7 +245,11 @@ def _url(route: str, world: dict[str, str]) -> str:
         .replace("<str:node>", "web1")
         .replace("<str:host>", world["name"])
     )
-    path = path.replace("<str:container>", "web").replace("<str:project>", "shop")
+    path = (
+        path.replace("<str:container>", "web")
+        .replace("<str:project>", "shop")
+        .replace("<str:instance>", "web1")
+    )
     return "/" + path.replace("<str:view>", world["view"])
 
 

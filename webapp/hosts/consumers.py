@@ -75,6 +75,14 @@ def _operations_on_hello(*, host_id: int, fail_running: bool) -> list[Operation]
     return failed
 
 
+def _state_store(*, host_id: int, seq: int, state: dict[str, Any], health: bool) -> None:
+    """Persist a host's state; with `health`, also its service instances' health (all of it: an
+    instance the agent does not report is unknown), in the same trip to the database thread."""
+    host_state_save(host_id=host_id, seq=seq, state=state)
+    if health:
+        health_apply(host_id=host_id, reports=state.get(HEALTH_KIND, {}), whole=True)
+
+
 class AgentConsumer(AsyncWebsocketConsumer):
     """Keeps the host's live state, fans it out to browsers, persists it, and runs the host's
     operations (webapp.operations) one at a time: the oldest pending one when it has none running,
@@ -108,7 +116,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.settling: set[str] = set()
         self.drift_state: tuple[int, dict[str, Any]] | None = None  # (seq, saved state) yet to check
         self.token_task = asyncio.create_task(self._watch_token())
-        self.sweep_task: asyncio.Task | None = None  # expires service instances' leases (once greeted)
+        self.catalog_task: asyncio.Task | None = None  # sends the catalog, then expires leases (once greeted)
+        self.health_whole = False  # a snapshot came: the next save stores all of its health too
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
         await self.channel_layer.group_add(group, self.channel_name)
@@ -137,7 +146,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.lease_task,
             self.drift_task,
             self.progress_task,
-            self.sweep_task,
+            self.catalog_task,
         )
         for task in tasks:
             if task:
@@ -193,10 +202,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
         await self._announce(failed)
         await self._operations_next()
-        if frame.get("catalog") or await database_sync_to_async(host_has_services)(host_id=self.host.id):
-            await self.catalog_push({})  # an agent serving none while the host has none needs none
-        if self.sweep_task is None:
-            self.sweep_task = asyncio.create_task(self._sweep_leases())
+        if self.catalog_task is None:
+            self.catalog_task = asyncio.create_task(self._catalog_keep(serving=bool(frame.get("catalog"))))
 
     async def _on_snapshot(self, frame: dict[str, Any]) -> None:
         try:
@@ -210,9 +217,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 host=self.host.name, online=True, seq=self.live.seq, state=self.live.copy()
             ),
         )
-        await database_sync_to_async(health_apply)(
-            host_id=self.host.id, reports=self.live.objects(HEALTH_KIND), whole=True
-        )
+        self.health_whole = True  # the snapshot's health is the whole of it: stored with the state
         await self._save()
 
     async def _on_delta(self, frame: dict[str, Any]) -> None:
@@ -411,8 +416,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 await self.close(code=layer.CLOSE_FORBIDDEN)
                 return
 
-    async def _sweep_leases(self) -> None:
-        """Remove the host's service instances whose lease ran out (their client stopped renewing)."""
+    async def _catalog_keep(self, *, serving: bool) -> None:
+        """Send the agent its catalog (unless it serves none and the host has none), then remove the
+        host's service instances whose lease ran out (their client stopped renewing), every second."""
+        if serving or await database_sync_to_async(host_has_services)(host_id=self.host.id):
+            await self.catalog_push({})
         while True:
             await asyncio.sleep(LEASE_SWEEP_INTERVAL)
             try:
@@ -456,9 +464,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
         async with self.save_lock:
             self.saved_at = time.monotonic()
             seq, state = self.live.seq, self.live.copy()
+            whole, self.health_whole = self.health_whole, False
             try:
-                save = database_sync_to_async(host_state_save)
-                await save(host_id=self.host.id, seq=seq, state=state)
+                save = database_sync_to_async(_state_store)
+                await save(host_id=self.host.id, seq=seq, state=state, health=whole)
             except DatabaseError:
                 log.exception("host %s: could not store its state", self.host)
                 return

@@ -428,15 +428,18 @@ def _compile(schema: dict[str, Any], *, whole: bool) -> dict[str | None, tuple[C
     return {key: (predicates.function(node), explains[key]) for key, node in nodes.items()}
 
 
-def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str | None, tuple[Callable[[Any], bool], Check]]]:
+_Checks = dict[str | None, tuple[Callable[[Any], bool], Check]]
+
+
+def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], _Checks]:
     schema = json.loads(SCHEMA_PATH.read_text())
     docker = json.loads(DOCKER_SCHEMA_PATH.read_text())
     services = json.loads(SERVICES_SCHEMA_PATH.read_text())
     checks = _compile(schema, whole=True) | _compile(docker, whole=False) | _compile(services, whole=False)
-    return schema, docker, checks
+    return schema, docker, services, checks
 
 
-SCHEMA, DOCKER_SCHEMA, _CHECKS = _load()
+SCHEMA, DOCKER_SCHEMA, SERVICES_SCHEMA, _CHECKS = _load()
 KINDS: tuple[str, ...] = tuple(k for k in _CHECKS if k)  # namespaces, links, addresses, routes, ...
 SNAPSHOT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k in SCHEMA["properties"])  # the kernel's
 
