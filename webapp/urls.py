@@ -25,6 +25,7 @@ urlpatterns = [
     path("topology/", include("webapp.topology.urls")),
     path("networks/", include("webapp.networks.urls")),
     path("docker/", include("webapp.containers.urls")),
+    path("services/", include("webapp.catalog.urls")),
     path("audit/", include("webapp.audit.urls")),
     path("api/v1/", include("webapp.hosts.api.urls")),
     path("api/v1/", include("webapp.topology.api.urls")),

@@ -114,6 +114,7 @@ PAGES: dict[tuple[str, str], str] = {
     ("topology/",                                "GET"):    VIEWER,
     ("networks/",                                "GET"):    VIEWER,
     ("docker/",                                  "GET"):    VIEWER,
+    ("services/",                                "GET"):    VIEWER,
     ("hosts/",                                   "GET"):    VIEWER,
     ("hosts/",                                   "POST"):   ADMIN,    # create / rotate / revoke tokens
     ("hosts/agent/switchboard-agent.pyz",        "GET"):    VIEWER,   # (or a host token)

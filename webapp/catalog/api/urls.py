@@ -3,7 +3,7 @@ from django.urls import path
 from webapp.catalog.api import views
 
 urlpatterns = [
-    path("services/", views.ServicesApi.as_view(), name="api-services"),
+    path("services/", views.services, name="api-services"),
     path("services/<str:name>/", views.ServiceApi.as_view(), name="api-service"),
     path("services/<str:name>/instances/", views.instances, name="api-service-instances"),
     path(

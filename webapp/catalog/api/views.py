@@ -69,6 +69,36 @@ def _indexed(response: Response) -> Response:
     return response
 
 
+def _wait_of(text: str) -> float:
+    match = _WAIT.match(text)
+    if match is None:
+        raise InvalidInput(f"{text!r} is not a duration such as 30s, 500ms or 2m", field="wait")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match.group(2)]
+    return min(value, WAIT_MAX)
+
+
+def _index_of(text: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(
+            f"{text!r} is not a catalog index (the {INDEX_HEADER} of an answer)", field="index"
+        )
+    return int(text)
+
+
+def _blocking_params(request: Request) -> None:
+    """Refuse a bad `index` or `wait` before anything waits on them."""
+    if "index" in request.query_params:
+        _index_of(request.query_params["index"])
+    if "wait" in request.query_params:
+        _wait_of(request.query_params["wait"])
+
+
+_BLOCKING = [
+    OpenApiParameter("index", OpenApiTypes.INT, description="Wait until the catalog index is past this."),
+    OpenApiParameter("wait", OpenApiTypes.STR, description="Longest wait: 30s, 500ms, 2m (at most 300s)."),
+]
+
+
 class _WriteApi(APIView):
     """GET for viewers, writes for operators."""
 
@@ -81,6 +111,7 @@ class _WriteApi(APIView):
 class ServicesApi(_WriteApi):
     @extend_schema(
         summary="Services, with their instances counted by health",
+        description="With `index`, a blocking query (as for a service's instances).",
         parameters=[
             OpenApiParameter(name, OpenApiTypes.STR, description=text)
             for name, text in {
@@ -91,7 +122,8 @@ class ServicesApi(_WriteApi):
                 "source": "Only services from this source (api, ui, topology, docker).",
                 "host": "Only services of this host.",
             }.items()
-        ],
+        ]
+        + _BLOCKING,
         responses={200: ServiceRowSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
@@ -135,22 +167,6 @@ class ServiceApi(_WriteApi):
         return _indexed(Response(status=status.HTTP_204_NO_CONTENT))
 
 
-def _wait_of(text: str) -> float:
-    match = _WAIT.match(text)
-    if match is None:
-        raise InvalidInput(f"{text!r} is not a duration such as 30s, 500ms or 2m", field="wait")
-    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[match.group(2)]
-    return min(value, WAIT_MAX)
-
-
-def _index_of(text: str) -> int:
-    if not text.isdigit():
-        raise InvalidInput(
-            f"{text!r} is not a catalog index (the {INDEX_HEADER} of an answer)", field="index"
-        )
-    return int(text)
-
-
 class InstancesApi(_WriteApi):
     @extend_schema(
         summary="A service's instances",
@@ -161,17 +177,13 @@ class InstancesApi(_WriteApi):
         ),
         parameters=[
             OpenApiParameter("passing", OpenApiTypes.BOOL, description="Only passing instances."),
-            OpenApiParameter("index", OpenApiTypes.INT, description="Wait until the catalog is past this."),
-            OpenApiParameter("wait", OpenApiTypes.STR, description="Longest wait: 30s, 500ms, 2m."),
+            *_BLOCKING,
         ],
         responses={200: InstanceSerializer(many=True), 404: ErrorSerializer},
     )
     def get(self, request: Request, name: str) -> Response:
+        _blocking_params(request)
         params = request.query_params
-        if "index" in params:
-            _index_of(params["index"])
-        if "wait" in params:
-            _wait_of(params["wait"])
         service = service_get(name)
         passing = params.get("passing", "") in ("1", "true", "yes")
         rows = instance_rows(service, instances_of(service, passing=passing))
@@ -223,38 +235,42 @@ class InstanceRenewApi(_WriteApi):
         return _indexed(Response(InstanceSerializer(instance_rows(service, [renewed])[0]).data))
 
 
-_instances = InstancesApi.as_view()
+def blocking(api: type[APIView]) -> Any:
+    """The view of `api`, and its blocking form: with `index` (an earlier answer's
+    X-Switchboard-Index), a GET answers once the catalog index passes it (woken by `catalog.changed`
+    on the channel layer, so across web workers too) or `wait` runs out. Only a coroutine waits: no
+    thread is held (the whole middleware chain is async-capable)."""
+    view = sync_to_async(api.as_view())
 
-
-@csrf_exempt
-async def instances(request: HttpRequest, name: str) -> HttpResponse:
-    """InstancesApi, and its blocking form: with `index`, the answer waits until the catalog index
-    passes it (woken by `catalog.changed` on the channel layer, so across web workers too) or `wait`
-    runs out. No thread waits: only this coroutine does."""
-    view = sync_to_async(_instances)
-    if request.method != "GET" or "index" not in request.GET:
-        return await view(request, name=name)
-    channels = get_channel_layer()
-    channel = await channels.new_channel()
-    await channels.group_add(CATALOG_GROUP, channel)  # before the first answer: no change is missed
-    try:
-        response = await view(request, name=name)
-        if response.status_code != 200:
+    @csrf_exempt
+    async def answer(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET" or "index" not in request.GET:
+            return await view(request, **kwargs)
+        channels = get_channel_layer()
+        channel = await channels.new_channel()
+        await channels.group_add(CATALOG_GROUP, channel)  # before the first answer: no change is missed
+        try:
+            response = await view(request, **kwargs)
+            if response.status_code != 200:
+                return response
+            index = _index_of(request.GET["index"])
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _wait_of(request.GET.get("wait", f"{WAIT_DEFAULT:g}s"))
+            while int(response[INDEX_HEADER]) <= index and loop.time() < deadline:
+                try:
+                    async with asyncio.timeout(deadline - loop.time()):
+                        await channels.receive(channel)
+                except TimeoutError:
+                    pass
+                response = await view(request, **kwargs)
             return response
-        index = _index_of(request.GET["index"])
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _wait_of(request.GET.get("wait", f"{WAIT_DEFAULT:g}s"))
-        while int(response[INDEX_HEADER]) <= index and loop.time() < deadline:
-            try:
-                async with asyncio.timeout(deadline - loop.time()):
-                    await channels.receive(channel)
-            except TimeoutError:
-                pass
-            response = await view(request, name=name)
-        return response
-    finally:
-        await channels.group_discard(CATALOG_GROUP, channel)
+        finally:
+            await channels.group_discard(CATALOG_GROUP, channel)
+
+    answer.cls = api  # type: ignore[attr-defined]  # drf-spectacular and the roles matrix see the API class
+    answer.initkwargs = {}  # type: ignore[attr-defined]
+    return answer
 
 
-instances.cls = InstancesApi  # type: ignore[attr-defined]  # drf-spectacular documents it as InstancesApi
-instances.initkwargs = {}  # type: ignore[attr-defined]
+services = blocking(ServicesApi)
+instances = blocking(InstancesApi)

@@ -1,0 +1,90 @@
+"""The Services page end to end: an operator creates a service and registers a node from the browser,
+a refusal lands under its field, the instance's health comes live from the agent's real checks (a
+listener stopped by the test turns it critical without a reload), the filters narrow the list, and
+the instance is deregistered. Real agent, daphne and Chromium, in the test's namespace."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.browser.test_end_to_end import PASSWORD, e2e_stack, log_in, page_of, run_in_browser, wait_for_agent
+from tests.conftest import HostNs
+from tests.stack.scenarios import finished
+from tests.stack.test_services import NODES, Server, topology
+
+HOST = "alpha"
+OPERATOR = "svc-op"
+
+
+def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostNs, topo: str) -> None:
+    with e2e_stack(host_ns) as stack:
+        token = stack.manage("adduser", OPERATOR, "--role", "operator", f"--password={PASSWORD}")
+        stack.user_token = token.strip().splitlines()[-1]
+        web = stack.start_web()
+        agent = stack.start_agent(web, token=stack.host_token(HOST))
+        wait_for_agent(agent)
+        status, body = web.api("POST", "/api/v1/topologies/", {"host": HOST, "topology": topology(topo)})
+        assert status == 201, body
+        status, body = web.api("POST", f"/api/v1/topologies/{topo}/apply/?host={HOST}")
+        assert status == 202, body
+        assert asyncio.run(finished(web, body["operation"]))["status"] == "succeeded"
+        server = Server.start("a", stack.netns_path(agent, f"{topo}-a"), NODES["a"], 8080)
+        base = f"http://127.0.0.1:{web.port}"
+
+        def steps(browser: Any) -> None:
+            from playwright.sync_api import expect
+
+            with page_of(browser, base) as (page, errors):
+                page.on("dialog", lambda dialog: dialog.accept())
+                log_in(page, OPERATOR, "/services/")
+                expect(page.locator("#services-empty")).to_contain_text("No services yet")
+
+                page.get_by_role("button", name="New service").click()
+                form = page.get_by_role("dialog", name="New service")
+                form.get_by_label("Name", exact=True).fill("web")
+                form.get_by_label("Network").select_option(f"{HOST}|{topo}/lan")
+                form.get_by_label("Service address (VIP)").fill("198.18.44.1")
+                form.get_by_label("Health check").select_option("tcp")
+                form.get_by_label("Every (s)").fill("0.5")
+                form.get_by_label("Timeout (s)").fill("0.3")
+                form.get_by_role("button", name="Create service").click()
+                vip_error = page.locator('.form-dialog [data-field="vip"] .field-error')
+                expect(vip_error).to_contain_text("gateway")  # the gateway's address: refused by name
+                form.get_by_label("Service address (VIP)").fill("198.18.44.100")
+                form.get_by_role("button", name="Create service").click()
+                row = page.locator('[data-service="web"]')
+                expect(row).to_contain_text("web.lan.sb.internal")
+                expect(row).to_contain_text("198.18.44.100:80/tcp")
+                expect(page.locator("#instances-empty")).to_be_visible()
+
+                page.get_by_role("button", name="Register instance").click()
+                form = page.get_by_role("dialog", name="Register an instance of web")
+                form.get_by_label("Node").fill("a")
+                form.get_by_label("Port").fill("8080")
+                form.get_by_role("button", name="Register", exact=True).click()
+                instance = page.locator('[data-instance="a"]')
+                expect(instance).to_contain_text(f"{NODES['a']}:8080")
+                expect(instance.locator(".health")).to_have_text("passing")
+                expect(instance).to_contain_text("TCP connect to")
+                expect(row.locator(".health-passing")).to_have_text("1")
+
+                server.stop()  # the agent's check fails: critical on the page, no reload
+                expect(instance.locator(".health")).to_have_text("critical")
+                expect(row.locator(".health-critical")).to_have_text("1")
+                expect(instance.locator("svg.history rect.history-critical").first).to_be_attached()
+
+                page.get_by_label("Health", exact=True).select_option("passing")
+                expect(page.locator("#services-empty")).to_contain_text("No service matches")
+                page.get_by_label("Health", exact=True).select_option("critical")
+                expect(row).to_be_visible()
+
+                instance.get_by_role("button", name="Deregister").click()
+                expect(page.locator('[data-instance="a"]')).to_have_count(0)
+                assert not errors, f"uncaught errors in the page: {errors}"
+
+        try:
+            run_in_browser(steps, web=web, agent=agent)
+        finally:
+            server.stop()
+        assert agent.alive and web.proc.alive
