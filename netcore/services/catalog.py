@@ -371,9 +371,14 @@ class Zone:
 
 def zone_of(network: NetworkCatalog, domain: str, health: Mapping[str, Health]) -> Zone:
     """What `network`'s DNS must answer now: each node's addresses; each serving instance's address
-    under `<service>.<network>.<domain>` and `<instance>.<service>.<network>.<domain>`; SRV records
-    for serving instances at `<service>.<network>.<domain>` and at the RFC 2782 name
-    `_<service>._<protocol>.<network>.<domain>`."""
+    under `<service>.<network>.<domain>` and its own `<instance>.<service>.<network>.<domain>`; SRV
+    records with ports at `<service>.<network>.<domain>` and at the RFC 2782 name
+    `_<service>._<protocol>.<network>.<domain>`.
+
+    SRV records list every registered instance, and only a serving one's target name resolves: dnsmasq
+    takes SRV records from its command line alone, so a change of them restarts it (and loses the
+    queries of that moment), while address records change through its hosts directory at once. So a
+    health flap, the frequent change, costs no restart; a registration does."""
     suffix = f"{network.name}.{domain}"
     names: dict[str, list[str]] = {}
 
@@ -387,13 +392,12 @@ def zone_of(network: NetworkCatalog, domain: str, health: Mapping[str, Health]) 
     for service in network.services:
         service_name = f"{service.name}.{suffix}"
         for instance in healthy_instances(service, network.name, health):
-            target = f"{instance.id}.{service_name}"
             add(instance.address, service_name)
-            add(instance.address, target)
+            add(instance.address, f"{instance.id}.{service_name}")
+        for instance in service.instances:
+            target = f"{instance.id}.{service_name}"
             for name in (service_name, f"_{service.name}._{service.protocol}.{suffix}"):
-                srv.append(
-                    Srv(name=name, target=target, port=instance.port, priority=0, weight=instance.weight)
-                )
+                srv.append(Srv(name=name, target=target, port=instance.port, priority=0, weight=instance.weight))
     hosts = tuple((address, tuple(dict.fromkeys(found))) for address, found in sorted(names.items()))
     return Zone(hosts=hosts, srv=tuple(srv))
 

@@ -67,6 +67,7 @@ class ServiceRuntime:
         self.resolvers: set[str] = set()  # namespaces whose resolv.conf this runtime wrote
         self.errors: dict[str, str] = {}  # network → why its DNS does not run
         self._vip_bridges: frozenset[str] = frozenset()  # the bridges VIPs were last applied on
+        self._placement: dict[str, dict[str, Any]] = {}  # instance key → where it is (see _protocol)
         self._worker: ThreadPoolExecutor | None = None
         self._step = asyncio.Lock()
         self._dirty = asyncio.Event()
@@ -74,7 +75,14 @@ class ServiceRuntime:
     @property
     def state(self) -> ProtocolState:
         """The health of every instance, as the protocol carries it."""
-        return {HEALTH_KIND: {key: h.to_dict() for key, h in self.monitor.states().items()}}
+        return self._protocol(self.monitor.states())
+
+    def _protocol(self, states: dict[str, Health]) -> ProtocolState:
+        """Each instance's health with where it is (address, port, namespace, the network's bridge and
+        the service's VIP), so a page can draw it beside the namespaces and bridges it lives on."""
+        return {
+            HEALTH_KIND: {key: {**h.to_dict(), **self._placement.get(key, {})} for key, h in states.items()}
+        }
 
     async def run(self) -> None:
         """Check, serve and supervise until cancelled; then stop every dnsmasq and remove the VIPs."""
@@ -104,6 +112,7 @@ class ServiceRuntime:
         except NetcoreError as exc:
             return {"ok": False, "error": exc.to_dict()}
         self.catalog = catalog
+        self._placement = placement(catalog)
         self.monitor.set(catalog)
         self.on_state(self.state)
         await self._reconcile()
@@ -113,7 +122,7 @@ class ServiceRuntime:
         return reply
 
     def _health_changed(self, states: dict[str, Health]) -> None:
-        self.on_state({HEALTH_KIND: {key: h.to_dict() for key, h in states.items()}})
+        self.on_state(self._protocol(states))
         self._dirty.set()
 
     async def _blocking(self, fn: Callable[[], None]) -> None:
@@ -246,6 +255,24 @@ class ServiceRuntime:
             self.vips.clear()
         except NetcoreError as exc:
             log.error("service addresses: %s", exc)
+
+
+def placement(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    """Where each instance of the catalog is, by its health key."""
+    found = {}
+    for network in catalog.networks:
+        for service in network.services:
+            for i in service.instances:
+                found[f"{network.name}|{service.name}|{i.id}"] = {
+                    "address": str(i.address),
+                    "port": i.port,
+                    "netns": i.netns,
+                    "bridge": network.bridge,
+                    "vip": None
+                    if service.vip is None
+                    else f"{service.vip}:{service.port}/{service.protocol}",
+                }
+    return found
 
 
 def _link_exists(name: str) -> bool:

@@ -7,7 +7,7 @@ import { setClass } from './graph.js';
 
 // Interface kinds as drawn and filtered, with their filter labels; and the tunnels between VXLAN
 // devices (edges, filtered the same way).
-const LINK_KINDS = { bridge: 'Bridges', veth: 'veth', vxlan: 'VXLAN', lo: 'Loopback', other: 'Other', tunnel: 'Tunnels' };
+const LINK_KINDS = { bridge: 'Bridges', veth: 'veth', vxlan: 'VXLAN', lo: 'Loopback', other: 'Other', tunnel: 'Tunnels', service: 'Services' };
 
 export const filters = {
   hiddenHosts: new Set(),
@@ -43,7 +43,7 @@ export function applyFilters(cy, model, eles) {
   const nodeHidden = (node) => {
     const { type, host, kind } = node.data();
     if (filters.hiddenHosts.has(host)) return true;
-    if ((type === 'link' || type === 'vtep') && filters.hiddenKinds.has(kind)) return true;
+    if ((type === 'link' || type === 'vtep' || type === 'service') && filters.hiddenKinds.has(kind)) return true;
     if (type === 'group' && filters.hiddenKinds.has('veth')) return true;
     if (!domain) return false;
     if (type === 'link' || type === 'group') return !domain.has(node.id());
@@ -58,7 +58,8 @@ export function applyFilters(cy, model, eles) {
         setClass(ele, 'dimmed', Boolean(shine) && !shine.has(ele.id()) && !litParents.has(ele.id()));
       } else {
         const ends = [ele.source().id(), ele.target().id()];
-        if (ele.data('kind') === 'tunnel') setClass(ele, 'filtered', filters.hiddenKinds.has('tunnel'));
+        const kind = ele.data('kind');
+        if (kind === 'tunnel' || kind === 'service') setClass(ele, 'filtered', filters.hiddenKinds.has(kind));
         setClass(ele, 'lit', Boolean(lit) && ends.every((id) => lit.has(id)));
         setClass(ele, 'dimmed', Boolean(shine) && !ends.every((id) => shine.has(id)));
       }

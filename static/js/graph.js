@@ -10,7 +10,7 @@
 import { formatTime, plural } from './dom.js';
 import { boxGeometry, layoutScene, nodeExtent, Occupancy, placeFree } from './layout.js';
 import { linkDown, linkKind, linkLabels } from './links.js';
-import { byNaturalOrder, groupBridge, hostStatus, ids } from './model.js';
+import { byNaturalOrder, groupBridge, hostStatus, ids, serviceStatus } from './model.js';
 import { badgeImage, labelWidth, nodeSize, stylesheet } from './style.js';
 
 const cytoscape = window.cytoscape;
@@ -138,6 +138,18 @@ function nodeSpec({ h, type, key }) {
       classes: 'vtep',
     };
   }
+  if (type === 'service') {
+    const service = h.services.get(key);
+    if (!service) return null;
+    const status = serviceStatus(service.instances);
+    const serving = [...service.instances.values()].filter((i) => i.status !== 'critical').length;
+    const label = `${service.name} [service]${service.vip ? `\nVIP ${service.vip}` : ''}\n${serving}/${service.instances.size} serving`;
+    const bridge = h.byName.get(`host|${service.bridge}`) ?? null;
+    return {
+      data: { id: key, parent: host, type, host, kind: 'service', network: service.network, bridge, label, brief: service.name, status },
+      classes: `service svc-${status}`,
+    };
+  }
   // type === 'group'
   const members = h.groups.get(key);
   if (!members) return null;
@@ -167,6 +179,25 @@ function ownedEdges(cy, h, id, type) {
   const peer = h.peerId(link);
   if (peer && present(peer)) edges.push(vethEdge(host, id, peer, linkDown(link) || linkDown(h.links.get(peer))));
   return edges;
+}
+
+/**
+ * A service's edges to its instances: to the namespace box of each (or the group it is folded in),
+ * to the network's bridge for a bare address; coloured by that instance's health.
+ */
+function serviceEdges(cy, h, id) {
+  const service = h.services.get(id);
+  if (!service) return [];
+  const edges = new Map();
+  for (const i of service.instances.values()) {
+    const folded = i.netns ? h.folded.get(i.netns) : null;
+    const target = i.netns ? (folded ? folded.group : ids.ns(h.name, i.netns)) : h.byName.get(`host|${i.bridge}`);
+    if (!target || cy.getElementById(target).empty()) continue;
+    const edgeId = `svc:${id}~${target}`;
+    const worst = edges.get(edgeId)?.data.status === 'critical' ? 'critical' : i.status;
+    edges.set(edgeId, { data: { id: edgeId, source: id, target, kind: 'service', owner: id, host: h.name, status: worst }, classes: `service-edge svc-${worst}` });
+  }
+  return [...edges.values()];
 }
 
 /** The edge of one tunnel (model.js deriveTunnels): dashed, labelled with its VNI, arrowed when one-way. */
@@ -219,7 +250,7 @@ function updateNode(node, spec) {
  */
 export function reconcile(cy, dirty) {
   const byLevel = [[], [], []]; // hosts, then namespaces, then links and groups: parents first
-  const level = { host: 0, ns: 1, link: 2, group: 2, vtep: 2 };
+  const level = { host: 0, ns: 1, link: 2, group: 2, vtep: 2, service: 2 };
   const removals = [];
   let placeless = cy.collection();
   for (const [id, entry] of dirty) {
@@ -268,6 +299,21 @@ export function reconcile(cy, dirty) {
       const drawnEdge = cy.getElementById(edgeId);
       if (drawnEdge.empty()) newEdges.set(edgeId, { group: 'edges', ...edge });
       else setClass(drawnEdge, 'down', edge.classes.split(' ').includes('down')); // an end went up or down
+    }
+  }
+  // Services: their edges to the boxes of their instances, derived again whenever the service is dirty.
+  for (const [id, { h, type }] of dirty) {
+    if (type !== 'service') continue;
+    const node = cy.getElementById(id);
+    if (node.empty()) continue;
+    const want = new Map(serviceEdges(cy, h, id).map((edge) => [edge.data.id, edge]));
+    node.connectedEdges().forEach((edge) => {
+      if (!want.has(edge.id())) edge.remove();
+    });
+    for (const [edgeId, edge] of want) {
+      const drawnEdge = cy.getElementById(edgeId);
+      if (drawnEdge.empty()) newEdges.set(edgeId, { group: 'edges', ...edge });
+      else syncClasses(drawnEdge, edge.classes);
     }
   }
   // Tunnels: drawn while both ends are (a device drawn again re-marks its tunnels: model.takeDirty).
@@ -350,7 +396,7 @@ function sceneHost(cy, model, hostNode) {
     if (node.hasClass('hub')) host.hubs.push(leaf(node));
     else if (!attached.has(node.id())) {
       const { type } = node.data();
-      const hub = type === 'group' || type === 'vtep' ? node.data('bridge') : h.bridgeOf(h.links.get(node.id()));
+      const hub = ['group', 'vtep', 'service'].includes(type) ? node.data('bridge') : h.bridgeOf(h.links.get(node.id()));
       host.floating.push({ ...leaf(node), hub });
     }
   });
@@ -460,6 +506,7 @@ function floatingAnchor(cy, model, node, fresh) {
   const corner = () => hostCorner(cy, node.data('host'), placed);
   if (node.data('type') === 'group') return positionOr(cy, node.data('bridge'), corner());
   if (node.data('type') === 'vtep') return positionOr(cy, node.data('device'), corner()); // beside the device pointing at it
+  if (node.data('type') === 'service') return positionOr(cy, node.data('bridge') ?? '', corner()); // by its network
   const link = h.links.get(node.id());
   const peerNode = cy.getElementById(h.peerId(link) ?? '');
   const bridge = cy.getElementById(h.bridgeOf(link) ?? '');

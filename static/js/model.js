@@ -28,7 +28,17 @@ export const ids = {
   link: (host, netns, index) => `${host}|${netns}|${index}`,
   group: (bridgeId) => `${bridgeId}|endpoints`,
   vtep: (host, address) => `${host}|vtep|${address}`, // a remote VTEP no known host's VXLAN device has
+  service: (host, network, service) => `${host}|svc|${network}/${service}`, // a catalog service
 };
+
+/** A service's state from its instances': passing when all pass, critical when none serves, else warning. */
+export function serviceStatus(instances) {
+  const states = [...instances.values()].map((i) => i.status);
+  if (!states.length) return 'unknown';
+  if (states.every((s) => s === 'passing')) return 'passing';
+  if (states.every((s) => s === 'critical')) return 'critical';
+  return 'warning';
+}
 
 /** The bridge node id of a group id. */
 export function groupBridge(groupId) {
@@ -90,6 +100,9 @@ export class HostModel {
     this.containersByNs = new Map(); // netns -> Set of container ids
     this.dockerBridges = new Map(); // bridge name -> Docker network
     this.dockerOverlays = new Map(); // netns of a Swarm overlay's own namespace -> Docker network
+    // The service catalog: each service with its instances' health, and the services in each namespace.
+    this.services = new Map(); // service node id -> {id, network, name, vip, bridge, instances: Map name -> health}
+    this.nsServices = new Map(); // netns -> Set of service node ids
   }
 
   /** The containers whose namespace this is (several share one in container: mode), by name. */
@@ -386,6 +399,7 @@ export class TopologyModel {
     if (kind === 'docker_containers') this.containerChanged(h, key, bucket[key], action === 'set' ? object : null);
     if (kind === 'docker_networks') this.dockerNetworkChanged(h, bucket[key], action === 'set' ? object : null);
     if (kind === 'docker_engine') this.dockerEngineChanged(h);
+    if (kind === 'service_health') this.serviceHealthChanged(h, bucket[key], action === 'set' ? object : null);
     if (action === 'del') {
       if (!(key in bucket)) return;
       delete bucket[key];
@@ -427,6 +441,33 @@ export class TopologyModel {
         else if (h.dockerOverlays.get(n.netns) === n) h.dockerOverlays.delete(n.netns);
         this.touch(h, 'ns', n.netns);
       }
+    }
+  }
+
+  /** An instance's health moved: its service node (label, colour, edges to its instances) is redrawn. */
+  serviceHealthChanged(h, was, health) {
+    for (const [report, add] of [[was, false], [health, true]]) {
+      if (!report) continue;
+      const id = ids.service(h.name, report.network, report.service);
+      let service = h.services.get(id);
+      if (add && !service) {
+        service = { id, network: report.network, name: report.service, vip: null, bridge: null, instances: new Map() };
+        h.services.set(id, service);
+      }
+      if (!service) continue;
+      if (report.netns) {
+        if (add) setAdd(h.nsServices, report.netns, id);
+        else setDelete(h.nsServices, report.netns, id);
+      }
+      if (add) {
+        service.instances.set(report.instance, report);
+        service.vip = report.vip;
+        service.bridge = report.bridge;
+      } else {
+        service.instances.delete(report.instance);
+        if (!service.instances.size) h.services.delete(id);
+      }
+      this.touch(h, 'service', id);
     }
   }
 
@@ -527,6 +568,7 @@ export class TopologyModel {
   /** A namespace's kind decides whether its bridges and their ports float: redraw them all. */
   namespaceTouched(h, netns) {
     this.touch(h, 'ns', netns);
+    for (const id of h.nsServices.get(netns) ?? []) this.touch(h, 'service', id); // its edges to the box
     this.refold(h, netns);
     for (const id of h.nsLinks.get(netns) ?? []) this.touch(h, 'link', id);
   }
@@ -837,6 +879,12 @@ export class TopologyModel {
       for (const n of Object.values(h.state.docker_networks)) {
         const id = n.bridge && h.byName.get(`host|${n.bridge}`);
         if (id && [n.name, n.project].some((t) => t?.toLowerCase().includes(query))) hits.add(h.representative(id));
+      }
+      // The catalog: a service's name or VIP finds the service and the namespaces of its instances.
+      for (const [id, service] of h.services) {
+        if (![service.name, service.vip].some((t) => t?.toLowerCase().includes(query))) continue;
+        hits.add(id);
+        for (const i of service.instances.values()) if (i.netns && h.nsLinks.has(i.netns)) nsHit(i.netns);
       }
     }
     return hits;

@@ -194,7 +194,7 @@ function renderDetail() {
   const s = row.service;
   $('#service-title').textContent = `${s.name} on ${s.host} · ${s.topology}/${s.network}`;
   $('#service-summary').textContent = `${s.dns_name} (A, AAAA, SRV; also _${s.name}._${s.protocol}.${s.network}.${page.domain}) · ${s.vip ? `service address ${s.vip}:${s.port}/${s.protocol}` : `port ${s.port}/${s.protocol}, no service address`} · check: ${checkText(s.check)}`;
-  $('#service-graph').href = `${page.topology_url}?search=${encodeURIComponent(`${s.topology}-`)}`;
+  $('#service-graph').href = `${page.topology_url}?search=${encodeURIComponent(s.name)}`;
   $('#instances-empty').hidden = instances.length > 0;
   $('#instances').hidden = !instances.length;
   $('#instances-body').replaceChildren(

@@ -47,6 +47,7 @@ const SIZE = {
   group: [116, 44],
   emptyHost: [160, 44],
   vtep: [24, 24],
+  service: [34, 34],
 };
 
 /** The size of a leaf node from its data and classes (see SIZE). */
@@ -54,6 +55,7 @@ export function nodeSize(node) {
   if (node.data('type') === 'group') return SIZE.group;
   if (node.data('type') === 'host') return SIZE.emptyHost;
   if (node.data('type') === 'vtep') return SIZE.vtep;
+  if (node.data('type') === 'service') return SIZE.service;
   if (node.hasClass('hub')) return SIZE.hub;
   return SIZE[node.data('kind')] ?? SIZE.node;
 }
@@ -186,6 +188,21 @@ export function stylesheet(large, detailed) {
         color: LOOK.tunnelUnknown,
       },
     },
+    {
+      // A catalog service beside its network's bridge, coloured by its instances' health; dotted
+      // edges to the namespaces that back it, each coloured by that instance's health.
+      selector: 'node.service',
+      style: { shape: 'diamond', ...size('service'), 'background-color': '#ffffff', 'border-width': 3 },
+    },
+    { selector: 'node.svc-passing', style: { 'border-color': '#10b981', color: '#047857' } },
+    { selector: 'node.svc-warning', style: { 'border-color': '#f59e0b', color: '#b45309' } },
+    { selector: 'node.svc-critical', style: { 'border-color': '#ef4444', color: '#b91c1c' } },
+    { selector: 'node.svc-unknown', style: { 'border-color': '#94a3b8', color: '#64748b' } },
+    { selector: 'edge.service-edge', style: { width: 1.5, 'line-style': 'dotted', 'curve-style': 'bezier' } },
+    { selector: 'edge.service-edge.svc-passing', style: { 'line-color': '#10b981' } },
+    { selector: 'edge.service-edge.svc-warning', style: { 'line-color': '#f59e0b' } },
+    { selector: 'edge.service-edge.svc-critical', style: { 'line-color': '#ef4444' } },
+    { selector: 'edge.service-edge.svc-unknown', style: { 'line-color': '#94a3b8' } },
     {
       selector: 'node.group',
       style: {

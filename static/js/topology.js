@@ -161,6 +161,7 @@ function gone({ h, type, key }) {
   if (type === 'ns') return !h.namespaces.has(key) && !h.nsLinks.has(key);
   if (type === 'group') return !h.groups.has(key);
   if (type === 'vtep') return !h.vteps.has(key);
+  if (type === 'service') return !h.services.has(key);
   return false;
 }
 
@@ -508,6 +509,20 @@ function renderDetails() {
   } else if (type === 'host' && h) {
     title = h.name;
     body = hostDetails(h, context);
+  } else if (type === 'service' && h?.services.has(selected.id)) {
+    const service = h.services.get(selected.id);
+    title = `service ${service.name}`;
+    body = [
+      el('p', { class: 'panel-sub' }, `network ${service.network} · ${service.vip ? `VIP ${service.vip}` : 'no service address'} · host ${h.name}`),
+      el(
+        'ul',
+        { class: 'plain' },
+        ...[...service.instances.values()].map((i) =>
+          el('li', {}, el('span', { class: `health health-${i.status}` }, i.status), ` ${i.instance} · ${i.address}:${i.port} · ${i.output}`),
+        ),
+      ),
+      el('p', {}, el('a', { href: `/services/#${encodeURIComponent(service.name)}` }, 'Open in the service catalog')),
+    ];
   } else if (type === 'vtep' && node.nonempty()) {
     title = `VTEP ${node.data('address')}`;
     body = [
@@ -774,6 +789,11 @@ $('#filter-clear').addEventListener('click', () => {
 
 const search = $('#search');
 search.addEventListener('input', () => setQuery(search.value));
+const linkedSearch = new URLSearchParams(location.search).get('search'); // e.g. from the Services page
+if (linkedSearch) {
+  search.value = linkedSearch;
+  setQuery(linkedSearch);
+}
 search.addEventListener('keydown', (event) => {
   if (event.key === 'Enter') zoomToMatches();
 });

@@ -283,7 +283,8 @@ def docker_demo(s: HostState) -> None:
         health = Health(
             "front", "web", instance, status, "TCP connect to 198.18.1.10:80: ok", 1.7e9, 1.7e9, rtt
         )
-        s.state["service_health"][health.key] = health.to_dict()
+        where = {"address": "198.18.1.10", "port": 80, "netns": f"demo-{instance}", "bridge": "demo-front"}
+        s.state["service_health"][health.key] = {**health.to_dict(), **where, "vip": "198.18.1.100:80/tcp"}
 
 
 def endpoints_host(count: int, *, per_bridge: int = 125) -> HostState:

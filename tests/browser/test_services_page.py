@@ -1,7 +1,8 @@
 """The Services page end to end: an operator creates a service and registers a node from the browser,
 a refusal lands under its field, the instance's health comes live from the agent's real checks (a
-listener stopped by the test turns it critical without a reload), the filters narrow the list, and
-the instance is deregistered. Real agent, daphne and Chromium, in the test's namespace."""
+listener stopped by the test turns it critical without a reload), the topology graph draws the
+service beside its network in its health's colour, the filters narrow the list, and the instance is
+deregistered. Real agent, daphne and Chromium, in the test's namespace."""
 
 from __future__ import annotations
 
@@ -74,6 +75,15 @@ def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostN
                 expect(row.locator(".health-critical")).to_have_text("1")
                 expect(instance.locator("svg.history rect.history-critical").first).to_be_attached()
 
+                # the graph's service layer: the service beside its network, critical, its edge to a's box
+                page.goto("/topology/")
+                drawn = (
+                    "([id, ns]) => { const cy = window.switchboard?.cy; const n = cy?.getElementById(id);"
+                    " return n?.nonempty() && n.hasClass('svc-critical') && n.data('label').includes('VIP 198.18.44.100')"
+                    " && n.connectedEdges('.service-edge').some((e) => e.target().id() === ns); }"
+                )
+                page.wait_for_function(drawn, arg=[f"{HOST}|svc|lan/web", f"{HOST}|ns|{topo}-a"])
+                page.goto("/services/#web")
                 page.get_by_label("Health", exact=True).select_option("passing")
                 expect(page.locator("#services-empty")).to_contain_text("No service matches")
                 page.get_by_label("Health", exact=True).select_option("critical")

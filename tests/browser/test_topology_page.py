@@ -300,7 +300,8 @@ def test_the_first_layout_waits_for_every_known_host(topology):
     empty = {"type": "topology.snapshot", "host": "beta", "online": False, "seq": 0, "state": {}}
     topology.server.send(empty)
     topology.send_snapshot(s.snapshot_frame("alpha"))
-    assert topology.js("() => window.switchboard.cy.nodes().length") == 20 + 1
+    # the demo host's 20 nodes and its catalog service, and beta's empty box
+    assert topology.js("() => window.switchboard.cy.nodes().length") == 20 + 1 + 1
     boxes = topology.js(
         "() => ['alpha', 'beta'].map((id) => window.switchboard.cy.getElementById(id).boundingBox())"
     )

@@ -151,15 +151,16 @@ THREE = web(
 def test_answers_the_zone_and_nothing_else(lan: Lan, tmp_path: Path):
     dns = server(tmp_path)
     try:
-        dns.update(zone(lan, THREE, passing=["a", "b", "c"]))  # d is critical: not in DNS
+        dns.update(zone(lan, THREE, passing=["a", "b", "c"]))  # d is critical: its addresses are not in DNS
         answer = lan.ask("web.front.sb.internal")
         assert answer.rcode == "NOERROR" and sorted(answer.records) == ["198.18.60.21", "198.18.60.22"]
         assert lan.ask("web.front.sb.internal", "AAAA").records == ("fd00:60::23",)
         assert lan.ask("b.web.front.sb.internal").records == ("198.18.60.22",)
-        srv = {
+        srv = {  # every registered instance, d too: only a serving one's target resolves
             "0 1 8080 a.web.front.sb.internal.",
             "0 2 8081 b.web.front.sb.internal.",
             "0 1 8082 c.web.front.sb.internal.",
+            "0 1 8083 d.web.front.sb.internal.",
         }
         for name in ("web.front.sb.internal", "_web._tcp.front.sb.internal"):
             answer = lan.ask(name, "SRV")
@@ -182,19 +183,25 @@ def test_answers_the_zone_and_nothing_else(lan: Lan, tmp_path: Path):
 def test_an_address_change_is_answered_at_once_without_a_restart(lan: Lan, tmp_path: Path):
     dns = server(tmp_path)
     try:
-        dns.update(zone(lan, THREE, passing=["a"]))
+        dns.update(zone(lan, web(a=("198.18.60.21", 8080)), passing=["a"]))
         pid = dns.pid
         for last in range(30, 60):  # the very next question sees each change
             dns.update(zone(lan, web(a=(f"198.18.60.{last}", 8080)), passing=["a"]))
             assert lan.ask("a.web.front.sb.internal").records == (f"198.18.60.{last}",)
         assert dns.pid == pid
-        dns.update(zone(lan, THREE, passing=["a", "b"]))  # b comes up: a new SRV record, a restart
+        dns.update(zone(lan, THREE, passing=["a", "b"]))  # b, c and d registered: new SRV records, a restart
         assert dns.pid not in (pid, None)
         assert set(lan.ask("_web._tcp.front.sb.internal", "SRV").records) == {
             "0 1 8080 a.web.front.sb.internal.",
             "0 2 8081 b.web.front.sb.internal.",
+            "0 1 8082 c.web.front.sb.internal.",
+            "0 1 8083 d.web.front.sb.internal.",
         }
         pid = dns.pid
+        dns.update(zone(lan, THREE, passing=["a"]))  # b fails its check: out of DNS, no restart
+        assert lan.ask("b.web.front.sb.internal").rcode == "NXDOMAIN"
+        assert sorted(lan.ask("web.front.sb.internal").records) == ["198.18.60.21"]
+        assert dns.pid == pid
         dns.update(zone(lan, web(a=("198.18.60.21", 9090)), passing=["a"]))  # a new port
         assert dns.pid not in (pid, None)
         assert lan.ask("web.front.sb.internal", "SRV").records == ("0 1 9090 a.web.front.sb.internal.",)

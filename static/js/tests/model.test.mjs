@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { FOLD_ABOVE, ids, TopologyModel } from '../model.js';
+import { FOLD_ABOVE, ids, serviceStatus, TopologyModel } from '../model.js';
 
 /** A host state with bridge br0 in the host namespace and `count` endpoints on it. */
 function hostState(count, { netnsKind = 'host' } = {}) {
@@ -396,4 +396,39 @@ test("a Compose project's domain holds its networks' bridges and its containers'
   const domain = model.networkDomain('compose:shop');
   for (const id of ['alpha|host|2', 'alpha|host|10', 'alpha|ep0|2', 'alpha|ep0|1']) assert.ok(domain.has(id), id);
   assert.ok(!domain.has('alpha|host|3'), 'the bridge of no project stays out');
+});
+
+test("a service's node follows its instances' health and is touched with their namespaces", () => {
+  const state = { ...hostState(2), service_health: {} };
+  const health = (instance, status, netns) => ({
+    network: 'front', service: 'web', instance, status, output: '', checked_ms: 1, since_ms: 1, rtt_us: null,
+    address: '198.18.1.10', port: 80, netns, bridge: 'br0', vip: '198.18.1.100:80/tcp',
+  });
+  state.service_health['front|web|a'] = health('a', 'passing', 'ep0');
+  state.service_health['front|web|b'] = health('b', 'critical', 'ep1');
+  const model = loaded(state);
+  const h = model.hosts.alpha;
+  const id = ids.service('alpha', 'front', 'web');
+  assert.deepEqual([...h.services.get(id).instances.keys()], ['a', 'b']);
+  assert.equal(serviceStatus(h.services.get(id).instances), 'warning');
+  assert.deepEqual([...h.nsServices.get('ep0')], [id]);
+
+  model.apply({ type: 'topology.delta', host: 'alpha', seq: 2, events: [
+    { kind: 'service_health', action: 'set', key: 'front|web|b', object: health('b', 'passing', 'ep1') },
+  ] });
+  assert.equal(serviceStatus(h.services.get(id).instances), 'passing');
+  assert.ok(model.takeDirty().has(id));
+
+  model.apply({ type: 'topology.delta', host: 'alpha', seq: 3, events: [
+    { kind: 'namespaces', action: 'set', key: 'ep1', object: { name: 'ep1', inode: 9, kind: 'named' } },
+  ] });
+  assert.ok(model.takeDirty().has(id), 'a namespace drawn again redraws the edges of its services');
+
+  model.apply({ type: 'topology.delta', host: 'alpha', seq: 4, events: [
+    { kind: 'service_health', action: 'del', key: 'front|web|a', object: null },
+    { kind: 'service_health', action: 'del', key: 'front|web|b', object: null },
+  ] });
+  assert.equal(h.services.has(id), false);
+  assert.equal(h.nsServices.has('ep0'), false);
+  assert.equal(serviceStatus(new Map()), 'unknown');
 });
