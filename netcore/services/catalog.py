@@ -397,7 +397,9 @@ def zone_of(network: NetworkCatalog, domain: str, health: Mapping[str, Health]) 
         for instance in service.instances:
             target = f"{instance.id}.{service_name}"
             for name in (service_name, f"_{service.name}._{service.protocol}.{suffix}"):
-                srv.append(Srv(name=name, target=target, port=instance.port, priority=0, weight=instance.weight))
+                srv.append(
+                    Srv(name=name, target=target, port=instance.port, priority=0, weight=instance.weight)
+                )
     hosts = tuple((address, tuple(dict.fromkeys(found))) for address, found in sorted(names.items()))
     return Zone(hosts=hosts, srv=tuple(srv))
 

@@ -79,7 +79,8 @@ def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostN
                 page.goto("/topology/")
                 drawn = (
                     "([id, ns]) => { const cy = window.switchboard?.cy; const n = cy?.getElementById(id);"
-                    " return n?.nonempty() && n.hasClass('svc-critical') && n.data('label').includes('VIP 198.18.44.100')"
+                    " return n?.nonempty() && n.hasClass('svc-critical')"
+                    " && n.data('label').includes('VIP 198.18.44.100')"
                     " && n.connectedEdges('.service-edge').some((e) => e.target().id() === ns); }"
                 )
                 page.wait_for_function(drawn, arg=[f"{HOST}|svc|lan/web", f"{HOST}|ns|{topo}-a"])
