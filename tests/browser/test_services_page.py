@@ -6,12 +6,11 @@ deregistered. Real agent, daphne and Chromium, in the test's namespace."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 from tests.browser.test_end_to_end import PASSWORD, e2e_stack, log_in, page_of, run_in_browser, wait_for_agent
 from tests.conftest import HostNs
-from tests.stack.scenarios import finished
 from tests.stack.test_services import NODES, Server, topology
 
 HOST = "alpha"
@@ -29,7 +28,12 @@ def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostN
         assert status == 201, body
         status, body = web.api("POST", f"/api/v1/topologies/{topo}/apply/?host={HOST}")
         assert status == 202, body
-        assert asyncio.run(finished(web, body["operation"]))["status"] == "succeeded"
+        operation = f"/api/v1/operations/{body['operation']}/"
+        deadline = time.monotonic() + 30
+        while (status := web.api("GET", operation)[1]["status"]) in ("pending", "running"):
+            assert time.monotonic() < deadline, "the apply did not end in 30 s"
+            time.sleep(0.1)
+        assert status == "succeeded"
         server = Server.start("a", stack.netns_path(agent, f"{topo}-a"), NODES["a"], 8080)
         base = f"http://127.0.0.1:{web.port}"
 
