@@ -24,6 +24,7 @@ from netcore.live import Event, LiveModel
 from netcore.model import Link
 from netcore.names import parse_owner_alias
 from netcore.netns import HOST
+from netcore.services.lookup import lookup
 from netcore.services.runtime import ServiceRuntime
 
 log = logging.getLogger("netcore.agent")
@@ -299,6 +300,8 @@ class Agent:
             self._spawn(self._command(frame))
         elif kind == "catalog":
             self._spawn(self._catalog(frame))
+        elif kind == "resolve":
+            self._spawn(self._resolve(frame))
         elif kind == "cancel":
             self._cancel(frame.get("id"))
         elif kind == "resync":
@@ -373,6 +376,11 @@ class Agent:
         reply = await self.services.apply(frame.get("catalog"))
         await self._flush_now()  # the new instances' first health goes out before the answer
         await self._send_now({"type": "catalog.applied", **reply})
+
+    async def _resolve(self, frame: dict) -> None:
+        """Ask DNS questions from inside a namespace, as a client there would (the catalog's check)."""
+        reply = await asyncio.to_thread(lookup, frame.get("request"))
+        await self._send_now({"type": "resolved", "id": frame.get("id"), **reply})
 
     async def _settle(self, model: LiveModel, command_id: object) -> None:
         """After a command that changed the kernel with the live model held (LiveModel.hold: the

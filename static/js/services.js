@@ -294,12 +294,44 @@ function registerInstance() {
   });
 }
 
+function checkDns() {
+  return openForm({
+    title: `Check ${selected}’s names from a node`,
+    intro: 'Asks the service’s names from inside a node’s namespace, of the network’s DNS, as that node’s resolver does, and shows each answer beside what the catalog says.',
+    submitLabel: 'Check',
+    fields: [{ name: 'client', label: 'From node', hint: 'Empty: the first node on the network that is not an instance.' }],
+    onSubmit: (v) => api(`${page.services_url}${encodeURIComponent(selected)}/resolve/`, { method: 'POST', body: v.client ? { client: v.client } : {} }),
+  }).then((report) => {
+    if (report) showCheck(report);
+  });
+}
+
+function showCheck(report) {
+  $('#check-result').hidden = false;
+  const all = report.answers.every((a) => a.agrees);
+  $('#check-title').textContent = `From node ${report.client} (${report.netns ?? 'the host'}), asking ${report.server}: ${all ? 'all agree' : 'they differ'}`;
+  const shown = (records) => (records.length ? records.join(', ') : '(nothing)');
+  $('#check-body').replaceChildren(
+    ...report.answers.map((a) =>
+      el(
+        'tr',
+        { 'data-question': `${a.name} ${a.type}` },
+        el('th', { scope: 'row' }, el('code', {}, `${a.name} ${a.type}`)),
+        el('td', {}, a.error ? el('span', { class: 'field-error' }, a.error) : `${a.rcode}: ${shown(a.records)}${a.rtt ? ` · ${a.rtt.toFixed(1)} ms` : ''}`),
+        el('td', {}, shown(a.expected)),
+        el('td', {}, el('span', { class: `health health-${a.agrees ? 'passing' : 'critical'}` }, a.agrees ? 'yes' : 'no')),
+      ),
+    ),
+  );
+}
+
 async function request(url, method, what) {
   const answer = await api(url, { method });
   if (answer.status >= 300) alert(`${what}: ${answer.data?.message ?? `the server answered ${answer.status}`}`);
 }
 
 async function select(name) {
+  if (name !== selected) $('#check-result').hidden = true;
   selected = name;
   history.replaceState(null, '', name ? `#${encodeURIComponent(name)}` : location.pathname);
   await loadInstances();
@@ -319,6 +351,7 @@ document.addEventListener('click', (event) => {
   const base = `${page.services_url}${encodeURIComponent(selected ?? '')}/`;
   if (button.id === 'service-new') newService();
   else if (button.id === 'instance-new') registerInstance();
+  else if (button.id === 'service-check') checkDns();
   else if (button.id === 'service-delete' && confirm(`Delete service ${selected} and its instances?`)) request(base, 'DELETE', `Delete ${selected}`);
   else if (d.deregister && confirm(`Deregister ${d.deregister}?`)) request(`${base}instances/${encodeURIComponent(d.deregister)}/`, 'DELETE', `Deregister ${d.deregister}`);
   else if (d.renew) request(`${base}instances/${encodeURIComponent(d.renew)}/renew/`, 'POST', `Renew ${d.renew}`);

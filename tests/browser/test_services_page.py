@@ -74,6 +74,16 @@ def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostN
                 expect(instance).to_contain_text("TCP connect to")
                 expect(row.locator(".health-passing")).to_have_text("1")
 
+                # the check: node c asks the names of the network's DNS, as its resolver does
+                page.get_by_role("button", name="Check DNS from a node").click()
+                form = page.get_by_role("dialog", name="Check web’s names from a node")
+                form.get_by_label("From node").fill("c")
+                form.get_by_role("button", name="Check", exact=True).click()
+                expect(page.locator("#check-title")).to_contain_text("From node c")
+                a_row = page.locator('[data-question="web.lan.sb.internal A"]')
+                expect(a_row).to_contain_text(f"NOERROR: {NODES['a']}")
+                expect(a_row.locator(".health")).to_have_text("yes")
+
                 server.stop()  # the agent's check fails: critical on the page, no reload
                 expect(instance.locator(".health")).to_have_text("critical")
                 expect(row.locator(".health-critical")).to_have_text("1")

@@ -144,6 +144,15 @@ async def test_the_catalog_served_by_the_agent_answers_names_spreads_a_vip_and_f
         )
         assert srv == [f"0 1 8080 {n}.web.lan.sb.internal." for n in ("a", "b")]
         assert resolve(client, "example.com") is None or resolve(client, "example.com") == []  # not forwarded
+        # the check: node c's own view of the names, beside the catalog's
+        status, check = await web.aapi("POST", "/api/v1/services/web/resolve/", {"client": "c"})
+        assert status == 200, check
+        assert (check["client"], check["netns"], check["server"]) == ("c", f"{topo}-c", GATEWAY)
+        assert all(a["agrees"] for a in check["answers"]), check
+        by_question = {(a["name"], a["type"]): a for a in check["answers"]}
+        assert by_question[("web.lan.sb.internal", "A")]["records"] == [NODES["a"], NODES["b"]]
+        status, refused = await web.aapi("POST", "/api/v1/services/web/resolve/", {"client": "nobody"})
+        assert status == 404 and "client" in refused["fields"], refused
         hits = Counter([await asyncio.to_thread(ask_vip, client) for _ in range(20)])
         assert hits == {"a": 10, "b": 10}
 
@@ -193,9 +202,11 @@ async def test_the_catalog_served_by_the_agent_answers_names_spreads_a_vip_and_f
         )
         status, body = await web.aapi("DELETE", "/api/v1/services/web/")
         assert status == 204, body
-        # the network serves no service now: its DNS stops (nothing listens on the gateway's port 53)
+        # the network serves no service now: the VIP goes, then its DNS stops (nothing listens on port 53)
+        await until(lambda: _fails(client), timeout=10, what="the VIP to go")
         await until(lambda: resolve(client, "web.lan.sb.internal") is None, timeout=5, what="the DNS to stop")
-        assert await asyncio.to_thread(_fails, client)  # and the VIP is gone
+        await asyncio.sleep(0.5)
+        assert resolve(client, "web.lan.sb.internal") is None  # stopped, not restarting
     finally:
         for server in servers.values():
             server.stop()

@@ -253,3 +253,77 @@ def instance_rows(service: Service, instances: list[Instance]) -> list[dict[str,
         }
         for i in instances
     ]
+
+
+SERVING = (Health.PASSING, Health.WARNING)  # what DNS answers for (netcore.services.catalog.SERVING)
+
+
+def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
+    """What the catalog's "check" asks and from where: the service's names, asked from node `client`'s
+    namespace (default: the first node on the network that is not one of its instances) of the
+    network's gateway, which the node's resolver names; and what the catalog says each answer holds."""
+    network = service_network(service)
+    if network is None:
+        raise NotFound(f"network {service.network} of topology {service.topology} is gone", field="network")
+    nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
+    attached = [
+        a.node.name
+        for a in Attachment.objects.filter(network=network).select_related("node").order_by("node__position")
+    ]
+    instances = instances_of(service)
+    if client:
+        if client not in attached:
+            raise NotFound(f"node {client} is not on network {service.network}", field="client")
+    else:
+        backing = {i.node for i in instances}
+        client = next((n for n in attached if n not in backing), attached[0] if attached else "")
+        if not client:
+            raise NotFound(f"network {service.network} has no node to ask from", field="client")
+    netns = _netns(network.topology.name, nodes, nodes[client])
+    rows = instance_rows(service, instances)
+    serving = [r for r in rows if r["status"] in SERVING and r["address"]]
+    name = dns_name(service)
+    rfc = f"_{service.name}._{service.protocol}.{service.network}.{DOMAIN}"
+    srv = sorted(f"0 {r['weight']} {r['port']} {r['name']}.{name}." for r in rows if r["address"])
+    expected = {
+        (name, "A"): sorted(r["address"] for r in serving if ":" not in r["address"]),
+        (name, "AAAA"): sorted(r["address"] for r in serving if ":" in r["address"]),
+        (name, "SRV"): srv,
+        (rfc, "SRV"): srv,
+    }
+    return {
+        "host_id": service.host_id,
+        "client": client,
+        "netns": netns,
+        "server": network.gateway,
+        "questions": [{"name": n, "type": t} for n, t in expected],
+        "expected": [{"name": n, "type": t, "records": records} for (n, t), records in expected.items()],
+    }
+
+
+def resolve_report(plan: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The check's answer: each question with what the client got beside what the catalog says, and
+    whether they agree (the same records; an empty answer may be NXDOMAIN or NOERROR)."""
+    got = {(a["name"], a["type"]): a for a in answers}
+    rows = []
+    for expected in plan["expected"]:
+        answer = got.get((expected["name"], expected["type"]), {"error": "not asked"})
+        records = sorted(answer.get("records") or [])
+        error = answer.get("error", "")
+        rcode = answer.get("rcode", "")
+        agrees = not error and records == expected["records"] and rcode in ("NOERROR", "NXDOMAIN")
+        if rcode == "NXDOMAIN" and expected["records"]:
+            agrees = False
+        rows.append(
+            {
+                "name": expected["name"],
+                "type": expected["type"],
+                "rcode": rcode,
+                "records": records,
+                "rtt": answer.get("rtt"),
+                "error": error,
+                "expected": expected["records"],
+                "agrees": agrees,
+            }
+        )
+    return {"client": plan["client"], "netns": plan["netns"], "server": plan["server"], "answers": rows}

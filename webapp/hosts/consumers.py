@@ -118,6 +118,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.token_task = asyncio.create_task(self._watch_token())
         self.catalog_task: asyncio.Task | None = None  # sends the catalog, then expires leases (once greeted)
         self.health_whole = False  # a snapshot came: the next save stores all of its health too
+        self.resolving: dict[str, str] = {}  # `resolve` frames sent, by id: the channel awaiting the answer
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
         await self.channel_layer.group_add(group, self.channel_name)
@@ -305,6 +306,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
         elif frame.get("problems"):
             log.warning("host %s serves its catalog with problems: %s", self.host, frame["problems"])
 
+    async def _on_resolved(self, frame: dict[str, Any]) -> None:
+        """The agent's answers to a `resolve`: to the request waiting for them."""
+        reply = self.resolving.pop(frame["id"], None)
+        if reply is not None:
+            answer = {"ok": frame["ok"], "answers": frame.get("answers"), "error": frame.get("error")}
+            await self.channel_layer.send(reply, {"type": "resolve.reply", **answer})
+
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
 
@@ -339,6 +347,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return
         catalog = await database_sync_to_async(catalog_for_host)(self.host.id)
         await self._send(protocol.frame("catalog", catalog=catalog))
+
+    async def resolve_request(self, event: dict[str, Any]) -> None:
+        """Ask the agent DNS questions from inside a namespace (the catalog's check); the answer goes
+        to event["reply"]."""
+        if not self.greeted:
+            return
+        self.resolving[event["id"]] = event["reply"]
+        await self._send(protocol.frame("resolve", id=event["id"], request=event["request"]))
 
     async def state_request(self, event: dict[str, Any]) -> None:
         if not self.live.known or event.get("host") not in (None, self.host.name):

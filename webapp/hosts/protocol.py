@@ -51,12 +51,14 @@ _FIELDS: dict[str, dict[str, type | _Text]] = {
     "pong": {"id": _Text(MAX_ID)},
     "error": {"error": dict},
     "catalog.applied": {"ok": bool},
+    "resolved": {"id": _Text(MAX_ID), "ok": bool},
 }
 _OPTIONAL: dict[str, set[str]] = {
     "result": {"result", "error", "settling"},
     "progress": {"step"},
     "catalog.applied": {"version", "error", "problems"},
     "hello": {"catalog"},
+    "resolved": {"answers", "error"},
 }
 _ENVELOPE = {"v", "type"}
 

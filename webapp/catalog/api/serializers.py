@@ -126,3 +126,30 @@ class ServiceRowSerializer(serializers.Serializer):
     service = ServiceSerializer()
     counts = serializers.DictField(child=serializers.IntegerField())
     network_present = serializers.BooleanField(help_text="False once its topology lost the network.")
+
+
+class ResolveInputSerializer(serializers.Serializer):
+    client = serializers.CharField(
+        max_length=15,
+        required=False,
+        allow_blank=True,
+        help_text="The node to ask from (default: the first node on the network that is not an instance).",
+    )
+
+
+class ResolveAnswerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["A", "AAAA", "SRV"])
+    rcode = serializers.CharField(help_text="NOERROR, NXDOMAIN, REFUSED, ...; empty when nothing answered.")
+    records = serializers.ListField(child=serializers.CharField(), help_text="What the client got.")
+    rtt = serializers.FloatField(allow_null=True, help_text="Milliseconds.")
+    error = serializers.CharField(help_text="Why there is no answer (no DNS answered, say).")
+    expected = serializers.ListField(child=serializers.CharField(), help_text="What the catalog says.")
+    agrees = serializers.BooleanField()
+
+
+class ResolveSerializer(serializers.Serializer):
+    client = serializers.CharField(help_text="The node asked from.")
+    netns = serializers.CharField(allow_null=True)
+    server = serializers.CharField(help_text="The DNS asked: the network's gateway.")
+    answers = ResolveAnswerSerializer(many=True)

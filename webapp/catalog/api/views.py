@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -19,12 +20,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp import layer
 from webapp.accounts.permissions import CanOperate
 from webapp.api_errors import ErrorSerializer
 from webapp.catalog.api.serializers import (
     InstanceDetailSerializer,
     InstanceRegisterSerializer,
     InstanceSerializer,
+    ResolveInputSerializer,
+    ResolveSerializer,
     ServiceCreateSerializer,
     ServiceRowSerializer,
     ServiceSerializer,
@@ -36,6 +40,8 @@ from webapp.catalog.selectors import (
     instance_get,
     instance_rows,
     instances_of,
+    resolve_plan,
+    resolve_report,
     service_get,
     service_list,
 )
@@ -48,10 +54,11 @@ from webapp.catalog.services import (
     service_delete,
     service_update,
 )
-from webapp.errors import InvalidInput
+from webapp.errors import HostOffline, InvalidInput
 
 INDEX_HEADER = "X-Switchboard-Index"
 WAIT_DEFAULT, WAIT_MAX = 30.0, 300.0  # seconds a blocking query waits at most
+RESOLVE_TIMEOUT = 8.0  # seconds the check waits for the agent's answers (each question: at most 1 s)
 _WAIT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?\Z")
 _ERRORS = {
     code: OpenApiResponse(ErrorSerializer, description=text)
@@ -233,6 +240,57 @@ class InstanceRenewApi(_WriteApi):
         service = service_get(name)
         renewed = instance_renew(instance=instance_get(service, instance))
         return _indexed(Response(InstanceSerializer(instance_rows(service, [renewed])[0]).data))
+
+
+class ServiceResolveApi(_WriteApi):
+    """The first half of the check: who asks what, and what the catalog says (resolve_plan). The
+    `resolve` view below sends it to the host's agent and answers with what the client got beside it."""
+
+    @extend_schema(
+        summary="Check the service's names from inside a client's namespace",
+        description=(
+            "Asks the service's names (A, AAAA, SRV and the RFC 2782 SRV name) from a node of its network, "
+            "of the network's DNS, as that node's resolver would, and answers each beside what the catalog "
+            "says it should be."
+        ),
+        request=ResolveInputSerializer,
+        responses={200: ResolveSerializer, 503: ErrorSerializer, **_ERRORS},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        data = ResolveInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(resolve_plan(service_get(name), client=data.validated_data.get("client", "")))
+
+
+_resolve_plan = sync_to_async(ServiceResolveApi.as_view())
+
+
+@csrf_exempt
+async def resolve(request: HttpRequest, name: str) -> HttpResponse:
+    """ServiceResolveApi's plan, asked by the host's agent (a `resolve` frame through the channel
+    layer to its connection, whichever worker holds it); only this coroutine waits for the answer."""
+    response = await _resolve_plan(request, name=name)
+    if response.status_code != 200:
+        return response
+    plan = response.data
+    channels = get_channel_layer()
+    channel = await channels.new_channel()
+    question = {"netns": plan["netns"], "server": plan["server"], "questions": plan["questions"]}
+    message = {"type": "resolve.request", "id": secrets.token_hex(8), "reply": channel, "request": question}
+    await channels.group_send(layer.agent_group(plan["host_id"]), message)
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            reply = await channels.receive(channel)
+    except TimeoutError:
+        offline = HostOffline("the host's agent did not answer: is it connected (Hosts page)?")
+        return JsonResponse(offline.to_dict(), status=503)
+    if not reply["ok"]:
+        return JsonResponse({"error": "AgentError", "message": reply["error"]["message"]}, status=502)
+    return JsonResponse(resolve_report(plan, reply["answers"]))
+
+
+resolve.cls = ServiceResolveApi  # type: ignore[attr-defined]
+resolve.initkwargs = {}  # type: ignore[attr-defined]
 
 
 def blocking(api: type[APIView]) -> Any:
