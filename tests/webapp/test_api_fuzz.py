@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from tests.webapp.conftest import Account
+from webapp.catalog.api import views as catalog_views
 from webapp.hosts.services import host_create
 from webapp.networks import services as network_services
 from webapp.operations.services import operation_create
@@ -59,6 +60,13 @@ def world(admin: Account) -> dict[str, str]:
     _world.clear()  # the hooks read it; fixtures run before hypothesis draws the first case
     _world.update(KNOWN, id=str(operation.id))
     return _world
+
+
+@pytest.fixture
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blocking query waits out `wait` for a catalog nothing changes here: 10 ms at most."""
+    monkeypatch.setattr(catalog_views, "WAIT_DEFAULT", 0.01)
+    monkeypatch.setattr(catalog_views, "WAIT_MAX", 0.01)
 
 
 @pytest.fixture
@@ -120,7 +128,9 @@ def map_body(context: Any, body: Any) -> Any:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_server_error(case: Any, admin: Account, world: dict[str, str], same_connection: None) -> None:
+def test_no_server_error(
+    case: Any, admin: Account, world: dict[str, str], same_connection: None, short_waits: None
+) -> None:
     case.call_and_validate(headers={"Authorization": f"Token {admin.token}"}, checks=[not_a_server_error])
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from netcore import names
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, Instance, Service
-from webapp.errors import NotFound
+from webapp.errors import HostOffline, NotFound
 from webapp.networks.models import Attachment, Network, Node
 
 DOMAIN = "sb.internal"
@@ -20,8 +20,9 @@ HISTORY_POINTS = 120  # of an instance's history shown and kept
 
 
 def catalog_index() -> int:
-    """The catalog's index: raised by every change of what it answers."""
-    return sum(CatalogIndex.objects.filter(pk=1).values_list("value", flat=True))
+    """The catalog's index: raised by every change of what it answers. Never 0 (as Consul's), so a
+    blocking query with index=0 answers at once."""
+    return 1 + sum(CatalogIndex.objects.filter(pk=1).values_list("value", flat=True))
 
 
 def host_has_services(*, host_id: int) -> bool:
@@ -265,6 +266,8 @@ def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
     network = service_network(service)
     if network is None:
         raise NotFound(f"network {service.network} of topology {service.topology} is gone", field="network")
+    if not service.host.online:
+        raise HostOffline(f"host {service.host.name} has no agent connected to ask from")
     nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
     attached = [
         a.node.name

@@ -134,6 +134,7 @@ class ServicesApi(_WriteApi):
         responses={200: ServiceRowSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
+        _blocking_params(request)
         filters = {
             k: request.query_params.get(k, "") for k in ("q", "health", "tag", "network", "source", "host")
         }
@@ -270,8 +271,8 @@ async def resolve(request: HttpRequest, name: str) -> HttpResponse:
     """ServiceResolveApi's plan, asked by the host's agent (a `resolve` frame through the channel
     layer to its connection, whichever worker holds it); only this coroutine waits for the answer."""
     response = await _resolve_plan(request, name=name)
-    if response.status_code != 200:
-        return response
+    if request.method != "POST" or response.status_code != 200:
+        return response  # OPTIONS, or refused
     plan = response.data
     channels = get_channel_layer()
     channel = await channels.new_channel()
