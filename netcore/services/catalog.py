@@ -18,6 +18,7 @@ from typing import Any
 
 from netcore.errors import InvalidSpec
 from netcore.ipam import IPAddress
+from netcore.names import validate_netns_name
 
 PROTOCOLS = ("tcp", "udp")
 CHECK_KINDS = ("tcp", "http", "dns")
@@ -207,6 +208,13 @@ class _Reader:
         except ValueError:
             raise InvalidSpec(f"{self.at(key)}: {value!r} is not an IP address", obj=self.at(key)) from None
 
+    def netns(self, key: str) -> str | None:
+        """A namespace name (under /run/netns; never a path), or None."""
+        value = self.get(key, str, None)
+        if value is not None:
+            validate_netns_name(value, field=self.at(key))
+        return value
+
     def items(self, key: str) -> list[tuple[str, object]]:
         value = self.get(key, list, [])
         return [(f"{self.at(key)}[{i}]", item) for i, item in enumerate(value)]
@@ -252,7 +260,7 @@ def _check(data: object, path: str) -> CheckSpec:
         path=path_value,
         status=(status[0], status[1]),
         query=r.get("query", str, ""),
-        source=r.get("source", str, None),
+        source=r.netns("source"),
     )
 
 
@@ -265,7 +273,7 @@ def _instance(data: object, path: str) -> InstanceSpec:
         address=address,
         port=r.integer("port", 1, 65535),
         weight=r.integer("weight", 1, MAX_WEIGHT, 1),
-        netns=r.get("netns", str, None),
+        netns=r.netns("netns"),
     )
 
 
@@ -305,9 +313,10 @@ def _network(data: object, path: str) -> NetworkCatalog:
     for where, item in r.items("nodes"):
         n = _Reader(item, where)
         addresses = tuple(_Reader({"a": a}, w).address("a") for w, a in n.items("addresses"))
-        nodes.append(NodeName(name=n.label("name"), addresses=addresses, netns=n.get("netns", str, None)))  # type: ignore[arg-type]
+        nodes.append(NodeName(name=n.label("name"), addresses=addresses, netns=n.netns("netns")))  # type: ignore[arg-type]
     services = tuple(_service(item, where, tuple(subnets)) for where, item in r.items("services"))
     _unique((s.name for s in services), r.at("services"), "service")
+    _addresses_apart(services, tuple(gateways), r.at("services"))  # type: ignore[arg-type]
     return NetworkCatalog(
         name=r.label("name"),
         bridge=r.get("bridge", str),
@@ -316,6 +325,29 @@ def _network(data: object, path: str) -> NetworkCatalog:
         nodes=tuple(nodes),
         services=services,
     )
+
+
+def _addresses_apart(services: tuple[ServiceSpec, ...], gateways: tuple[IPAddress, ...], path: str) -> None:
+    """A VIP is nobody else's address: not a gateway, not an instance's, not another VIP."""
+    vips: dict[IPAddress, str] = {}
+    for service in services:
+        if service.vip is None:
+            continue
+        if service.vip in gateways or service.vip in vips:
+            other = "the gateway" if service.vip in gateways else f"service {vips[service.vip]}'s VIP"
+            raise InvalidSpec(
+                f"{path}: the VIP of {service.name}, {service.vip}, is {other}", obj=service.name
+            )
+        vips[service.vip] = service.name
+    for service in services:
+        for instance in service.instances:
+            holder = "the gateway" if instance.address in gateways else vips.get(instance.address)
+            if holder:
+                what = holder if holder == "the gateway" else f"service {holder}'s VIP"
+                where = f"{service.name}/{instance.id}"
+                raise InvalidSpec(
+                    f"{path}: instance {where}'s address {instance.address} is {what}", obj=where
+                )
 
 
 def _unique(names: Iterable[str], path: str, what: str) -> None:

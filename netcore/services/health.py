@@ -59,8 +59,8 @@ class Probe:
 
 
 def netns_file(name: str) -> str:
-    """The file of a namespace given by name (under /run/netns) or by path."""
-    return name if "/" in name else netns_path(name)
+    """The file of a namespace given by name (under /run/netns; catalog_parse checks it is a name)."""
+    return netns_path(name)
 
 
 def _hostport(address: IPAddress, port: int) -> str:
@@ -112,7 +112,14 @@ async def probe(
         return Probe(CRITICAL, f"unknown check kind {check.kind!r}")
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
     try:
-        sock = _socket(source, family, socket.SOCK_DGRAM if check.kind == "dns" else socket.SOCK_STREAM)
+        kind = socket.SOCK_DGRAM if check.kind == "dns" else socket.SOCK_STREAM
+        # in a namespace, the socket is made by netcore's namespace worker, which an apply may keep
+        # busy: waited for off the event loop
+        sock = (
+            _socket(None, family, kind)
+            if source is None
+            else await asyncio.to_thread(_socket, source, family, kind)
+        )
     except FileNotFoundError:
         return Probe(CRITICAL, f"{what}: namespace {source} (the check's source) is gone")
     except (OSError, NetcoreError) as exc:

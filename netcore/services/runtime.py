@@ -23,6 +23,7 @@ from typing import Any
 from netcore.errors import NetcoreError
 from netcore.services.catalog import (
     HEALTH_KIND,
+    SERVING,
     Catalog,
     Health,
     NetworkCatalog,
@@ -68,6 +69,7 @@ class ServiceRuntime:
         self.errors: dict[str, str] = {}  # network → why its DNS does not run
         self._vip_bridges: frozenset[str] = frozenset()  # the bridges VIPs were last applied on
         self._placement: dict[str, dict[str, Any]] = {}  # instance key → where it is (see _protocol)
+        self._serving: frozenset[str] = frozenset()  # the instances serving as last reconciled
         self._worker: ThreadPoolExecutor | None = None
         self._step = asyncio.Lock()
         self._dirty = asyncio.Event()
@@ -95,7 +97,7 @@ class ServiceRuntime:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._dirty.wait(), SUPERVISE_EVERY)
                     self._dirty.clear()
-                    await self._reconcile()
+                    await self._reconcile()  # also every SUPERVISE_EVERY: a dnsmasq that died restarts
             finally:
                 monitor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -103,6 +105,7 @@ class ServiceRuntime:
         finally:
             await asyncio.shield(self._blocking(self._stop_all))
             self._worker.shutdown(wait=True)
+            self._worker = None
 
     async def apply(self, data: object) -> dict[str, Any]:
         """Take a new catalog from the web app: {"ok": True, "version"} once DNS and VIPs follow it,
@@ -122,8 +125,13 @@ class ServiceRuntime:
         return reply
 
     def _health_changed(self, states: dict[str, Health]) -> None:
+        """Every result goes to the web app; DNS and VIPs change only when an instance starts or stops
+        serving (most results only move `checked` and the round trip)."""
         self.on_state(self._protocol(states))
-        self._dirty.set()
+        serving = frozenset(key for key, h in states.items() if h.status in SERVING)
+        if serving != self._serving:
+            self._serving = serving
+            self._dirty.set()
 
     async def _blocking(self, fn: Callable[[], None]) -> None:
         assert self._worker is not None, "run() makes the worker"
@@ -135,7 +143,11 @@ class ServiceRuntime:
             return
         async with self._step:
             catalog, health = self.catalog, self.monitor.states()
-            await self._blocking(lambda: self._serve(catalog, health))
+            try:
+                await self._blocking(lambda: self._serve(catalog, health))
+            except Exception:  # a fault of ours must not end the service: logged, tried again in a second
+                log.exception("service catalog: could not serve catalog version %d", catalog.version)
+                self.errors = {"catalog": "the agent failed to serve it: see its log"}
 
     # -- on the worker thread -------------------------------------------------------------------
 
@@ -184,16 +196,16 @@ class ServiceRuntime:
         if server is not None and (server.listen != listen or server.domain != domain):
             server.stop()
             server = None
-        if server is None:
-            server = DnsServer(
-                network=network.name,
-                listen=listen,
-                domain=domain,
-                directory=os.path.join(self.directory, network.name),
-                port=self.dns_port,
-            )
-            self.servers[network.name] = server
         try:
+            if server is None:
+                server = DnsServer(
+                    network=network.name,
+                    listen=listen,
+                    domain=domain,
+                    directory=os.path.join(self.directory, network.name),
+                    port=self.dns_port,
+                )
+                self.servers[network.name] = server
             server.update(zone_of(network, domain, health))
             server.ensure_running()
         except NetcoreError as exc:

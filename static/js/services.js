@@ -50,24 +50,29 @@ function live(text) {
   $('#services-live').textContent = text;
 }
 
+let loading = 0; // the newest load of instances: an older one that answers late is dropped
+
 /** The selected service's instances, each with its check history. */
 async function loadInstances() {
+  const mine = ++loading;
   if (!selected || !rows.some((r) => r.service.name === selected)) {
     instances = [];
     return;
   }
   const base = `${page.services_url}${encodeURIComponent(selected)}/instances/`;
   const listed = await api(base);
+  if (mine !== loading) return;
   if (listed.status !== 200) {
     instances = [];
     return;
   }
-  instances = await Promise.all(
+  const loaded = await Promise.all(
     listed.data.map(async (i) => {
       const detail = await api(`${base}${encodeURIComponent(i.name)}/`);
       return detail.status === 200 ? detail.data : { ...i, history: [] };
     }),
   );
+  if (mine === loading) instances = loaded;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,6 +192,12 @@ function ago(iso) {
   return seconds < 60 ? `${seconds} s ago` : seconds < 3600 ? `${Math.round(seconds / 60)} min ago` : new Date(iso).toLocaleString();
 }
 
+/** How long until a time to come: "in 25 s". */
+function until(iso) {
+  const seconds = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+  return seconds < 120 ? `in ${seconds} s` : `in ${Math.round(seconds / 60)} min`;
+}
+
 function renderDetail() {
   const row = rows.find((r) => r.service.name === selected);
   $('#service-detail').hidden = !row;
@@ -210,7 +221,7 @@ function renderDetail() {
         el('td', {}, el('div', {}, h.output || '—'), el('small', { class: 'muted' }, `${ago(h.checked)}${h.rtt_us ? ` · ${(h.rtt_us / 1000).toFixed(1)} ms` : ''}`)),
         el('td', {}, i.history.length ? historyStrip(i.history) : el('span', { class: 'muted' }, 'no checks yet')),
         el('td', {}, el('code', {}, i.dns_name)),
-        el('td', {}, i.ttl ? `${i.ttl} s, ends ${ago(i.expires).replace(' ago', '')}`.replace('ends -', 'ends in ') : el('span', { class: 'muted' }, 'none')),
+        el('td', {}, i.ttl ? `${i.ttl} s, ends ${until(i.expires)}` : el('span', { class: 'muted' }, 'none')),
         page.can_operate
           ? el(
               'td',

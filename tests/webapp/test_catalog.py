@@ -108,6 +108,9 @@ def test_a_service_and_its_node_instances_are_what_the_agent_is_sent(
         ("/api/v1/services/web/instances/", {"node": "web1"}, 409, "name"),
         ("/api/v1/services/web/instances/", {"address": "198.18.40.11", "port": 8080}, 409, "address"),
         ("/api/v1/services/web/instances/", {"address": "198.18.9.9"}, 400, "address"),
+        ("/api/v1/services/web/instances/", {"address": "198.18.40.100"}, 409, "address"),  # web's VIP
+        ("/api/v1/services/web/instances/", {"address": "198.18.40.1"}, 409, "address"),  # the gateway
+        ("/api/v1/services/web/instances/", {"address": "198.18.40.50", "name": "Bad_1"}, 400, "name"),
         ("/api/v1/services/web/instances/", {"address": "198.18.40.50", "port": 0}, 400, "port"),
         ("/api/v1/services/web/instances/", {"node": "web2", "address": "198.18.40.50"}, 400, "node"),
         ("/api/v1/services/web/instances/", {"address": "198.18.40.50", "ttl": 0}, 400, "ttl"),

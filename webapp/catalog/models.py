@@ -14,8 +14,6 @@ from django.db import models
 
 from webapp.hosts.models import Host
 
-HEALTH_KIND = "service_health"  # the agent state kind carrying health (netcore/schema/services.schema.json)
-
 DNS_LABEL = RegexValidator(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z", "a DNS label: a-z, 0-9 and '-', not at either end, at most 63"
 )
@@ -85,6 +83,7 @@ class Instance(models.Model):
     checked = models.DateTimeField(null=True, blank=True)
     since = models.DateTimeField(null=True, blank=True)
     rtt_us = models.PositiveBigIntegerField(null=True, blank=True)
+    sampled = models.DateTimeField(null=True, blank=True, help_text="When its history last took a point.")
 
     class Meta:
         ordering = ["service_id", "name"]

@@ -11,12 +11,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from netcore import names
+from netcore.services.catalog import DEFAULT_DOMAIN, LABEL, SERVING
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, Instance, Service
 from webapp.errors import HostOffline, NotFound
 from webapp.networks.models import Attachment, Network, Node
 
-DOMAIN = "sb.internal"
-HISTORY_POINTS = 120  # of an instance's history shown and kept
+DOMAIN = DEFAULT_DOMAIN  # the catalog's names: <service>.<network>.<domain>
+HISTORY_POINTS = 120  # of an instance's history shown (webapp.catalog.services keeps more)
 
 
 def catalog_index() -> int:
@@ -181,9 +182,10 @@ def catalog_for_host(host_id: int) -> dict[str, Any]:
         nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
         attached = Attachment.objects.filter(network=network).select_related("node").order_by("node_id")
         address_of = {a.node.name: a.address for a in attached}
-        node_names = [
+        node_names = [  # a node whose name is no DNS label has no name in DNS
             {"name": a.node.name, "addresses": [a.address], "netns": _netns(topology, nodes, a.node)}
             for a in attached
+            if LABEL.match(a.node.name)
         ]
         service_docs = []
         for service in services:
@@ -254,9 +256,6 @@ def instance_rows(service: Service, instances: list[Instance]) -> list[dict[str,
         }
         for i in instances
     ]
-
-
-SERVING = (Health.PASSING, Health.WARNING)  # what DNS answers for (netcore.services.catalog.SERVING)
 
 
 def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:

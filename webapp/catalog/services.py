@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from netcore.errors import InvalidSpec
-from netcore.services.catalog import catalog_parse
+from netcore.services.catalog import LABEL, catalog_parse
 from webapp import layer
 from webapp.audit.services import audit_record
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, Instance, Service, Source
@@ -60,6 +60,13 @@ def _changed(host_ids: Iterable[int]) -> int:
 
     transaction.on_commit(send)
     return index
+
+
+def catalog_topology_changed(*, host_id: int, topology: str) -> None:
+    """A topology was written or removed: if services live on it, its host's agent gets the catalog
+    again (node addresses and networks may have moved), once the transaction commits."""
+    if Service.objects.filter(host_id=host_id, topology=topology).exists():
+        _changed([host_id])
 
 
 # -- services ---------------------------------------------------------------------------------------
@@ -154,6 +161,11 @@ def service_create(
     if Service.objects.filter(name=name).exists():
         raise Conflict(f"service {name} already exists", field="name")
     net = _network_find(found_host, network)
+    if not LABEL.match(net.name):
+        raise InvalidInput(
+            f"network {net.name}'s name is not a DNS label (a-z, 0-9 and '-'): its DNS names cannot carry it",
+            field="network",
+        )
     _served_clash(found_host, net, name)
     if vip:
         _vip_check(found_host, net, vip, service=None)
@@ -275,6 +287,16 @@ def instance_register(
             )
         address = str(ip)
     name = name or _default_name(node, address, port)
+    if not LABEL.match(name):
+        raise InvalidInput(
+            f"{name!r} is not a DNS label (a-z, 0-9 and '-'): give the instance a name", field="name"
+        )
+    if address and (
+        address == network.gateway or Service.objects.filter(host_id=service.host_id, vip=address).exists()
+    ):
+        raise Conflict(
+            f"{address} is network {service.network}'s gateway or a service's VIP", field="address"
+        )
     expires = timezone.now() + dt.timedelta(seconds=ttl) if ttl else None
     existing = Instance.objects.select_for_update().filter(service=service, name=name).first()
     if existing is not None and existing.expires is not None and existing.expires <= timezone.now():
@@ -395,13 +417,9 @@ def health_apply(*, host_id: int, reports: Mapping[str, dict[str, Any] | None], 
         checked = _when(report["checked_ms"])
         status = report["status"]
         state_changed = status != instance.status
-        last = instance.checked
-        if (
-            state_changed
-            or last is None
-            or checked - last >= SAMPLE_EVERY
-            or report["output"] != instance.output
-        ):
+        sampled = instance.sampled
+        fields = []
+        if state_changed or sampled is None or checked - sampled >= SAMPLE_EVERY:
             points.append(
                 HealthPoint(
                     instance=instance,
@@ -411,13 +429,17 @@ def health_apply(*, host_id: int, reports: Mapping[str, dict[str, Any] | None], 
                     output=report["output"][:512],
                 )
             )
-        if state_changed or checked != last:
+            instance.sampled = checked
+            fields.append("sampled")
+        if state_changed or checked != instance.checked:
             instance.status = status
             instance.output = report["output"][:512]
             instance.checked = checked
             instance.since = _when(report["since_ms"])
             instance.rtt_us = report["rtt_us"]
-            instance.save(update_fields=["status", "output", "checked", "since", "rtt_us"])
+            fields += ["status", "output", "checked", "since", "rtt_us"]
+        if fields:
+            instance.save(update_fields=fields)
         changed |= state_changed
     if whole:
         unknown = [i for i in instances.values() if i.pk not in seen and i.status != Health.UNKNOWN]

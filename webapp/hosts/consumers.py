@@ -19,8 +19,8 @@ from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError
 
+from netcore.services.catalog import HEALTH_KIND
 from webapp import layer
-from webapp.catalog.models import HEALTH_KIND
 from webapp.catalog.selectors import catalog_for_host, host_has_services
 from webapp.catalog.services import health_apply, health_forget, leases_expire
 from webapp.hosts import protocol
@@ -50,6 +50,7 @@ TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token stil
 RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not come
 PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is stored at most this often
 LEASE_SWEEP_INTERVAL = 1.0  # seconds between looks for the host's service instances whose lease ran out
+RESOLVE_FORGET = 60.0  # seconds after which a `resolve` the agent never answered is forgotten
 
 
 def command_frame(operation: Operation) -> dict[str, Any]:
@@ -118,7 +119,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.token_task = asyncio.create_task(self._watch_token())
         self.catalog_task: asyncio.Task | None = None  # sends the catalog, then expires leases (once greeted)
         self.health_whole = False  # a snapshot came: the next save stores all of its health too
-        self.resolving: dict[str, str] = {}  # `resolve` frames sent, by id: the channel awaiting the answer
+        self.resolving: dict[
+            str, tuple[str, float]
+        ] = {}  # `resolve` sent, by id: (channel awaiting it, when)
+        self.catalog_lock = asyncio.Lock()
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
         await self.channel_layer.group_add(group, self.channel_name)
@@ -308,7 +312,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def _on_resolved(self, frame: dict[str, Any]) -> None:
         """The agent's answers to a `resolve`: to the request waiting for them."""
-        reply = self.resolving.pop(frame["id"], None)
+        reply, _ = self.resolving.pop(frame["id"], (None, 0.0))
         if reply is not None:
             answer = {"ok": frame["ok"], "answers": frame.get("answers"), "error": frame.get("error")}
             await self.channel_layer.send(reply, {"type": "resolve.reply", **answer})
@@ -342,18 +346,23 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.close(code=layer.CLOSE_REPLACED)
 
     async def catalog_push(self, event: dict[str, Any]) -> None:
-        """The host's service catalog changed (or the agent just said hello): send it the whole of it."""
+        """The host's service catalog changed (or the agent just said hello): send it the whole of it.
+        One at a time, each read afresh: the last one sent is the newest."""
         if not self.greeted:
             return
-        catalog = await database_sync_to_async(catalog_for_host)(self.host.id)
-        await self._send(protocol.frame("catalog", catalog=catalog))
+        async with self.catalog_lock:
+            catalog = await database_sync_to_async(catalog_for_host)(self.host.id)
+            await self._send(protocol.frame("catalog", catalog=catalog))
 
     async def resolve_request(self, event: dict[str, Any]) -> None:
         """Ask the agent DNS questions from inside a namespace (the catalog's check); the answer goes
         to event["reply"]."""
         if not self.greeted:
             return
-        self.resolving[event["id"]] = event["reply"]
+        now = time.monotonic()
+        for stale in [k for k, (_, sent) in self.resolving.items() if now - sent > RESOLVE_FORGET]:
+            del self.resolving[stale]  # the agent never answered: the request gave up long ago
+        self.resolving[event["id"]] = (event["reply"], now)
         await self._send(protocol.frame("resolve", id=event["id"], request=event["request"]))
 
     async def state_request(self, event: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from netcore.topology.scope import FORWARDING_KEYS, changed_nodes
 from netcore.topology.span import Span, span_split, spans_hosts
 from netcore.topology.spec import TopologySpec
 from webapp.audit.services import audit_record, refusals_audited
+from webapp.catalog.services import catalog_topology_changed
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
 from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
@@ -247,6 +248,7 @@ def _with_kept_addresses(*, data: Mapping[str, Any], topologies: list[Topology])
 
 def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -> None:
     """The rows of `spec` under `topology` (which has none)."""
+    catalog_topology_changed(host_id=topology.host_id, topology=topology.name)  # nodes' addresses may move
     networks = Network.objects.bulk_create(
         Network(
             topology=topology,
@@ -674,6 +676,7 @@ def topology_delete(
         if version is not None:
             check_version(current, version)
         _record("delete", current, {"version": current.version}, user, source)
+        catalog_topology_changed(host_id=current.host_id, topology=current.name)
         current.delete()
 
 

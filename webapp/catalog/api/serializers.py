@@ -35,7 +35,10 @@ class CheckSerializer(serializers.Serializer):
 
 
 class ServiceCreateSerializer(serializers.Serializer):
-    name = serializers.RegexField(LABEL.pattern, max_length=63, help_text=_LABEL_HELP)
+    # 62: `_<name>` is a label of the RFC 2782 SRV name
+    name = serializers.RegexField(
+        LABEL.pattern, max_length=62, help_text="A DNS label of at most 62 characters."
+    )
     host = serializers.CharField(max_length=255)
     network = serializers.CharField(
         max_length=24, help_text="A network of the host: `topology/network`, or `network` when unambiguous."

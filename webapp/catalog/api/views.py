@@ -322,6 +322,8 @@ def blocking(api: type[APIView]) -> Any:
                 except TimeoutError:
                     pass
                 response = await view(request, **kwargs)
+                if response.status_code != 200:
+                    return response  # what it waited on is gone (404), say
             return response
         finally:
             await channels.group_discard(CATALOG_GROUP, channel)
