@@ -114,4 +114,5 @@ def test_netcore_pure_modules_stay_pure():
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {watched!r})))"
     )
     run = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(run.stdout) == sorted({*NETCORE_PURE, "netcore", "netcore.topology", "netcore.docker"})
+    packages = {"netcore", "netcore.topology", "netcore.docker", "netcore.services"}
+    assert json.loads(run.stdout) == sorted({*NETCORE_PURE, *packages})
