@@ -66,7 +66,7 @@ class ServiceRuntime:
         self.vips = VipTable()
         self.servers: dict[str, DnsServer] = {}
         self.resolvers: set[str] = set()  # namespaces whose resolv.conf this runtime wrote
-        self.errors: dict[str, str] = {}  # network → why its DNS does not run
+        self.errors: dict[str, str] = {}  # what cannot be served now ("DNS of network x", "VIP of x/y") → why
         self._vip_bridges: frozenset[str] = frozenset()  # the bridges VIPs were last applied on
         self._placement: dict[str, dict[str, Any]] = {}  # instance key → where it is (see _protocol)
         self._serving: frozenset[str] = frozenset()  # the instances serving as last reconciled
