@@ -138,7 +138,13 @@ function render() {
         { 'data-service': s.name, class: s.name === selected ? 'selected' : '', tabindex: '0' },
         el('th', { scope: 'row' }, el('a', { href: `#${encodeURIComponent(s.name)}` }, s.name)),
         el('td', {}, ...pills(r.counts), r.counts.passing + r.counts.warning + r.counts.critical + r.counts.unknown ? '' : el('span', { class: 'muted' }, 'no instances')),
-        el('td', {}, `${s.host} · ${s.topology}/${s.network}`, r.network_present ? '' : el('span', { class: 'badge badge-warning', title: 'The topology no longer has this network: nothing is served.' }, 'network gone')),
+        el(
+          'td',
+          {},
+          `${s.host} · ${s.topology}/${s.network}`,
+          r.network_present ? '' : el('span', { class: 'badge badge-warning', title: 'The topology no longer has this network: nothing is served.' }, 'network gone'),
+          r.problems.length ? el('span', { class: 'badge badge-warning', title: r.problems.join('\n') }, 'not served') : '',
+        ),
         el('td', {}, el('code', {}, s.dns_name)),
         el('td', {}, s.vip ? el('code', {}, `${s.vip}:${s.port}/${s.protocol}`) : el('span', { class: 'muted' }, `none (port ${s.port}/${s.protocol})`)),
         el('td', {}, checkText(s.check)),
@@ -204,6 +210,8 @@ function renderDetail() {
   if (!row) return;
   const s = row.service;
   $('#service-title').textContent = `${s.name} on ${s.host} · ${s.topology}/${s.network}`;
+  $('#service-problems').hidden = !row.problems.length;
+  $('#service-problems').textContent = row.problems.length ? `The host's agent cannot serve all of it yet: ${row.problems.join('; ')}` : '';
   $('#service-summary').textContent = `${s.dns_name} (A, AAAA, SRV; also _${s.name}._${s.protocol}.${s.network}.${page.domain}) · ${s.vip ? `service address ${s.vip}:${s.port}/${s.protocol}` : `port ${s.port}/${s.protocol}, no service address`} · check: ${checkText(s.check)}`;
   $('#service-graph').href = `${page.topology_url}?search=${encodeURIComponent(s.name)}`;
   $('#instances-empty').hidden = instances.length > 0;

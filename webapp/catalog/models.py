@@ -108,6 +108,17 @@ class HealthPoint(models.Model):
         indexes = [models.Index(fields=["instance", "at"])]
 
 
+class HostCatalog(models.Model):
+    """What a host's agent said of the catalog it was last sent: the version it serves and what it
+    could not serve yet ("DNS of network front": the address is taken; "VIP of front/web": no bridge)."""
+
+    host = models.OneToOneField(Host, on_delete=models.CASCADE, related_name="catalog")
+    version = models.PositiveBigIntegerField(default=0)
+    problems = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=1024, blank=True, help_text="Why the agent refused the catalog.")
+    updated = models.DateTimeField(auto_now=True)
+
+
 class CatalogIndex(models.Model):
     """One row: raised by every change of what the catalog answers (blocking queries wait on it)."""
 

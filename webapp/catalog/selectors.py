@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from netcore import names
 from netcore.services.catalog import DEFAULT_DOMAIN, LABEL, SERVING
-from webapp.catalog.models import CatalogIndex, Health, HealthPoint, Instance, Service
+from webapp.catalog.models import CatalogIndex, Health, HealthPoint, HostCatalog, Instance, Service
 from webapp.errors import HostOffline, NotFound
 from webapp.networks.models import Attachment, Network, Node
 
@@ -57,6 +57,7 @@ class ServiceRow:
     counts: dict[str, int]
     network_present: bool
     dns_name: str
+    problems: list[str] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
 
 
@@ -87,6 +88,7 @@ def service_list(
             "topology__host_id", "topology__name", "name"
         )
     )
+    said = {c.host_id: c for c in HostCatalog.objects.filter(host_id__in={s.host_id for s in chosen})}
     rows = []
     for service in chosen:
         instances = by_service.get(service.id, [])
@@ -99,10 +101,26 @@ def service_list(
                 counts={h: counts[h] for h in Health.values},
                 network_present=(service.host_id, service.topology, service.network) in present,
                 dns_name=dns_name(service),
+                problems=_problems(said.get(service.host_id), service),
                 instances=instances,
             )
         )
     return rows
+
+
+def _problems(said: HostCatalog | None, service: Service) -> list[str]:
+    """What the host's agent could not serve of this service (netcore.services.runtime's keys)."""
+    if said is None:
+        return []
+    if said.error:
+        return [f"the agent refused the catalog: {said.error}"]
+    keys = (
+        f"DNS of network {service.network}",
+        f"VIP of {service.network}/{service.name}",
+        "VIPs",
+        "catalog",
+    )
+    return [f"{key}: {said.problems[key]}" for key in keys if key in said.problems]
 
 
 def instances_of(service: Service, *, passing: bool = False) -> list[Instance]:

@@ -26,7 +26,7 @@ from netcore.errors import InvalidSpec
 from netcore.services.catalog import LABEL, catalog_parse
 from webapp import layer
 from webapp.audit.services import audit_record
-from webapp.catalog.models import CatalogIndex, Health, HealthPoint, Instance, Service, Source
+from webapp.catalog.models import CatalogIndex, Health, HealthPoint, HostCatalog, Instance, Service, Source
 from webapp.catalog.selectors import catalog_for_host, instance_target, live_instances, service_network
 from webapp.errors import Conflict, InvalidInput, NotFound
 from webapp.hosts.models import Host
@@ -474,3 +474,17 @@ def health_forget(*, host_id: int) -> None:
     )
     if updated:
         _changed([])
+
+
+def catalog_applied(*, host_id: int, ok: bool, version: int | None, problems: object, error: object) -> None:
+    """Keep what the host's agent said of its catalog, for the Services page."""
+    clean = {str(k)[:200]: str(v)[:1024] for k, v in problems.items()} if isinstance(problems, dict) else {}
+    message = error.get("message", "") if isinstance(error, dict) else ""
+    HostCatalog.objects.update_or_create(
+        host_id=host_id,
+        defaults={
+            "version": version or 0,
+            "problems": clean if ok else {},
+            "error": "" if ok else str(message)[:1024],
+        },
+    )

@@ -22,7 +22,7 @@ from django.db import DatabaseError
 from netcore.services.catalog import HEALTH_KIND
 from webapp import layer
 from webapp.catalog.selectors import catalog_for_host, host_has_services
-from webapp.catalog.services import health_apply, health_forget, leases_expire
+from webapp.catalog.services import catalog_applied, health_apply, health_forget, leases_expire
 from webapp.hosts import protocol
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
@@ -304,11 +304,17 @@ class AgentConsumer(AsyncWebsocketConsumer):
             log.exception("host %s: could not store the progress of operation %s", self.host, operation.id)
 
     async def _on_catalog_applied(self, frame: dict[str, Any]) -> None:
-        """The agent serves the catalog version it names, or says why it could not."""
+        """The agent serves the catalog version it names, or says why it could not: kept for the
+        Services page."""
         if not frame["ok"]:
             log.error("host %s could not serve its service catalog: %s", self.host, frame.get("error"))
-        elif frame.get("problems"):
-            log.warning("host %s serves its catalog with problems: %s", self.host, frame["problems"])
+        await database_sync_to_async(catalog_applied)(
+            host_id=self.host.id,
+            ok=frame["ok"],
+            version=frame.get("version") if isinstance(frame.get("version"), int) else None,
+            problems=frame.get("problems"),
+            error=frame.get("error"),
+        )
 
     async def _on_resolved(self, frame: dict[str, Any]) -> None:
         """The agent's answers to a `resolve`: to the request waiting for them."""

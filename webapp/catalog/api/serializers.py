@@ -129,6 +129,10 @@ class ServiceRowSerializer(serializers.Serializer):
     service = ServiceSerializer()
     counts = serializers.DictField(child=serializers.IntegerField())
     network_present = serializers.BooleanField(help_text="False once its topology lost the network.")
+    problems = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What the host's agent could not serve of it yet (its DNS, its VIP), and why.",
+    )
 
 
 class ResolveInputSerializer(serializers.Serializer):
