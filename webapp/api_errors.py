@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -33,6 +36,11 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text="Per-field messages for invalid input.",
     )
+
+
+def error_schema(texts: Mapping[int, str]) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses of an operation's errors, by status: each the error body, with its meaning."""
+    return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in texts.items()}
 
 
 def status_for(exc: errors.DomainError) -> int:

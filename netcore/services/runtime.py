@@ -225,10 +225,11 @@ class ServiceRuntime:
                     )
         for netns, text in wanted.items():
             path = os.path.join(self.etc_netns, netns, "resolv.conf")
-            if self._ours(path) is False:
+            current = self._read(path)
+            if current is not None and not current.startswith(RESOLV_MARK):
                 continue  # someone else's resolver: left alone
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            if self._read(path) != text:
+            if current != text:
                 with open(f"{path}.switchboard", "w") as f:
                     f.write(text)
                 os.replace(f"{path}.switchboard", path)
@@ -244,14 +245,9 @@ class ServiceRuntime:
         except FileNotFoundError:
             return None
 
-    def _ours(self, path: str) -> bool | None:
-        """True if the file is one this runtime writes, False if someone else's, None if absent."""
-        text = self._read(path)
-        return None if text is None else text.startswith(RESOLV_MARK)
-
     def _remove_resolver(self, netns: str) -> None:
         path = os.path.join(self.etc_netns, netns, "resolv.conf")
-        if self._ours(path):
+        if (self._read(path) or "").startswith(RESOLV_MARK):
             os.unlink(path)
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(path))  # only if empty

@@ -164,23 +164,6 @@ def service_network(service: Service) -> Network | None:
     )
 
 
-def instance_target(
-    service: Service, instance: Instance, network: Network | None
-) -> tuple[str, str | None] | None:
-    """(address, namespace) an instance is reached at, or None when its node is not on the network."""
-    if not instance.node:
-        return instance.address, None
-    if network is None:
-        return None
-    attachment = (
-        Attachment.objects.filter(network=network, node__name=instance.node).select_related("node").first()
-    )
-    if attachment is None:
-        return None
-    nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
-    return attachment.address, _netns(network.topology.name, nodes, attachment.node)
-
-
 def catalog_for_host(host_id: int) -> dict[str, Any]:
     """The catalog the host's agent serves (netcore.services.catalog.catalog_parse's input): every
     network with a service, its nodes and its services with their live instances."""

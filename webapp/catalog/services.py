@@ -27,7 +27,7 @@ from netcore.services.catalog import LABEL, catalog_parse
 from webapp import layer
 from webapp.audit.services import audit_record
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, HostCatalog, Instance, Service, Source
-from webapp.catalog.selectors import catalog_for_host, instance_target, live_instances, service_network
+from webapp.catalog.selectors import catalog_for_host, instance_rows, live_instances, service_network
 from webapp.errors import Conflict, InvalidInput, NotFound
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_get
@@ -271,7 +271,8 @@ def instance_register(
             field="network",
         )
     if node:
-        if not Attachment.objects.filter(network=network, node__name=node).exists():
+        attachment = Attachment.objects.filter(network=network, node__name=node).first()
+        if attachment is None:
             raise NotFound(
                 f"node {node} is not on network {service.network} of topology {service.topology}",
                 field="node",
@@ -315,13 +316,12 @@ def instance_register(
         _catalog_check(service.host_id)
         _changed([service.host_id])
         return existing, False
-    wanted = instance_target(service, Instance(node=node, address=address), network)
+    wanted = attachment.address if node else address
     effective_port = port or service.port
-    for other in live_instances().filter(service=service):
-        target = instance_target(service, other, network)
-        if target and wanted and target[0] == wanted[0] and (other.port or service.port) == effective_port:
+    for other in instance_rows(service, list(live_instances().filter(service=service))):
+        if other["address"] == wanted and other["port"] == effective_port:
             raise Conflict(
-                f"{wanted[0]}:{effective_port} is already instance {other.name} of service {service.name}",
+                f"{wanted}:{effective_port} is already instance {other['name']} of service {service.name}",
                 field="node" if node else "address",
             )
     instance = Instance.objects.create(
@@ -400,10 +400,10 @@ def health_apply(*, host_id: int, reports: Mapping[str, dict[str, Any] | None], 
     """Store what a host's agent reports of its instances' health (`reports`: protocol key → object,
     None when deleted; `whole`: the reports are the agent's entire health state). True when a state
     changed (the catalog index was raised)."""
-    instances = {
-        (i.service.network, i.service.name, i.name): i
-        for i in Instance.objects.filter(service__host_id=host_id).select_related("service")
-    }
+    found = Instance.objects.filter(service__host_id=host_id).select_related("service")
+    if not whole:  # a delta names a few instances: only their services' rows are read
+        found = found.filter(service__name__in={r["service"] for r in reports.values() if r})
+    instances = {(i.service.network, i.service.name, i.name): i for i in found}
     changed = False
     points = []
     seen = set()

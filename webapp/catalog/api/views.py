@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from webapp import layer
 from webapp.accounts.permissions import CanOperate
-from webapp.api_errors import ErrorSerializer
+from webapp.api_errors import ErrorSerializer, error_schema
 from webapp.catalog.api.serializers import (
     InstanceDetailSerializer,
     InstanceRegisterSerializer,
@@ -60,15 +60,14 @@ INDEX_HEADER = "X-Switchboard-Index"
 WAIT_DEFAULT, WAIT_MAX = 30.0, 300.0  # seconds a blocking query waits at most
 RESOLVE_TIMEOUT = 8.0  # seconds the check waits for the agent's answers (each question: at most 1 s)
 _WAIT = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?\Z")
-_ERRORS = {
-    code: OpenApiResponse(ErrorSerializer, description=text)
-    for code, text in {
+_ERRORS = error_schema(
+    {
         400: "A field is wrong (named in `fields`).",
         403: "Not an operator or admin.",
         404: "Unknown service, instance, host, network or node.",
         409: "Clashes with the catalog: a name taken, an address used twice, a VIP in use.",
-    }.items()
-}
+    }
+)
 
 
 def _indexed(response: Response) -> Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.permissions import CanOperate
-from webapp.api_errors import ErrorSerializer
+from webapp.api_errors import ErrorSerializer, error_schema
 from webapp.containers.api.serializers import (
     ComposeUpInputSerializer,
     ConnectInputSerializer,
@@ -27,16 +27,15 @@ from webapp.containers.selectors import docker_list
 from webapp.containers.services import docker_request_queue
 from webapp.operations.api.serializers import OperationCreatedSerializer
 
-_ERRORS = {
-    code: OpenApiResponse(ErrorSerializer, description=text)
-    for code, text in {
+_ERRORS = error_schema(
+    {
         400: "A field is wrong (named in `fields`).",
         403: "Not an operator or admin.",
         404: "Unknown host, network, container or image.",
         409: "Clashes with what the engine has: a name taken, an overlapping subnet, an address in use.",
         503: "The host has no Docker engine (the message says how to start one).",
-    }.items()
-}
+    }
+)
 _HOST = OpenApiParameter("host", OpenApiTypes.STR, description="Only this host.")
 
 

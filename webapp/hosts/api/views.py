@@ -3,7 +3,7 @@ topology file as an operation on a host."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.permissions import CanManage, CanOperate
-from webapp.api_errors import ErrorSerializer
+from webapp.api_errors import ErrorSerializer, error_schema
 from webapp.hosts.api.serializers import (
     CommandInputSerializer,
     HostOutputSerializer,
@@ -60,15 +60,14 @@ class HostDetailApi(APIView):
         return Response(HostOutputSerializer(host).data)
 
 
-_COMMAND_ERRORS = {
-    code: OpenApiResponse(ErrorSerializer, description=text)
-    for code, text in {
+_COMMAND_ERRORS = error_schema(
+    {
         400: "Invalid input.",
         403: "Not an operator or admin.",
         404: "Unknown host.",
         409: "The host is revoked.",
-    }.items()
-}
+    }
+)
 
 
 class _HostCommandApi(APIView):

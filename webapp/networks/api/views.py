@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.selectors import user_can_operate
-from webapp.api_errors import ErrorSerializer
+from webapp.api_errors import error_schema
 from webapp.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from webapp.hosts.selectors import host_get
 from webapp.networks import selectors, services
@@ -74,7 +74,7 @@ def error_responses(**extra: str) -> dict:
         404: "No such topology or host.",
         **{int(code.removeprefix("e")): text for code, text in extra.items()},
     }
-    return {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in texts.items()}
+    return error_schema(texts)
 
 
 # ASCII digits ("²".isdigit() is true, and int() refuses it), few enough for int() (4300)
