@@ -44,7 +44,7 @@ User = AbstractBaseUser | AnonymousUser | None
 # -- index and notifications ------------------------------------------------------------------------
 
 
-def _changed(host_ids: Iterable[int]) -> int:
+def catalog_changed(host_ids: Iterable[int]) -> int:
     """Raise the catalog index; once committed, wake blocking queries and send the hosts' agents their
     catalogs."""
     CatalogIndex.objects.get_or_create(pk=1)
@@ -66,7 +66,7 @@ def catalog_topology_changed(*, host_id: int, topology: str) -> None:
     """A topology was written or removed: if services live on it, its host's agent gets the catalog
     again (node addresses and networks may have moved), once the transaction commits."""
     if Service.objects.filter(host_id=host_id, topology=topology).exists():
-        _changed([host_id])
+        catalog_changed([host_id])
 
 
 # -- services ---------------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def service_create(
         source=source,
     )
     _catalog_check(found_host.id)
-    _changed([found_host.id])
+    catalog_changed([found_host.id])
     audit_record(
         action="create",
         object_kind="service",
@@ -210,7 +210,7 @@ def service_update(*, user: User, service: Service, changes: Mapping[str, Any]) 
             setattr(service, "health_check" if key == "check" else key, changes[key])
     service.save()
     _catalog_check(service.host_id)
-    _changed([service.host_id])
+    catalog_changed([service.host_id])
     audit_record(
         action="update",
         object_kind="service",
@@ -228,7 +228,7 @@ def service_delete(*, user: User, service: Service) -> None:
     host_id = service.host_id
     audit_record(action="delete", object_kind="service", host=service.host.name, name=service.name, user=user)
     service.delete()
-    _changed([host_id])
+    catalog_changed([host_id])
 
 
 # -- instances --------------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def instance_register(
         )
         existing.save(update_fields=["weight", "meta", "ttl", "expires"])
         _catalog_check(service.host_id)
-        _changed([service.host_id])
+        catalog_changed([service.host_id])
         return existing, False
     wanted = attachment.address if node else address
     effective_port = port or service.port
@@ -337,7 +337,7 @@ def instance_register(
         source=source,
     )
     _catalog_check(service.host_id)
-    _changed([service.host_id])
+    catalog_changed([service.host_id])
     audit_record(
         action="register",
         object_kind="instance",
@@ -372,7 +372,7 @@ def instance_deregister(*, user: User, instance: Instance) -> None:
         user=user,
     )
     instance.delete()
-    _changed([service.host_id])
+    catalog_changed([service.host_id])
 
 
 @transaction.atomic
@@ -384,7 +384,7 @@ def leases_expire(*, host_id: int | None = None) -> int:
     hosts = set(expired.values_list("service__host_id", flat=True))
     count, _ = expired.delete()
     if count:
-        _changed(hosts)
+        catalog_changed(hosts)
     return count
 
 
@@ -451,7 +451,7 @@ def health_apply(*, host_id: int, reports: Mapping[str, dict[str, Any] | None], 
         HealthPoint.objects.bulk_create(points)
         _history_trim({p.instance_id for p in points})
     if changed:
-        _changed([])
+        catalog_changed([])
     return changed
 
 
@@ -473,7 +473,7 @@ def health_forget(*, host_id: int) -> None:
         .update(status=Health.UNKNOWN, output="the host's agent is offline")
     )
     if updated:
-        _changed([])
+        catalog_changed([])
 
 
 def catalog_applied(*, host_id: int, ok: bool, version: int | None, problems: object, error: object) -> None:
