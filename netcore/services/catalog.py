@@ -226,7 +226,8 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds if k is not float or int not in kinds)
 
 
-def _check(data: object, path: str) -> CheckSpec:
+def check_parse(data: object, path: str) -> CheckSpec:
+    """A service's check, as the catalog and topology files write it; InvalidSpec names the field."""
     r = _Reader(data, path)
     kind = r.get("kind", str)
     if kind not in CHECK_KINDS:
@@ -293,7 +294,7 @@ def _service(data: object, path: str, subnets: tuple) -> ServiceSpec:
         protocol=protocol,
         port=r.integer("port", 1, 65535),
         vip=vip,
-        check=_check(check, r.at("check")) if check is not None else None,
+        check=check_parse(check, r.at("check")) if check is not None else None,
         instances=instances,
     )
 

@@ -36,6 +36,8 @@ Format (YAML)::
     routes:
       - {node: web1, to: 198.18.9.0/24, via: 198.18.1.254}
       - {node: web1, to: 198.18.8.0/24, dev: eth0}      # on-link
+    services:                   # what the nodes offer: see netcore.topology.services_section
+      web: {network: front, port: 80, vip: 198.18.1.100, instances: [web1, web2]}
 
 Addresses are resolved here: every static address in file order first, then allocations in node
 order and, within a node, network order.
@@ -99,6 +101,7 @@ from netcore import names
 from netcore.errors import InvalidSpec
 from netcore.ipam import IPAddress, Ipam, IPNetwork, Pool, parse_address, parse_host, parse_subnet
 from netcore.names import excerpt
+from netcore.topology.services_section import FileNetwork, FileService, services_parse
 
 DRIVERS = ("bridge", "vxlan")
 MODES = ("bridge", "none", "host", "container")
@@ -123,7 +126,7 @@ PORT_RANGE = (1, 65535)
 #: a DNAT rule or two, and nftables goes through a chain's rules one by one).
 MAX_PUBLISHED_PORTS = 1024
 
-_TOP_KEYS = ("name", "networks", "nodes", "routes")
+_TOP_KEYS = ("name", "networks", "nodes", "routes", "services")
 _NETWORK_KEYS = (
     "driver",
     "subnet",
@@ -257,6 +260,7 @@ class TopologySpec:
     networks: Mapping[str, NetworkSpec] = field(default_factory=dict)
     nodes: Mapping[str, NodeSpec] = field(default_factory=dict)
     routes: tuple[RouteSpec, ...] = ()
+    services: Mapping[str, FileService] = field(default_factory=dict)
 
 
 def home_node(spec: TopologySpec, node: str) -> NodeSpec:
@@ -689,6 +693,7 @@ class _Parser:
         # each vxlan network's remote nodes with their field paths, checked once addresses are known
         self.remote_nodes: dict[str, list[tuple[str, RemoteNodeSpec]]] = {}
         self.remote_clashes: set[str] = set()  # paths of remote nodes whose address was refused
+        self.services: dict[str, FileService] = {}
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
@@ -721,6 +726,7 @@ class _Parser:
                 self.route(index, body, seen)
             self.generated_names()
             self.shared_namespaces()
+            self.services_section(data.get("services"))
         return self.result()
 
     def result(self) -> TopologySpec:
@@ -742,8 +748,30 @@ class _Parser:
                     ports=tuple(raw.published),
                 )
         return TopologySpec(
-            name=self.name or "", networks=self.networks, nodes=nodes, routes=tuple(self.routes)
+            name=self.name or "",
+            networks=self.networks,
+            nodes=nodes,
+            routes=tuple(self.routes),
+            services=self.services,
         )
+
+    def services_section(self, data: object) -> None:
+        """The services: section, checked against the networks and the addresses resolved."""
+        networks = {
+            name: FileNetwork(
+                subnet=network.subnet,
+                gateway=network.gateway,
+                nodes={
+                    node: raw.addresses[name]
+                    for node, raw in self.nodes.items()
+                    if isinstance(node, str) and name in raw.addresses
+                },
+                remote=frozenset(remote.address for remote in network.remote_nodes),
+            )
+            for name, network in self.networks.items()
+        }
+        self.services, problems = services_parse(data, networks)
+        self.problems.extend(problems)
 
     # -- helpers -------------------------------------------------------------------------------------
 

@@ -214,6 +214,10 @@ function renderDetail() {
   $('#service-problems').textContent = row.problems.length ? `The host's agent cannot serve all of it yet: ${row.problems.join('; ')}` : '';
   $('#service-summary').textContent = `${s.dns_name} (A, AAAA, SRV; also _${s.name}._${s.protocol}.${s.network}.${page.domain}) · ${s.vip ? `service address ${s.vip}:${s.port}/${s.protocol}` : `port ${s.port}/${s.protocol}, no service address`} · check: ${checkText(s.check)}`;
   $('#service-graph').href = `${page.topology_url}?search=${encodeURIComponent(s.name)}`;
+  const fromFile = s.source === 'topology';
+  $('#service-file').hidden = !fromFile;
+  $('#service-file').textContent = fromFile ? `Declared in topology ${s.topology}’s file (its services: section): change or delete it there; instances registered through the API beside it are yours to manage here.` : '';
+  if ($('#service-delete')) $('#service-delete').hidden = fromFile;
   $('#instances-empty').hidden = instances.length > 0;
   $('#instances').hidden = !instances.length;
   $('#instances-body').replaceChildren(
@@ -235,7 +239,9 @@ function renderDetail() {
               'td',
               {},
               i.ttl ? el('button', { type: 'button', class: 'button button-quiet', 'data-renew': i.name }, 'Renew') : '',
-              el('button', { type: 'button', class: 'button button-quiet', 'data-deregister': i.name }, 'Deregister'),
+              i.source === 'topology'
+                ? el('span', { class: 'muted', title: `Declared in topology ${s.topology}’s file` }, 'in the file')
+                : el('button', { type: 'button', class: 'button button-quiet', 'data-deregister': i.name }, 'Deregister'),
             )
           : '',
       );

@@ -2,7 +2,8 @@
 a refusal lands under its field, the instance's health comes live from the agent's real checks (a
 listener stopped by the test turns it critical without a reload), the topology graph draws the
 service beside its network in its health's colour, the filters narrow the list, and the instance is
-deregistered. Real agent, daphne and Chromium, in the test's namespace."""
+deregistered; a service a topology file declares is shown as the file's, to be changed there. Real
+agent, daphne and Chromium, in the test's namespace."""
 
 from __future__ import annotations
 
@@ -106,6 +107,24 @@ def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostN
 
                 instance.get_by_role("button", name="Deregister").click()
                 expect(page.locator('[data-instance="a"]')).to_have_count(0)
+
+                # a service the topology's file declares: the page sends its changes to the file
+                status, body = web.api("GET", f"/api/v1/topologies/{topo}/?host={HOST}")
+                assert status == 200, body
+                declared = topology(topo) + "services:\n  api: {network: lan, port: 81, instances: [b]}\n"
+                update = {"topology": declared, "version": body["version"]}
+                status, body = web.api("PUT", f"/api/v1/topologies/{topo}/?host={HOST}", update)
+                assert status == 200, body
+                page.get_by_label("Health", exact=True).select_option("")
+                api_row = page.locator('[data-service="api"]')
+                expect(api_row.locator("td").last).to_have_text("topology")  # live: no reload
+                api_row.get_by_role("link", name="api").click()
+                expect(page.locator("#service-file")).to_contain_text(f"topology {topo}’s file")
+                expect(page.locator("#service-delete")).to_be_hidden()
+                expect(page.locator('[data-instance="b"]')).to_contain_text("in the file")
+                expect(
+                    page.locator('[data-instance="b"]').get_by_role("button", name="Deregister")
+                ).to_have_count(0)
                 assert not errors, f"uncaught errors in the page: {errors}"
 
         try:

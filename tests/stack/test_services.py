@@ -1,7 +1,9 @@
-"""The service catalog through the whole stack: the REST API, daphne, the real agent serving DNS with
-real dnsmasq on the network's gateway and a VIP with real nftables, health checks run by the agent,
-and real traffic from a node: names resolve, the VIP spreads connections, a health flap takes an
-instance out and back, a lease that is not renewed runs out, and a blocking query wakes on change."""
+"""The service catalog through the whole stack: the REST API and a topology file's services: section,
+daphne, the real agent serving DNS with real dnsmasq on the network's gateway and a VIP with real
+nftables, health checks run by the agent, and real traffic from a node: names resolve, the VIP
+spreads connections, a health flap takes an instance out and back, a node that stops takes its
+instance out and brings it back when it starts, a lease that is not renewed runs out, and a blocking
+query wakes on change."""
 
 from __future__ import annotations
 
@@ -213,3 +215,66 @@ async def test_the_catalog_served_by_the_agent_answers_names_spreads_a_vip_and_f
     agent.stop()
     left = stack.ns.run("nft list tables").stdout
     assert "switchboard-service-vips" not in left
+
+
+async def test_a_file_s_services_are_served_and_a_node_instance_follows_its_node_out_and_back(
+    make_stack, topo
+):
+    stack = make_stack()
+    web, agent, _ = await connected(stack)
+    check = "{kind: tcp, interval: 0.3, timeout: 0.2}"
+    declared = topology(topo) + (
+        f"services:\n  web:\n    network: lan\n    port: 80\n    vip: {VIP}\n    check: {check}\n"
+        "    instances: [{node: a, port: 8080}, {node: b, port: 8080}]\n"
+    )
+    status, body = await web.aapi("POST", "/api/v1/topologies/", {"host": "alpha", "topology": declared})
+    assert status == 201, body
+    status, body = await web.aapi("POST", f"/api/v1/topologies/{topo}/apply/?host=alpha")
+    assert status == 202, body
+    assert (await finished(web, body["operation"]))["status"] == "succeeded"
+    path = {n: stack.netns_path(agent, f"{topo}-{n}") for n in NODES}
+    servers = {n: Server.start(n, path[n], NODES[n], 8080) for n in ("a", "b")}
+    try:
+        client = path["c"]
+        await until(lambda: passing(web) == ["a", "b"], timeout=10, what="the file's instances passing")
+        await until(
+            lambda: resolve(client, "web.lan.sb.internal") == [NODES["a"], NODES["b"]],
+            timeout=5,
+            what="the file's service in DNS",
+        )
+        assert Counter([await asyncio.to_thread(ask_vip, client) for _ in range(4)]) == {"a": 2, "b": 2}
+
+        # node b stops (its namespace goes, as when it is deleted by hand): b leaves DNS and the VIP
+        stack.ns.run(f"nsenter -t {agent.pid} -m ip netns del {topo}-b")
+        servers.pop("b").stop()
+        await until(
+            lambda: resolve(client, "web.lan.sb.internal") == [NODES["a"]], timeout=3, what="b out of DNS"
+        )
+        assert Counter([await asyncio.to_thread(ask_vip, client) for _ in range(4)]) == {"a": 4}
+        status, detail = await web.aapi("GET", "/api/v1/services/web/instances/b/")
+        assert detail["status"] == "critical" and "namespace" in detail["output"], detail
+
+        # the node starts again (a repair rebuilds it): b is checked and comes back by itself
+        status, body = await web.aapi("POST", f"/api/v1/topologies/{topo}/repair/?host=alpha")
+        assert status == 202, body
+        assert (await finished(web, body["operation"]))["status"] == "succeeded"
+        servers["b"] = Server.start("b", path["b"], NODES["b"], 8080)
+        await until(lambda: passing(web) == ["a", "b"], timeout=5, what="b passing again")
+        await until(
+            lambda: resolve(client, "web.lan.sb.internal") == [NODES["a"], NODES["b"]],
+            timeout=3,
+            what="b back in DNS",
+        )
+
+        # the file's service goes with the file's section: out of the catalog, the VIP and DNS
+        status, body = await web.aapi("GET", f"/api/v1/topologies/{topo}/?host=alpha")
+        update = {"topology": topology(topo), "version": body["version"]}
+        status, body = await web.aapi("PUT", f"/api/v1/topologies/{topo}/?host=alpha", update)
+        assert status == 200, body
+        assert (await web.aapi("GET", "/api/v1/services/web/"))[0] == 404
+        await until(lambda: _fails(client), timeout=10, what="the VIP to go")
+        await until(lambda: resolve(client, "web.lan.sb.internal") is None, timeout=5, what="the DNS to stop")
+    finally:
+        for server in servers.values():
+            server.stop()
+    agent.stop()

@@ -211,6 +211,7 @@ def node_delete(*, topology: Topology, version: int, user: User, name: str) -> T
                 field="node",
             )
         del _nodes(document)[name]
+        _drop_instances(document, name)
         routes = [route for route in document.get("routes", []) if route.get("node") != name]
         if routes:
             document["routes"] = routes
@@ -261,6 +262,7 @@ def node_detach(*, topology: Topology, version: int, user: User, name: str, netw
             raise InvalidInput(f"node {name} is not on network {network}", field="network")
         del attachments[network]
         node["networks"] = attachments
+        _drop_instances(document, name, network=network)
 
     return _edit(
         topology=topology,
@@ -271,6 +273,19 @@ def node_detach(*, topology: Topology, version: int, user: User, name: str, netw
         prefix=f"nodes.{name}.networks.{network}",
         whole="network",
     )
+
+
+def _drop_instances(document: Document, node: str, *, network: str | None = None) -> None:
+    """A node leaving (a network): it stops being an instance of the file's services (there)."""
+    for body in (document.get("services") or {}).values():
+        if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+            continue
+        if network is None or body.get("network") == network:
+            body["instances"] = [
+                item
+                for item in body["instances"]
+                if (item.get("node") if isinstance(item, dict) else item) != node
+            ]
 
 
 def _same_destination(route: Mapping[str, Any], to: str) -> bool:

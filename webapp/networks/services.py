@@ -34,6 +34,11 @@ from netcore.topology.scope import FORWARDING_KEYS, changed_nodes
 from netcore.topology.span import Span, span_split, spans_hosts
 from netcore.topology.spec import TopologySpec
 from webapp.audit.services import audit_record, refusals_audited
+from webapp.catalog.from_topology import (
+    topology_services_document,
+    topology_services_forget,
+    topology_services_sync,
+)
 from webapp.catalog.services import catalog_topology_changed
 from webapp.errors import Conflict, InvalidInput
 from webapp.hosts.models import Host
@@ -46,7 +51,7 @@ from webapp.topology.models import HostState
 #: The input field a problem without a path in the file (or a YAML syntax error) is reported under.
 DOCUMENT_FIELD = "topology"
 
-_PATH = re.compile(r"((?:name|networks|nodes|routes)(?:[.\[][^\s:]*)?): (.*)", re.DOTALL)
+_PATH = re.compile(r"((?:name|networks|nodes|routes|services)(?:[.\[][^\s:]*)?): (.*)", re.DOTALL)
 
 Document: TypeAlias = str | Mapping[str, Any]
 User: TypeAlias = AbstractBaseUser | AnonymousUser | None
@@ -308,6 +313,7 @@ def _write(*, topology: Topology, spec: TopologySpec, data: Mapping[str, Any]) -
         if isinstance(body, Mapping)
         for position, text in enumerate(body.get("ports") or ())
     )
+    topology_services_sync(topology=topology, spec=spec)
 
 
 def _port(node: Node, position: int, text: str) -> PublishedPort:
@@ -585,6 +591,12 @@ def _span_save(
 ) -> Topology:
     """Create or update a spanning topology: split the file by host, then create, update or delete each
     host's row so that they hold exactly the shares (a host whose share is unchanged is left alone)."""
+    if isinstance(data, Mapping) and data.get("services"):
+        raise InvalidInput(
+            "services of a topology spanning hosts are not served yet: register them on each host's"
+            " network through the catalog API",
+            field="services",
+        )
     with transaction.atomic():
         if root is not None:
             root = _current(root)
@@ -677,6 +689,7 @@ def topology_delete(
             check_version(current, version)
         _record("delete", current, {"version": current.version}, user, source)
         catalog_topology_changed(host_id=current.host_id, topology=current.name)
+        topology_services_forget(topology=current)
         current.delete()
 
 
@@ -742,6 +755,10 @@ def topology_document(*, topology: Topology, pinned: bool = False) -> dict[str, 
         routes.append(entry)
     if routes:
         document["routes"] = routes
+    if not pinned:  # the agent applies the kernel's part; the catalog is sent on its own
+        services = topology_services_document(topology=topology)
+        if services:
+            document["services"] = services
     return document
 
 
