@@ -43,7 +43,15 @@ def _emit(data: object) -> None:
 def _cmd_validate(args: argparse.Namespace) -> int:
     topo = spec.load(args.file)
     if args.json:
-        _emit({"valid": True, "name": topo.name, "networks": len(topo.networks), "nodes": len(topo.nodes)})
+        _emit(
+            {
+                "valid": True,
+                "name": topo.name,
+                "networks": len(topo.networks),
+                "nodes": len(topo.nodes),
+                "services": len(topo.services),
+            }
+        )
     else:
         counts = ", ".join(
             f"{n} {word}{'' if n == 1 else 's'}"
@@ -51,6 +59,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 (len(topo.networks), "network"),
                 (len(topo.nodes), "node"),
                 (len(topo.routes), "route"),
+                (len(topo.services), "service"),
             )
         )
         print(f"{args.file}: topology {topo.name} is valid ({counts})")

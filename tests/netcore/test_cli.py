@@ -60,7 +60,14 @@ def test_validate_names_the_topology_and_touches_nothing(host_ns, topo, tmp_path
     )
     data = json.loads(ok(host_ns.netcore("validate", "--json", str(path))).stdout)
     assert data["valid"] is True and data["name"] == topo and data["nodes"] == 2 and data["networks"] == 1
+    assert data["services"] == 0
     assert host_links(host_ns) == ["lo"] and ours_in_run_netns() == []
+    with_service = path.read_text() + "services:\n  web: {network: lan, port: 80, instances: [a]}\n"
+    path.write_text(with_service)
+    assert "1 service)" in ok(host_ns.netcore("validate", str(path))).stdout
+    path.write_text(with_service.replace("instances: [a]", "instances: [nobody]"))
+    refused = host_ns.netcore("validate", str(path))
+    assert refused.returncode != 0 and "services.web.instances[0].node" in refused.stderr, refused.stderr
 
 
 def test_plan_lists_changes_and_a_summary(host_ns, topo, tmp_path):
