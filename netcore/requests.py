@@ -38,9 +38,12 @@ def link_create(
     up: bool = False,
     master: int | None = None,
     devgroup: int = 0,
+    mac: str | None = None,
 ) -> Request:
     """Create a link of `kind`; `data` is its packed IFLA_INFO_DATA, `devgroup` its device group."""
     body = _ifinfo(up=up or None) + c.attr_str(c.IFLA_IFNAME, name)
+    if mac:
+        body += c.attr(c.IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
     if mtu:
         body += c.attr_u32(c.IFLA_MTU, mtu)
     if devgroup:
@@ -54,8 +57,11 @@ def link_create(
     return Request(c.RTM_NEWLINK, _CREATE, body, f"create {kind}", name)
 
 
-def bridge_create(*, name: str, mtu: int | None = None, up: bool = True, devgroup: int = 0) -> Request:
-    return link_create(name=name, kind="bridge", mtu=mtu, up=up, devgroup=devgroup)
+def bridge_create(
+    *, name: str, mtu: int | None = None, up: bool = True, devgroup: int = 0, mac: str | None = None
+) -> Request:
+    """A bridge; with `mac` its MAC is fixed instead of following its ports'."""
+    return link_create(name=name, kind="bridge", mtu=mtu, up=up, devgroup=devgroup, mac=mac)
 
 
 def veth_create(

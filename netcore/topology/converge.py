@@ -315,7 +315,7 @@ class _Run:
                     detail + (f", gateway {_interface(b.gateway)}" if b.gateway else ""),
                 )
                 requests += [
-                    rq.bridge_create(name=b.name, mtu=b.mtu, devgroup=self.group),
+                    rq.bridge_create(name=b.name, mtu=b.mtu, devgroup=self.group, mac=b.mac),
                     rq.link_set(name=b.name, alias=b.alias),
                 ]
                 created.append(b.name)
@@ -323,11 +323,14 @@ class _Run:
             wrong = {
                 "owner alias": have.alias != b.alias,
                 f"mtu {b.mtu}": bool(b.mtu and have.mtu != b.mtu),
+                f"mac {b.mac}": bool(b.mac and have.mac != b.mac),
                 "up": not have.up,
             }
             if any(wrong.values()):
                 self.record("update", "bridge", b.name, ", ".join(k for k, bad in wrong.items() if bad))
-                requests.append(rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu, alias=b.alias))
+                requests.append(
+                    rq.link_set(index=have.index, name=b.name, up=True, mtu=b.mtu, alias=b.alias, mac=b.mac)
+                )
         self.send_host(requests, created=created)
         self.docker_user(add=created)
         self.lookup_indexes(b.name for b in self.want.bridges)

@@ -42,6 +42,13 @@ class BridgeWant:
     alias: str
     gateway: IPInterface | None
 
+    @property
+    def mac(self) -> str | None:
+        """The MAC of a bridge holding a gateway: fixed (endpoint_mac of the gateway), as Docker fixes
+        its bridges' MACs. A bridge left to choose takes its lowest port's MAC and changes it when
+        that port goes, and every node's ARP entry for the gateway then points nowhere for a while."""
+        return endpoint_mac(self.gateway.ip) if self.gateway is not None else None
+
 
 @dataclass(frozen=True, slots=True)
 class UplinkWant:

@@ -195,8 +195,14 @@ def test_drift_is_planned_and_repaired(host_ns, topo):
     converge.destroy(demo(topo))
 
 
+def bridge_mac(topo: str) -> str | None:
+    return snapshot(namespaces=["host"]).link("host", f"{topo}-front").mac
+
+
 def test_removed_node_is_removed_on_apply(host_ns, topo):
     converge.apply(demo(topo))
+    gateway_mac = spec.endpoint_mac(ipaddress.ip_address("198.18.1.1"))
+    assert bridge_mac(topo) == gateway_mac  # fixed: not the lowest of its ports', which moves as they go
     smaller = spec.loads(f"""
 name: {topo}
 networks:
@@ -213,7 +219,16 @@ nodes:
         names.host_veth_name(topo, "web1", "front"),
     } <= removed
     assert not ns.netns_exists(f"{topo}-web1")
+    assert bridge_mac(topo) == gateway_mac
     tcp_echo(server_ns="host", client_ns=f"{topo}-web2", address="198.18.1.1")
+    sock = NetlinkSocket.open()  # a MAC changed by hand is drift, and apply puts it back
+    try:
+        sock.run([rq.link_set(name=f"{topo}-front", mac="02:00:00:00:00:99")])
+    finally:
+        sock.close()
+    assert [str(c) for c in converge.plan(smaller).changes] == [f"~ bridge {topo}-front (mac {gateway_mac})"]
+    converge.apply(smaller)
+    assert bridge_mac(topo) == gateway_mac
     converge.destroy(smaller)
 
 
