@@ -105,6 +105,14 @@ export class HostModel {
     this.nsServices = new Map(); // netns -> Set of service node ids
   }
 
+  /** The namespace of the running container at `address` on the Docker network of `bridge`, or null. */
+  containerNetnsAt(bridge, address) {
+    const network = this.dockerBridges.get(bridge);
+    if (!network) return null;
+    const holds = (e) => e.network_id === network.id && e.ipv4?.split('/')[0] === address;
+    return Object.values(this.state.docker_containers).find((c) => c.netns && c.endpoints.some(holds))?.netns ?? null;
+  }
+
   /** The containers whose namespace this is (several share one in container: mode), by name. */
   containersIn(netns) {
     const found = [...(this.containersByNs.get(netns) ?? [])].map((id) => this.state.docker_containers[id]);
@@ -455,12 +463,17 @@ export class TopologyModel {
         h.services.set(id, service);
       }
       if (!service) continue;
-      if (report.netns) {
-        if (add) setAdd(h.nsServices, report.netns, id);
-        else setDelete(h.nsServices, report.netns, id);
+      // A Docker service's instance has no namespace of the catalog's: its container's is found
+      // when it comes (a removed one keeps what it was given).
+      const netns = add
+        ? report.netns ?? h.containerNetnsAt(report.bridge, report.address)
+        : service.instances.get(report.instance)?.netns;
+      if (netns) {
+        if (add) setAdd(h.nsServices, netns, id);
+        else setDelete(h.nsServices, netns, id);
       }
       if (add) {
-        service.instances.set(report.instance, report);
+        service.instances.set(report.instance, netns === report.netns ? report : { ...report, netns });
         service.vip = report.vip;
         service.bridge = report.bridge;
       } else {

@@ -1,10 +1,11 @@
 """Desired state of the service catalog, and the health each host's agent reports of it.
 
-A service lives on one managed network of one host (a topology's network, named by topology and
-network, so a topology can be edited or re-applied under it); its DNS name is
-`<service>.<network>.<domain>`. An instance is a node of that topology (its address on the network
-comes from the topology) or a plain address. Health is the agent's word, stored here for the pages,
-the API and the history chart.
+A service lives on one network of one host: a managed network (a topology's, named by topology and
+network, so a topology can be edited or re-applied under it) or, with an empty topology, a Docker
+network of the host (named as Docker names it; webapp.catalog.docker registers its containers). Its
+DNS name is `<service>.<network>.<domain>` (a Docker network's name made a DNS label). An instance is
+a node of that topology (its address on the network comes from the topology) or a plain address.
+Health is the agent's word, stored here for the pages, the API and the history chart.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ class Service(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="services")
-    topology = models.CharField(max_length=8, help_text="The topology holding the network.")
-    network = models.CharField(max_length=15, help_text="The network, by its name in the topology.")
+    topology = models.CharField(
+        max_length=8, blank=True, help_text="The topology holding the network; empty: a Docker network."
+    )
+    network = models.CharField(max_length=64, help_text="The network, by its name in the topology or Docker.")
     protocol = models.CharField(max_length=3, choices=Protocol.choices, default=Protocol.TCP)
     port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
     vip = models.CharField(max_length=39, blank=True, help_text="Service address on the network, if any.")
@@ -110,12 +113,19 @@ class HealthPoint(models.Model):
 
 class HostCatalog(models.Model):
     """What a host's agent said of the catalog it was last sent: the version it serves and what it
-    could not serve yet ("DNS of network front": the address is taken; "VIP of front/web": no bridge)."""
+    could not serve yet ("DNS of network front": the address is taken; "VIP of front/web": no bridge);
+    and which of its containers' labels could not be registered (webapp.catalog.docker), each
+    {"service": the label's service, "problem": why}."""
 
     host = models.OneToOneField(Host, on_delete=models.CASCADE, related_name="catalog")
     version = models.PositiveBigIntegerField(default=0)
     problems = models.JSONField(default=dict, blank=True)
     error = models.CharField(max_length=1024, blank=True, help_text="Why the agent refused the catalog.")
+    docker_problems = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Containers whose switchboard.* labels were refused: name → {service, problem}.",
+    )
     updated = models.DateTimeField(auto_now=True)
 
 

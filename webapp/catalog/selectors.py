@@ -12,8 +12,18 @@ from django.utils import timezone
 
 from netcore import names
 from netcore.services.catalog import DEFAULT_DOMAIN, LABEL, SERVING
+from webapp.catalog.docker_networks import (
+    DOCKER,
+    Objects,
+    docker_state,
+    ipv4_pools,
+    network_document,
+    network_named,
+    network_text,
+    served_network,
+)
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, HostCatalog, Instance, Service
-from webapp.errors import HostOffline, NotFound
+from webapp.errors import HostOffline, InvalidInput, NotFound
 from webapp.networks.models import Attachment, Network, Node
 
 DOMAIN = DEFAULT_DOMAIN  # the catalog's names: <service>.<network>.<domain>
@@ -62,7 +72,7 @@ class ServiceRow:
 
 
 def dns_name(service: Service) -> str:
-    return f"{service.name}.{service.network}.{DOMAIN}"
+    return f"{service.name}.{served_network(service)}.{DOMAIN}"
 
 
 def service_list(
@@ -88,6 +98,8 @@ def service_list(
             "topology__host_id", "topology__name", "name"
         )
     )
+    for host_id in {s.host_id for s in chosen if s.topology == DOCKER}:
+        present |= {(host_id, DOCKER, n["name"]) for n in docker_state(host_id, "docker_networks").values()}
     said = {c.host_id: c for c in HostCatalog.objects.filter(host_id__in={s.host_id for s in chosen})}
     rows = []
     for service in chosen:
@@ -109,18 +121,20 @@ def service_list(
 
 
 def _problems(said: HostCatalog | None, service: Service) -> list[str]:
-    """What the host's agent could not serve of this service (netcore.services.runtime's keys)."""
+    """What the host's agent could not serve of this service (netcore.services.runtime's keys), and
+    the containers whose labels ask for it but could not be registered (webapp.catalog.docker)."""
     if said is None:
         return []
+    labels = [
+        f"container {name}: {p['problem']}"
+        for name, p in sorted(said.docker_problems.items())
+        if p["service"] == service.name
+    ]
     if said.error:
-        return [f"the agent refused the catalog: {said.error}"]
-    keys = (
-        f"DNS of network {service.network}",
-        f"VIP of {service.network}/{service.name}",
-        "VIPs",
-        "catalog",
-    )
-    return [f"{key}: {said.problems[key]}" for key in keys if key in said.problems]
+        return [f"the agent refused the catalog: {said.error}", *labels]
+    network = served_network(service)
+    keys = (f"DNS of network {network}", f"VIP of {network}/{service.name}", "VIPs", "catalog")
+    return [f"{key}: {said.problems[key]}" for key in keys if key in said.problems] + labels
 
 
 def instances_of(service: Service, *, passing: bool = False) -> list[Instance]:
@@ -154,7 +168,8 @@ def _netns(topology: str, nodes: dict[str, Node], node: Node) -> str | None:
 
 
 def service_network(service: Service) -> Network | None:
-    """The managed network a service lives on, if its topology still has it."""
+    """The managed network a service lives on, if its topology still has it (None for a service on a
+    Docker network)."""
     return (
         Network.objects.filter(
             topology__host_id=service.host_id, topology__name=service.topology, name=service.network
@@ -164,9 +179,48 @@ def service_network(service: Service) -> Network | None:
     )
 
 
-def catalog_for_host(host_id: int) -> dict[str, Any]:
+def _service_document(service: Service, instances: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": service.name,
+        "protocol": service.protocol,
+        "port": service.port,
+        "vip": service.vip or None,
+        "check": service.health_check,
+        "instances": instances,
+    }
+
+
+def _docker_documents(
+    services: list[Service], instances: dict[int, list[Instance]], networks: Objects
+) -> list[dict[str, Any]]:
+    """The Docker networks `services` live on, with them: instances at their registered addresses,
+    in no namespace the agent could watch (Docker's are not under /run/netns)."""
+    by_network: dict[str, list[dict[str, Any]]] = {}
+    for service in services:
+        instance_docs = [
+            {
+                "id": i.name,
+                "address": i.address,
+                "port": i.port or service.port,
+                "weight": i.weight,
+                "netns": None,
+            }
+            for i in instances.get(service.id, [])
+        ]
+        by_network.setdefault(service.network, []).append(_service_document(service, instance_docs))
+    documents = []
+    for name, service_docs in sorted(by_network.items()):
+        network = network_named(networks, name)
+        document = network_document(network, service_docs) if network is not None else None
+        if document is not None:  # else not served: the Services page says the network is gone
+            documents.append(document)
+    return documents
+
+
+def catalog_for_host(host_id: int, *, docker_networks: Objects | None = None) -> dict[str, Any]:
     """The catalog the host's agent serves (netcore.services.catalog.catalog_parse's input): every
-    network with a service, its nodes and its services with their live instances."""
+    network with a service, its nodes and its services with their live instances. A Docker network's
+    facts come from `docker_networks` (the host's live ones, by key), else from its stored state."""
     services = list(Service.objects.filter(host_id=host_id).order_by("name"))
     instances: dict[int, list[Instance]] = {}
     for instance in live_instances().filter(service__in=services).order_by("name"):
@@ -207,16 +261,7 @@ def catalog_for_host(host_id: int) -> dict[str, Any]:
                         "netns": netns,
                     }
                 )
-            service_docs.append(
-                {
-                    "name": service.name,
-                    "protocol": service.protocol,
-                    "port": service.port,
-                    "vip": service.vip or None,
-                    "check": service.health_check,
-                    "instances": instance_docs,
-                }
-            )
+            service_docs.append(_service_document(service, instance_docs))
         documents.append(
             {
                 "name": network.name,
@@ -227,6 +272,11 @@ def catalog_for_host(host_id: int) -> dict[str, Any]:
                 "services": service_docs,
             }
         )
+    docker = [s for s in services if s.topology == DOCKER]
+    if docker:
+        if docker_networks is None:
+            docker_networks = docker_state(host_id, "docker_networks")
+        documents += _docker_documents(docker, instances, docker_networks)
     return {"version": catalog_index(), "domain": DOMAIN, "networks": documents}
 
 
@@ -259,13 +309,12 @@ def instance_rows(service: Service, instances: list[Instance]) -> list[dict[str,
     ]
 
 
-def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
-    """What the catalog's "check" asks and from where: the service's names, asked from node `client`'s
-    namespace (default: the first node on the network that is not one of its instances) of the
-    network's gateway, which the node's resolver names; and what the catalog says each answer holds."""
+def _node_asker(service: Service, client: str, instances: list[Instance]) -> tuple[str, str | None, str]:
+    """(node, its namespace, the network's gateway): node `client` of the service's managed network
+    (default: the first one that is not one of its instances)."""
     network = service_network(service)
     if network is None:
-        raise NotFound(f"network {service.network} of topology {service.topology} is gone", field="network")
+        raise NotFound(f"{network_text(service)} is gone", field="network")
     if not service.host.online:
         raise HostOffline(f"host {service.host.name} has no agent connected to ask from")
     nodes = {n.name: n for n in Node.objects.filter(topology=network.topology)}
@@ -273,7 +322,6 @@ def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
         a.node.name
         for a in Attachment.objects.filter(network=network).select_related("node").order_by("node__position")
     ]
-    instances = instances_of(service)
     if client:
         if client not in attached:
             raise NotFound(f"node {client} is not on network {service.network}", field="client")
@@ -282,11 +330,41 @@ def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
         client = next((n for n in attached if n not in backing), attached[0] if attached else "")
         if not client:
             raise NotFound(f"network {service.network} has no node to ask from", field="client")
-    netns = _netns(network.topology.name, nodes, nodes[client])
+    return client, _netns(network.topology.name, nodes, nodes[client]), network.gateway
+
+
+def _docker_asker(service: Service, client: str) -> tuple[str, str | None, str]:
+    """("", None, the network's gateway): a service on a Docker network is asked of from the host's
+    own namespace, where its gateway is (its containers are no nodes to ask from)."""
+    if client:
+        raise InvalidInput(
+            f"service {service.name} lives on Docker network {service.network}: checks from a node are for "
+            "topology networks; leave the node empty to ask from the host",
+            field="client",
+        )
+    network = network_named(docker_state(service.host_id, "docker_networks"), service.network)
+    gateway = next((g for _, g in ipv4_pools(network) if g), None) if network is not None else None
+    if gateway is None:
+        raise NotFound(f"Docker network {service.network} (with an IPv4 gateway) is gone", field="network")
+    if not service.host.online:
+        raise HostOffline(f"host {service.host.name} has no agent connected to ask from")
+    return "", None, gateway
+
+
+def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
+    """What the catalog's "check" asks and from where: the service's names, asked from node `client`'s
+    namespace (default: the first node on the network that is not one of its instances) of the
+    network's gateway, which the node's resolver names; and what the catalog says each answer holds.
+    A service on a Docker network is asked of from the host's namespace (`client` empty)."""
+    instances = instances_of(service)
+    if service.topology == DOCKER:
+        client, netns, server = _docker_asker(service, client)
+    else:
+        client, netns, server = _node_asker(service, client, instances)
     rows = instance_rows(service, instances)
     serving = [r for r in rows if r["status"] in SERVING and r["address"]]
     name = dns_name(service)
-    rfc = f"_{service.name}._{service.protocol}.{service.network}.{DOMAIN}"
+    rfc = f"_{service.name}._{service.protocol}.{served_network(service)}.{DOMAIN}"
     srv = sorted(f"0 {r['weight']} {r['port']} {r['name']}.{name}." for r in rows if r["address"])
     expected = {
         (name, "A"): sorted(r["address"] for r in serving if ":" not in r["address"]),
@@ -298,7 +376,7 @@ def resolve_plan(service: Service, *, client: str = "") -> dict[str, Any]:
         "host_id": service.host_id,
         "client": client,
         "netns": netns,
-        "server": network.gateway,
+        "server": server,
         "questions": [{"name": n, "type": t} for n, t in expected],
         "expected": [{"name": n, "type": t, "records": records} for (n, t), records in expected.items()],
     }

@@ -24,8 +24,10 @@ from django.utils import timezone
 
 from netcore.errors import InvalidSpec
 from netcore.services.catalog import LABEL, catalog_parse
+from netcore.topology.services_section import address_name
 from webapp import layer
 from webapp.audit.services import audit_record
+from webapp.catalog.docker_networks import DOCKER, docker_vip_check, network_text, served_network
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, HostCatalog, Instance, Service, Source
 from webapp.catalog.selectors import catalog_for_host, instance_rows, live_instances, service_network
 from webapp.errors import Conflict, InvalidInput, NotFound
@@ -119,7 +121,7 @@ def _served_clash(host: Host, network: Network, name: str) -> None:
     )
     if other is not None:
         raise Conflict(
-            f"network {network.name} of topology {other.topology} already serves "
+            f"{network_text(other)} already serves "
             f"{other.name}.{network.name}: services of one host need networks of different names",
             field="network",
         )
@@ -200,10 +202,13 @@ def service_create(
 def service_update(*, user: User, service: Service, changes: Mapping[str, Any]) -> Service:
     """Change a service's port, protocol, VIP, tags, metadata or check."""
     service = Service.objects.select_for_update().get(pk=service.pk)
-    if changes.get("vip"):
+    _owned_elsewhere(service, "change")
+    if changes.get("vip") and service.topology == DOCKER:
+        docker_vip_check(service, changes["vip"])
+    elif changes.get("vip"):
         network = service_network(service)
         if network is None:
-            raise Conflict(f"network {service.network} of topology {service.topology} is gone", field="vip")
+            raise Conflict(f"{network_text(service)} is gone", field="vip")
         _vip_check(service.host, network, changes["vip"], service=service)
     for key in ("port", "protocol", "vip", "tags", "meta", "check"):
         if key in changes:
@@ -225,20 +230,31 @@ def service_update(*, user: User, service: Service, changes: Mapping[str, Any]) 
 
 @transaction.atomic
 def service_delete(*, user: User, service: Service) -> None:
+    _owned_elsewhere(service, "delete")
     host_id = service.host_id
     audit_record(action="delete", object_kind="service", host=service.host.name, name=service.name, user=user)
     service.delete()
     catalog_changed([host_id])
 
 
+def _owned_elsewhere(service: Service, doing: str) -> None:
+    """A topology file's service changes with its file (webapp.catalog.from_topology); one its
+    containers made goes with them (webapp.catalog.docker), though its VIP and check are set here."""
+    if service.source == Source.TOPOLOGY:
+        raise Conflict(
+            f"service {service.name} comes from topology {service.topology}'s file: {doing} it in the"
+            " file's services: section",
+            field="name",
+        )
+    if service.source == Source.DOCKER and doing == "delete":
+        raise Conflict(
+            f"service {service.name} comes from its containers' labels (switchboard.service): it goes"
+            " when they stop or lose the label",
+            field="name",
+        )
+
+
 # -- instances --------------------------------------------------------------------------------------
-
-
-def _default_name(node: str, address: str, port: int | None) -> str:
-    if node:
-        return node
-    text = address.replace(".", "-").replace(":", "-").strip("-")
-    return f"a-{text}-{port}" if port else f"a-{text}"
 
 
 @transaction.atomic
@@ -264,17 +280,20 @@ def instance_register(
         raise InvalidInput("give a node or an address, not both", field="node" if node else "address")
     if ttl is not None and not 1 <= ttl <= MAX_TTL:
         raise InvalidInput(f"a lease runs 1 to {MAX_TTL} seconds", field="ttl")
-    network = service_network(service)
-    if network is None:
+    if service.topology == DOCKER:
         raise Conflict(
-            f"network {service.network} of topology {service.topology} is gone: nowhere to serve it",
+            f"service {service.name} lives on {network_text(service)}: its instances come from its"
+            " containers' labels (switchboard.service, switchboard.port)",
             field="network",
         )
+    network = service_network(service)
+    if network is None:
+        raise Conflict(f"{network_text(service)} is gone: nowhere to serve it", field="network")
     if node:
         attachment = Attachment.objects.filter(network=network, node__name=node).first()
         if attachment is None:
             raise NotFound(
-                f"node {node} is not on network {service.network} of topology {service.topology}",
+                f"node {node} is not on {network_text(service)}",
                 field="node",
             )
     else:
@@ -287,7 +306,7 @@ def instance_register(
                 f"{address} is outside network {service.network} ({network.subnet})", field="address"
             )
         address = str(ip)
-    name = name or _default_name(node, address, port)
+    name = name or node or address_name(address, port)
     if not LABEL.match(name):
         raise InvalidInput(
             f"{name!r} is not a DNS label (a-z, 0-9 and '-'): give the instance a name", field="name"
@@ -364,6 +383,18 @@ def instance_renew(*, instance: Instance) -> Instance:
 @transaction.atomic
 def instance_deregister(*, user: User, instance: Instance) -> None:
     service = instance.service
+    if instance.source == Source.TOPOLOGY:
+        raise Conflict(
+            f"instance {instance.name} of {service.name} comes from topology {service.topology}'s file:"
+            " take it out of the file's services: section",
+            field="name",
+        )
+    if instance.source == Source.DOCKER:
+        raise Conflict(
+            f"instance {instance.name} of {service.name} is container {instance.meta.get('container')}:"
+            " it goes when the container stops or loses its switchboard.service label",
+            field="name",
+        )
     audit_record(
         action="deregister",
         object_kind="instance",
@@ -403,7 +434,7 @@ def health_apply(*, host_id: int, reports: Mapping[str, dict[str, Any] | None], 
     found = Instance.objects.filter(service__host_id=host_id).select_related("service")
     if not whole:  # a delta names a few instances: only their services' rows are read
         found = found.filter(service__name__in={r["service"] for r in reports.values() if r})
-    instances = {(i.service.network, i.service.name, i.name): i for i in found}
+    instances = {(served_network(i.service), i.service.name, i.name): i for i in found}
     changed = False
     points = []
     seen = set()

@@ -21,6 +21,7 @@ from django.db import DatabaseError
 
 from netcore.services.catalog import HEALTH_KIND
 from webapp import layer
+from webapp.catalog.docker import docker_registrations_sync
 from webapp.catalog.selectors import catalog_for_host, host_has_services
 from webapp.catalog.services import catalog_applied, health_apply, health_forget, leases_expire
 from webapp.hosts import protocol
@@ -51,6 +52,7 @@ RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not c
 PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is stored at most this often
 LEASE_SWEEP_INTERVAL = 1.0  # seconds between looks for the host's service instances whose lease ran out
 RESOLVE_FORGET = 60.0  # seconds after which a `resolve` the agent never answered is forgotten
+DOCKER_KINDS = ("docker_engine", "docker_networks", "docker_containers")  # what service labels depend on
 
 
 def command_frame(operation: Operation) -> dict[str, Any]:
@@ -224,6 +226,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         )
         self.health_whole = True  # the snapshot's health is the whole of it: stored with the state
         await self._save()
+        await self._docker_registrations()
 
     async def _on_delta(self, frame: dict[str, Any]) -> None:
         if self.live.stale:  # sent before the agent read our resync: the snapshot will hold it
@@ -243,6 +246,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         }
         if health:
             await database_sync_to_async(health_apply)(host_id=self.host.id, reports=health)
+        if any(e["kind"] in DOCKER_KINDS for e in frame["events"]):
+            await self._docker_registrations()
         self._save_soon()
 
     async def _on_result(self, frame: dict[str, Any]) -> None:
@@ -357,7 +362,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if not self.greeted:
             return
         async with self.catalog_lock:
-            catalog = await database_sync_to_async(catalog_for_host)(self.host.id)
+            docker = self.live.objects("docker_networks") if self.live.known else None  # newer than stored
+            catalog = await database_sync_to_async(catalog_for_host)(self.host.id, docker_networks=docker)
             await self._send(protocol.frame("catalog", catalog=catalog))
 
     async def resolve_request(self, event: dict[str, Any]) -> None:
@@ -426,6 +432,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.live.refused()
             await self._status(self.host)
         await self._ask_resync()
+
+    async def _docker_registrations(self) -> None:
+        """Register the service instances the host's containers' labels ask for (webapp.catalog.docker)."""
+        try:
+            await database_sync_to_async(docker_registrations_sync)(
+                host_id=self.host.id,
+                engine=self.live.objects("docker_engine").get("engine"),
+                networks=self.live.objects("docker_networks"),
+                containers=self.live.objects("docker_containers"),
+            )
+        except DatabaseError:  # the next container event or snapshot tries again
+            log.exception("host %s: could not register its containers' services", self.host)
 
     async def _ask_resync(self) -> None:
         """Ask the agent for a snapshot, unless a request is outstanding (re-asked after RESYNC_RETRY)."""

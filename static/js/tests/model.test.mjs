@@ -432,3 +432,26 @@ test("a service's node follows its instances' health and is touched with their n
   assert.equal(h.nsServices.has('ep0'), false);
   assert.equal(serviceStatus(new Map()), 'unknown');
 });
+
+test("a Docker service's instances lead to their containers' namespaces, and its node sits by the Docker bridge", () => {
+  const state = { ...dockerState(), service_health: {} };
+  const health = (instance, address) => ({
+    network: 'front', service: 'api', instance, status: 'passing', output: '', checked_ms: 1, since_ms: 1, rtt_us: null,
+    address, port: 80, netns: null, bridge: 'br0', vip: null,
+  });
+  state.service_health['front|api|web'] = health('web', '198.18.9.2'); // container c1's address on front
+  state.service_health['front|api|gone'] = health('gone', '198.18.9.99'); // no container holds it
+  const model = loaded(state);
+  const h = model.hosts.alpha;
+  const id = ids.service('alpha', 'front', 'api');
+  const service = h.services.get(id);
+  assert.equal(service.bridge, 'br0');
+  assert.equal(service.instances.get('web').netns, 'ep0');
+  assert.equal(service.instances.get('gone').netns, null);
+  assert.deepEqual([...h.nsServices.get('ep0')], [id]);
+
+  model.apply({ type: 'topology.delta', host: 'alpha', seq: 2, events: [
+    { kind: 'service_health', action: 'del', key: 'front|api|web', object: null },
+  ] });
+  assert.equal(h.nsServices.has('ep0'), false, 'the container left the service: its namespace no longer leads to it');
+});
