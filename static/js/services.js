@@ -215,9 +215,15 @@ function renderDetail() {
   $('#service-summary').textContent = `${s.dns_name} (A, AAAA, SRV; also _${s.name}._${s.protocol}.${s.network}.${page.domain}) · ${s.vip ? `service address ${s.vip}:${s.port}/${s.protocol}` : `port ${s.port}/${s.protocol}, no service address`} · check: ${checkText(s.check)}`;
   $('#service-graph').href = `${page.topology_url}?search=${encodeURIComponent(s.name)}`;
   const fromFile = s.source === 'topology';
-  $('#service-file').hidden = !fromFile;
-  $('#service-file').textContent = fromFile ? `Declared in topology ${s.topology}’s file (its services: section): change or delete it there; instances registered through the API beside it are yours to manage here.` : '';
-  if ($('#service-delete')) $('#service-delete').hidden = fromFile;
+  const fromDocker = s.source === 'docker';
+  $('#service-file').hidden = !fromFile && !fromDocker;
+  $('#service-file').textContent = fromFile
+    ? `Declared in topology ${s.topology}’s file (its services: section): change or delete it there; instances registered through the API beside it are yours to manage here.`
+    : fromDocker
+      ? 'Made from its containers’ switchboard.service labels: instances come and go with the containers, and the service goes with the last one. Its VIP and check can be set through the API.'
+      : '';
+  if ($('#service-delete')) $('#service-delete').hidden = fromFile || fromDocker;
+  if ($('#instance-new')) $('#instance-new').hidden = s.topology === '';
   $('#instances-empty').hidden = instances.length > 0;
   $('#instances').hidden = !instances.length;
   $('#instances-body').replaceChildren(
@@ -241,7 +247,9 @@ function renderDetail() {
               i.ttl ? el('button', { type: 'button', class: 'button button-quiet', 'data-renew': i.name }, 'Renew') : '',
               i.source === 'topology'
                 ? el('span', { class: 'muted', title: `Declared in topology ${s.topology}’s file` }, 'in the file')
-                : el('button', { type: 'button', class: 'button button-quiet', 'data-deregister': i.name }, 'Deregister'),
+                : i.source === 'docker'
+                  ? el('span', { class: 'muted', title: 'Goes when the container stops' }, `container ${i.meta.container ?? ''}`)
+                  : el('button', { type: 'button', class: 'button button-quiet', 'data-deregister': i.name }, 'Deregister'),
             )
           : '',
       );
@@ -320,6 +328,13 @@ function registerInstance() {
 }
 
 function checkDns() {
+  const row = rows.find((r) => r.service.name === selected);
+  if (row?.service.topology === '') {
+    // a Docker network has no nodes of ours: the host asks, as a container given --dns would
+    return api(`${page.services_url}${encodeURIComponent(selected)}/resolve/`, { method: 'POST', body: {} }).then((answer) =>
+      answer.status === 200 ? showCheck(answer.data) : alert(`Check: ${answer.data?.message ?? `the server answered ${answer.status}`}`),
+    );
+  }
   return openForm({
     title: `Check ${selected}’s names from a node`,
     intro: 'Asks the service’s names from inside a node’s namespace, of the network’s DNS, as that node’s resolver does, and shows each answer beside what the catalog says.',
@@ -334,7 +349,8 @@ function checkDns() {
 function showCheck(report) {
   $('#check-result').hidden = false;
   const all = report.answers.every((a) => a.agrees);
-  $('#check-title').textContent = `From node ${report.client} (${report.netns ?? 'the host'}), asking ${report.server}: ${all ? 'all agree' : 'they differ'}`;
+  const from = report.client ? `From node ${report.client} (${report.netns ?? 'the host'})` : 'From the host';
+  $('#check-title').textContent = `${from}, asking ${report.server}: ${all ? 'all agree' : 'they differ'}`;
   const shown = (records) => (records.length ? records.join(', ') : '(nothing)');
   $('#check-body').replaceChildren(
     ...report.answers.map((a) =>
