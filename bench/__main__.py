@@ -13,6 +13,7 @@ from types import FrameType
 import bench.browser  # noqa: F401
 import bench.desired  # noqa: F401  (registers P8)
 import bench.docker  # noqa: F401  (registers P10)
+import bench.explain  # noqa: F401  (registers P12)
 import bench.live  # noqa: F401  (registers P3 and P4)
 import bench.overlay  # noqa: F401  (registers P9)
 import bench.services  # noqa: F401  (registers P11)

@@ -1,6 +1,7 @@
-"""`python -m netcore`: validate, plan, apply, destroy, snapshot, watch, docker.
+"""`python -m netcore`: validate, plan, apply, destroy, snapshot, explain, watch, docker.
 
-Exit codes: 0 success, 1 the operation failed, 2 bad input. Progress goes to stderr on
+Exit codes: 0 success, 1 the operation failed, 2 bad input; `explain` answers 0 REACHABLE,
+3 UNREACHABLE, 4 INCONSISTENT. Progress goes to stderr on
 a terminal only, never into --json output.
 """
 
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from netcore.errors import InvalidSpec, NetcoreError, PermissionDenied
+from netcore.explain.answer import explain, explanation_text
 from netcore.model import Snapshot
 from netcore.topology import converge, spec
 
@@ -198,6 +200,26 @@ def _cmd_docker(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit status of `explain` by its answer
+EXPLAIN_STATUS = {"REACHABLE": 0, "UNREACHABLE": 3, "INCONSISTENT": 4}
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    answer = explain(
+        source=args.source,
+        destination=args.destination,
+        protocol=args.protocol,
+        probe=not args.no_probe,
+        count=max(1, args.count),
+        timeout=args.timeout,
+    )
+    if args.json:
+        _emit(answer.to_dict())
+    else:
+        print(explanation_text(answer))
+    return EXPLAIN_STATUS[answer.result]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m netcore", description="Linux container networking, declared."
@@ -224,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("docker", help="Docker's containers with the namespace, veth and bridge under each")
     p.add_argument("--json", action="store_true", help="the engine and containers as JSON")
     p.set_defaults(func=_cmd_docker)
+    p = sub.add_parser("explain", help="why can (or can't) a namespace reach an address: path walk and probe")
+    p.add_argument("source", help="the namespace the packet starts in ('host' = ours)")
+    p.add_argument("destination", help="ADDRESS[:PORT], [IPv6]:PORT, or a namespace's name[:PORT]")
+    p.add_argument("--protocol", choices=("tcp", "icmp"), help="tcp with a port (default), else icmp")
+    p.add_argument("--no-probe", action="store_true", help="walk only: send no packet")
+    p.add_argument("--count", type=int, default=3, help="probes to send (3)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each probe (1)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_explain)
     p = sub.add_parser("watch", help="stream changes as they happen")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=_cmd_watch)

@@ -183,6 +183,22 @@ def nft_list_table(*, family: str, name: str) -> list[dict] | None:
     return [item for item in listed if isinstance(item, dict) and "metainfo" not in item]
 
 
+def nft_list_ruleset() -> list[dict]:
+    """The whole ruleset of the namespace nft runs in (every table's objects, as `nft -j` lists
+    them; iptables-nft's tables included). Unsupported as for nft_list_table."""
+    proc = _run(["-j", "list", "ruleset"], stdin=None, what="read the nftables ruleset")
+    if proc.returncode != 0:
+        error = _error(proc, obj="ruleset", action="read nftables")
+        if error.errno in _NO_KERNEL_SUPPORT:
+            raise Unsupported(f"read the nftables ruleset: this kernel has no nf_tables ({error})", obj="nft")
+        raise error
+    try:
+        listed = json.loads(proc.stdout)["nftables"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NetcoreError(f"read the nftables ruleset: nft printed no JSON it knows ({exc})") from None
+    return [item for item in listed if isinstance(item, dict) and "metainfo" not in item]
+
+
 def nft_list_tables(*, family: str) -> list[str]:
     """The names of the tables of `family` in the host namespace. Unsupported as for nft_list_table."""
     proc = _run(["-j", "list", "tables", family], stdin=None, what=f"list nftables tables {family}")

@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/v1/", include("webapp.containers.api.urls")),
     path("api/v1/", include("webapp.catalog.api.urls")),
     path("api/v1/", include("webapp.audit.api.urls")),
+    path("api/v1/", include("webapp.explain.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(api_docs), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -20,6 +20,7 @@ from netcore.agent.commands import run_command
 from netcore.agent.docker_watch import DockerWatch, ProtocolState
 from netcore.agent.state import Changes, state_of
 from netcore.errors import Unavailable
+from netcore.explain.answer import explain_request
 from netcore.live import Event, LiveModel
 from netcore.model import Link
 from netcore.names import parse_owner_alias
@@ -302,6 +303,8 @@ class Agent:
             self._spawn(self._catalog(frame))
         elif kind == "resolve":
             self._spawn(self._resolve(frame))
+        elif kind == "explain":
+            self._spawn(self._explain(frame))
         elif kind == "cancel":
             self._cancel(frame.get("id"))
         elif kind == "resync":
@@ -381,6 +384,12 @@ class Agent:
         """Ask DNS questions from inside a namespace, as a client there would (the catalog's check)."""
         reply = await asyncio.to_thread(lookup, frame.get("request"))
         await self._send_now({"type": "resolved", "id": frame.get("id"), **reply})
+
+    async def _explain(self, frame: dict) -> None:
+        """Why can (or can't) a namespace reach an address: the path walk and a probe (netcore.explain)."""
+        snapshot = self.model.snapshot() if self.model is not None else None  # the live state, in memory
+        reply = await asyncio.to_thread(explain_request, frame.get("request"), snapshot=snapshot)
+        await self._send_now({"type": "explained", "id": frame.get("id"), **reply})
 
     async def _settle(self, model: LiveModel, command_id: object) -> None:
         """After a command that changed the kernel with the live model held (LiveModel.hold: the

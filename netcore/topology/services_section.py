@@ -116,11 +116,12 @@ class _Reader:
             self.problem(
                 f"{path}: unknown key {excerpt(unknown)} (expected one of: {', '.join(SERVICE_KEYS)})"
             )
-        network_name = body.get("network")
-        network = self.networks.get(network_name) if isinstance(network_name, str) else None
+        given = body.get("network")
+        network_name = given if isinstance(given, str) else ""
+        network = self.networks.get(network_name)
         if network is None:
             known = ", ".join(self.networks) or "none"
-            self.problem(f"{path}.network: {excerpt(network_name)} is not a network of the file ({known})")
+            self.problem(f"{path}.network: {excerpt(given)} is not a network of the file ({known})")
         elif not LABEL.match(network_name):
             self.problem(f"{path}.network: {network_name} is no DNS label, so no service name can carry it")
         port = self.port(body, "port", path, required=True)

@@ -101,6 +101,7 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/services/<str:name>/",              "PATCH"):  OPERATOR,
     ("api/v1/services/<str:name>/",              "DELETE"): OPERATOR,
     ("api/v1/services/<str:name>/resolve/",      "POST"):   OPERATOR, # packets from a node's namespace
+    ("api/v1/explain/",                          "POST"):   OPERATOR, # probes from a namespace
     ("api/v1/services/<str:name>/instances/",    "GET"):    VIEWER,
     ("api/v1/services/<str:name>/instances/",    "POST"):   OPERATOR,
     ("api/v1/services/<str:name>/instances/<str:instance>/",         "GET"):    VIEWER,

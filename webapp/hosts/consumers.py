@@ -25,6 +25,7 @@ from webapp.catalog.docker import docker_registrations_sync
 from webapp.catalog.selectors import catalog_for_host, host_has_services
 from webapp.catalog.services import catalog_applied, health_apply, health_forget, leases_expire
 from webapp.hosts import protocol
+from webapp.hosts.ask import QUESTIONS
 from webapp.hosts.models import Host
 from webapp.hosts.selectors import host_token_current, lease_renew_interval
 from webapp.hosts.services import host_authenticate, host_connected, host_disconnected, host_lease_renew
@@ -51,7 +52,7 @@ TOKEN_CHECK_INTERVAL = 2.0  # seconds between checks that the agent's token stil
 RESYNC_RETRY = 10.0  # seconds before asking again for a snapshot that has not come
 PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is stored at most this often
 LEASE_SWEEP_INTERVAL = 1.0  # seconds between looks for the host's service instances whose lease ran out
-RESOLVE_FORGET = 60.0  # seconds after which a `resolve` the agent never answered is forgotten
+ASK_FORGET = 60.0  # seconds after which a question (webapp.hosts.ask) the agent never answered is forgotten
 DOCKER_KINDS = ("docker_engine", "docker_networks", "docker_containers")  # what service labels depend on
 
 
@@ -121,9 +122,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.token_task = asyncio.create_task(self._watch_token())
         self.catalog_task: asyncio.Task | None = None  # sends the catalog, then expires leases (once greeted)
         self.health_whole = False  # a snapshot came: the next save stores all of its health too
-        self.resolving: dict[
-            str, tuple[str, float]
-        ] = {}  # `resolve` sent, by id: (channel awaiting it, when)
+        # questions sent (webapp.hosts.ask), by id: (channel awaiting the answer, when)
+        self.asking: dict[str, tuple[str, float]] = {}
         self.catalog_lock = asyncio.Lock()
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
@@ -323,10 +323,17 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def _on_resolved(self, frame: dict[str, Any]) -> None:
         """The agent's answers to a `resolve`: to the request waiting for them."""
-        reply, _ = self.resolving.pop(frame["id"], (None, 0.0))
+        await self._answered(frame, "answers")
+
+    async def _on_explained(self, frame: dict[str, Any]) -> None:
+        """The agent's answer to an `explain`: to the request waiting for it."""
+        await self._answered(frame, "answer")
+
+    async def _answered(self, frame: dict[str, Any], field: str) -> None:
+        reply, _ = self.asking.pop(frame["id"], (None, 0.0))
         if reply is not None:
-            answer = {"ok": frame["ok"], "answers": frame.get("answers"), "error": frame.get("error")}
-            await self.channel_layer.send(reply, {"type": "resolve.reply", **answer})
+            answer = {"ok": frame["ok"], field: frame.get(field), "error": frame.get("error")}
+            await self.channel_layer.send(reply, {"type": "ask.reply", **answer})
 
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
@@ -366,16 +373,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
             catalog = await database_sync_to_async(catalog_for_host)(self.host.id, docker_networks=docker)
             await self._send(protocol.frame("catalog", catalog=catalog))
 
-    async def resolve_request(self, event: dict[str, Any]) -> None:
-        """Ask the agent DNS questions from inside a namespace (the catalog's check); the answer goes
-        to event["reply"]."""
-        if not self.greeted:
+    async def ask_request(self, event: dict[str, Any]) -> None:
+        """Send the agent a question (webapp.hosts.ask: `resolve`, `explain`); its answer goes to
+        event["reply"]."""
+        if not self.greeted or event["kind"] not in QUESTIONS:
             return
         now = time.monotonic()
-        for stale in [k for k, (_, sent) in self.resolving.items() if now - sent > RESOLVE_FORGET]:
-            del self.resolving[stale]  # the agent never answered: the request gave up long ago
-        self.resolving[event["id"]] = (event["reply"], now)
-        await self._send(protocol.frame("resolve", id=event["id"], request=event["request"]))
+        for stale in [k for k, (_, sent) in self.asking.items() if now - sent > ASK_FORGET]:
+            del self.asking[stale]  # the agent never answered: the request gave up long ago
+        self.asking[event["id"]] = (event["reply"], now)
+        await self._send(protocol.frame(event["kind"], id=event["id"], request=event["request"]))
 
     async def state_request(self, event: dict[str, Any]) -> None:
         if not self.live.known or event.get("host") not in (None, self.host.name):

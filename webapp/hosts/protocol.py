@@ -52,6 +52,7 @@ _FIELDS: dict[str, dict[str, type | _Text]] = {
     "error": {"error": dict},
     "catalog.applied": {"ok": bool},
     "resolved": {"id": _Text(MAX_ID), "ok": bool},
+    "explained": {"id": _Text(MAX_ID), "ok": bool},
 }
 _OPTIONAL: dict[str, set[str]] = {
     "result": {"result", "error", "settling"},
@@ -59,6 +60,7 @@ _OPTIONAL: dict[str, set[str]] = {
     "catalog.applied": {"version", "error", "problems"},
     "hello": {"catalog"},
     "resolved": {"answers", "error"},
+    "explained": {"answer", "error"},
 }
 _ENVELOPE = {"v", "type"}
 

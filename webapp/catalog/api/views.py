@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,7 +19,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp import layer
 from webapp.accounts.permissions import CanOperate
 from webapp.api_errors import ErrorSerializer, error_schema
 from webapp.catalog.api.serializers import (
@@ -55,6 +53,7 @@ from webapp.catalog.services import (
     service_update,
 )
 from webapp.errors import HostOffline, InvalidInput
+from webapp.hosts.ask import AgentFailed, agent_ask
 
 INDEX_HEADER = "X-Switchboard-Index"
 WAIT_DEFAULT, WAIT_MAX = 30.0, 300.0  # seconds a blocking query waits at most
@@ -267,25 +266,21 @@ _resolve_plan = sync_to_async(ServiceResolveApi.as_view())
 
 @csrf_exempt
 async def resolve(request: HttpRequest, name: str) -> HttpResponse:
-    """ServiceResolveApi's plan, asked by the host's agent (a `resolve` frame through the channel
-    layer to its connection, whichever worker holds it); only this coroutine waits for the answer."""
+    """ServiceResolveApi's plan, asked by the host's agent (webapp.hosts.ask); only this coroutine
+    waits for the answer."""
     response = await _resolve_plan(request, name=name)
     if request.method != "POST" or response.status_code != 200:
         return response  # OPTIONS, or refused
     plan = response.data
-    channels = get_channel_layer()
-    channel = await channels.new_channel()
     question = {"netns": plan["netns"], "server": plan["server"], "questions": plan["questions"]}
-    message = {"type": "resolve.request", "id": secrets.token_hex(8), "reply": channel, "request": question}
-    await channels.group_send(layer.agent_group(plan["host_id"]), message)
     try:
-        async with asyncio.timeout(RESOLVE_TIMEOUT):
-            reply = await channels.receive(channel)
-    except TimeoutError:
-        offline = HostOffline("the host's agent did not answer: is it connected (Hosts page)?")
+        reply = await agent_ask(
+            host_id=plan["host_id"], kind="resolve", request=question, timeout=RESOLVE_TIMEOUT
+        )
+    except HostOffline as offline:
         return JsonResponse(offline.to_dict(), status=503)
-    if not reply["ok"]:
-        return JsonResponse({"error": "AgentError", "message": reply["error"]["message"]}, status=502)
+    except AgentFailed as failed:
+        return JsonResponse({"error": "AgentError", "message": str(failed)}, status=502)
     return JsonResponse(resolve_report(plan, reply["answers"]))
 
 

@@ -1,0 +1,47 @@
+"""An explain question as the agent protocol carries it (docs/agent-protocol.md, `explain`): checked
+field by field, without touching anything (the web app checks its form with the same limits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netcore.errors import InvalidSpec
+
+PROTOCOLS = ("tcp", "icmp")
+MAX_COUNT = 10  # probes one question may send
+MAX_TIMEOUT = 5.0  # seconds each probe may wait
+MIN_TIMEOUT = 0.05
+
+
+@dataclass(frozen=True)
+class Question:
+    source: str
+    destination: str
+    protocol: str | None = None
+    probe: bool = True
+    count: int = 3
+    timeout: float = 1.0
+
+
+def question_parse(data: object) -> Question:
+    """A Question from the protocol's object; InvalidSpec names the field that is wrong."""
+    if not isinstance(data, dict):
+        raise InvalidSpec("request: expected an object", obj="request")
+    for key in ("source", "destination"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise InvalidSpec(f"{key}: a namespace's name or an address", obj=key)
+    protocol = data.get("protocol")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise InvalidSpec(f"protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}", obj="protocol")
+    count, timeout, probe = data.get("count", 3), data.get("timeout", 1.0), data.get("probe", True)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COUNT:
+        raise InvalidSpec(f"count: 1 to {MAX_COUNT} probes", obj="count")
+    if (
+        not isinstance(timeout, (int, float))
+        or isinstance(timeout, bool)
+        or not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT
+    ):
+        raise InvalidSpec(f"timeout: {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds", obj="timeout")
+    if not isinstance(probe, bool):
+        raise InvalidSpec("probe: true or false", obj="probe")
+    return Question(data["source"], data["destination"], protocol, probe, count, float(timeout))

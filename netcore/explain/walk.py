@@ -1,0 +1,434 @@
+"""The path walk: where a packet from a namespace to an address goes, hop by hop, and why it stops.
+
+It reads the host as a Snapshot (links with their veth peers, bridge ports, addresses, FDB and
+neighbour entries) and asks each namespace's kernel for its routing decision (`Kernel`, normally
+netcore.explain.probe.Namespaces), so the FIB, policy rules and forwarding checks are the kernel's own:
+
+    route in the source namespace → its out link → the veth's other end → the bridge and its FDB
+    decision for the next hop's MAC → the next hop's namespace → its route (as a forwarded packet,
+    arriving on that link) → ... → delivery: a local address there, and something listening.
+
+Each hop says what it is, what decided it and its verdict; the walk ends in ``deliver``, ``drop``
+(with a cause), ``forward`` (the packet leaves this host: a physical link or a VXLAN tunnel to a
+remote VTEP) or ``abort`` (the walk cannot say). Causes (CAUSES) are a fixed vocabulary, each with
+what to do about it. The firewall is read at each hook the packet passes (output in the source,
+forward where it is routed or bridged with br_netfilter on, input where it is delivered:
+netcore.explain.firewall). Not modelled yet: NAT on the way (a VIP's or published port's DNAT) and
+MTU; the live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where
+the two disagree says so.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from netcore.explain.firewall import Packet, Verdict
+from netcore.explain.route_get import RouteAnswer
+from netcore.ipam import IPAddress
+from netcore.model import Link, Snapshot
+
+MAX_HOPS = 16  # routed hops before the walk calls it a loop
+
+#: cause -> what it means and what to do about it
+CAUSES: dict[str, str] = {
+    "NO_ROUTE": "The namespace has no route to the destination (or an unreachable, blackhole or prohibit"
+    " route): add a route, or a default route via the network's gateway.",
+    "FORWARDING_DISABLED": "The packet reached a namespace that would have to forward it, and IP forwarding"
+    " is off there: turn on net.ipv4.ip_forward (net.ipv6.conf.all.forwarding) in that namespace.",
+    "REVERSE_PATH_FILTER": "The namespace that would forward the packet drops it by its reverse path"
+    " filter (rp_filter): its route back to the source leaves by another interface. Fix the routes,"
+    " or loosen rp_filter (2) there.",
+    "FIREWALL_DROP": "A firewall rule drops (or rejects) the packet: the hop names its table, chain and"
+    " handle. Change the rule, or add an accept before it.",
+    "DOCKER_FORWARD_DROP": "Docker set the forward policy of iptables' filter table to DROP, and nothing"
+    " accepts this packet: add an accept for these interfaces to the DOCKER-USER chain (the agent does"
+    " so for the bridges it manages).",
+    "LINK_DOWN": "An interface on the path is down: bring it up (ip link set DEV up).",
+    "BRIDGE_PORT_DOWN": "The bridge port (the host end of the node's veth) is down: bring it up.",
+    "NO_NEIGHBOUR": "Nobody on the link's segment has the next hop's address, so ARP/ND gets no answer:"
+    " check the address and the gateway, and that the owner is attached to the same network.",
+    "ADDRESS_CONFLICT": "Several interfaces on the segment have the next hop's address: whichever answers"
+    " ARP first gets the traffic. Give each its own address.",
+    "FDB_MISS_FLOOD": "Not a drop: the bridge has not learnt the next hop's MAC yet and floods the frame"
+    " to every port; it learns the port from the first answer.",
+    "FDB_WRONG_PORT": "The bridge's FDB sends the next hop's MAC to another port than the one it is"
+    " behind (a stale or static entry): delete the entry (bridge fdb del).",
+    "VXLAN_NO_REMOTE": "The next hop is behind a VXLAN port that has no forwarding entry for it and no"
+    " default destination: add the remote node (FDB entry) or the peer VTEP.",
+    "NOTHING_LISTENING": "The packet reaches the destination, but nothing listens on that port there:"
+    " start the service, or check the port and the address it binds.",
+    "LOOP": f"The walk passed {MAX_HOPS} routed hops: routes send the packet in a circle.",
+    "NOT_MODELLED": "The path goes through something the walk does not follow yet (the hop says what).",
+    "LEAVES_HOST": "The packet leaves this host: what happens after is up to the next host.",
+}
+
+
+class Kernel(Protocol):
+    """What the walk asks of each namespace (netcore.explain.probe.Namespaces asks the real ones)."""
+
+    def ask(self, netns: str, dst: IPAddress, src: IPAddress | None, iif: int | None) -> RouteAnswer:
+        """The namespace kernel's routing decision for a packet (arriving on link `iif`)."""
+
+    def listening(self, netns: str, protocol: str, address: IPAddress, port: int) -> bool | None:
+        """Whether a socket there takes the packet (None: cannot tell)."""
+
+    def firewall(self, netns: str, hook: str, packet: Packet) -> Verdict:
+        """What the namespace's ruleset does with the packet at a hook."""
+
+    def bridge_filters(self, netns: str) -> bool:
+        """Whether bridged IPv4 packets go through the namespace's forward hook (br_netfilter)."""
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step: in `netns`, `kind` (route, link, veth, bridge, fdb, vxlan, deliver) on `object` (a
+    link's name, a bridge, a route), `decision` in words, `verdict` forward/deliver/drop/abort, and
+    the cause when it ends the walk or is worth a flag (FDB miss: flooded)."""
+
+    netns: str
+    kind: str
+    object: str
+    decision: str
+    verdict: str = "forward"
+    cause: str = ""
+
+
+@dataclass
+class Walk:
+    """The whole answer: hops in order and how the walk ended."""
+
+    source: str
+    destination: str
+    protocol: str
+    port: int | None
+    hops: list[Hop] = field(default_factory=list)
+    verdict: str = "abort"
+    cause: str = ""
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["advice"] = CAUSES.get(self.cause, "")
+        return data
+
+
+class _Index:
+    """The snapshot by the ways the walk looks things up."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.links = {(x.netns, x.index): x for x in snapshot.links}
+        self.by_name = {(x.netns, x.name): x for x in snapshot.links}
+        self.ports: dict[tuple[str, str], list[Link]] = {}
+        for link in snapshot.links:
+            if link.master:
+                self.ports.setdefault((link.netns, link.master), []).append(link)
+        self.owners: dict[IPAddress, list[tuple[str, int]]] = {}
+        for address in snapshot.addresses:
+            ip = ipaddress.ip_address(address.address)
+            self.owners.setdefault(ip, []).append((address.netns, address.ifindex))
+        self.fdb = {(e.netns, e.master, e.mac): e for e in snapshot.fdb if e.master and not e.self_entry}
+        self.vxlan_fdb = [e for e in snapshot.fdb if e.self_entry and e.dst]
+        self.neighbours = {(n.netns, n.ifindex, n.address): n for n in snapshot.neighbours}
+        self.namespaces = {n.name for n in snapshot.namespaces}
+
+    def peer(self, link: Link) -> Link | None:
+        return self.links.get((link.peer.netns, link.peer.index)) if link.peer else None
+
+
+def _down(link: Link) -> bool:
+    return not link.up or link.state in ("down", "lowerlayerdown", "notpresent")
+
+
+class _Walker:
+    def __init__(self, snapshot: Snapshot, walk: Walk, kernel: Kernel) -> None:
+        self.index = _Index(snapshot)
+        self.walk = walk
+        self.kernel = kernel
+        self.src: IPAddress | None = None
+
+    def hop(
+        self, netns: str, kind: str, obj: str, decision: str, verdict: str = "forward", cause: str = ""
+    ) -> None:
+        self.walk.hops.append(Hop(netns, kind, obj, decision, verdict, cause))
+
+    def end(self, verdict: str, cause: str, message: str) -> Walk:
+        self.walk.verdict, self.walk.cause, self.walk.message = verdict, cause, message
+        return self.walk
+
+    def run(self, netns: str, dst: IPAddress, port: int | None) -> Walk:
+        if netns not in self.index.namespaces:
+            return self.end("abort", "NOT_MODELLED", f"namespace {netns} is not on this host")
+        iif: Link | None = None
+        for _ in range(MAX_HOPS):
+            answer = self.kernel.ask(netns, dst, self.src if iif else None, iif.index if iif else None)
+            if iif is None:
+                self.src = answer.prefsrc
+            ended = self.route(netns, dst, port, answer, iif)
+            if ended is not None:
+                return ended
+            out = self.index.links.get((netns, answer.oif or 0))
+            if out is None:
+                return self.end("abort", "NOT_MODELLED", f"the route's link {answer.oif} is not in {netns}")
+            hook = "forward" if iif else "output"
+            blocked = self.filtered(netns, hook, dst, port, iif.name if iif else None, out.name)
+            if blocked is not None:
+                return blocked
+            step = self.link(netns, out, answer.gateway or dst, dst, port)
+            if isinstance(step, Walk):
+                return step
+            netns, iif = step
+        return self.end("drop", "LOOP", f"more than {MAX_HOPS} routed hops")
+
+    def route(
+        self, netns: str, dst: IPAddress, port: int | None, answer: RouteAnswer, iif: Link | None
+    ) -> Walk | None:
+        """The routing decision in `netns`: the walk's end, or None to follow the route out."""
+        arriving = f" (arriving on {iif.name})" if iif else ""
+        if answer.refused:
+            cause = "NO_ROUTE"
+            if iif is not None and answer.errno == _errno.EHOSTUNREACH:
+                cause = "FORWARDING_DISABLED"
+            elif iif is not None and answer.errno == _errno.EXDEV:
+                cause = "REVERSE_PATH_FILTER"
+            text = f"the kernel refuses a route to {dst}{arriving}: {answer.reason()}"
+            self.hop(netns, "route", str(dst), text, "drop", cause)
+            return self.end("drop", cause, f"{netns}: {text}")
+        if answer.type == "local":
+            self.hop(
+                netns,
+                "route",
+                str(dst),
+                f"{dst} is an address of {netns}{arriving}: delivered here",
+                "deliver",
+            )
+            if iif is None:  # to itself: out and back in through lo
+                blocked = self.filtered(netns, "output", dst, port, None, "lo")
+                if blocked is not None:
+                    return blocked
+            blocked = self.filtered(netns, "input", dst, port, iif.name if iif else "lo", None)
+            return blocked if blocked is not None else self.deliver(netns, dst, port)
+        if answer.type != "unicast":
+            text = f"route type {answer.type} to {dst}"
+            self.hop(netns, "route", str(dst), text, "drop", "NO_ROUTE")
+            return self.end("drop", "NO_ROUTE", f"{netns}: {text}")
+        out = self.index.links.get((netns, answer.oif or 0))
+        via = f" via {answer.gateway}" if answer.gateway else ""
+        name = out.name if out else str(answer.oif)
+        self.hop(netns, "route", str(dst), f"route to {dst}{via} dev {name}{arriving}")
+        return None
+
+    def filtered(
+        self, netns: str, hook: str, dst: IPAddress, port: int | None, iif: str | None, oif: str | None
+    ) -> Walk | None:
+        """The firewall of `netns` at `hook`: the walk's end when it drops the packet, else None."""
+        packet = Packet(saddr=self.src, daddr=dst, protocol=self.walk.protocol, dport=port, iif=iif, oif=oif)
+        verdict = self.kernel.firewall(netns, hook, packet)
+        if verdict.verdict != "drop":
+            return None
+        cause = "DOCKER_FORWARD_DROP" if verdict.docker else "FIREWALL_DROP"
+        handle = f" handle {verdict.handle}" if verdict.handle is not None else ""
+        unread = (
+            f"; unless a rule the walk cannot read accepts it ({', '.join(verdict.unread)})"
+            if verdict.unread
+            else ""
+        )
+        text = f"{hook}: {verdict.where}{handle} drops it: {verdict.rule}{unread}"
+        self.hop(netns, "firewall", f"{verdict.where}{handle}", text, "drop", cause)
+        return self.end("drop", cause, f"{netns}: {text}")
+
+    def deliver(self, netns: str, dst: IPAddress, port: int | None) -> Walk:
+        if port is None or self.walk.protocol not in ("tcp", "udp"):
+            return self.end("deliver", "", f"delivered to {dst} in {netns}")
+        listening = self.kernel.listening(netns, self.walk.protocol, dst, port)
+        where = f"{self.walk.protocol}/{port} on {dst} in {netns}"
+        what = f"{self.walk.protocol}/{port}"
+        if listening is False:
+            self.hop(netns, "deliver", what, f"nothing listens on {where}", "drop", "NOTHING_LISTENING")
+            return self.end("drop", "NOTHING_LISTENING", f"nothing listens on {where}")
+        said = "a socket listens" if listening else "cannot tell whether a socket listens"
+        self.hop(netns, "deliver", what, f"{said} on {where}", "deliver")
+        return self.end("deliver", "", f"delivered to {where}")
+
+    def link(
+        self, netns: str, out: Link, nexthop: IPAddress, dst: IPAddress, port: int | None
+    ) -> tuple[str, Link] | Walk:
+        """Follow the frame out of `out` to whoever has `nexthop`: (its namespace, its link), or the end."""
+        if _down(out):
+            self.hop(netns, "link", out.name, f"{out.name} is {out.state}", "drop", "LINK_DOWN")
+            return self.end("drop", "LINK_DOWN", f"{out.name} in {netns} is down")
+        if out.kind == "bridge":
+            return self.bridge(netns, out, nexthop, dst, port, came_from=None)
+        if out.kind == "veth":
+            peer = self.index.peer(out)
+            if peer is None:
+                return self.end(
+                    "abort", "NOT_MODELLED", f"the other end of veth {out.name} in {netns} is not visible"
+                )
+            self.hop(netns, "veth", out.name, f"veth {out.name} → {peer.name} in {peer.netns}")
+            if _down(peer):
+                cause = "BRIDGE_PORT_DOWN" if peer.master else "LINK_DOWN"
+                self.hop(peer.netns, "link", peer.name, f"{peer.name} is {peer.state}", "drop", cause)
+                return self.end("drop", cause, f"{peer.name} in {peer.netns} is down")
+            if peer.master:
+                bridge = self.index.by_name.get((peer.netns, peer.master))
+                if bridge is None:
+                    return self.end(
+                        "abort", "NOT_MODELLED", f"bridge {peer.master} of {peer.name} is not visible"
+                    )
+                return self.bridge(peer.netns, bridge, nexthop, dst, port, came_from=peer)
+            if self.owns(peer, nexthop):
+                return peer.netns, peer
+            return self.no_owner(peer.netns, peer.name, nexthop)
+        if out.kind == "vxlan" or out.kind is None:
+            what = "VXLAN device" if out.kind == "vxlan" else "interface"
+            self.hop(
+                netns,
+                "link",
+                out.name,
+                f"out of {what} {out.name} towards {nexthop}",
+                "forward",
+                "LEAVES_HOST",
+            )
+            return self.end("forward", "LEAVES_HOST", f"leaves this host by {out.name} towards {nexthop}")
+        return self.end("abort", "NOT_MODELLED", f"{out.kind} link {out.name} in {netns}")
+
+    def owns(self, link: Link, address: IPAddress) -> bool:
+        return (link.netns, link.index) in self.index.owners.get(address, [])
+
+    def bridge(
+        self,
+        netns: str,
+        bridge: Link,
+        nexthop: IPAddress,
+        dst: IPAddress,
+        port: int | None,
+        *,
+        came_from: Link | None,
+    ) -> tuple[str, Link] | Walk:
+        """Inside bridge `bridge`: the next hop is the bridge itself, behind one of its ports, or
+        behind an uplink to another bridge of the same L2 network (netcore's bridge segments)."""
+        if _down(bridge):
+            text = f"bridge {bridge.name} is {bridge.state}"
+            self.hop(netns, "link", bridge.name, text, "drop", "LINK_DOWN")
+            return self.end("drop", "LINK_DOWN", f"{text} in {netns}")
+        owners = self.owners_behind(bridge, nexthop, came_from=came_from, seen=set())
+        if len(owners) > 1:
+            holders = ", ".join(f"{owner.name} in {owner.netns}" for _, owner in owners)
+            self.hop(
+                netns, "bridge", bridge.name, f"{nexthop} is held by {holders}", "drop", "ADDRESS_CONFLICT"
+            )
+            return self.end("drop", "ADDRESS_CONFLICT", f"{nexthop} is held by {holders}")
+        if not owners:
+            vxlans = [p for p in self.index.ports.get((netns, bridge.name), []) if p.kind == "vxlan"]
+            if vxlans:
+                return self.vxlan(netns, bridge, vxlans, nexthop)
+            return self.no_owner(netns, bridge.name, nexthop)
+        via, owner = owners[0]
+        if via is None:
+            self.hop(
+                netns,
+                "bridge",
+                bridge.name,
+                f"{nexthop} is the bridge's own address: up to {netns}'s routing",
+            )
+            return netns, bridge
+        entry = self.index.fdb.get((netns, bridge.name, owner.mac or ""))
+        if entry is None:
+            text = f"no FDB entry for {owner.mac}: flooded to every port"
+            self.hop(netns, "fdb", bridge.name, text, "forward", "FDB_MISS_FLOOD")
+        elif entry.ifname != via.name:
+            text = f"FDB sends {owner.mac} to {entry.ifname}, not {via.name}"
+            self.hop(netns, "fdb", bridge.name, text, "drop", "FDB_WRONG_PORT")
+            return self.end("drop", "FDB_WRONG_PORT", f"bridge {bridge.name}: {text}")
+        else:
+            self.hop(netns, "fdb", bridge.name, f"FDB: {owner.mac} is on port {via.name}")
+        if dst.version == 4 and self.kernel.bridge_filters(netns):  # br_netfilter: iptables sees bridged IPv4
+            blocked = self.filtered(netns, "forward", dst, port, bridge.name, bridge.name)
+            if blocked is not None:
+                return blocked
+        if not via.up:
+            text = f"bridge port {via.name} is down"
+            self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN")
+            return self.end("drop", "BRIDGE_PORT_DOWN", f"{text} in {netns}")
+        far = self.index.peer(via) if via.kind == "veth" else via
+        if far is not None and far is not via:
+            self.hop(netns, "veth", via.name, f"veth {via.name} → {far.name} in {far.netns}")
+            if far.master:  # an uplink: the same network goes on in the next bridge
+                next_bridge = self.index.by_name.get((far.netns, far.master))
+                if next_bridge is None:
+                    return self.end(
+                        "abort", "NOT_MODELLED", f"bridge {far.master} of {far.name} is not visible"
+                    )
+                return self.bridge(far.netns, next_bridge, nexthop, dst, port, came_from=far)
+            if _down(far):  # the far end down takes its bridge port's carrier with it: name the far end
+                self.hop(far.netns, "link", far.name, f"{far.name} is {far.state}", "drop", "LINK_DOWN")
+                return self.end("drop", "LINK_DOWN", f"{far.name} in {far.netns} is down")
+        if _down(via):
+            text = f"bridge port {via.name} is {via.state}"
+            self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN")
+            return self.end("drop", "BRIDGE_PORT_DOWN", f"{text} in {netns}")
+        return owner.netns, owner
+
+    def owners_behind(
+        self, bridge: Link, nexthop: IPAddress, *, came_from: Link | None, seen: set[tuple[str, int]]
+    ) -> list[tuple[Link | None, Link]]:
+        """Who holds `nexthop` on the bridge's L2 network: (the port of `bridge` it is behind, or None
+        for the bridge itself; the link holding it), following uplinks to other bridges."""
+        seen.add(bridge.key)
+        found: list[tuple[Link | None, Link]] = [(None, bridge)] if self.owns(bridge, nexthop) else []
+        for via in self.index.ports.get((bridge.netns, bridge.name), []):
+            if via is came_from or via.kind == "vxlan":
+                continue
+            far = self.index.peer(via) if via.kind == "veth" else via
+            if far is None:
+                continue
+            if far is not via and far.master:
+                other = self.index.by_name.get((far.netns, far.master))
+                if other is not None and other.key not in seen:
+                    behind = self.owners_behind(other, nexthop, came_from=far, seen=seen)
+                    found += [(via, owner) for _, owner in behind]
+            elif self.owns(far, nexthop):
+                found.append((via, far))
+        return found
+
+    def vxlan(self, netns: str, bridge: Link, ports: list[Link], nexthop: IPAddress) -> Walk:
+        """No local owner: the next hop may be behind a VXLAN port (a remote node or a flood entry)."""
+        macs = {
+            n.mac for (_, _, address), n in self.index.neighbours.items() if address == str(nexthop) and n.mac
+        }
+        for port_link in ports:
+            remotes = [e for e in self.index.vxlan_fdb if e.netns == netns and e.ifindex == port_link.index]
+            chosen = [e for e in remotes if e.mac in macs] or [
+                e for e in remotes if e.mac == "00:00:00:00:00:00"
+            ]
+            if chosen:
+                vteps = ", ".join(sorted({e.dst or "" for e in chosen}))
+                how = "its FDB entry" if chosen[0].mac in macs else "the default (flood) entries"
+                text = f"{nexthop} is remote: encapsulated to VTEP {vteps} by {how}"
+                self.hop(netns, "vxlan", port_link.name, text, "forward", "LEAVES_HOST")
+                return self.end("forward", "LEAVES_HOST", f"tunnelled by {port_link.name} to VTEP {vteps}")
+        names = ", ".join(p.name for p in ports)
+        text = f"no forwarding entry for {nexthop} and no default destination"
+        self.hop(netns, "vxlan", names, text, "drop", "VXLAN_NO_REMOTE")
+        return self.end("drop", "VXLAN_NO_REMOTE", f"{names} has nowhere to send {nexthop}")
+
+    def no_owner(self, netns: str, where: str, nexthop: IPAddress) -> Walk:
+        self.hop(netns, "link", where, f"nobody on {where}'s segment has {nexthop}", "drop", "NO_NEIGHBOUR")
+        return self.end("drop", "NO_NEIGHBOUR", f"nobody on {where}'s segment has {nexthop}")
+
+
+def path_walk(
+    snapshot: Snapshot,
+    *,
+    source: str,
+    destination: IPAddress,
+    port: int | None = None,
+    protocol: str = "tcp",
+    kernel: Kernel,
+) -> Walk:
+    """Walk a packet from namespace `source` to `destination` (port, protocol tcp/udp/icmp)."""
+    walk = Walk(source=source, destination=str(destination), protocol=protocol, port=port)
+    return _Walker(snapshot, walk, kernel).run(source, destination, port)

@@ -1,0 +1,263 @@
+"""Why can't A reach B, for real: topologies built in the kernel, some broken on purpose, each asked
+with the path walk and a live probe. The walk's verdict and cause are the expected ones, the probe's
+outcome agrees with the walk (or the answer says they disagree), and the CLI says the same."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from netcore import names
+from netcore import netns as ns
+from netcore.explain.answer import explain
+from netcore.explain.probe import Namespaces
+from netcore.topology import converge, desired, spec
+
+TWO_NETWORKS = """
+name: {topo}
+networks:
+  lan: {{subnet: 198.18.70.0/24}}
+  back: {{subnet: 198.18.71.0/24}}
+nodes:
+  a: {{networks: {{lan: {{address: 198.18.70.10}}}}}}
+  b: {{networks: {{lan: {{address: 198.18.70.11}}}}}}
+  c: {{networks: {{back: {{address: 198.18.71.10}}}}}}
+  d: {{networks: {{lan: {{address: 198.18.70.12}}}}}}
+  side: {{mode: "container:a"}}
+"""
+
+
+@pytest.fixture
+def built(host_ns, topo) -> Iterator[str]:
+    """The two networks applied in the test's namespace (its "host"), destroyed after."""
+    topology = spec.loads(TWO_NETWORKS.format(topo=topo))
+    converge.apply(topology)
+    try:
+        yield topo
+    finally:
+        converge.destroy(topology)
+
+
+@contextlib.contextmanager
+def listening(netns: str, address: str, port: int) -> Iterator[None]:
+    """A TCP listener inside a node's namespace for the length of the block."""
+
+    def make() -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((address, port))
+        s.listen(8)
+        return s
+
+    sock = ns.netns_run(path=ns.netns_path(netns), fn=make)
+    try:
+        yield
+    finally:
+        sock.close()
+
+
+def ask(source: str, destination: str, **kw) -> tuple[str, str, str, str]:
+    """(result, walk verdict, cause, probe outcome)."""
+    answer = explain(source=source, destination=destination, count=2, timeout=0.5, **kw)
+    return answer.result, answer.walk.verdict, answer.walk.cause, answer.probe.outcome if answer.probe else ""
+
+
+def test_a_working_path_on_one_bridge_is_walked_hop_by_hop_and_proven(built):
+    with listening(f"{built}-b", "198.18.70.11", 8080):
+        answer = explain(source=f"{built}-a", destination="198.18.70.11:8080", count=2, timeout=0.5)
+    assert (answer.result, answer.walk.verdict, answer.probe.answered) == ("REACHABLE", "deliver", 2)
+    kinds = [(h.netns, h.kind) for h in answer.walk.hops]
+    assert kinds[0] == (f"{built}-a", "route") and kinds[-1] == (f"{built}-b", "deliver")
+    veth = names.host_veth_name(built, "a", "lan")
+    assert any(h.kind == "veth" and h.object == "eth0" and veth in h.decision for h in answer.walk.hops)
+    assert "a socket listens" in answer.walk.hops[-1].decision
+
+
+def test_a_node_name_stands_for_its_address_and_icmp_is_the_default_without_a_port(built):
+    answer = explain(source=f"{built}-a", destination=f"{built}-b", count=1, timeout=0.5)
+    assert (answer.walk.destination, answer.walk.protocol, answer.result) == (
+        "198.18.70.11",
+        "icmp",
+        "REACHABLE",
+    )
+
+
+def test_nothing_listening_is_found_by_the_walk_and_refused_by_the_probe(built):
+    assert ask(f"{built}-a", "198.18.70.11:8080") == ("UNREACHABLE", "drop", "NOTHING_LISTENING", "refused")
+
+
+def test_a_downed_veth_end_in_the_destination(built):
+    _ip(f"ip -n {built}-b link set eth0 down")
+    assert ask(f"{built}-a", "198.18.70.11") == ("UNREACHABLE", "drop", "LINK_DOWN", "timeout")
+
+
+def test_a_downed_source_interface(built):
+    _ip(f"ip -n {built}-a link set eth0 down")
+    result, verdict, cause, _ = ask(f"{built}-a", "198.18.70.11")
+    assert (result, verdict, cause) == ("UNREACHABLE", "drop", "NO_ROUTE")  # its routes went down with it
+
+
+def test_a_bridge_port_down(built):
+    _ip(f"ip link set {names.host_veth_name(built, 'b', 'lan')} down")
+    assert ask(f"{built}-a", "198.18.70.11") == ("UNREACHABLE", "drop", "BRIDGE_PORT_DOWN", "timeout")
+
+
+def test_a_missing_route(built):
+    _ip(f"ip -n {built}-a route del default")
+    result, verdict, cause, probe = ask(f"{built}-a", "198.18.71.10")
+    assert (result, verdict, cause, probe) == ("UNREACHABLE", "drop", "NO_ROUTE", "unreachable")
+
+
+def test_an_address_nobody_has(built):
+    assert ask(f"{built}-a", "198.18.70.99") == ("UNREACHABLE", "drop", "NO_NEIGHBOUR", "timeout")
+
+
+def test_a_wrong_gateway(built):
+    _ip(f"ip -n {built}-a route replace default via 198.18.70.254")
+    assert ask(f"{built}-a", "198.18.71.10")[:3] == ("UNREACHABLE", "drop", "NO_NEIGHBOUR")
+
+
+def test_across_networks_the_host_must_forward(built):
+    _ip("sysctl -qw net.ipv4.ip_forward=0")
+    assert ask(f"{built}-a", "198.18.71.10") == ("UNREACHABLE", "drop", "FORWARDING_DISABLED", "timeout")
+    _ip("sysctl -qw net.ipv4.ip_forward=1")
+    answer = explain(source=f"{built}-a", destination="198.18.71.10", count=1, timeout=0.5)
+    assert (answer.result, answer.walk.verdict) == ("REACHABLE", "deliver")
+    routed = [h for h in answer.walk.hops if h.kind == "route"]
+    assert [h.netns for h in routed] == [f"{built}-a", "host", f"{built}-c"]
+    assert "arriving on" in routed[1].decision
+
+
+def test_an_address_conflict_on_the_segment(built):
+    _ip(f"ip -n {built}-d addr add 198.18.70.11/24 dev eth0")
+    assert ask(f"{built}-a", "198.18.70.11", probe=False)[:3] == ("UNREACHABLE", "drop", "ADDRESS_CONFLICT")
+
+
+def test_a_container_node_reaches_its_peer_over_lo(built):
+    with listening(f"{built}-a", "127.0.0.1", 9000):
+        answer = explain(source=f"{built}-a", destination="127.0.0.1:9000", count=1, timeout=0.5)
+    assert (answer.result, [h.kind for h in answer.walk.hops]) == ("REACHABLE", ["route", "deliver"])
+
+
+def test_a_firewall_rule_dropping_the_port_is_named_by_table_chain_and_handle(built):
+    _ip("nft add table inet sbtest; nft add chain inet sbtest fw '{ type filter hook forward priority 0; }'")
+    _ip("nft add rule inet sbtest fw ip daddr 198.18.70.11 tcp dport 8080 drop")
+    _ip("sysctl -qw net.ipv4.ip_forward=1")
+    try:
+        with listening(f"{built}-b", "198.18.70.11", 8080):
+            answer = explain(source=f"{built}-c", destination="198.18.70.11:8080", count=1, timeout=0.5)
+            other_port = explain(source=f"{built}-c", destination="198.18.70.11:8081", count=1, timeout=0.5)
+    finally:
+        _ip("nft delete table inet sbtest")
+    assert (answer.result, answer.walk.cause, answer.probe.outcome) == (
+        "UNREACHABLE",
+        "FIREWALL_DROP",
+        "timeout",
+    )
+    dropped = answer.walk.hops[-1]
+    assert (dropped.netns, dropped.kind) == ("host", "firewall")
+    assert dropped.object.startswith("inet sbtest fw handle ") and "tcp dport == 8080" in dropped.decision
+    assert other_port.walk.cause == "NOTHING_LISTENING"  # the rule is about 8080 only
+
+
+def test_docker_s_forward_drop_between_plain_bridges(built):
+    _ip("sysctl -qw net.ipv4.ip_forward=1; iptables -N DOCKER-USER; iptables -A FORWARD -j DOCKER-USER")
+    _ip("iptables -P FORWARD DROP")
+    try:
+        assert ask(f"{built}-a", "198.18.71.10") == ("UNREACHABLE", "drop", "DOCKER_FORWARD_DROP", "timeout")
+        same_bridge = ask(f"{built}-a", "198.18.70.11")
+    finally:
+        _ip("iptables -P FORWARD ACCEPT; iptables -F FORWARD; iptables -X DOCKER-USER")
+    bridged = Namespaces({"host": None}).bridge_filters("host")  # br_netfilter: Docker loads it
+    expected = (
+        ("UNREACHABLE", "drop", "DOCKER_FORWARD_DROP", "timeout")
+        if bridged
+        else ("REACHABLE", "deliver", "", "answered")
+    )
+    assert same_bridge == expected
+
+
+def test_bad_questions_are_refused_by_name(built):
+    from netcore.errors import InvalidSpec, NotFound
+
+    with pytest.raises(NotFound, match="nowhere"):
+        explain(source="nowhere", destination="198.18.70.11")
+    with pytest.raises(NotFound, match="neither an address nor a namespace"):
+        explain(source=f"{built}-a", destination="nothing-here")
+    with pytest.raises(InvalidSpec, match="not a port"):
+        explain(source=f"{built}-a", destination="198.18.70.11:99999")
+    with pytest.raises(InvalidSpec, match="needs a port"):
+        explain(source=f"{built}-a", destination="198.18.70.11", protocol="tcp")
+
+
+def test_the_cli_answers_as_text_and_json_with_the_answer_as_exit_status(host_ns, built):
+    text = host_ns.netcore("explain", f"{built}-a", "198.18.70.11:8080", "--count", "1", "--timeout", "0.5")
+    assert text.returncode == 3, text.stderr
+    assert "NOTHING_LISTENING" in text.stdout and "what to do:" in text.stdout
+    data = host_ns.netcore("explain", f"{built}-a", f"{built}-b", "--json", "--no-probe")
+    assert data.returncode == 0, data.stderr
+    body = json.loads(data.stdout)
+    assert (body["result"], body["walk"]["verdict"], body["probe"]) == ("REACHABLE", "deliver", None)
+    bad = host_ns.netcore("explain", "nowhere", "198.18.70.11")
+    assert bad.returncode != 0 and "nowhere" in bad.stderr
+
+
+def _ip(command: str) -> None:
+    """A shell command in the test's namespace (the child inherits this thread's)."""
+    subprocess.run(["sh", "-c", command], check=True, capture_output=True)
+
+
+OVERLAY = """
+name: {topo}
+networks:
+  ov:
+    driver: vxlan
+    subnet: 198.18.72.0/24
+    vni: 72
+    local: 198.18.254.1
+    learning: false
+    peers: [198.18.254.2]
+    remote_nodes: [{{address: 198.18.72.50, vtep: 198.18.254.2}}]
+  lone: {{driver: vxlan, subnet: 198.18.73.0/24, vni: 73, local: 198.18.254.1, learning: false}}
+nodes:
+  a: {{networks: {{ov: {{address: 198.18.72.10}}, lone: {{address: 198.18.73.10}}}}}}
+"""
+
+
+def test_overlays_tunnel_to_the_remote_vtep_or_have_nowhere_to_send(host_ns, topo):
+    _ip("ip link add sbul type veth peer name sbul2 && ip addr add 198.18.254.1/24 dev sbul")
+    _ip("ip link set sbul up && ip link set sbul2 up")  # the underlay (no dummy links in this kernel)
+    topology = spec.loads(OVERLAY.format(topo=topo))
+    converge.apply(topology)
+    try:
+        remote = explain(source=f"{topo}-a", destination="198.18.72.50", count=1, timeout=0.3)
+        nowhere = explain(source=f"{topo}-a", destination="198.18.73.99", count=1, timeout=0.3)
+    finally:
+        converge.destroy(topology)
+    assert (remote.walk.verdict, remote.walk.cause, remote.result) == (
+        "forward",
+        "LEAVES_HOST",
+        "UNREACHABLE",
+    )
+    assert "VTEP 198.18.254.2 by its FDB entry" in remote.walk.hops[-1].decision  # no peer host answers here
+    assert (nowhere.walk.verdict, nowhere.walk.cause) == ("drop", "VXLAN_NO_REMOTE")
+    assert nowhere.result == "UNREACHABLE"
+
+
+def test_a_working_path_across_bridge_segments(host_ns, topo, monkeypatch):
+    monkeypatch.setattr(desired, "SEGMENT_PORTS", 3)
+    nodes = "\n".join(f"  n{i}: {{networks: [lan]}}" for i in range(8))
+    topology = spec.loads(f"name: {topo}\nnetworks:\n  lan: {{subnet: 198.18.74.0/24}}\nnodes:\n{nodes}\n")
+    converge.apply(topology)
+    try:
+        answer = explain(source=f"{topo}-n0", destination=f"{topo}-n7", count=1, timeout=0.5)
+    finally:
+        converge.destroy(topology)
+    assert (answer.result, answer.walk.verdict) == ("REACHABLE", "deliver")
+    crossed = {h.object for h in answer.walk.hops if h.kind == "fdb"}
+    assert len(crossed) >= 2, answer.walk.hops  # the root bridge, then the segment that holds n7
