@@ -31,6 +31,7 @@ class Packet:
     dport: int | None = None
     iif: str | None = None
     oif: str | None = None
+    daddr_local: bool | None = None  # whether daddr is an address of the namespace (`fib daddr type`)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Verdict:
     handle: int | None = None
     unread: list[str] = field(default_factory=list)
     docker: bool = False  # the drop is the policy of a filter FORWARD chain Docker manages (DOCKER-USER)
+    dnat: list[tuple[IPAddress, int | None]] = field(default_factory=list)  # a nat chain's targets
 
 
 class _Ruleset:
@@ -63,20 +65,23 @@ class _Ruleset:
                 self.sets[(s["family"], s["table"], s["name"])] = list(s.get("elem") or [])
 
 
-def firewall_verdict(ruleset: Sequence[Mapping[str, Any]], *, hook: str, packet: Packet) -> Verdict:
-    """What the ruleset's filter chains at `hook` (input, forward, output) do with `packet`."""
-    rules = _Ruleset(ruleset)
+def _base_chains(rules: _Ruleset, hook: str, kind: str, packet: Packet) -> list[Mapping[str, Any]]:
     families = {"inet", "ip" if packet.daddr.version == 4 else "ip6"}
-    bases = sorted(
+    return sorted(
         (
             c
             for c in rules.chains.values()
-            if c.get("hook") == hook and c["family"] in families and c.get("type") == "filter"
+            if c.get("hook") == hook and c["family"] in families and c.get("type") == kind
         ),
         key=lambda c: (c.get("prio", 0), c["family"], c["table"]),
     )
+
+
+def firewall_verdict(ruleset: Sequence[Mapping[str, Any]], *, hook: str, packet: Packet) -> Verdict:
+    """What the ruleset's filter chains at `hook` (input, forward, output) do with `packet`."""
+    rules = _Ruleset(ruleset)
     verdict = Verdict()
-    for chain in bases:
+    for chain in _base_chains(rules, hook, "filter", packet):
         key = (chain["family"], chain["table"], chain["name"])
         decided = _Chain(rules, packet, verdict).run(key, depth=0)
         if decided is None and chain.get("policy") == "drop":
@@ -89,6 +94,19 @@ def firewall_verdict(ruleset: Sequence[Mapping[str, Any]], *, hook: str, packet:
             return verdict
         if decided == "drop":
             return verdict
+    return verdict
+
+
+def nat_verdict(ruleset: Sequence[Mapping[str, Any]], *, hook: str, packet: Packet) -> Verdict:
+    """What the ruleset's nat chains at `hook` (prerouting, output) do with a new connection's first
+    packet: `dnat` lists where it goes (every target of a numgen or jhash map: the kernel picks one
+    per connection), with the rule in `where` and `handle`; empty when nothing rewrites it."""
+    rules = _Ruleset(ruleset)
+    verdict = Verdict()
+    for chain in _base_chains(rules, hook, "nat", packet):
+        _Chain(rules, packet, verdict).run((chain["family"], chain["table"], chain["name"]), depth=0)
+        if verdict.dnat:
+            break
     return verdict
 
 
@@ -134,6 +152,11 @@ class _Chain:
                 return "drop"
             elif "return" in statement:
                 return "return"
+            elif "dnat" in statement:
+                self.verdict.dnat = _dnat_targets(statement["dnat"])
+                self.verdict.where, self.verdict.handle = " ".join(key), rule.get("handle")
+                self.verdict.rule = _text(rule)
+                return "accept"
             elif "jump" in statement or "goto" in statement:
                 target = (statement.get("jump") or statement["goto"])["target"]
                 outcome = self.run((key[0], key[1], target), depth=depth + 1)
@@ -176,6 +199,8 @@ class _Chain:
                 return p.protocol
         if "ct" in left and left["ct"].get("key") == "state":
             return "new"
+        if "fib" in left and left["fib"].get("result") == "type" and left["fib"].get("flags") == ["daddr"]:
+            return _UNKNOWN if p.daddr_local is None else ("local" if p.daddr_local else "unicast")
         return _UNKNOWN
 
     def contains(self, key: tuple[str, str, str], right: object, value: object) -> bool | None:
@@ -206,6 +231,25 @@ class _Chain:
         if isinstance(value, str) and isinstance(right, str) and right.endswith("*"):
             return value.startswith(right[:-1])  # an interface name wildcard
         return value == right
+
+
+def _dnat_targets(dnat: Mapping[str, Any]) -> list[tuple[IPAddress, int | None]]:
+    """Where a dnat statement sends a connection: one address (and port), or each target of a map."""
+    addr, port = dnat.get("addr"), dnat.get("port")
+    if isinstance(addr, Mapping) and "map" in addr:
+        entries = addr["map"].get("data", {}).get("set", [])
+        values = [data for _, data in entries]
+    else:
+        values = [addr]
+    found: list[tuple[IPAddress, int | None]] = []
+    for value in values:
+        if isinstance(value, Mapping) and "concat" in value:
+            value, port = value["concat"][0], value["concat"][1]
+        try:
+            found.append((ipaddress.ip_address(str(value)), int(port) if port is not None else None))
+        except ValueError:
+            continue
+    return found
 
 
 _UNKNOWN = object()

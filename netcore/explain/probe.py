@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from netcore import netns as ns
 from netcore.errors import Unsupported
-from netcore.explain.firewall import Packet, Verdict, firewall_verdict
+from netcore.explain.firewall import Packet, Verdict, firewall_verdict, nat_verdict
 from netcore.explain.route_get import RouteAnswer, route_get
 from netcore.ipam import IPAddress
 from netcore.netlink.socket import NetlinkSocket
@@ -96,17 +96,26 @@ class Namespaces:
                     return True
         return False
 
-    def firewall(self, netns: str, hook: str, packet: Packet) -> Verdict:
-        """The walk's firewall: what the namespace's ruleset (read once) does with the packet."""
+    def _ruleset(self, netns: str) -> list[dict] | None:
+        """The namespace's nftables ruleset, read once (None: nft or nf_tables missing)."""
         if netns not in self.rulesets:
             try:
                 self.rulesets[netns] = self.run(netns, nft_list_ruleset)
             except Unsupported:
                 self.rulesets[netns] = None
-        ruleset = self.rulesets[netns]
+        return self.rulesets[netns]
+
+    def firewall(self, netns: str, hook: str, packet: Packet) -> Verdict:
+        """The walk's firewall: what the namespace's filter chains do with the packet at `hook`."""
+        ruleset = self._ruleset(netns)
         if ruleset is None:
             return Verdict(unread=["the ruleset (nft is not installed, or the kernel has no nf_tables)"])
         return firewall_verdict(ruleset, hook=hook, packet=packet)
+
+    def nat(self, netns: str, hook: str, packet: Packet) -> Verdict:
+        """The walk's NAT: where the namespace's nat chains at `hook` send a new connection."""
+        ruleset = self._ruleset(netns)
+        return Verdict() if ruleset is None else nat_verdict(ruleset, hook=hook, packet=packet)
 
     def bridge_filters(self, netns: str) -> bool:
         """Whether br_netfilter hands the namespace's bridged IPv4 packets to its forward hook."""

@@ -76,7 +76,10 @@ class Kernel(Protocol):
         """Whether a socket there takes the packet (None: cannot tell)."""
 
     def firewall(self, netns: str, hook: str, packet: Packet) -> Verdict:
-        """What the namespace's ruleset does with the packet at a hook."""
+        """What the namespace's filter chains do with the packet at a hook."""
+
+    def nat(self, netns: str, hook: str, packet: Packet) -> Verdict:
+        """Where the namespace's nat chains at a hook (prerouting, output) send a new connection."""
 
     def bridge_filters(self, netns: str) -> bool:
         """Whether bridged IPv4 packets go through the namespace's forward hook (br_netfilter)."""
@@ -163,6 +166,7 @@ class _Walker:
             return self.end("abort", "NOT_MODELLED", f"namespace {netns} is not on this host")
         iif: Link | None = None
         for _ in range(MAX_HOPS):
+            dst, port = self.translated(netns, dst, port, iif)
             answer = self.kernel.ask(netns, dst, self.src if iif else None, iif.index if iif else None)
             if iif is None:
                 self.src = answer.prefsrc
@@ -181,6 +185,35 @@ class _Walker:
                 return step
             netns, iif = step
         return self.end("drop", "LOOP", f"more than {MAX_HOPS} routed hops")
+
+    def translated(
+        self, netns: str, dst: IPAddress, port: int | None, iif: Link | None
+    ) -> tuple[IPAddress, int | None]:
+        """The destination after the namespace's DNAT (prerouting for an arriving packet, output for
+        the source's own): a VIP's or a published port's target, else as it was."""
+        before = self.kernel.ask(netns, dst, None, None)
+        if iif is None and before.refused:
+            return dst, port  # a packet of its own needs a route before the output hook sees it
+        local = before.type == "local"
+        packet = Packet(
+            saddr=self.src,
+            daddr=dst,
+            protocol=self.walk.protocol,
+            dport=port,
+            iif=iif.name if iif else None,
+            daddr_local=local,
+        )
+        hook = "prerouting" if iif else "output"
+        verdict = self.kernel.nat(netns, hook, packet)
+        if not verdict.dnat:
+            return dst, port
+        address, new_port = verdict.dnat[0]
+        handle = f" handle {verdict.handle}" if verdict.handle is not None else ""
+        where = f"{address}:{new_port or port}"
+        others = f" (one of {len(verdict.dnat)}, chosen per connection)" if len(verdict.dnat) > 1 else ""
+        text = f"{hook}: {verdict.where}{handle} sends {dst}:{port} to {where}{others}"
+        self.hop(netns, "nat", f"{verdict.where}{handle}", text)
+        return address, new_port or port
 
     def route(
         self, netns: str, dst: IPAddress, port: int | None, answer: RouteAnswer, iif: Link | None
@@ -325,6 +358,10 @@ class _Walker:
             vxlans = [p for p in self.index.ports.get((netns, bridge.name), []) if p.kind == "vxlan"]
             if vxlans:
                 return self.vxlan(netns, bridge, vxlans, nexthop)
+            if self.kernel.ask(netns, nexthop, None, None).type == "local":
+                text = f"{nexthop} is local to {netns} (a local route, as a VIP's): the bridge answers ARP"
+                self.hop(netns, "bridge", bridge.name, text)
+                return netns, bridge
             return self.no_owner(netns, bridge.name, nexthop)
         via, owner = owners[0]
         if via is None:

@@ -5,9 +5,11 @@ outcome agrees with the walk (or the answer says they disagree), and the CLI say
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +18,8 @@ from netcore import names
 from netcore import netns as ns
 from netcore.explain.answer import explain
 from netcore.explain.probe import Namespaces
+from netcore.services.catalog import Vip, VipTarget
+from netcore.services.vip import VipTable
 from netcore.topology import converge, desired, spec
 
 TWO_NETWORKS = """
@@ -38,6 +42,7 @@ def built(host_ns, topo) -> Iterator[str]:
     topology = spec.loads(TWO_NETWORKS.format(topo=topo))
     converge.apply(topology)
     try:
+        _links_up([f"{topo}-{node}" for node in "abcd"])
         yield topo
     finally:
         converge.destroy(topology)
@@ -63,14 +68,16 @@ def listening(netns: str, address: str, port: int) -> Iterator[None]:
 
 def ask(source: str, destination: str, **kw) -> tuple[str, str, str, str]:
     """(result, walk verdict, cause, probe outcome)."""
-    answer = explain(source=source, destination=destination, count=2, timeout=0.5, **kw)
+    answer = explain(source=source, destination=destination, count=1, timeout=1.0, **kw)
     return answer.result, answer.walk.verdict, answer.walk.cause, answer.probe.outcome if answer.probe else ""
 
 
 def test_a_working_path_on_one_bridge_is_walked_hop_by_hop_and_proven(built):
     with listening(f"{built}-b", "198.18.70.11", 8080):
-        answer = explain(source=f"{built}-a", destination="198.18.70.11:8080", count=2, timeout=0.5)
-    assert (answer.result, answer.walk.verdict, answer.probe.answered) == ("REACHABLE", "deliver", 2)
+        answer = explain(source=f"{built}-a", destination="198.18.70.11:8080", count=2, timeout=2.0)
+    assert (answer.result, answer.walk.verdict, answer.probe.answered) == ("REACHABLE", "deliver", 2), (
+        answer.walk.hops
+    )
     kinds = [(h.netns, h.kind) for h in answer.walk.hops]
     assert kinds[0] == (f"{built}-a", "route") and kinds[-1] == (f"{built}-b", "deliver")
     veth = names.host_veth_name(built, "a", "lan")
@@ -79,7 +86,7 @@ def test_a_working_path_on_one_bridge_is_walked_hop_by_hop_and_proven(built):
 
 
 def test_a_node_name_stands_for_its_address_and_icmp_is_the_default_without_a_port(built):
-    answer = explain(source=f"{built}-a", destination=f"{built}-b", count=1, timeout=0.5)
+    answer = explain(source=f"{built}-a", destination=f"{built}-b", count=1, timeout=2.0)
     assert (answer.walk.destination, answer.walk.protocol, answer.result) == (
         "198.18.70.11",
         "icmp",
@@ -126,7 +133,7 @@ def test_across_networks_the_host_must_forward(built):
     _ip("sysctl -qw net.ipv4.ip_forward=0")
     assert ask(f"{built}-a", "198.18.71.10") == ("UNREACHABLE", "drop", "FORWARDING_DISABLED", "timeout")
     _ip("sysctl -qw net.ipv4.ip_forward=1")
-    answer = explain(source=f"{built}-a", destination="198.18.71.10", count=1, timeout=0.5)
+    answer = explain(source=f"{built}-a", destination="198.18.71.10", count=1, timeout=2.0)
     assert (answer.result, answer.walk.verdict) == ("REACHABLE", "deliver")
     routed = [h for h in answer.walk.hops if h.kind == "route"]
     assert [h.netns for h in routed] == [f"{built}-a", "host", f"{built}-c"]
@@ -140,7 +147,7 @@ def test_an_address_conflict_on_the_segment(built):
 
 def test_a_container_node_reaches_its_peer_over_lo(built):
     with listening(f"{built}-a", "127.0.0.1", 9000):
-        answer = explain(source=f"{built}-a", destination="127.0.0.1:9000", count=1, timeout=0.5)
+        answer = explain(source=f"{built}-a", destination="127.0.0.1:9000", count=1, timeout=2.0)
     assert (answer.result, [h.kind for h in answer.walk.hops]) == ("REACHABLE", ["route", "deliver"])
 
 
@@ -207,6 +214,22 @@ def test_the_cli_answers_as_text_and_json_with_the_answer_as_exit_status(host_ns
     assert bad.returncode != 0 and "nowhere" in bad.stderr
 
 
+def _links_up(namespaces: list[str], timeout: float = 3.0) -> None:
+    """Wait until the kernel calls every interface of the namespaces up (operstate follows carrier a
+    moment after apply): the walk reads it, and a test asks right away."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [_run(f"ip -n {name} -o link show eth0") for name in namespaces]
+        if all("state UP" in state for state in states):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"interfaces not up after {timeout} s: {states}")
+
+
+def _run(command: str) -> str:
+    return subprocess.run(["sh", "-c", command], check=True, capture_output=True, text=True).stdout
+
+
 def _ip(command: str) -> None:
     """A shell command in the test's namespace (the child inherits this thread's)."""
     subprocess.run(["sh", "-c", command], check=True, capture_output=True)
@@ -255,9 +278,41 @@ def test_a_working_path_across_bridge_segments(host_ns, topo, monkeypatch):
     topology = spec.loads(f"name: {topo}\nnetworks:\n  lan: {{subnet: 198.18.74.0/24}}\nnodes:\n{nodes}\n")
     converge.apply(topology)
     try:
-        answer = explain(source=f"{topo}-n0", destination=f"{topo}-n7", count=1, timeout=0.5)
+        _links_up([f"{topo}-n{i}" for i in range(8)])
+        answer = explain(source=f"{topo}-n0", destination=f"{topo}-n7", count=1, timeout=2.0)
     finally:
         converge.destroy(topology)
     assert (answer.result, answer.walk.verdict) == ("REACHABLE", "deliver")
     crossed = {h.object for h in answer.walk.hops if h.kind == "fdb"}
     assert len(crossed) >= 2, answer.walk.hops  # the root bridge, then the segment that holds n7
+
+
+def test_a_working_path_through_a_service_vip_and_a_published_port(host_ns, topo):
+    vip = Vip(f"{topo}-lan", "lan/web", ipaddress.ip_address("198.18.75.100"), 80, "tcp", (
+        VipTarget(ipaddress.ip_address("198.18.75.11"), 8080, 1),
+    ))  # fmt: skip
+    topology = spec.loads(f"""
+name: {topo}
+networks:
+  lan: {{subnet: 198.18.75.0/24}}
+nodes:
+  a: {{networks: {{lan: {{address: 198.18.75.10}}}}}}
+  b: {{networks: {{lan: {{address: 198.18.75.11}}}}, ports: ["127.0.0.1:18080:8080"]}}
+""")
+    _ip("ip link set lo up")  # a host's lo is up: 127.0.0.1 needs it
+    converge.apply(topology)
+    table = VipTable()
+    try:
+        _links_up([f"{topo}-a", f"{topo}-b"])
+        table.apply([vip])
+        with listening(f"{topo}-b", "198.18.75.11", 8080):
+            through_vip = explain(source=f"{topo}-a", destination="198.18.75.100:80", count=1, timeout=2.0)
+            published = explain(source="host", destination="127.0.0.1:18080", count=1, timeout=2.0)
+    finally:
+        table.clear()
+        converge.destroy(topology)
+    for answer in (through_vip, published):
+        assert (answer.result, answer.walk.verdict) == ("REACHABLE", "deliver"), answer.walk.hops
+        nat = [h for h in answer.walk.hops if h.kind == "nat"]
+        assert len(nat) == 1 and "198.18.75.11:8080" in nat[0].decision, answer.walk.hops
+        assert answer.walk.hops[-1].netns == f"{topo}-b"
