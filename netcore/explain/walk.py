@@ -13,8 +13,9 @@ Each hop says what it is, what decided it and its verdict; the walk ends in ``de
 remote VTEP) or ``abort`` (the walk cannot say). Causes (CAUSES) are a fixed vocabulary, each with
 what to do about it. The firewall is read at each hook the packet passes (output in the source,
 forward where it is routed or bridged with br_netfilter on, input where it is delivered:
-netcore.explain.firewall). Not modelled yet: NAT on the way (a VIP's or published port's DNAT) and
-MTU; the live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where
+netcore.explain.firewall), and DNAT where it happens (a VIP's or a published port's: prerouting
+where the packet arrives, output in the source). Not modelled yet: MTU, and what happens past the
+host; the live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where
 the two disagree says so.
 """
 
