@@ -212,6 +212,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         probe=not args.no_probe,
         count=max(1, args.count),
         timeout=args.timeout,
+        size=args.size,
     )
     if args.json:
         _emit(answer.to_dict())
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="walk only: send no packet")
     p.add_argument("--count", type=int, default=3, help="probes to send (3)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each probe (1)")
+    p.add_argument("--size", type=int, help="ICMP: IP packets of this many bytes, don't-fragment set")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_explain)
     p = sub.add_parser("watch", help="stream changes as they happen")

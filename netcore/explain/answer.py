@@ -102,6 +102,7 @@ def explain(
     probe: bool = True,
     count: int = 3,
     timeout: float = 1.0,
+    size: int | None = None,
     snapshot: Snapshot | None = None,
 ) -> Explanation:
     """Walk the path from namespace `source` to `destination` and prove it with a probe. `snapshot`:
@@ -113,6 +114,8 @@ def explain(
         raise InvalidSpec(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}", obj="protocol")
     if protocol == "tcp" and port is None:
         raise InvalidSpec("a TCP question needs a port: DESTINATION:PORT", obj="port")
+    if size is not None and protocol != "icmp":
+        raise InvalidSpec("size: for ICMP questions (TCP sizes its segments itself)", obj="size")
     namespaces = Namespaces.of_host()
     if source not in namespaces.paths:
         raise NotFound(f"source namespace {source} does not exist", obj=source)
@@ -123,6 +126,7 @@ def explain(
             destination=address,
             port=port if protocol == "tcp" else None,
             protocol=protocol,
+            size=size,
             kernel=namespaces,
         )
         sent = None
@@ -131,7 +135,7 @@ def explain(
                 assert port is not None
                 sent = probe_tcp(namespaces, source, dst=address, port=port, count=count, timeout=timeout)
             else:
-                sent = probe_icmp(namespaces, source, dst=address, count=count, timeout=timeout)
+                sent = probe_icmp(namespaces, source, dst=address, count=count, timeout=timeout, size=size)
     finally:
         namespaces.close()
     result, summary = reconcile(walk, sent)
@@ -150,6 +154,7 @@ def explain_request(request: object, *, snapshot: Snapshot | None = None) -> dic
             probe=question.probe,
             count=question.count,
             timeout=question.timeout,
+            size=question.size,
             snapshot=snapshot,
         )
     except NetcoreError as exc:

@@ -30,6 +30,8 @@ from netcore.nft import nft_list_ruleset
 
 _T = TypeVar("_T")
 _TCP_LISTEN = "0A"
+_PAYLOAD = b"switchboard-explain"
+IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, PMTUDISC_DO = 10, 23, 2  # <linux/in.h>, <linux/in6.h>: set DF
 _UDP_BOUND = "07"
 
 
@@ -200,19 +202,34 @@ def _record(result: Probe, code: int, started: float) -> None:
 
 
 def probe_icmp(
-    namespaces: Namespaces, netns: str, *, dst: IPAddress, count: int = 3, timeout: float = 1.0
+    namespaces: Namespaces,
+    netns: str,
+    *,
+    dst: IPAddress,
+    count: int = 3,
+    timeout: float = 1.0,
+    size: int | None = None,
 ) -> Probe:
-    """`count` ICMP echo requests from `netns` to dst, each waited for up to `timeout`."""
+    """`count` ICMP echo requests from `netns` to dst, each waited for up to `timeout`; with `size`,
+    IP packets of that many bytes with don't-fragment set (a path MTU question)."""
     result = Probe(protocol="icmp")
     v6 = dst.version == 6
     family, proto = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
     sock = namespaces.run(netns, lambda: socket.socket(family, socket.SOCK_RAW, proto))
     ident = os.getpid() & 0xFFFF
+    padding = b""
+    if size is not None:
+        header = (40 if v6 else 20) + 8 + len(_PAYLOAD)
+        padding = b"\0" * max(0, size - header)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTUDISC_DO)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC_DO)
     try:
         for seq in range(count):
             result.sent += 1
             started = time.monotonic()
-            sock.sendto(_echo(ident, seq, v6), (str(dst), 0))
+            sock.sendto(_echo(ident, seq, v6, padding), (str(dst), 0))
             result.outcomes.append(_await_reply(sock, dst, ident, seq, v6, started + timeout))
             if result.outcomes[-1] == "answered":
                 result.answered += 1
@@ -225,9 +242,9 @@ def probe_icmp(
     return result
 
 
-def _echo(ident: int, seq: int, v6: bool) -> bytes:
+def _echo(ident: int, seq: int, v6: bool, padding: bytes = b"") -> bytes:
     kind = 128 if v6 else 8
-    body = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + b"switchboard-explain"
+    body = struct.pack("!BBHHH", kind, 0, 0, ident, seq) + _PAYLOAD + padding
     return body if v6 else body[:2] + struct.pack("!H", _checksum(body)) + body[4:]  # the kernel sums ICMPv6
 
 

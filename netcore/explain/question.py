@@ -11,6 +11,7 @@ PROTOCOLS = ("tcp", "icmp")
 MAX_COUNT = 10  # probes one question may send
 MAX_TIMEOUT = 5.0  # seconds each probe may wait
 MIN_TIMEOUT = 0.05
+SIZE_RANGE = (68, 65535)  # bytes of an IP packet an ICMP probe may be
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Question:
     probe: bool = True
     count: int = 3
     timeout: float = 1.0
+    size: int | None = None
 
 
 def question_parse(data: object) -> Question:
@@ -44,4 +46,11 @@ def question_parse(data: object) -> Question:
         raise InvalidSpec(f"timeout: {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g} seconds", obj="timeout")
     if not isinstance(probe, bool):
         raise InvalidSpec("probe: true or false", obj="probe")
-    return Question(data["source"], data["destination"], protocol, probe, count, float(timeout))
+    size = data.get("size")
+    if size is not None:
+        low, high = SIZE_RANGE
+        if not isinstance(size, int) or isinstance(size, bool) or not low <= size <= high:
+            raise InvalidSpec(f"size: {low} to {high} bytes", obj="size")
+        if protocol == "tcp":
+            raise InvalidSpec("size: for ICMP questions (TCP sizes its segments itself)", obj="size")
+    return Question(data["source"], data["destination"], protocol, probe, count, float(timeout), size)

@@ -14,8 +14,8 @@ remote VTEP) or ``abort`` (the walk cannot say). Causes (CAUSES) are a fixed voc
 what to do about it. The firewall is read at each hook the packet passes (output in the source,
 forward where it is routed or bridged with br_netfilter on, input where it is delivered:
 netcore.explain.firewall), and DNAT where it happens (a VIP's or a published port's: prerouting
-where the packet arrives, output in the source). Not modelled yet: MTU, and what happens past the
-host; the live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where
+where the packet arrives, output in the source); with a packet size, each link's MTU (VXLAN's
+encapsulation on the underlay too). Not modelled yet: what happens past the host; the live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where
 the two disagree says so.
 """
 
@@ -59,6 +59,10 @@ CAUSES: dict[str, str] = {
     " behind (a stale or static entry): delete the entry (bridge fdb del).",
     "VXLAN_NO_REMOTE": "The next hop is behind a VXLAN port that has no forwarding entry for it and no"
     " default destination: add the remote node (FDB entry) or the peer VTEP.",
+    "MTU_TOO_SMALL": "The packet (with don't-fragment set) is larger than a link on the path can carry:"
+    " where the kernel can, it answers 'fragmentation needed'; a veth or bridge port drops it silently (a"
+    " black hole). Give the links of one network one MTU, and a VXLAN network 50 bytes (70 over IPv6)"
+    " less than its underlay.",
     "NOTHING_LISTENING": "The packet reaches the destination, but nothing listens on that port there:"
     " start the service, or check the port and the address it binds.",
     "LOOP": f"The walk passed {MAX_HOPS} routed hops: routes send the packet in a circle.",
@@ -147,11 +151,21 @@ def _down(link: Link) -> bool:
 
 
 class _Walker:
-    def __init__(self, snapshot: Snapshot, walk: Walk, kernel: Kernel) -> None:
+    def __init__(self, snapshot: Snapshot, walk: Walk, kernel: Kernel, size: int | None) -> None:
         self.index = _Index(snapshot)
         self.walk = walk
         self.kernel = kernel
+        self.size = size
         self.src: IPAddress | None = None
+
+    def too_big(self, netns: str, link: Link, what: str, *, mtu: int | None = None) -> Walk | None:
+        """The walk's end when the packet (size given, DF set) does not fit `link` (or `mtu`)."""
+        limit = link.mtu if mtu is None else mtu
+        if self.size is None or self.size <= limit:
+            return None
+        text = f"a {self.size}-byte packet does not fit {what} {link.name} (MTU {limit})"
+        self.hop(netns, "link", link.name, text, "drop", "MTU_TOO_SMALL")
+        return self.end("drop", "MTU_TOO_SMALL", f"{netns}: {text}")
 
     def hop(
         self, netns: str, kind: str, obj: str, decision: str, verdict: str = "forward", cause: str = ""
@@ -179,6 +193,8 @@ class _Walker:
                 return self.end("abort", "NOT_MODELLED", f"the route's link {answer.oif} is not in {netns}")
             hook = "forward" if iif else "output"
             blocked = self.filtered(netns, hook, dst, port, iif.name if iif else None, out.name)
+            if blocked is None:
+                blocked = self.too_big(netns, out, "the out link")
             if blocked is not None:
                 return blocked
             step = self.link(netns, out, answer.gateway or dst, dst, port)
@@ -306,6 +322,9 @@ class _Walker:
                 cause = "BRIDGE_PORT_DOWN" if peer.master else "LINK_DOWN"
                 self.hop(peer.netns, "link", peer.name, f"{peer.name} is {peer.state}", "drop", cause)
                 return self.end("drop", cause, f"{peer.name} in {peer.netns} is down")
+            blocked = self.too_big(peer.netns, peer, "the veth's other end")
+            if blocked is not None:
+                return blocked
             if peer.master:
                 bridge = self.index.by_name.get((peer.netns, peer.master))
                 if bridge is None:
@@ -391,6 +410,9 @@ class _Walker:
             text = f"bridge port {via.name} is down"
             self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN")
             return self.end("drop", "BRIDGE_PORT_DOWN", f"{text} in {netns}")
+        blocked = self.too_big(netns, via, "bridge port")
+        if blocked is not None:
+            return blocked
         far = self.index.peer(via) if via.kind == "veth" else via
         if far is not None and far is not via:
             self.hop(netns, "veth", via.name, f"veth {via.name} → {far.name} in {far.netns}")
@@ -404,6 +426,9 @@ class _Walker:
             if _down(far):  # the far end down takes its bridge port's carrier with it: name the far end
                 self.hop(far.netns, "link", far.name, f"{far.name} is {far.state}", "drop", "LINK_DOWN")
                 return self.end("drop", "LINK_DOWN", f"{far.name} in {far.netns} is down")
+            blocked = self.too_big(far.netns, far, "the veth's other end")
+            if blocked is not None:
+                return blocked
         if _down(via):
             text = f"bridge port {via.name} is {via.state}"
             self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN")
@@ -444,6 +469,11 @@ class _Walker:
             ]
             if chosen:
                 vteps = ", ".join(sorted({e.dst or "" for e in chosen}))
+                blocked = self.too_big(netns, port_link, "VXLAN device") or self.underlay(
+                    netns, port_link, chosen[0].dst
+                )
+                if blocked is not None:
+                    return blocked
                 how = "its FDB entry" if chosen[0].mac in macs else "the default (flood) entries"
                 text = f"{nexthop} is remote: encapsulated to VTEP {vteps} by {how}"
                 self.hop(netns, "vxlan", port_link.name, text, "forward", "LEAVES_HOST")
@@ -452,6 +482,27 @@ class _Walker:
         text = f"no forwarding entry for {nexthop} and no default destination"
         self.hop(netns, "vxlan", names, text, "drop", "VXLAN_NO_REMOTE")
         return self.end("drop", "VXLAN_NO_REMOTE", f"{names} has nowhere to send {nexthop}")
+
+    def underlay(self, netns: str, vxlan: Link, vtep: str | None) -> Walk | None:
+        """The walk's end when the encapsulated packet does not fit the underlay link towards `vtep`
+        (VXLAN adds 50 bytes over IPv4, 70 over IPv6: the classic black hole of an overlay whose MTU
+        was not lowered)."""
+        if self.size is None or vtep is None:
+            return None
+        remote = ipaddress.ip_address(vtep)
+        answer = self.kernel.ask(netns, remote, None, None)
+        out = self.index.links.get((netns, answer.oif or 0))
+        if answer.refused or out is None:
+            return None
+        overhead = 50 if remote.version == 4 else 70
+        if self.size + overhead <= out.mtu:
+            return None
+        text = (
+            f"encapsulated by {vxlan.name}, a {self.size}-byte packet is {self.size + overhead} bytes on the"
+            f" underlay: more than {out.name}'s MTU {out.mtu}"
+        )
+        self.hop(netns, "vxlan", vxlan.name, text, "drop", "MTU_TOO_SMALL")
+        return self.end("drop", "MTU_TOO_SMALL", f"{netns}: {text}")
 
     def no_owner(self, netns: str, where: str, nexthop: IPAddress) -> Walk:
         self.hop(netns, "link", where, f"nobody on {where}'s segment has {nexthop}", "drop", "NO_NEIGHBOUR")
@@ -465,8 +516,10 @@ def path_walk(
     destination: IPAddress,
     port: int | None = None,
     protocol: str = "tcp",
+    size: int | None = None,
     kernel: Kernel,
 ) -> Walk:
-    """Walk a packet from namespace `source` to `destination` (port, protocol tcp/udp/icmp)."""
+    """Walk a packet from namespace `source` to `destination` (port, protocol tcp/udp/icmp); with
+    `size`, a packet of that many bytes with don't-fragment set, checked against each link's MTU."""
     walk = Walk(source=source, destination=str(destination), protocol=protocol, port=port)
-    return _Walker(snapshot, walk, kernel).run(source, destination, port)
+    return _Walker(snapshot, walk, kernel, size).run(source, destination, port)

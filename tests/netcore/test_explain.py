@@ -316,3 +316,30 @@ nodes:
         nat = [h for h in answer.walk.hops if h.kind == "nat"]
         assert len(nat) == 1 and "198.18.75.11:8080" in nat[0].decision, answer.walk.hops
         assert answer.walk.hops[-1].netns == f"{topo}-b"
+
+
+def test_an_mtu_black_hole_between_veth_ends(built):
+    _ip(f"ip -n {built}-b link set eth0 mtu 1000")
+    small = explain(source=f"{built}-a", destination="198.18.70.11", size=900, count=1, timeout=2.0)
+    big = explain(source=f"{built}-a", destination="198.18.70.11", size=1400, count=1, timeout=0.5)
+    assert (small.result, small.walk.verdict) == ("REACHABLE", "deliver")
+    assert (big.result, big.walk.cause, big.probe.outcome) == ("UNREACHABLE", "MTU_TOO_SMALL", "timeout")
+    assert big.walk.hops[-1].netns == f"{built}-b" and "MTU 1000" in big.walk.hops[-1].decision
+
+
+def test_an_overlay_whose_mtu_was_raised_by_hand_is_a_black_hole(host_ns, topo):
+    _ip("ip link add sbul type veth peer name sbul2 && ip addr add 198.18.254.1/24 dev sbul")
+    _ip("ip link set sbul up && ip link set sbul2 up")
+    topology = spec.loads(OVERLAY.format(topo=topo))
+    converge.apply(topology)  # netcore gives the overlay 1450 (the underlay's 1500 less 50): raised by hand
+    vxlan, veth = names.vxlan_name(topo, "ov"), names.host_veth_name(topo, "a", "ov")
+    _ip(f"ip link set {vxlan} mtu 1500 && ip link set {veth} mtu 1500 && ip link set {topo}-ov mtu 1500")
+    _ip(f"ip -n {topo}-a link set eth0 mtu 1500")
+    try:
+        big = explain(source=f"{topo}-a", destination="198.18.72.50", size=1480, probe=False)
+        small = explain(source=f"{topo}-a", destination="198.18.72.50", size=1400, probe=False)
+    finally:
+        converge.destroy(topology)
+    assert (big.walk.verdict, big.walk.cause) == ("drop", "MTU_TOO_SMALL"), big.walk.hops
+    assert "1530 bytes on the underlay" in big.walk.hops[-1].decision
+    assert (small.walk.verdict, small.walk.cause) == ("forward", "LEAVES_HOST")

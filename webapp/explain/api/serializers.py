@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from netcore.explain.question import MAX_COUNT, MAX_TIMEOUT, MIN_TIMEOUT, PROTOCOLS
+from netcore.explain.question import MAX_COUNT, MAX_TIMEOUT, MIN_TIMEOUT, PROTOCOLS, SIZE_RANGE
 
 
 class ExplainInputSerializer(serializers.Serializer):
@@ -23,6 +23,12 @@ class ExplainInputSerializer(serializers.Serializer):
     probe = serializers.BooleanField(default=True, help_text="Prove the walk with real packets.")
     count = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, default=3)
     timeout = serializers.FloatField(min_value=MIN_TIMEOUT, max_value=MAX_TIMEOUT, default=1.0)
+    size = serializers.IntegerField(
+        min_value=SIZE_RANGE[0],
+        max_value=SIZE_RANGE[1],
+        required=False,
+        help_text="ICMP only: IP packets of this many bytes with don't-fragment set (is the path's MTU enough?).",
+    )
 
 
 class HopSerializer(serializers.Serializer):
