@@ -15,8 +15,9 @@ what to do about it. The firewall is read at each hook the packet passes (output
 forward where it is routed or bridged with br_netfilter on, input where it is delivered:
 netcore.explain.firewall), and DNAT where it happens (a VIP's or a published port's: prerouting
 where the packet arrives, output in the source); with a packet size, each link's MTU (VXLAN's
-encapsulation on the underlay too). Not modelled yet: what happens past the host; the live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where
-the two disagree says so.
+encapsulation on the underlay too). Not modelled yet: what happens past the host; the live probe
+(netcore.explain.probe) catches what the walk cannot see, and an answer where the two disagree says
+so.
 """
 
 from __future__ import annotations

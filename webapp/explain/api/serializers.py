@@ -27,7 +27,7 @@ class ExplainInputSerializer(serializers.Serializer):
         min_value=SIZE_RANGE[0],
         max_value=SIZE_RANGE[1],
         required=False,
-        help_text="ICMP only: IP packets of this many bytes with don't-fragment set (is the path's MTU enough?).",
+        help_text="ICMP only: IP packets of this many bytes, don't-fragment set (is the path's MTU enough?).",
     )
 
 
