@@ -63,6 +63,16 @@ async def finished(web: Web, operation: str, *, timeout: float = 30.0) -> dict:
     return await until(check, timeout=timeout, what=f"operation {operation} to end")
 
 
+async def applied(web: Web, text: str, *, host: str = "alpha") -> None:
+    """Record the topology `text` on `host` and apply it; fails unless the apply succeeds."""
+    status, body = await web.aapi("POST", "/api/v1/topologies/", {"host": host, "topology": text})
+    assert status == 201, body
+    name = body["name"]
+    status, body = await web.aapi("POST", f"/api/v1/topologies/{name}/apply/?host={host}")
+    assert status == 202, body
+    assert (await finished(web, body["operation"]))["status"] == "succeeded"
+
+
 async def run_operation(
     web: Web, host: str, action: str, text: str, *, browser: Browser | None = None
 ) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack.scenarios import connected, finished
+from tests.stack.scenarios import applied, connected
 from tests.stack.test_services import NODES, Server, topology
 
 pytestmark = pytest.mark.asyncio
@@ -15,13 +15,7 @@ pytestmark = pytest.mark.asyncio
 async def test_the_agent_answers_why_and_proves_it(make_stack, topo):
     stack = make_stack()
     web, agent, _ = await connected(stack)
-    status, body = await web.aapi(
-        "POST", "/api/v1/topologies/", {"host": "alpha", "topology": topology(topo)}
-    )
-    assert status == 201, body
-    status, body = await web.aapi("POST", f"/api/v1/topologies/{topo}/apply/?host=alpha")
-    assert status == 202, body
-    assert (await finished(web, body["operation"]))["status"] == "succeeded"
+    await applied(web, topology(topo))
     question = {
         "host": "alpha",
         "source": f"{topo}/a",

@@ -21,7 +21,7 @@ from netcore import netns as ns
 from netcore.errors import Unavailable
 from netcore.services.dns import dns_query
 from tests.stack.harness import Web, until
-from tests.stack.scenarios import connected, finished
+from tests.stack.scenarios import applied, connected, finished
 
 pytestmark = pytest.mark.asyncio
 
@@ -113,13 +113,7 @@ async def test_the_catalog_served_by_the_agent_answers_names_spreads_a_vip_and_f
 ):
     stack = make_stack()
     web, agent, _ = await connected(stack)
-    status, body = await web.aapi(
-        "POST", "/api/v1/topologies/", {"host": "alpha", "topology": topology(topo)}
-    )
-    assert status == 201, body
-    status, body = await web.aapi("POST", f"/api/v1/topologies/{topo}/apply/?host=alpha")
-    assert status == 202, body
-    assert (await finished(web, body["operation"]))["status"] == "succeeded"
+    await applied(web, topology(topo))
     path = {n: stack.netns_path(agent, f"{topo}-{n}") for n in NODES}
     servers = {n: Server.start(n, path[n], NODES[n], 8080) for n in ("a", "b")}
     try:
@@ -227,11 +221,7 @@ async def test_a_file_s_services_are_served_and_a_node_instance_follows_its_node
         f"services:\n  web:\n    network: lan\n    port: 80\n    vip: {VIP}\n    check: {check}\n"
         "    instances: [{node: a, port: 8080}, {node: b, port: 8080}]\n"
     )
-    status, body = await web.aapi("POST", "/api/v1/topologies/", {"host": "alpha", "topology": declared})
-    assert status == 201, body
-    status, body = await web.aapi("POST", f"/api/v1/topologies/{topo}/apply/?host=alpha")
-    assert status == 202, body
-    assert (await finished(web, body["operation"]))["status"] == "succeeded"
+    await applied(web, declared)
     path = {n: stack.netns_path(agent, f"{topo}-{n}") for n in NODES}
     servers = {n: Server.start(n, path[n], NODES[n], 8080) for n in ("a", "b")}
     try:
