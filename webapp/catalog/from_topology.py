@@ -14,7 +14,7 @@ from typing import Any
 from netcore.topology.services_section import FileInstance, FileService, address_name
 from netcore.topology.spec import TopologySpec
 from webapp.catalog.models import Instance, Service, Source
-from webapp.catalog.services import _catalog_check, _served_clash, _vip_check, catalog_changed
+from webapp.catalog.services import catalog_changed, catalog_check, served_clash_check, vip_check
 from webapp.errors import Conflict
 from webapp.networks.models import Network, Topology
 
@@ -36,7 +36,7 @@ def topology_services_sync(*, topology: Topology, spec: TopologySpec) -> None:
     for declared in spec.services.values():
         changed |= _service_sync(topology, declared, rows.get(declared.name), networks[declared.network])
     if changed:
-        _catalog_check(topology.host_id)
+        catalog_check(topology.host_id)
         catalog_changed([topology.host_id])
 
 
@@ -50,9 +50,9 @@ def _service_sync(topology: Topology, declared: FileService, row: Service | None
                 f" host {other.host.name}): name the file's service otherwise, or delete that one",
                 field=field,
             )
-    _served_clash(topology.host, network, declared.name)
+    served_clash_check(topology.host, network, declared.name)
     if declared.vip is not None:
-        _vip_check(topology.host, network, str(declared.vip), service=row)
+        vip_check(topology.host, network, str(declared.vip), service=row)
     wanted = {
         "network": declared.network,
         "port": declared.port,

@@ -91,7 +91,7 @@ def _network_find(host: Host, network: str) -> Network:
     return matches[0]
 
 
-def _vip_check(host: Host, network: Network, vip: str, *, service: Service | None) -> None:
+def vip_check(host: Host, network: Network, vip: str, *, service: Service | None) -> None:
     try:
         address = ipaddress.ip_address(vip)
     except ValueError:
@@ -111,7 +111,7 @@ def _vip_check(host: Host, network: Network, vip: str, *, service: Service | Non
         raise Conflict(f"{vip} is service {other.name}'s address", field="vip")
 
 
-def _served_clash(host: Host, network: Network, name: str) -> None:
+def served_clash_check(host: Host, network: Network, name: str) -> None:
     """Two served networks of one host with the same name would answer the same DNS names."""
     other = (
         Service.objects.filter(host=host, network=network.name)
@@ -127,7 +127,7 @@ def _served_clash(host: Host, network: Network, name: str) -> None:
         )
 
 
-def _catalog_check(host_id: int) -> None:
+def catalog_check(host_id: int) -> None:
     """Parse the host's whole catalog as its agent will (inside the caller's transaction)."""
     try:
         catalog_parse(catalog_for_host(host_id))
@@ -168,9 +168,9 @@ def service_create(
             f"network {net.name}'s name is not a DNS label (a-z, 0-9 and '-'): its DNS names cannot carry it",
             field="network",
         )
-    _served_clash(found_host, net, name)
+    served_clash_check(found_host, net, name)
     if vip:
-        _vip_check(found_host, net, vip, service=None)
+        vip_check(found_host, net, vip, service=None)
     service = Service.objects.create(
         name=name,
         host=found_host,
@@ -184,7 +184,7 @@ def service_create(
         health_check=dict(check) if check else None,
         source=source,
     )
-    _catalog_check(found_host.id)
+    catalog_check(found_host.id)
     catalog_changed([found_host.id])
     audit_record(
         action="create",
@@ -209,12 +209,12 @@ def service_update(*, user: User, service: Service, changes: Mapping[str, Any]) 
         network = service_network(service)
         if network is None:
             raise Conflict(f"{network_text(service)} is gone", field="vip")
-        _vip_check(service.host, network, changes["vip"], service=service)
+        vip_check(service.host, network, changes["vip"], service=service)
     for key in ("port", "protocol", "vip", "tags", "meta", "check"):
         if key in changes:
             setattr(service, "health_check" if key == "check" else key, changes[key])
     service.save()
-    _catalog_check(service.host_id)
+    catalog_check(service.host_id)
     catalog_changed([service.host_id])
     audit_record(
         action="update",
@@ -332,7 +332,7 @@ def instance_register(
             expires,
         )
         existing.save(update_fields=["weight", "meta", "ttl", "expires"])
-        _catalog_check(service.host_id)
+        catalog_check(service.host_id)
         catalog_changed([service.host_id])
         return existing, False
     wanted = attachment.address if node else address
@@ -355,7 +355,7 @@ def instance_register(
         expires=expires,
         source=source,
     )
-    _catalog_check(service.host_id)
+    catalog_check(service.host_id)
     catalog_changed([service.host_id])
     audit_record(
         action="register",
