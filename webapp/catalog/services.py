@@ -92,6 +92,8 @@ def _network_find(host: Host, network: str) -> Network:
 
 
 def vip_check(host: Host, network: Network, vip: str, *, service: Service | None) -> None:
+    """Refuse (naming `vip`) an address that is no free IPv4 host address of the network: outside its
+    subnet, its gateway, a node's, or another service's than `service`."""
     try:
         address = ipaddress.ip_address(vip)
     except ValueError:
