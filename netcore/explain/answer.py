@@ -40,14 +40,15 @@ class Explanation:
 
 def destination_parse(text: str, snap: Snapshot) -> tuple[IPAddress, int | None]:
     """`ADDRESS`, `ADDRESS:PORT`, `[IPv6]:PORT`, or a namespace's name (its first global address,
-    IPv4 first) with an optional `:PORT`."""
+    IPv4 first) with an optional `:PORT`; a name may hold colons (`docker:3f2a…`), a port is digits."""
     host, port = text, None
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port = _port(rest.removeprefix(":")) if rest else None
-    elif text.count(":") == 1:
-        host, _, given = text.partition(":")
-        port = _port(given)
+    elif ":" in text and not _is_address(text):
+        head, _, tail = text.rpartition(":")
+        if tail.isdigit() or _is_address(head):
+            host, port = head, _port(tail)
     try:
         return ipaddress.ip_address(host), port
     except ValueError:
@@ -60,6 +61,14 @@ def destination_parse(text: str, snap: Snapshot) -> tuple[IPAddress, int | None]
     if not found:
         raise NotFound(f"destination {host} is neither an address nor a namespace with an address", obj=host)
     return ipaddress.ip_address(found[0][1]), port
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _port(text: str) -> int:

@@ -5,6 +5,8 @@
 // alias netcore gives everything it creates (netcore/names.py: "switchboard:<topology>:<role>:…");
 // anything else is read-only and gets no menu, and viewers get none at all. Edits go through
 // topology-edits.js; nothing is applied from here: the notice links to the plan on the Networks page.
+// The page may add entries of its own for any node (`extraEntries`: a namespace's "Explain from
+// here" / "Explain to here", explain.js), listed before the edits.
 
 import { api } from './api.js';
 import { el } from './dom.js';
@@ -56,10 +58,13 @@ function entries(target) {
 
 /**
  * Wire the menu to the graph. `config` is the page's `topology-edit` ({can_operate, networks_url})
- * and `desiredUrl` the desired topologies' API; nothing is wired for viewers.
+ * and `desiredUrl` the desired topologies' API; nothing is wired for viewers. `extraEntries(node)`
+ * answers the page's own entries for a node: [{label, run}] (run when chosen).
  */
-export function createGraphMenu({ cy, model, config, desiredUrl, menu, notice }) {
-  if (!config?.can_operate || !desiredUrl) return;
+export function createGraphMenu({ cy, model, config, desiredUrl, menu, notice, extraEntries = null }) {
+  if (!config?.can_operate) return;
+  const edits = Boolean(desiredUrl);
+  if (!edits && !extraEntries) return;
   const area = cy.container();
   let opened = null; // {host, target, before: what had the focus}
 
@@ -71,12 +76,16 @@ export function createGraphMenu({ cy, model, config, desiredUrl, menu, notice })
 
   function open(node, at) {
     const { host } = node.data();
-    const target = desiredTarget(model.hosts[host], node.data());
-    if (!target) return false;
-    opened = { host, target, before: opened?.before ?? document.activeElement };
-    menu.setAttribute('aria-label', target.kind === 'network' ? `Network ${target.network} of ${target.topology}` : `Node ${target.node} of ${target.topology}`);
+    const target = edits ? desiredTarget(model.hosts[host], node.data()) : null;
+    const extra = extraEntries?.(node) ?? [];
+    if (!target && !extra.length) return false;
+    opened = { host, target, extra, before: opened?.before ?? document.activeElement };
+    let title = `Namespace ${node.data('netns') ?? node.id()}`;
+    if (target) title = target.kind === 'network' ? `Network ${target.network} of ${target.topology}` : `Node ${target.node} of ${target.topology}`;
+    menu.setAttribute('aria-label', title);
+    const items = [...extra.map((entry, i) => [entry.label, 'extra', String(i)]), ...(target ? entries(target) : [])];
     menu.replaceChildren(
-      ...entries(target).map(([label, action, argument]) =>
+      ...items.map(([label, action, argument]) =>
         el('li', { role: 'none' }, el('button', { type: 'button', role: 'menuitem', tabindex: '-1', 'data-action': action, 'data-argument': argument ?? '' }, label)),
       ),
     );
@@ -95,8 +104,12 @@ export function createGraphMenu({ cy, model, config, desiredUrl, menu, notice })
   }
 
   async function run(action, argument) {
-    const { host, target } = opened;
+    const { host, target, extra } = opened;
     close();
+    if (action === 'extra') {
+      extra[Number(argument)]?.run();
+      return;
+    }
     const url = `${desiredUrl}${encodeURIComponent(target.topology)}/?${new URLSearchParams({ host })}`;
     const { status, data } = await api(url);
     if (status !== 200) {

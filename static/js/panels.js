@@ -353,12 +353,25 @@ function dockerNetworkSection(h, network) {
   ]);
 }
 
-export function namespaceDetails(h, netns) {
+/** "Explain from here" / "Explain to here" for a namespace (operators: `context.canExplain`). */
+function explainActions(netns, context) {
+  if (!context.canExplain) return null;
+  return el(
+    'div',
+    { class: 'overlay-actions explain-actions' },
+    el('button', { type: 'button', class: 'button button-small', 'data-explain-from': netns }, 'Explain from here'),
+    el('button', { type: 'button', class: 'button button-small', 'data-explain-to': netns }, 'Explain to here'),
+  );
+}
+
+/** `context`: {canExplain} for the Explain path actions (explain.js). */
+export function namespaceDetails(h, netns, context = {}) {
   const namespace = h.namespaces.get(netns);
   const links = [...(h.nsLinks.get(netns) ?? [])].map((id) => [id, h.links.get(id)]).sort((a, b) => a[1].index - b[1].index);
   const neighbours = inNamespace(h, 'neighbours', netns);
   return [
     el('p', { class: 'panel-sub' }, `namespace · host ${h.name}`),
+    explainActions(netns, context),
     facts([
       ['Kind', namespace?.kind ?? 'unknown'],
       ['Topology', desiredText(h.nsDesired(netns))],

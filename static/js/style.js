@@ -27,6 +27,8 @@ const LOOK = {
   tunnel: '#7c3aed', // a VXLAN tunnel between hosts (an FDB entry's dst is the other's VTEP)
   tunnelUnknown: '#db2777', // a tunnel to a VTEP no known host has, and that VTEP
   findings: '#dc2626', // the overlay check's findings badge
+  explainPath: '#0891b2', // the path an explanation walked (explain.js)
+  explainDrop: '#dc2626', // where it stopped short of the destination
 };
 const DOWN_DASH = [6, 4];
 const TUNNEL_DASH = [10, 4];
@@ -313,6 +315,24 @@ export function stylesheet(large, detailed) {
     },
     // A host bridge Docker's firewall drops frames on (model.js dockerDrops): a red dashed border.
     { selector: 'node.docker-drops', style: { 'border-width': 3, 'border-style': 'dashed', 'border-color': LOOK.desiredProblem } },
+    // The path an explanation walked (explain.js), and the element where it stopped.
+    { selector: 'node.explain-hop', style: { 'border-width': 4, 'border-color': LOOK.explainPath, 'border-style': 'solid' } },
+    {
+      selector: 'edge.explain-hop',
+      style: { width: 5, 'line-color': LOOK.explainPath, 'target-arrow-color': LOOK.explainPath, 'line-style': 'solid', 'z-index': 20 },
+    },
+    {
+      selector: 'node.explain-drop',
+      style: {
+        'border-width': 5,
+        'border-color': LOOK.explainDrop,
+        'border-style': 'solid',
+        'underlay-color': LOOK.explainDrop,
+        'underlay-opacity': 0.3,
+        'underlay-padding': 8,
+        'underlay-shape': 'round-rectangle',
+      },
+    },
     { selector: '.dimmed', style: { opacity: 0.15 } },
     // Selecting a VXLAN device lights the overlay it is part of: its peers and their endpoints.
     { selector: 'node.lit', style: { 'border-width': 3, 'border-color': LOOK.tunnel, 'border-style': 'solid' } },
@@ -353,6 +373,8 @@ const LEGEND = [
     ['Selected', { shape: 'circle', fill: '#ffffff', border: LOOK.selected, width: 3 }],
     ['Topology failed or drifted', { shape: 'halo', fill: LOOK.desiredProblem }],
     ['Topology being applied, or edited and not applied yet', { shape: 'halo', fill: LOOK.desiredBusy }],
+    ['On the explained path', { shape: 'circle', fill: '#ffffff', border: LOOK.explainPath, width: 3 }],
+    ['Where the explained path stops', { shape: 'halo', fill: LOOK.explainDrop }],
   ]],
   ['Lines', [
     ['veth pair', { shape: 'line', border: LOOK.vethEdge, width: 3 }],
@@ -361,6 +383,7 @@ const LEGEND = [
     ['Link down', { shape: 'line', border: LOOK.down.line, width: 2, dash: true }],
     ['VXLAN tunnel', { shape: 'line', border: LOOK.tunnel, width: 2.5, dash: TUNNEL_DASH }],
     ['Tunnel to an unknown VTEP', { shape: 'line', border: LOOK.tunnelUnknown, width: 2.5, dash: TUNNEL_DASH }],
+    ['Explained path', { shape: 'line', border: LOOK.explainPath, width: 4 }],
   ]],
 ];
 

@@ -12,11 +12,13 @@
 // - Overlays: tunnels between the VXLAN devices of different hosts come from their FDB (model.js);
 //   overlay.js keeps the overlay check of every network spanning hosts, drawn as a findings badge
 //   on each host's VXLAN device, listed in its panel with a Re-apply button for operators.
+// - explain.js: "why can't A reach B" (operators): the Explain path panel, its answer lit on the graph.
 //
 // Needs cytoscape and cytoscape-svg loaded before it (templates/topology/_scripts.html).
 
 import { api } from './api.js';
 import { $, download, el, formatTime, plural } from './dom.js';
+import { createExplain } from './explain.js';
 import {
   applyFilters,
   clearFilters,
@@ -427,6 +429,7 @@ function refreshView(added) {
   renderEmptyState();
   renderConnectedStatus();
   tableView.refresh();
+  explain?.refresh(); // a redrawn element lost its explain classes
 }
 
 function setQuery(query) {
@@ -498,14 +501,14 @@ function renderDetails() {
   const type = node.nonempty() ? node.data('type') : selected.type;
   let title = selected.id;
   let body;
-  const context = { canOperate: Boolean(editConfig?.can_operate && desiredUrl), reapply: reapplies };
+  const context = { canOperate: Boolean(editConfig?.can_operate && desiredUrl), reapply: reapplies, canExplain: Boolean(explain) };
   if (type === 'link' && h?.links.has(selected.id)) {
     const link = h.links.get(selected.id);
     title = link.name;
     body = linkDetails(model, h, selected.id, link, context);
   } else if (type === 'namespace' && h && node.nonempty()) {
     title = node.data('netns');
-    body = namespaceDetails(h, title);
+    body = namespaceDetails(h, title, context);
   } else if (type === 'host' && h) {
     title = h.name;
     body = hostDetails(h, context);
@@ -664,6 +667,21 @@ const tableView = createTableView({
   download,
 });
 
+// "Why can't A reach B" (operators only: viewers get neither the panel nor its actions).
+const explain = $('#explain')
+  ? createExplain({
+      panel: $('#explain'),
+      openButton: $('#btn-explain'),
+      cy,
+      model,
+      hosts: () => knownHosts,
+      select: (id, host) => {
+        showView('graph');
+        selectElement(id, host);
+      },
+    })
+  : null;
+
 const viewTabs = [...document.querySelectorAll('.view-tabs [role="tab"]')];
 
 function showView(view, { focus = false } = {}) {
@@ -770,6 +788,7 @@ createGraphMenu({
   desiredUrl,
   menu: $('#graph-menu'),
   notice: $('#edit-notice'),
+  extraEntries: explain ? (node) => explain.menuEntries(node.data()) : null,
 });
 
 $('#details').addEventListener('click', (event) => {
@@ -780,6 +799,8 @@ $('#details').addEventListener('click', (event) => {
   else if (button.dataset.select) selectElement(button.dataset.select, selected.host);
   else if (button.dataset.expand) expandGroup(h, button.dataset.expand);
   else if (button.dataset.collapse) collapseGroup(h, button.dataset.collapse);
+  else if (button.dataset.explainFrom) explain?.from(selected.host, button.dataset.explainFrom);
+  else if (button.dataset.explainTo) explain?.to(selected.host, button.dataset.explainTo);
 });
 $('#details-close').addEventListener('click', closeDetails);
 $('#filter-clear').addEventListener('click', () => {
@@ -857,6 +878,7 @@ const switchboard = {
   tables: tableView,
   showView,
   overlays: overlayWatch,
+  explain,
   get largeMode() {
     return largeGraph;
   },

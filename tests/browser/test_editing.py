@@ -304,7 +304,13 @@ def test_the_graph_menu_adds_a_node_on_a_bridge_and_deletes_one(running: Running
             )
             page.keyboard.press("Shift+F10")
             expect(menu.get_by_role("menuitem")).to_have_text(
-                ["Attach to network…", "Detach from front", "Delete node"]
+                [
+                    "Explain from here",
+                    "Explain to here",
+                    "Attach to network…",
+                    "Detach from front",
+                    "Delete node",
+                ]
             )
             page.keyboard.press("End")
             expect(menu.get_by_role("menuitem", name="Delete node")).to_be_focused()

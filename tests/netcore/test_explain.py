@@ -16,8 +16,9 @@ import pytest
 
 from netcore import names
 from netcore import netns as ns
-from netcore.explain.answer import explain
+from netcore.explain.answer import destination_parse, explain
 from netcore.explain.probe import Namespaces
+from netcore.model import Address, Snapshot
 from netcore.services.catalog import Vip, VipTarget
 from netcore.services.vip import VipTable
 from netcore.topology import converge, desired, spec
@@ -343,3 +344,21 @@ def test_an_overlay_whose_mtu_was_raised_by_hand_is_a_black_hole(host_ns, topo):
     assert (big.walk.verdict, big.walk.cause) == ("drop", "MTU_TOO_SMALL"), big.walk.hops
     assert "1530 bytes on the underlay" in big.walk.hops[-1].decision
     assert (small.walk.verdict, small.walk.cause) == ("forward", "LEAVES_HOST")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("198.18.1.1", ("198.18.1.1", None)),
+        ("198.18.1.1:80", ("198.18.1.1", 80)),
+        ("[fd00::1]:80", ("fd00::1", 80)),
+        ("fd00::1", ("fd00::1", None)),
+        ("docker:3f2a", ("198.19.1.2", None)),  # a Docker namespace's name holds a colon
+        ("docker:3f2a:80", ("198.19.1.2", 80)),
+    ],
+)
+def test_destinations_are_addresses_or_namespace_names_with_a_port(text, expected):
+    found = Address("docker:3f2a", 2, "eth0", 2, "198.19.1.2", 24, "universe")
+    snap = Snapshot(namespaces=(), links=(), addresses=(found,), routes=(), neighbours=(), fdb=())
+    address, port = destination_parse(text, snap)
+    assert (str(address), port) == expected
