@@ -10,7 +10,6 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from netcore import netns as ns
 from netcore.errors import NetcoreError
 from netcore.ipam import IPAddress
 from netcore.netlink import codec as c
@@ -37,13 +36,13 @@ ROUTE_TYPES = {
 @dataclass(frozen=True)
 class RouteAnswer:
     """What the kernel decided: a route `type` with its out link and gateway, or the errno it refused
-    with (ENETUNREACH: no route; EXDEV or EHOSTUNREACH with an iif: the namespace does not forward)."""
+    with (ENETUNREACH: no route; with an iif, EHOSTUNREACH: the namespace does not forward, EXDEV: its
+    reverse path filter refuses the source)."""
 
     type: str = ""
     oif: int | None = None
     gateway: IPAddress | None = None
     prefsrc: IPAddress | None = None
-    table: int | None = None
     errno: int | None = None
 
     @property
@@ -72,10 +71,9 @@ def route_get_body(*, dst: IPAddress, src: IPAddress | None = None, iif: int | N
 
 def route_answer(body: bytes) -> RouteAnswer:
     """Parse the kernel's RTM_NEWROUTE answer."""
-    family, _dst_len, _src_len, _tos, table, _protocol, _scope, kind, _flags = c.RTMSG.unpack_from(body, 0)
+    family, _dst_len, _src_len, _tos, _table, _protocol, _scope, kind, _flags = c.RTMSG.unpack_from(body, 0)
     size = 4 if family == c.AF_INET else 16
     oif = gateway = prefsrc = None
-    found_table: int | None = table
     for attr, start, end in c.attrs(body, c.RTMSG.size, len(body)):
         value = body[start:end]
         if attr == c.RTA_OIF and len(value) == 4:
@@ -84,11 +82,7 @@ def route_answer(body: bytes) -> RouteAnswer:
             gateway = ipaddress.ip_address(bytes(value))
         elif attr == c.RTA_PREFSRC and len(value) == size:
             prefsrc = ipaddress.ip_address(bytes(value))
-        elif attr == c.RTA_TABLE and len(value) == 4:
-            found_table = int.from_bytes(value, "little")
-    return RouteAnswer(
-        type=ROUTE_TYPES.get(kind, str(kind)), oif=oif, gateway=gateway, prefsrc=prefsrc, table=found_table
-    )
+    return RouteAnswer(type=ROUTE_TYPES.get(kind, str(kind)), oif=oif, gateway=gateway, prefsrc=prefsrc)
 
 
 def route_get(
@@ -106,14 +100,3 @@ def route_get(
     if body is None:
         return RouteAnswer(errno=_errno.ENETUNREACH)
     return route_answer(body)
-
-
-def route_get_in(
-    path: str | None, *, dst: IPAddress, src: IPAddress | None = None, iif: int | None = None
-) -> RouteAnswer:
-    """route_get in the namespace at `path` (None: the namespace netcore runs in)."""
-    sock = NetlinkSocket.open() if path is None else ns.netns_open_socket(path=path)
-    try:
-        return route_get(sock, dst=dst, src=src, iif=iif)
-    finally:
-        sock.close()
