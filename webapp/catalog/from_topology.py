@@ -13,6 +13,7 @@ from typing import Any
 
 from netcore.topology.services_section import FileInstance, FileService, address_name
 from netcore.topology.spec import TopologySpec
+from webapp.catalog.docker_networks import network_text
 from webapp.catalog.models import Instance, Service, Source
 from webapp.catalog.services import catalog_changed, catalog_check, served_clash_check, vip_check
 from webapp.errors import Conflict
@@ -46,8 +47,8 @@ def _service_sync(topology: Topology, declared: FileService, row: Service | None
         other = Service.objects.filter(name=declared.name).select_related("host").first()
         if other is not None:
             raise Conflict(
-                f"service {declared.name} already exists ({other.source}, on network {other.network} of"
-                f" host {other.host.name}): name the file's service otherwise, or delete that one",
+                f"service {declared.name} already exists ({other.source}, on {network_text(other)} of host"
+                f" {other.host.name}): name the file's service otherwise, or delete that one",
                 field=field,
             )
     served_clash_check(topology.host, network, declared.name)
