@@ -10,7 +10,7 @@ leaves the host (LEAVES_HOST) takes the probe's word.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from netcore.errors import InvalidSpec, NetcoreError, NotFound
@@ -156,16 +156,7 @@ def explain_request(request: object, *, snapshot: Snapshot | None = None) -> dic
     (the live model's), and answered as {"ok": True, "answer": ...} or {"ok": False, "error": ...}."""
     try:
         question = question_parse(request)
-        answer = explain(
-            source=question.source,
-            destination=question.destination,
-            protocol=question.protocol,
-            probe=question.probe,
-            count=question.count,
-            timeout=question.timeout,
-            size=question.size,
-            snapshot=snapshot,
-        )
+        answer = explain(**asdict(question), snapshot=snapshot)
     except NetcoreError as exc:
         return {"ok": False, "error": exc.to_dict()}
     return {"ok": True, "answer": answer.to_dict()}

@@ -104,6 +104,39 @@ def wait_for_agent(agent: Proc, *, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def operator_with_topology(stack: Stack, *, user: str, host: str, text: str) -> tuple[Any, Proc]:
+    """Daphne and the host's agent running, `user` an operator (the stack's API token is theirs),
+    and the topology `text` applied on `host` with its addresses settled: (web, agent)."""
+    token = stack.manage("adduser", user, "--role", "operator", f"--password={PASSWORD}")
+    stack.user_token = token.strip().splitlines()[-1]
+    web = stack.start_web()
+    agent = stack.start_agent(web, token=stack.host_token(host))
+    wait_for_agent(agent)
+    status, body = web.api("POST", "/api/v1/topologies/", {"host": host, "topology": text})
+    assert status == 201, body
+    status, body = web.api("POST", f"/api/v1/topologies/{body['name']}/apply/?host={host}")
+    assert status == 202, body
+    operation = f"/api/v1/operations/{body['operation']}/"
+    deadline = time.monotonic() + 30
+    while (status := web.api("GET", operation)[1]["status"]) in ("pending", "running"):
+        assert time.monotonic() < deadline, "the apply did not end in 30 s"
+        time.sleep(0.1)
+    assert status == "succeeded"
+    addresses_settled(stack.ns)
+    return web, agent
+
+
+def addresses_settled(ns: HostNs, timeout: float = 10.0) -> None:
+    """Wait until the links an apply made in the browser's namespace have their IPv6 addresses
+    (duplicate address detection ends a second or so after a link comes up): Chromium aborts the
+    requests in flight when the namespace's addresses change (net::ERR_NETWORK_CHANGED), which
+    would leave the page half loaded."""
+    deadline = time.monotonic() + timeout
+    while ns.run("ip -6 address show tentative").stdout.strip():
+        assert time.monotonic() < deadline, "IPv6 addresses still tentative"
+        time.sleep(0.1)
+
+
 def log_in(page: Any, user: str, then: str) -> None:
     """Log in and open `then` (a fragment does not survive the login's redirect: opened after)."""
     path, _, fragment = then.partition("#")

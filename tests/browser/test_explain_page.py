@@ -9,18 +9,16 @@ in the test's namespace (see test_end_to_end.py)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tests.browser.test_end_to_end import (
-    PASSWORD,
     VIEWER,
     e2e_stack,
     log_in,
+    operator_with_topology,
     page_of,
     remove_namespaces,
     run_in_browser,
-    wait_for_agent,
 )
 from tests.conftest import HostNs
 from tests.stack.test_services import NODES, Server, topology
@@ -32,35 +30,9 @@ LIT = "(id) => window.switchboard.cy.getElementById(id).hasClass('explain-hop')"
 DROPPED = "(id) => window.switchboard.cy.getElementById(id).hasClass('explain-drop')"
 
 
-def settled(ns: HostNs, timeout: float = 10.0) -> None:
-    """Wait until the links the apply made in the browser's namespace have their IPv6 addresses
-    (duplicate address detection ends a second or so after a link comes up): Chromium aborts the
-    requests in flight when the namespace's addresses change (net::ERR_NETWORK_CHANGED), which
-    would leave the page half loaded."""
-    deadline = time.monotonic() + timeout
-    while ns.run("ip -6 address show tentative").stdout.strip():
-        assert time.monotonic() < deadline, "IPv6 addresses still tentative"
-        time.sleep(0.1)
-
-
 def test_an_operator_asks_why_a_cannot_reach_b_and_sees_the_path_lit(host_ns: HostNs, topo: str) -> None:
     with e2e_stack(host_ns) as stack:
-        token = stack.manage("adduser", OPERATOR, "--role", "operator", f"--password={PASSWORD}")
-        stack.user_token = token.strip().splitlines()[-1]
-        web = stack.start_web()
-        agent = stack.start_agent(web, token=stack.host_token(HOST))
-        wait_for_agent(agent)
-        status, body = web.api("POST", "/api/v1/topologies/", {"host": HOST, "topology": topology(topo)})
-        assert status == 201, body
-        status, body = web.api("POST", f"/api/v1/topologies/{topo}/apply/?host={HOST}")
-        assert status == 202, body
-        operation = f"/api/v1/operations/{body['operation']}/"
-        deadline = time.monotonic() + 30
-        while (status := web.api("GET", operation)[1]["status"]) in ("pending", "running"):
-            assert time.monotonic() < deadline, "the apply did not end in 30 s"
-            time.sleep(0.1)
-        assert status == "succeeded"
-        settled(stack.ns)
+        web, agent = operator_with_topology(stack, user=OPERATOR, host=HOST, text=topology(topo))
         base = f"http://127.0.0.1:{web.port}"
         a_ns, b_ns = f"{HOST}|ns|{topo}-a", f"{HOST}|ns|{topo}-b"
         servers: list[Server] = []

@@ -7,10 +7,9 @@ agent, daphne and Chromium, in the test's namespace."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from tests.browser.test_end_to_end import PASSWORD, e2e_stack, log_in, page_of, run_in_browser, wait_for_agent
+from tests.browser.test_end_to_end import e2e_stack, log_in, operator_with_topology, page_of, run_in_browser
 from tests.conftest import HostNs
 from tests.stack.test_services import NODES, Server, topology
 
@@ -20,21 +19,7 @@ OPERATOR = "svc-op"
 
 def test_an_operator_builds_a_service_and_watches_its_health_live(host_ns: HostNs, topo: str) -> None:
     with e2e_stack(host_ns) as stack:
-        token = stack.manage("adduser", OPERATOR, "--role", "operator", f"--password={PASSWORD}")
-        stack.user_token = token.strip().splitlines()[-1]
-        web = stack.start_web()
-        agent = stack.start_agent(web, token=stack.host_token(HOST))
-        wait_for_agent(agent)
-        status, body = web.api("POST", "/api/v1/topologies/", {"host": HOST, "topology": topology(topo)})
-        assert status == 201, body
-        status, body = web.api("POST", f"/api/v1/topologies/{topo}/apply/?host={HOST}")
-        assert status == 202, body
-        operation = f"/api/v1/operations/{body['operation']}/"
-        deadline = time.monotonic() + 30
-        while (status := web.api("GET", operation)[1]["status"]) in ("pending", "running"):
-            assert time.monotonic() < deadline, "the apply did not end in 30 s"
-            time.sleep(0.1)
-        assert status == "succeeded"
+        web, agent = operator_with_topology(stack, user=OPERATOR, host=HOST, text=topology(topo))
         server = Server.start("a", stack.netns_path(agent, f"{topo}-a"), NODES["a"], 8080)
         base = f"http://127.0.0.1:{web.port}"
 

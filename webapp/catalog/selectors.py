@@ -25,6 +25,7 @@ from webapp.catalog.docker_networks import (
 from webapp.catalog.models import CatalogIndex, Health, HealthPoint, HostCatalog, Instance, Service
 from webapp.errors import HostOffline, InvalidInput, NotFound
 from webapp.networks.models import Attachment, Network, Node
+from webapp.networks.selectors import node_netns
 
 DOMAIN = DEFAULT_DOMAIN  # the catalog's names: <service>.<network>.<domain>
 HISTORY_POINTS = 120  # of an instance's history shown (webapp.catalog.services keeps more)
@@ -154,19 +155,6 @@ def history_of(instance: Instance) -> list[HealthPoint]:
 # -- what an agent serves ---------------------------------------------------------------------------
 
 
-def _home(nodes: dict[str, Node], node: Node) -> Node:
-    seen = set()
-    while node.mode == Node.Mode.CONTAINER and node.container_of in nodes and node.name not in seen:
-        seen.add(node.name)
-        node = nodes[node.container_of]
-    return node
-
-
-def _netns(topology: str, nodes: dict[str, Node], node: Node) -> str | None:
-    home = _home(nodes, node)
-    return None if home.mode == Node.Mode.HOST else names.namespace_name(topology, home.name)
-
-
 def service_network(service: Service) -> Network | None:
     """The managed network a service lives on, if its topology still has it (None for a service on a
     Docker network)."""
@@ -238,7 +226,7 @@ def catalog_for_host(host_id: int, *, docker_networks: Objects | None = None) ->
         attached = Attachment.objects.filter(network=network).select_related("node").order_by("node_id")
         address_of = {a.node.name: a.address for a in attached}
         node_names = [  # a node whose name is no DNS label has no name in DNS
-            {"name": a.node.name, "addresses": [a.address], "netns": _netns(topology, nodes, a.node)}
+            {"name": a.node.name, "addresses": [a.address], "netns": node_netns(topology, nodes, a.node)}
             for a in attached
             if LABEL.match(a.node.name)
         ]
@@ -251,7 +239,7 @@ def catalog_for_host(host_id: int, *, docker_networks: Objects | None = None) ->
                 address = instance.address if not instance.node else address_of.get(instance.node)
                 if not address:
                     continue  # its node left the network: shown on the page, not served
-                netns = _netns(topology, nodes, nodes[instance.node]) if instance.node in nodes else None
+                netns = node_netns(topology, nodes, nodes[instance.node]) if instance.node in nodes else None
                 instance_docs.append(
                     {
                         "id": instance.name,
@@ -330,7 +318,7 @@ def _node_asker(service: Service, client: str, instances: list[Instance]) -> tup
         client = next((n for n in attached if n not in backing), attached[0] if attached else "")
         if not client:
             raise NotFound(f"network {service.network} has no node to ask from", field="client")
-    return client, _netns(network.topology.name, nodes, nodes[client]), network.gateway
+    return client, node_netns(network.topology.name, nodes, nodes[client]), network.gateway
 
 
 def _docker_asker(service: Service, client: str) -> tuple[str, str | None, str]:

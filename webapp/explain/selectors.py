@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 
-from netcore import names
 from webapp.errors import NotFound
 from webapp.hosts.models import Host
 from webapp.networks.models import Node
+from webapp.networks.selectors import node_netns
 
+HOST = "host"  # the host's own namespace, as netcore names it
 _PORT = re.compile(r"^(.*/.*):(\d{1,5})\Z")  # TOPOLOGY/NODE:PORT
 
 
@@ -21,13 +22,7 @@ def _node_namespace(host: Host, text: str, *, field: str) -> str:
     found = nodes.get(node)
     if found is None:
         raise NotFound(f"host {host.name} has no node {node} in a topology {topology}", field=field)
-    seen = {found.name}
-    while (
-        found.mode == Node.Mode.CONTAINER and found.container_of in nodes and found.container_of not in seen
-    ):
-        found = nodes[found.container_of]
-        seen.add(found.name)
-    return "host" if found.mode == Node.Mode.HOST else names.namespace_name(topology, found.name)
+    return node_netns(topology, nodes, found) or HOST
 
 
 def explain_source(host: Host, text: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from netcore import names
 from webapp.errors import InvalidInput, NotFound
 from webapp.networks.models import Attachment, Network, Node, PublishedPort, Route, Topology
 from webapp.operations.models import Operation
@@ -211,6 +212,16 @@ def node_list(*, host: str | None = None, topology: str | None = None) -> QueryS
     if topology:
         nodes = nodes.filter(topology__name=topology)
     return nodes.order_by("topology__host__name", "topology__name", "position")
+
+
+def node_netns(topology: str, nodes: Mapping[str, Node], node: Node) -> str | None:
+    """The namespace holding `node`'s interfaces, as the host names it: its own, the one at the end
+    of its container: chain, or None in host mode (the host's own). `nodes`: its topology's, by name."""
+    seen = set()
+    while node.mode == Node.Mode.CONTAINER and node.container_of in nodes and node.name not in seen:
+        seen.add(node.name)
+        node = nodes[node.container_of]
+    return None if node.mode == Node.Mode.HOST else names.namespace_name(topology, node.name)
 
 
 def topology_nodes(topology: Topology) -> list[dict[str, Any]]:
