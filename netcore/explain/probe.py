@@ -1,10 +1,16 @@
-"""The live half of "why can't A reach B": real packets from inside the source namespace (TCP SYNs or
-ICMP echo requests), and what the kernel says of the path's namespaces (routes, listening sockets).
+"""The live half of "why can't A reach B": real packets from inside the source namespace (TCP SYNs,
+UDP datagrams or ICMP echo requests), and what the kernel says of the path's namespaces (routes,
+listening sockets).
 
 A TCP probe connects: an answer (SYN-ACK) is "answered", a reset is "refused" (the destination was
 reached and nothing listens, or a firewall rejects), silence until the timeout is "timeout", and an
-ICMP error or a local refusal is "unreachable". An ICMP probe sends echo requests on a raw socket and
-counts the echo replies from the destination.
+ICMP error or a local refusal is "unreachable". A UDP probe sends one datagram from a connected
+socket and waits for a datagram back: one is "answered", an ICMP port unreachable (ECONNREFUSED) is
+"refused", an ICMP host or network unreachable is "unreachable", and silence is "timeout", which
+for UDP proves nothing (a listener need not answer: netcore.explain.answer says how it reads it).
+An ICMP probe sends echo requests on a raw socket and counts the echo replies from the destination.
+Each probe records its identity (`idents`: its source ports, or its echo identifier) so the hops
+that watched it can tell its packets from others (netcore.explain.watch).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class Probe:
     outcomes: list[str] = field(default_factory=list)
     rtt_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    idents: list[int] = field(default_factory=list)  # source ports (TCP, UDP) or the ICMP echo identifier
 
     @property
     def outcome(self) -> str:
@@ -55,7 +62,9 @@ class Probe:
         return "timeout"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "outcome": self.outcome}
+        data = {**asdict(self), "outcome": self.outcome}
+        del data["idents"]
+        return data
 
 
 class Namespaces:
@@ -178,9 +187,37 @@ def probe_tcp(
         started = time.monotonic()
         try:
             code = sock.connect_ex((str(dst), port))
+            result.idents.append(sock.getsockname()[1])
             if code == _errno.EINPROGRESS:
                 _, writable, _ = select.select([], [sock], [], timeout)
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if writable else _errno.ETIMEDOUT
+        finally:
+            sock.close()
+        _record(result, code, started)
+    return result
+
+
+def probe_udp(
+    namespaces: Namespaces, netns: str, *, dst: IPAddress, port: int, count: int = 3, timeout: float = 1.0
+) -> Probe:
+    """`count` datagrams from `netns` to dst:port, each from its own connected socket, each waiting up
+    to `timeout` for a datagram back (or the ICMP error the kernel reports as a socket error)."""
+    result = Probe(protocol="udp")
+    family = socket.AF_INET if dst.version == 4 else socket.AF_INET6
+    for _ in range(count):
+        sock = namespaces.run(netns, lambda: socket.socket(family, socket.SOCK_DGRAM))
+        result.sent += 1
+        started = time.monotonic()
+        try:
+            sock.connect((str(dst), port))
+            result.idents.append(sock.getsockname()[1])
+            sock.send(_PAYLOAD)
+            readable, _, _ = select.select([sock], [], [], timeout)
+            if readable:
+                sock.recv(2048)
+            code = 0 if readable else _errno.ETIMEDOUT
+        except OSError as exc:
+            code = exc.errno or _errno.EIO
         finally:
             sock.close()
         _record(result, code, started)
@@ -217,6 +254,7 @@ def probe_icmp(
     family, proto = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
     sock = namespaces.run(netns, lambda: socket.socket(family, socket.SOCK_RAW, proto))
     ident = os.getpid() & 0xFFFF
+    result.idents.append(ident)
     padding = b""
     if size is not None:
         header = (40 if v6 else 20) + 8 + len(_PAYLOAD)

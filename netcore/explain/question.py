@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from netcore.errors import InvalidSpec
 
-PROTOCOLS = ("tcp", "icmp")
+PROTOCOLS = ("tcp", "udp", "icmp")
+PORTED = ("tcp", "udp")  # protocols whose question needs a port
 MAX_COUNT = 10  # probes one question may send
 MAX_TIMEOUT = 5.0  # seconds each probe may wait
 MIN_TIMEOUT = 0.05
@@ -51,6 +52,8 @@ def question_parse(data: object) -> Question:
         low, high = SIZE_RANGE
         if not isinstance(size, int) or isinstance(size, bool) or not low <= size <= high:
             raise InvalidSpec(f"size: {low} to {high} bytes", obj="size")
-        if protocol == "tcp":
-            raise InvalidSpec("size: for ICMP questions (TCP sizes its segments itself)", obj="size")
+        if protocol in PORTED:
+            raise InvalidSpec(
+                f"size: for ICMP questions ({protocol.upper()} sizes its packets itself)", obj="size"
+            )
     return Question(data["source"], data["destination"], protocol, probe, count, float(timeout), size)

@@ -95,7 +95,9 @@ class Kernel(Protocol):
 class Hop:
     """One step: in `netns`, `kind` (route, link, veth, bridge, fdb, vxlan, deliver) on `object` (a
     link's name, a bridge, a route), `decision` in words, `verdict` forward/deliver/drop/abort, and
-    the cause when it ends the walk or is worth a flag (FDB miss: flooded)."""
+    the cause when it ends the walk or is worth a flag (FDB miss: flooded); `interface`, the link in
+    `netns` the packet crosses at this hop (a veth end it leaves by, the port or link it arrives on,
+    one that is down), where a live probe is watched (netcore.explain.watch), or "" for none."""
 
     netns: str
     kind: str
@@ -103,6 +105,7 @@ class Hop:
     decision: str
     verdict: str = "forward"
     cause: str = ""
+    interface: str = ""
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Walk:
     verdict: str = "abort"
     cause: str = ""
     message: str = ""
+    translated: list[tuple[str, int | None]] = field(default_factory=list)  # DNAT targets on the way
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -165,13 +169,21 @@ class _Walker:
         if self.size is None or self.size <= limit:
             return None
         text = f"a {self.size}-byte packet does not fit {what} {link.name} (MTU {limit})"
-        self.hop(netns, "link", link.name, text, "drop", "MTU_TOO_SMALL")
+        self.hop(netns, "link", link.name, text, "drop", "MTU_TOO_SMALL", interface=link.name)
         return self.end("drop", "MTU_TOO_SMALL", f"{netns}: {text}")
 
     def hop(
-        self, netns: str, kind: str, obj: str, decision: str, verdict: str = "forward", cause: str = ""
+        self,
+        netns: str,
+        kind: str,
+        obj: str,
+        decision: str,
+        verdict: str = "forward",
+        cause: str = "",
+        *,
+        interface: str = "",
     ) -> None:
-        self.walk.hops.append(Hop(netns, kind, obj, decision, verdict, cause))
+        self.walk.hops.append(Hop(netns, kind, obj, decision, verdict, cause, interface))
 
     def end(self, verdict: str, cause: str, message: str) -> Walk:
         self.walk.verdict, self.walk.cause, self.walk.message = verdict, cause, message
@@ -225,6 +237,7 @@ class _Walker:
         verdict = self.kernel.nat(netns, hook, packet)
         if not verdict.dnat:
             return dst, port
+        self.walk.translated += [(str(a), p or port) for a, p in verdict.dnat]
         address, new_port = verdict.dnat[0]
         handle = f" handle {verdict.handle}" if verdict.handle is not None else ""
         where = f"{address}:{new_port or port}"
@@ -245,7 +258,7 @@ class _Walker:
             elif iif is not None and answer.errno == _errno.EXDEV:
                 cause = "REVERSE_PATH_FILTER"
             text = f"the kernel refuses a route to {dst}{arriving}: {answer.reason()}"
-            self.hop(netns, "route", str(dst), text, "drop", cause)
+            self.hop(netns, "route", str(dst), text, "drop", cause, interface=iif.name if iif else "")
             return self.end("drop", cause, f"{netns}: {text}")
         if answer.type == "local":
             self.hop(
@@ -254,6 +267,7 @@ class _Walker:
                 str(dst),
                 f"{dst} is an address of {netns}{arriving}: delivered here",
                 "deliver",
+                interface=iif.name if iif else "",
             )
             if iif is None:  # to itself: out and back in through lo
                 blocked = self.filtered(netns, "output", dst, port, None, "lo")
@@ -263,12 +277,18 @@ class _Walker:
             return blocked if blocked is not None else self.deliver(netns, dst, port)
         if answer.type != "unicast":
             text = f"route type {answer.type} to {dst}"
-            self.hop(netns, "route", str(dst), text, "drop", "NO_ROUTE")
+            self.hop(netns, "route", str(dst), text, "drop", "NO_ROUTE", interface=iif.name if iif else "")
             return self.end("drop", "NO_ROUTE", f"{netns}: {text}")
         out = self.index.links.get((netns, answer.oif or 0))
         via = f" via {answer.gateway}" if answer.gateway else ""
         name = out.name if out else str(answer.oif)
-        self.hop(netns, "route", str(dst), f"route to {dst}{via} dev {name}{arriving}")
+        self.hop(
+            netns,
+            "route",
+            str(dst),
+            f"route to {dst}{via} dev {name}{arriving}",
+            interface=iif.name if iif else "",
+        )
         return None
 
     def filtered(
@@ -308,7 +328,9 @@ class _Walker:
     ) -> tuple[str, Link] | Walk:
         """Follow the frame out of `out` to whoever has `nexthop`: (its namespace, its link), or the end."""
         if _down(out):
-            self.hop(netns, "link", out.name, f"{out.name} is {out.state}", "drop", "LINK_DOWN")
+            self.hop(
+                netns, "link", out.name, f"{out.name} is {out.state}", "drop", "LINK_DOWN", interface=out.name
+            )
             return self.end("drop", "LINK_DOWN", f"{out.name} in {netns} is down")
         if out.kind == "bridge":
             return self.bridge(netns, out, nexthop, dst, port, came_from=None)
@@ -318,10 +340,13 @@ class _Walker:
                 return self.end(
                     "abort", "NOT_MODELLED", f"the other end of veth {out.name} in {netns} is not visible"
                 )
-            self.hop(netns, "veth", out.name, f"veth {out.name} → {peer.name} in {peer.netns}")
+            self.hop(
+                netns, "veth", out.name, f"veth {out.name} → {peer.name} in {peer.netns}", interface=out.name
+            )
             if _down(peer):
                 cause = "BRIDGE_PORT_DOWN" if peer.master else "LINK_DOWN"
-                self.hop(peer.netns, "link", peer.name, f"{peer.name} is {peer.state}", "drop", cause)
+                text = f"{peer.name} is {peer.state}"
+                self.hop(peer.netns, "link", peer.name, text, "drop", cause, interface=peer.name)
                 return self.end("drop", cause, f"{peer.name} in {peer.netns} is down")
             blocked = self.too_big(peer.netns, peer, "the veth's other end")
             if blocked is not None:
@@ -345,6 +370,7 @@ class _Walker:
                 f"out of {what} {out.name} towards {nexthop}",
                 "forward",
                 "LEAVES_HOST",
+                interface=out.name,
             )
             return self.end("forward", "LEAVES_HOST", f"leaves this host by {out.name} towards {nexthop}")
         return self.end("abort", "NOT_MODELLED", f"{out.kind} link {out.name} in {netns}")
@@ -368,6 +394,7 @@ class _Walker:
             text = f"bridge {bridge.name} is {bridge.state}"
             self.hop(netns, "link", bridge.name, text, "drop", "LINK_DOWN")
             return self.end("drop", "LINK_DOWN", f"{text} in {netns}")
+        ingress = came_from.name if came_from else bridge.name  # where the frame enters the bridge
         owners = self.owners_behind(bridge, nexthop, came_from=came_from, seen=set())
         if len(owners) > 1:
             holders = ", ".join(f"{owner.name} in {owner.netns}" for _, owner in owners)
@@ -381,7 +408,7 @@ class _Walker:
                 return self.vxlan(netns, bridge, vxlans, nexthop)
             if self.kernel.ask(netns, nexthop, None, None).type == "local":
                 text = f"{nexthop} is local to {netns} (a local route, as a VIP's): the bridge answers ARP"
-                self.hop(netns, "bridge", bridge.name, text)
+                self.hop(netns, "bridge", bridge.name, text, interface=came_from.name if came_from else "")
                 return netns, bridge
             return self.no_owner(netns, bridge.name, nexthop)
         via, owner = owners[0]
@@ -391,32 +418,35 @@ class _Walker:
                 "bridge",
                 bridge.name,
                 f"{nexthop} is the bridge's own address: up to {netns}'s routing",
+                interface=came_from.name if came_from else "",
             )
             return netns, bridge
         entry = self.index.fdb.get((netns, bridge.name, owner.mac or ""))
         if entry is None:
             text = f"no FDB entry for {owner.mac}: flooded to every port"
-            self.hop(netns, "fdb", bridge.name, text, "forward", "FDB_MISS_FLOOD")
+            self.hop(netns, "fdb", bridge.name, text, "forward", "FDB_MISS_FLOOD", interface=ingress)
         elif entry.ifname != via.name:
             text = f"FDB sends {owner.mac} to {entry.ifname}, not {via.name}"
-            self.hop(netns, "fdb", bridge.name, text, "drop", "FDB_WRONG_PORT")
+            self.hop(netns, "fdb", bridge.name, text, "drop", "FDB_WRONG_PORT", interface=ingress)
             return self.end("drop", "FDB_WRONG_PORT", f"bridge {bridge.name}: {text}")
         else:
-            self.hop(netns, "fdb", bridge.name, f"FDB: {owner.mac} is on port {via.name}")
+            self.hop(netns, "fdb", bridge.name, f"FDB: {owner.mac} is on port {via.name}", interface=ingress)
         if dst.version == 4 and self.kernel.bridge_filters(netns):  # br_netfilter: iptables sees bridged IPv4
             blocked = self.filtered(netns, "forward", dst, port, bridge.name, bridge.name)
             if blocked is not None:
                 return blocked
         if not via.up:
             text = f"bridge port {via.name} is down"
-            self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN")
+            self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN", interface=via.name)
             return self.end("drop", "BRIDGE_PORT_DOWN", f"{text} in {netns}")
         blocked = self.too_big(netns, via, "bridge port")
         if blocked is not None:
             return blocked
         far = self.index.peer(via) if via.kind == "veth" else via
         if far is not None and far is not via:
-            self.hop(netns, "veth", via.name, f"veth {via.name} → {far.name} in {far.netns}")
+            self.hop(
+                netns, "veth", via.name, f"veth {via.name} → {far.name} in {far.netns}", interface=via.name
+            )
             if far.master:  # an uplink: the same network goes on in the next bridge
                 next_bridge = self.index.by_name.get((far.netns, far.master))
                 if next_bridge is None:
@@ -425,14 +455,15 @@ class _Walker:
                     )
                 return self.bridge(far.netns, next_bridge, nexthop, dst, port, came_from=far)
             if _down(far):  # the far end down takes its bridge port's carrier with it: name the far end
-                self.hop(far.netns, "link", far.name, f"{far.name} is {far.state}", "drop", "LINK_DOWN")
+                text = f"{far.name} is {far.state}"
+                self.hop(far.netns, "link", far.name, text, "drop", "LINK_DOWN", interface=far.name)
                 return self.end("drop", "LINK_DOWN", f"{far.name} in {far.netns} is down")
             blocked = self.too_big(far.netns, far, "the veth's other end")
             if blocked is not None:
                 return blocked
         if _down(via):
             text = f"bridge port {via.name} is {via.state}"
-            self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN")
+            self.hop(netns, "link", via.name, text, "drop", "BRIDGE_PORT_DOWN", interface=via.name)
             return self.end("drop", "BRIDGE_PORT_DOWN", f"{text} in {netns}")
         return owner.netns, owner
 
@@ -477,7 +508,9 @@ class _Walker:
                     return blocked
                 how = "its FDB entry" if chosen[0].mac in macs else "the default (flood) entries"
                 text = f"{nexthop} is remote: encapsulated to VTEP {vteps} by {how}"
-                self.hop(netns, "vxlan", port_link.name, text, "forward", "LEAVES_HOST")
+                self.hop(
+                    netns, "vxlan", port_link.name, text, "forward", "LEAVES_HOST", interface=port_link.name
+                )
                 return self.end("forward", "LEAVES_HOST", f"tunnelled by {port_link.name} to VTEP {vteps}")
         names = ", ".join(p.name for p in ports)
         text = f"no forwarding entry for {nexthop} and no default destination"

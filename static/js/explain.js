@@ -2,8 +2,9 @@
 //
 // The form asks POST /api/v1/explain/ (webapp/explain): the host's agent walks the path over its live
 // kernel state (routes, veths, bridges and their FDB, VXLAN, the firewall) and sends real probes. The
-// answer is shown as a verdict badge, the cause with what to do about it, the hops in order and the
-// probe; the hops are lit on the graph (`explain-hop`, and `explain-drop` where the walk stopped:
+// answer is shown as a verdict badge, the cause with what to do about it, the hops in order (each
+// with what the probe did there: ✓ seen, ✗ not seen, – not watched) and the probe (where it was last
+// seen, and the rule an nftables trace saw drop it); the hops are lit on the graph (`explain-hop`, and `explain-drop` where the walk stopped:
 // style.js), again after every flush (a redrawn element loses classes the model did not give it).
 // Clicking a hop selects its element on the graph. A namespace's context menu and details panel
 // fill the source or the destination ("Explain from here" / "Explain to here").
@@ -18,6 +19,14 @@ import { byNaturalOrder, ids } from './model.js';
 
 export const FIELDS = ['host', 'source', 'destination', 'protocol', 'probe'];
 export const RESULTS = ['REACHABLE', 'UNREACHABLE', 'INCONSISTENT'];
+/** The protocol select's choices, [value, label] (netcore.explain.question.PROTOCOLS, and Auto). */
+export const PROTOCOLS = [
+  ['', 'Auto: TCP with a port, else ICMP'],
+  ['tcp', 'TCP'],
+  ['udp', 'UDP'],
+  ['icmp', 'ICMP (ping)'],
+];
+const PORTED = new Set(['tcp', 'udp']); // protocols whose question needs a port
 const STOPS = new Set(['drop', 'abort']); // a walk's (or hop's) verdicts that end it short of delivery
 
 // ---------------------------------------------------------------------------------------------
@@ -53,8 +62,8 @@ export function explainRequest(values) {
   if (!body.source) errors.set('source', ['Name the source: a node (TOPOLOGY/NODE) or a namespace.']);
   if (!body.destination) {
     errors.set('destination', ['Name the destination: an address, a node or a namespace, with :PORT for TCP.']);
-  } else if (body.protocol === 'tcp' && splitPort(body.destination).port === null) {
-    errors.set('destination', ['A TCP question needs a port: DESTINATION:PORT.']);
+  } else if (PORTED.has(body.protocol) && splitPort(body.destination).port === null) {
+    errors.set('destination', [`A ${body.protocol.toUpperCase()} question needs a port: DESTINATION:PORT.`]);
   }
   return { body, errors };
 }
@@ -69,12 +78,12 @@ export function swapEnds(source, destination) {
 }
 
 // The agent's own refusals name no field, but say which end they are about in their first words
-// ("source namespace x does not exist", "destination x is neither an address nor...", "a TCP
+// ("source namespace x does not exist", "destination x is neither an address nor...", "a TCP (UDP)
 // question needs a port", "port 'x' is not a port", "protocol 'x' is not one of ...").
 const MESSAGE_FIELDS = [
   [/^source\b/i, 'source'],
   [/^destination\b/i, 'destination'],
-  [/^(a tcp question|port\b)/i, 'destination'],
+  [/^(a (tcp|udp) question|port\b)/i, 'destination'],
   [/^protocol\b/i, 'protocol'],
 ];
 
@@ -163,6 +172,29 @@ export function walkPath(h, walk) {
     else if (hasNamespace(h, walk.source)) stop = shownId(h, { id: ids.ns(h.name, walk.source), type: 'ns', netns: walk.source });
   }
   return { hops, nodes, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the probe met
+
+/**
+ * A hop's mark from the probe's watch (`hop.probe_seen`: {out, back}, or null when not watched):
+ * {mark: '✓' | '✗' | '–', state: 'seen' | 'missing' | 'unwatched', text} for a person.
+ */
+export function seenMark(hop) {
+  const seen = hop?.probe_seen;
+  if (!seen) return { mark: '–', state: 'unwatched', text: 'Not watched by the probe' };
+  const where = hop.interface ? ` on ${hop.interface}` : '';
+  if (!seen.out) return { mark: '✗', state: 'missing', text: `The probe was not seen${where}` };
+  const back = seen.back ? `, ${plural(seen.back, 'packet')} back` : ', nothing back';
+  return { mark: '✓', state: 'seen', text: `Seen by the probe${where}: ${plural(seen.out, 'packet')} out${back}` };
+}
+
+/** The rule an nftables trace saw drop the probe, in words, or null. */
+export function droppedText(probe) {
+  const drop = probe?.dropped_by;
+  if (!drop) return null;
+  return `${drop.where} in ${drop.netns}${drop.rule ? `: ${drop.rule}` : ''}`;
 }
 
 /** The first global address of a namespace (IPv4 first), or null. */
@@ -258,6 +290,12 @@ export function createExplain({ panel, openButton, cy, model, hosts, select }) {
     fillNamespaces();
   }
 
+  function fillProtocols() {
+    const chosen = inputs.protocol.value;
+    inputs.protocol.replaceChildren(...PROTOCOLS.map(([value, label]) => el('option', { value }, label)));
+    inputs.protocol.value = PROTOCOLS.some(([value]) => value === chosen) ? chosen : '';
+  }
+
   function fillNamespaces() {
     const choices = namespaceChoices(model.hosts[inputs.host.value]);
     datalist.replaceChildren(...choices.map(([value, label]) => el('option', label ? { value, label } : { value })));
@@ -341,8 +379,10 @@ export function createExplain({ panel, openButton, cy, model, hosts, select }) {
   function hopItem(hop, index, path) {
     const selectable = path.hops[index]?.targets.length > 0;
     const verdict = el('span', { class: `verdict verdict-${hop.verdict}` }, hop.cause ? `${hop.verdict} · ${hop.cause}` : hop.verdict);
+    const seen = seenMark(hop);
     const content = [
       el('span', { class: 'hop-number', 'aria-hidden': 'true' }, String(index + 1)),
+      el('span', { class: `hop-seen hop-seen-${seen.state}`, 'data-seen': seen.state, title: seen.text, 'aria-label': seen.text, role: 'img' }, seen.mark),
       el(
         'span',
         { class: 'hop-body' },
@@ -367,7 +407,11 @@ export function createExplain({ panel, openButton, cy, model, hosts, select }) {
       ['Answered', String(probe.answered)],
       ['Outcome', el('span', { class: `probe-outcome probe-${probe.outcome}` }, probe.outcome)],
       ['RTT', rttText(probe.rtt_ms)],
+      ['Seen', probe.seen || null],
+      ['Dropped by', droppedText(probe)],
+      ['Traced in', probe.traced?.length ? probe.traced.join(', ') : null],
       ['Errors', probe.errors?.length ? [...new Set(probe.errors)].join('; ') : null],
+      ['Not watched', probe.watch_errors?.length ? probe.watch_errors.join('; ') : null],
     ].filter(([, value]) => value !== null && value !== undefined && value !== '');
     return el('dl', { class: 'facts', 'data-probe': probe.outcome }, rows.map(([term, value]) => [el('dt', {}, term), el('dd', {}, value)]));
   }
@@ -400,6 +444,7 @@ export function createExplain({ panel, openButton, cy, model, hosts, select }) {
         el('span', { class: 'explain-route' }, el('code', {}, walk.source), ' → ', el('code', {}, target), ` on ${host}`),
       ),
       el('p', { class: 'explain-summary' }, data.summary),
+      droppedText(data.probe) ? el('p', { class: 'explain-dropped' }, el('strong', {}, 'Dropped by: '), el('code', {}, droppedText(data.probe))) : null,
       cause,
       el('h3', {}, `Path: ${plural(walk.hops.length, 'hop')}`, walk.verdict ? el('span', { class: `verdict verdict-${walk.verdict}` }, walk.verdict) : null),
       walk.hops.length
@@ -536,6 +581,7 @@ export function createExplain({ panel, openButton, cy, model, hosts, select }) {
     event.preventDefault();
     ask();
   });
+  fillProtocols();
   inputs.host.addEventListener('change', fillNamespaces);
   q('#explain-clear').addEventListener('click', () => {
     clear();

@@ -1,14 +1,15 @@
-"""Why can't A reach B, on the topology page, end to end: an operator asks from the graph's context
-menu why node a cannot reach b:8080 and the real agent answers by walking its live kernel state and
-probing (UNREACHABLE: nothing listens there; the cause, its advice and the hops are shown, b's
-namespace lit as where the walk stopped); with a listener started on b the same question is REACHABLE
-and the whole path is lit, hop by hop, edges included; a hop clicked selects its element; Clear takes
-the light off; a destination naming no node is refused under its field; with the agent gone the
-answer says so and where to look; a viewer is offered none of it. Real agent, daphne and Chromium,
-in the test's namespace (see test_end_to_end.py)."""
+"""Why can't A reach B, on the topology page, end to end: an operator asks from the graph's context menu
+why node a cannot reach b:8080 and the real agent answers by walking its live kernel state and probing
+(UNREACHABLE: nothing listens there; the cause, its advice and the hops are shown, b's namespace lit as
+where the walk stopped); with a listener started on b the same question is REACHABLE and the whole path
+is lit, hop by hop, edges included, each hop marked as seen by the probe; a hop clicked selects its
+element; Clear takes the light off; a destination naming no node is refused under its field; with the
+agent gone the answer says so and where to look; a viewer is offered none of it. Real agent, daphne and
+Chromium, in the test's namespace (see test_end_to_end.py)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.browser.test_end_to_end import (
@@ -62,6 +63,8 @@ def test_an_operator_asks_why_a_cannot_reach_b_and_sees_the_path_lit(host_ns: Ho
                 expect(panel.get_by_label("Source")).to_have_value(f"{topo}-a")
                 destination = panel.get_by_label("Destination")
                 expect(destination).to_be_focused()  # what comes next
+                options = panel.get_by_label("Protocol").locator("option")
+                assert options.evaluate_all("(os) => os.map((o) => o.value)") == ["", "tcp", "udp", "icmp"]
 
                 # Nothing listens on b:8080: UNREACHABLE, why, and what to do; b is where it stops.
                 destination.fill(f"{topo}/b:8080")
@@ -88,6 +91,15 @@ def test_an_operator_asks_why_a_cannot_reach_b_and_sees_the_path_lit(host_ns: Ho
                 expect(hops.last).to_contain_text(f"a socket listens on tcp/8080 on {NODES['b']}")
                 expect(hops.last.locator(".verdict")).to_have_text("deliver")
                 expect(panel.locator("[data-probe='answered']")).to_contain_text("3")
+                # watched at each hop: a's veth, both bridge ports and b's eth0 saw it, and nothing missed it
+                facts = panel.locator("[data-probe='answered']")
+                expect(facts).to_contain_text("seen at every watched interface")
+                expect(hops.locator("[data-seen='missing']")).to_have_count(0)
+                seen = hops.locator("[data-seen='seen']")
+                expect(seen).to_have_count(4)
+                expect(seen.first).to_have_text("✓")
+                title = re.compile(r"Seen by the probe on eth0: \d+ packets out")
+                expect(seen.first).to_have_attribute("title", title)
                 kinds = hops.evaluate_all("(items) => items.map((li) => li.dataset.kind)")
                 assert kinds[0] == "route" and kinds[-1] == "deliver" and "veth" in kinds, kinds
                 page.wait_for_function(f"(id) => ({LIT})(id) && !({DROPPED})(id)", arg=b_ns)

@@ -5,10 +5,13 @@ outcome agrees with the walk (or the answer says they disagree), and the CLI say
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import json
+import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,7 +19,8 @@ import pytest
 
 from netcore import names
 from netcore import netns as ns
-from netcore.explain.answer import destination_parse, explain
+from netcore.explain import answer as answer_module
+from netcore.explain.answer import Explanation, destination_parse, explain
 from netcore.explain.probe import Namespaces
 from netcore.model import Address, Snapshot
 from netcore.services.catalog import Vip, VipTarget
@@ -171,16 +175,35 @@ def test_a_firewall_rule_dropping_the_port_is_named_by_table_chain_and_handle(bu
     assert (dropped.netns, dropped.kind) == ("host", "firewall")
     assert dropped.object.startswith("inet sbtest fw handle ") and "tcp dport == 8080" in dropped.decision
     assert other_port.walk.cause == "NOTHING_LISTENING"  # the rule is about 8080 only
+    # the probe, traced where the host filters: the kernel names the same rule, by its handle
+    trace = answer.watched.trace
+    assert trace.traced == ["host"] and trace.dropped_by is not None, answer.watched
+    assert (trace.dropped_by.netns, trace.dropped_by.where) == ("host", dropped.object)
+    assert "tcp dport 8080 drop" in trace.dropped_by.rule
+    assert other_port.watched.trace.traced == ["host"] and other_port.watched.dropped_by is None
+    # seen arriving on the host's bridge of c's network, where the forward hook dropped it
+    last = answer.watched.last_seen
+    assert (last["netns"], last["interface"]) == ("host", names.bridge_name(built, "back")), answer.watched
+    assert answer.walk.hops[last["hop"]].kind == "route"  # routed by the host, then dropped
+    assert answer.to_dict()["probe"]["dropped_by"]["handle"] == trace.dropped_by.handle
+    assert _trace_tables() == []
 
 
 def test_docker_s_forward_drop_between_plain_bridges(built):
     _ip("sysctl -qw net.ipv4.ip_forward=1; iptables -N DOCKER-USER; iptables -A FORWARD -j DOCKER-USER")
     _ip("iptables -P FORWARD DROP")
     try:
-        assert ask(f"{built}-a", "198.18.71.10") == ("UNREACHABLE", "drop", "DOCKER_FORWARD_DROP", "timeout")
+        routed = explain(source=f"{built}-a", destination="198.18.71.10", count=1, timeout=1.0)
         same_bridge = ask(f"{built}-a", "198.18.70.11")
     finally:
         _ip("iptables -P FORWARD ACCEPT; iptables -F FORWARD; iptables -X DOCKER-USER")
+    assert (routed.result, routed.walk.cause, routed.probe.outcome) == (
+        "UNREACHABLE",
+        "DOCKER_FORWARD_DROP",
+        "timeout",
+    )
+    drop = routed.watched.dropped_by  # the trace agrees: the FORWARD chain's policy
+    assert drop is not None and drop.policy and (drop.netns, drop.where) == ("host", "ip filter FORWARD")
     bridged = Namespaces({"host": None}).bridge_filters("host")  # br_netfilter: Docker loads it
     expected = (
         ("UNREACHABLE", "drop", "DOCKER_FORWARD_DROP", "timeout")
@@ -207,12 +230,174 @@ def test_the_cli_answers_as_text_and_json_with_the_answer_as_exit_status(host_ns
     text = host_ns.netcore("explain", f"{built}-a", "198.18.70.11:8080", "--count", "1", "--timeout", "0.5")
     assert text.returncode == 3, text.stderr
     assert "NOTHING_LISTENING" in text.stdout and "what to do:" in text.stdout
+    assert "seen:   seen at every watched interface" in text.stdout  # refused at b: it got there
     data = host_ns.netcore("explain", f"{built}-a", f"{built}-b", "--json", "--no-probe")
     assert data.returncode == 0, data.stderr
     body = json.loads(data.stdout)
     assert (body["result"], body["walk"]["verdict"], body["probe"]) == ("REACHABLE", "deliver", None)
     bad = host_ns.netcore("explain", "nowhere", "198.18.70.11")
     assert bad.returncode != 0 and "nowhere" in bad.stderr
+
+
+def _watched(answer: Explanation) -> list[tuple[str, str, int, int]]:
+    """(namespace, interface, packets out, packets back) of each watched hop, in path order."""
+    assert answer.watched is not None
+    pairs = zip(answer.walk.hops, answer.watched.seen, strict=True)
+    return [(hop.netns, hop.interface, seen.out, seen.back) for hop, seen in pairs if seen is not None]
+
+
+def _where(found: dict | None) -> tuple[str, str] | None:
+    return (found["netns"], found["interface"]) if found else None
+
+
+def _mac(netns: str) -> str:
+    return json.loads(_run(f"ip -n {netns} -j link show eth0"))[0]["address"]
+
+
+def _trace_tables() -> list[str]:
+    """Our trace tables left in the test's namespace."""
+    return [line for line in _run("nft list tables").splitlines() if "switchboard-explain-trace-" in line]
+
+
+def _monitors() -> str:
+    """`nft monitor` processes this test process started and did not stop."""
+    found = subprocess.run(["pgrep", "-a", "-P", str(os.getpid()), "nft"], capture_output=True, text=True)
+    return found.stdout
+
+
+def test_a_working_probe_is_seen_at_every_watched_hop_both_ways(built):
+    with listening(f"{built}-b", "198.18.70.11", 8080):
+        answer = explain(source=f"{built}-a", destination="198.18.70.11:8080", count=2, timeout=2.0)
+    a_port, b_port = names.host_veth_name(built, "a", "lan"), names.host_veth_name(built, "b", "lan")
+    seen = _watched(answer)
+    assert [(netns, interface) for netns, interface, _, _ in seen] == [
+        (f"{built}-a", "eth0"),
+        ("host", a_port),
+        ("host", b_port),
+        (f"{built}-b", "eth0"),
+    ]
+    assert all(out >= 2 and back >= 2 for _, _, out, back in seen), seen  # two SYNs, two SYN-ACKs at least
+    assert _where(answer.watched.last_seen) == (f"{built}-b", "eth0") and answer.watched.not_seen is None
+    assert answer.watched.trace.traced == []  # nothing filters on this path: nothing to trace
+    data = answer.to_dict()
+    watched = [h["probe_seen"] is not None for h in data["walk"]["hops"]]
+    assert watched == [False, True, True, True, True, False]
+    assert data["probe"]["seen"].startswith("seen at every watched interface (4)")
+    assert "its answers seen on the way back at every one" in answer.summary
+
+
+def test_the_probe_is_last_seen_before_a_downed_veth_end_and_a_downed_bridge_port(built):
+    a_port, b_port = names.host_veth_name(built, "a", "lan"), names.host_veth_name(built, "b", "lan")
+    # a knows b's MAC, so the echo request leaves a without waiting for an ARP answer that cannot come
+    _ip(f"ip -n {built}-a neigh replace 198.18.70.11 lladdr {_mac(f'{built}-b')} dev eth0 nud permanent")
+    _ip(f"ip -n {built}-b link set eth0 down")
+    far_end = explain(source=f"{built}-a", destination="198.18.70.11", count=1, timeout=0.5)
+    _ip(f"ip -n {built}-b link set eth0 up && ip link set {b_port} down")
+    port = explain(source=f"{built}-a", destination="198.18.70.11", count=1, timeout=0.5)
+    for answer, cause in ((far_end, "LINK_DOWN"), (port, "BRIDGE_PORT_DOWN")):
+        assert (answer.result, answer.walk.cause, answer.probe.outcome) == ("UNREACHABLE", cause, "timeout")
+        assert _where(answer.watched.last_seen) == ("host", a_port), _watched(answer)
+        assert _where(answer.watched.not_seen) == ("host", b_port), _watched(answer)
+        assert f"last seen arriving on {a_port} in host; not seen on {b_port} in host" in answer.summary
+        assert _watched(answer)[0][:3] == (f"{built}-a", "eth0", 1)
+
+
+def test_a_rule_the_walk_cannot_read_is_named_by_the_trace_and_makes_the_answer_inconsistent(built):
+    _ip("nft add table inet sbtest; nft add chain inet sbtest fw '{ type filter hook forward priority 0; }'")
+    _ip("nft add rule inet sbtest fw meta length 1-65535 ip daddr 198.18.70.11 drop")  # unreadable: length
+    _ip("nft add rule inet sbtest fw ip daddr 198.18.70.11 tcp dport 8080 drop")
+    _ip("sysctl -qw net.ipv4.ip_forward=1")
+    handles = [
+        item["rule"]["handle"]
+        for item in json.loads(_run("nft -j -a list chain inet sbtest fw"))["nftables"]
+        if "rule" in item
+    ]
+    try:
+        with listening(f"{built}-b", "198.18.70.11", 8080):
+            answer = explain(source=f"{built}-c", destination="198.18.70.11:8080", count=1, timeout=0.5)
+        with listening(f"{built}-b", "198.18.70.11", 8081):
+            past_the_walk = explain(source=f"{built}-c", destination="198.18.70.11:8081", count=1, timeout=1)
+    finally:
+        _ip("nft delete table inet sbtest")
+    walk_says, trace_says = f"inet sbtest fw handle {handles[1]}", f"inet sbtest fw handle {handles[0]}"
+    assert (answer.walk.cause, answer.walk.hops[-1].object) == ("FIREWALL_DROP", walk_says)
+    assert answer.watched.dropped_by.where == trace_says
+    assert answer.result == "INCONSISTENT" and walk_says in answer.summary and trace_says in answer.summary
+    assert (past_the_walk.walk.verdict, past_the_walk.result) == ("deliver", "INCONSISTENT")
+    assert f"{trace_says} in host dropped it" in past_the_walk.summary
+
+
+def test_the_trace_table_is_removed_even_when_the_probe_fails(built, monkeypatch):
+    _ip("nft add table inet sbtest; nft add chain inet sbtest fw '{ type filter hook forward priority 0; }'")
+    _ip("nft add rule inet sbtest fw tcp dport 9 drop; sysctl -qw net.ipv4.ip_forward=1")
+    during: list[list[str]] = []
+
+    def broken_probe(*args, **kwargs):
+        during.append(_trace_tables())
+        raise OSError(errno.EIO, "the probe broke")
+
+    monkeypatch.setattr(answer_module, "probe_tcp", broken_probe)
+    try:
+        with pytest.raises(OSError, match="the probe broke"):
+            explain(source=f"{built}-c", destination="198.18.70.11:8080", count=1, timeout=0.5)
+    finally:
+        _ip("nft delete table inet sbtest")
+    assert len(during) == 1 and len(during[0]) == 1, during  # it was there while the probe ran
+    assert _trace_tables() == [] and _monitors() == ""
+
+
+@contextlib.contextmanager
+def udp_bound(netns: str, address: str, port: int, *, answers: bool) -> Iterator[None]:
+    """A UDP socket bound in a node's namespace for the block: echoing every datagram, or silent."""
+
+    def make() -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((address, port))
+        s.settimeout(0.05)
+        return s
+
+    sock = ns.netns_run(path=ns.netns_path(netns), fn=make)
+    done = threading.Event()
+
+    def echo() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                data, peer = sock.recvfrom(2048)
+                sock.sendto(data, peer)
+
+    server = threading.Thread(target=echo, daemon=True)
+    if answers:
+        server.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if answers:
+            server.join()
+        sock.close()
+
+
+def test_udp_probes_answered_refused_and_silent(built):
+    with udp_bound(f"{built}-b", "198.18.70.11", 9053, answers=True):
+        answered = explain(source=f"{built}-a", destination="198.18.70.11:9053", protocol="udp", count=2)
+    refused = explain(source=f"{built}-a", destination="198.18.70.11:9054", protocol="udp", count=1)
+    with udp_bound(f"{built}-b", "198.18.70.11", 9055, answers=False):
+        silent = explain(source=f"{built}-a", destination="198.18.70.11:9055", protocol="udp", timeout=0.3)
+    assert (answered.result, answered.walk.verdict, answered.probe.outcome, answered.probe.answered) == (
+        "REACHABLE",
+        "deliver",
+        "answered",
+        2,
+    )
+    assert (refused.result, refused.walk.cause, refused.probe.outcome) == (
+        "UNREACHABLE",
+        "NOTHING_LISTENING",
+        "refused",
+    )
+    assert _watched(refused)[-1][2:] == (1, 1)  # the datagram reached b, the port unreachable came back
+    assert (silent.result, silent.walk.verdict, silent.probe.outcome) == ("REACHABLE", "deliver", "timeout")
+    assert "confirmed, the datagram was seen arriving at the destination" in silent.summary
+    assert _watched(silent)[-1][:3] == (f"{built}-b", "eth0", 3) and _watched(silent)[-1][3] == 0
 
 
 def _links_up(namespaces: list[str], timeout: float = 3.0) -> None:

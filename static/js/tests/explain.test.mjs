@@ -5,11 +5,14 @@ import { test } from 'node:test';
 
 import {
   destinationName,
+  droppedText,
   explainErrors,
   explainRequest,
   hopTargets,
   namespaceChoices,
   namespaceAddress,
+  PROTOCOLS,
+  seenMark,
   splitPort,
   swapEnds,
   walkPath,
@@ -106,6 +109,34 @@ test('what is missing is said under its field before anything is asked', () => {
   const tcp = explainRequest({ host: 'alpha', source: 'demo-a', destination: 'demo-b', protocol: 'tcp', probe: true });
   assert.match(tcp.errors.get('destination')[0], /needs a port/);
   assert.equal(explainRequest({ host: 'alpha', source: 'demo-a', destination: '[fd00::1]:80', protocol: 'tcp' }).errors.size, 0);
+});
+
+test('UDP is offered, and like TCP it needs a port', () => {
+  assert.deepEqual(PROTOCOLS.map(([value]) => value), ['', 'tcp', 'udp', 'icmp']);
+  const udp = explainRequest({ host: 'alpha', source: 'demo-a', destination: 'demo-b', protocol: 'udp', probe: true });
+  assert.match(udp.errors.get('destination')[0], /A UDP question needs a port/);
+  const ok = explainRequest({ host: 'alpha', source: 'demo-a', destination: 'demo-b:53', protocol: 'udp', probe: true });
+  assert.deepEqual([ok.body.protocol, ok.errors.size], ['udp', 0]);
+  const agent = explainErrors(400, { error: 'InvalidInput', message: 'a UDP question needs a port: DESTINATION:PORT' });
+  assert.deepEqual([...agent.fields.keys()], ['destination']);
+});
+
+test('each hop is marked by what the probe did there: seen, not seen, or not watched', () => {
+  const seen = seenMark({ ...hop('host', 'fdb', 'demo-lan'), interface: 'demo-a-lan', probe_seen: { out: 3, back: 2 } });
+  assert.deepEqual([seen.mark, seen.state], ['✓', 'seen']);
+  assert.match(seen.text, /on demo-a-lan: 3 packets out, 2 packets back/);
+  const oneWay = seenMark({ ...hop('demo-b', 'route', '198.18.44.12'), interface: 'eth0', probe_seen: { out: 1, back: 0 } });
+  assert.match(oneWay.text, /1 packet out, nothing back/);
+  const missing = seenMark({ ...hop('host', 'veth', 'demo-b-lan'), interface: 'demo-b-lan', probe_seen: { out: 0, back: 0 } });
+  assert.deepEqual([missing.mark, missing.state, missing.text], ['✗', 'missing', 'The probe was not seen on demo-b-lan']);
+  assert.deepEqual([seenMark(hop('demo-a', 'route', '198.18.44.12')).mark, seenMark({ probe_seen: null }).state], ['–', 'unwatched']);
+});
+
+test('the rule a trace saw drop the probe is named with its namespace', () => {
+  const dropped_by = { netns: 'host', family: 'inet', table: 'sbtest', chain: 'fw', handle: 3, rule: 'tcp dport 8080 drop', policy: false, where: 'inet sbtest fw handle 3' };
+  assert.equal(droppedText({ dropped_by }), 'inet sbtest fw handle 3 in host: tcp dport 8080 drop');
+  assert.equal(droppedText({ dropped_by: null }), null);
+  assert.equal(droppedText(null), null);
 });
 
 test('swapping the ends keeps the port with the destination', () => {
