@@ -10,9 +10,10 @@ PYTEST_ARGS ?=
 
 # Debian packages the project needs. nodejs/npm: the browser's JavaScript (Cytoscape.js) comes from
 # npm; chromium: browser tests; redis-server and postgresql: the scale-out test (two web workers sharing
-# them); dnsmasq-base: the service catalog's DNS, one per network, run by the agent; dnsperf: its benchmark.
+# them); dnsmasq-base: the service catalog's DNS, one per network, run by the agent; dnsperf: its benchmark;
+# tshark (with dumpcap): packet capture, run by the agent, and a captured packet's decode in the web app.
 APT_PACKAGES := python3 python3-venv python3-dev iproute2 util-linux procps make gcc \
-	nodejs chromium redis-server postgresql nftables dnsmasq-base dnsperf
+	nodejs chromium redis-server postgresql nftables dnsmasq-base dnsperf tshark
 
 # apt-get, through sudo when not already root (sudo drops the environment, hence `env`).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

@@ -11,12 +11,14 @@ import traceback
 from types import FrameType
 
 import bench.browser  # noqa: F401
+import bench.capture  # noqa: F401  (registers P13)
 import bench.desired  # noqa: F401  (registers P8)
 import bench.docker  # noqa: F401  (registers P10)
 import bench.explain  # noqa: F401  (registers P12)
 import bench.live  # noqa: F401  (registers P3 and P4)
 import bench.overlay  # noqa: F401  (registers P9)
 import bench.services  # noqa: F401  (registers P11)
+import bench.traffic  # noqa: F401  (registers P14)
 from bench import report
 from bench.baselines import MAX_ENDPOINTS
 from bench.figures import REGISTRY, Context, Result, select, warm_up

@@ -1,4 +1,4 @@
-"""`python -m netcore`: validate, plan, apply, destroy, snapshot, explain, watch, docker.
+"""`python -m netcore`: validate, plan, apply, destroy, snapshot, explain, shape, unshape, watch, docker.
 
 Exit codes: 0 success, 1 the operation failed, 2 bad input; `explain` answers 0 REACHABLE,
 3 UNREACHABLE, 4 INCONSISTENT. Progress goes to stderr on
@@ -14,9 +14,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from netcore.capture.command import add_capture_parser
 from netcore.errors import InvalidSpec, NetcoreError, PermissionDenied
 from netcore.explain.answer import explain, explanation_text
+from netcore.explain.question import PROTOCOLS
 from netcore.model import Snapshot
+from netcore.shaping_spec import shape_parse, shaping_text
 from netcore.topology import converge, spec
 
 
@@ -108,7 +111,7 @@ def render_snapshot(snap: Snapshot) -> str:
     for n in snap.namespaces:
         part = snap.in_netns(n.name)
         lines.append(f"namespace {n.name} ({n.kind}, inode {n.inode})")
-        rows = [("IDX", "NAME", "KIND", "STATE", "MTU", "MAC", "MASTER", "PEER")]
+        rows = [("IDX", "NAME", "KIND", "STATE", "MTU", "MAC", "MASTER", "PEER", "SHAPING")]
         for x in part.links:
             peer = f"{x.peer.netns}:{x.peer.name}" if x.peer else ""
             if x.vxlan:
@@ -123,6 +126,7 @@ def render_snapshot(snap: Snapshot) -> str:
                     x.mac or "",
                     x.master or "",
                     peer,
+                    shaping_text(x.shaping.to_dict()) if x.shaping else "",
                 )
             )
         lines += _table(rows)
@@ -221,6 +225,25 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXPLAIN_STATUS[answer.result]
 
 
+def _cmd_shape(args: argparse.Namespace) -> int:
+    from netcore.shaping import link_shape
+
+    fields = {"rate": args.rate, "burst": args.burst, "queue_ms": args.queue_ms}
+    fields |= {"delay": args.delay, "jitter": args.jitter, "loss": args.loss}
+    link = link_shape(netns=args.netns, name=args.link, spec=shape_parse(fields))
+    shaping = shaping_text(link.shaping.to_dict()) if link.shaping else "not shaped"
+    print(f"{args.netns}:{link.name}: {shaping}")
+    return 0
+
+
+def _cmd_unshape(args: argparse.Namespace) -> int:
+    from netcore.shaping import link_unshape
+
+    link = link_unshape(netns=args.netns, name=args.link)
+    print(f"{args.netns}:{link.name}: not shaped")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m netcore", description="Linux container networking, declared."
@@ -250,16 +273,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="why can (or can't) a namespace reach an address: path walk and probe")
     p.add_argument("source", help="the namespace the packet starts in ('host' = ours)")
     p.add_argument("destination", help="ADDRESS[:PORT], [IPv6]:PORT, or a namespace's name[:PORT]")
-    p.add_argument("--protocol", choices=("tcp", "icmp"), help="tcp with a port (default), else icmp")
+    p.add_argument("--protocol", choices=PROTOCOLS, help="tcp with a port (default), udp, else icmp")
     p.add_argument("--no-probe", action="store_true", help="walk only: send no packet")
     p.add_argument("--count", type=int, default=3, help="probes to send (3)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each probe (1)")
     p.add_argument("--size", type=int, help="ICMP: IP packets of this many bytes, don't-fragment set")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_explain)
+    p = sub.add_parser("shape", help="rate-limit a link (tbf), or delay it and drop packets (netem)")
+    p.add_argument("netns", help="the link's namespace ('host' = ours)")
+    p.add_argument("link", help="the interface's name")
+    p.add_argument("--rate", help="a rate limit: 10mbit, 1gbit, 800kbit")
+    p.add_argument("--burst", help="bytes sent at line rate before the limit bites: 32kb (tbf)")
+    p.add_argument("--queue-ms", type=int, help="how long a packet may queue behind the limit (50)")
+    p.add_argument("--delay", help="added delay: 20ms (needs netem)")
+    p.add_argument("--jitter", help="delay jitter: 5ms (needs netem)")
+    p.add_argument("--loss", help="percent of packets dropped: 0.5 (needs netem)")
+    p.set_defaults(func=_cmd_shape)
+    p = sub.add_parser("unshape", help="take a link's shaping off (the kernel's default qdisc back)")
+    p.add_argument("netns", help="the link's namespace ('host' = ours)")
+    p.add_argument("link", help="the interface's name")
+    p.set_defaults(func=_cmd_unshape)
     p = sub.add_parser("watch", help="stream changes as they happen")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.set_defaults(func=_cmd_watch)
+    add_capture_parser(sub)
     return parser
 
 

@@ -9,10 +9,12 @@ dumping anything; `refresh()` re-reads the kernel and reconciles the model with 
 The kernel does not announce everything, so the model also follows what it changes
 silently: veth peers are resolved through each namespace's own ids for the others (as
 `snapshot()` does) and resolved again when a namespace or a link they point at comes or
-goes; a link's routes are re-read (one filtered dump of that link) when a link goes up or
-down or an address is removed, which flushes routes without RTM_DELROUTE; lost events
-(ENOBUFS, a malformed message) are answered by a re-dump of that namespace that reports
-only the differences.
+goes (a veth event naming another peer than the model holds, which may predate a move the
+model has read already, is checked with the kernel); a link's routes are re-read (one
+filtered dump of that link) when a link goes up or down or an address is removed, which
+flushes routes without RTM_DELROUTE; lost events (ENOBUFS, a malformed message) are
+answered by a re-dump of that namespace that reports only the differences. A link's
+shaping (its root qdisc) changes without a link event: qdisc events update it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ GROUPS = (
     c.RTNLGRP_IPV6_IFADDR,
     c.RTNLGRP_IPV4_ROUTE,
     c.RTNLGRP_IPV6_ROUTE,
+    c.RTNLGRP_TC,  # root qdiscs: a link's shaping (no link event says it changed)
 )
 PROCESS_SCAN_SECONDS = 2.0
 REQUERY_DELAY = 0.02
@@ -249,6 +252,12 @@ class LiveModel:
         for name, (path, kind) in held.items():
             self._when_mounted(path, name, kind, tries=200)
 
+    def catch_up(self) -> None:
+        """Read the events the kernel has queued for every namespace now, not when the loop next polls
+        them: a change just made is in the model (and in take_events) before its result is told."""
+        for space in list(self._spaces.values()):
+            self._on_readable(space)
+
     def take_events(self) -> list[Event]:
         """The events queued and not yet taken by events(), taken now (to send them at once)."""
         taken = []
@@ -304,12 +313,15 @@ class LiveModel:
         self._unresolved = {key for key in self._unresolved if key[0] != name}
         for key in [k for k in self._referrer if k[0] == name]:
             self._referrer.pop(key)
-        for other in self._spaces.values():
-            if name in other.nsids.values():
+        # a veth whose other end was there is read again: that end may have moved out just before the
+        # namespace went, which changed this end silently, and its RTM_DELLINK there (what tells the
+        # model to read this end again, see _forget_link) is not read now
+        for other in list(self._spaces.values()):
+            ids = {i for i, n in other.nsids.items() if n == name}
+            if ids:
                 other.nsids = {i: n for i, n in other.nsids.items() if n != name}
-                for index, link in list(other.links.items()):
-                    if link.peer is not None and link.peer.netns == name:
-                        self._set_link(other, other.raw[index], True)
+                for index in [i for i, x in other.raw.items() if x.kind == "veth" and x.link_netnsid in ids]:
+                    self._requery(other.info.name, index)
 
     def _close_space(self, space: _Space, loop: asyncio.AbstractEventLoop | None) -> None:
         if loop is not None:
@@ -486,9 +498,14 @@ class LiveModel:
                 # means the port left its bridge, and the link's own RTM_NEWLINK says so too
             raw = parse.link(buf, start, end)
             if kind == c.RTM_NEWLINK:
-                self._link_changed(space, raw)
+                self._link_changed(space, self._peer_now(space, raw))
             else:
                 self._link_gone(space, raw.index)
+            return
+        if kind in (c.RTM_NEWQDISC, c.RTM_DELQDISC):
+            found = parse.qdisc(buf, start, end)
+            if found is not None:
+                self._qdisc_changed(space, found, new=kind == c.RTM_NEWQDISC)
             return
         names = space.names()
         if kind in (c.RTM_NEWADDR, c.RTM_DELADDR):
@@ -545,8 +562,20 @@ class LiveModel:
         elif store.pop(item.key, None) is not None:
             self._emit(kind, "del", space.info.name, item)
 
+    def _qdisc_changed(self, space: _Space, found: parse.RawQdisc, *, new: bool) -> None:
+        """A link's root qdisc was set or removed: its shaping follows."""
+        raw = space.raw.get(found.ifindex)
+        if raw is None or (not new and raw.qdisc != found.kind):
+            return
+        kind, shaping = (found.kind, found.shaping) if new else (None, None)
+        changed = dataclasses.replace(raw, qdisc=kind, shaping=shaping)
+        self._keep_raw(space, changed)
+        self._set_link(space, changed, True)
+
     def _link_changed(self, space: _Space, raw: parse.RawLink) -> None:
         was = space.raw.get(raw.index)
+        if was is not None and raw.shaping is None and raw.qdisc == was.qdisc:
+            raw.shaping = was.shaping  # a link message does not carry the qdisc's settings: keep them
         self._keep_raw(space, raw)
         if was is None:
             self._name_orphans(space, raw)
@@ -696,7 +725,7 @@ class LiveModel:
         try:
             raw = link_by_index(space.query, index)
         except NetcoreError:
-            return
+            raw = None  # gone (its RTM_DELLINK follows): its peer may be gone already
         if raw is not None and raw != space.raw.get(index):
             self._link_changed(space, raw)
         else:
@@ -777,9 +806,39 @@ class LiveModel:
             self._referrer[target] = key
             if target in self._unresolved:
                 self._reset(target, emit)
+            if target in self._unresolved:
+                # this end names it, but what the model holds of it does not lead back here: that predates
+                # a move of this end it was not told of (read before the move, or after it from an event
+                # sent before it), so the kernel says where its peer is now
+                self._requery(*target)
         referrer = self._referrer.get(key)
         if referrer is not None and (old is None or old.name != link.name):
             self._reset(referrer, emit)  # the end naming this one shows its new name
+
+    def _peer_now(self, space: _Space, raw: parse.RawLink) -> parse.RawLink:
+        """A veth event whose other end is not the one the model holds, with the kernel's word on it.
+
+        The other end moving to another namespace changes this end's IFLA_LINK and IFLA_LINK_NETNSID
+        without a word to this end; the model learns it by reading this end again (when the other end
+        leaves, or in a re-dump), possibly ahead of this namespace's queued events. An event of this end
+        sent before the move and read after that names the old other end, and no later event corrects
+        it: so the kernel says which other end is current. The rest of the event stands (any later change
+        of this end is queued behind it)."""
+        was = space.raw.get(raw.index)
+        if (
+            raw.kind != "veth"
+            or was is None
+            or not was.link  # the usual way: first announced before its peer exists, then with it
+            or (raw.link, raw.link_netnsid) == (was.link, was.link_netnsid)
+        ):
+            return raw
+        try:
+            now = link_by_index(space.query, raw.index)
+        except NetcoreError:
+            return raw
+        if now is None or now.kind != "veth":
+            return raw  # gone: its RTM_DELLINK is queued behind this event
+        return dataclasses.replace(raw, link=now.link, link_netnsid=now.link_netnsid)
 
     def _reset(self, key: tuple[str, int], emit: bool) -> None:
         space = self._spaces.get(key[0])

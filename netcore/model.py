@@ -50,6 +50,20 @@ class VxlanInfo(_Serialisable):
 
 
 @dataclass(frozen=True, slots=True)
+class Shaping(_Serialisable):
+    """A link's root qdisc when it is not the kernel's default: a rate limit (tbf), an impairment
+    (netem: delay, jitter, loss, rate) or another kind, shown by name (its fields null)."""
+
+    kind: str
+    rate: int | None = None  # bits per second
+    burst: int | None = None  # bytes sent at line rate before the limit bites (tbf)
+    limit: int | None = None  # tbf: bytes queued at most; netem: packets
+    delay_us: int | None = None
+    jitter_us: int | None = None
+    loss_ppm: int | None = None  # packets dropped, in parts per million
+
+
+@dataclass(frozen=True, slots=True)
 class Link(_Serialisable):
     """An interface. `master` names the bridge it is a port of; `peer` resolves a veth's other end."""
 
@@ -65,6 +79,7 @@ class Link(_Serialisable):
     alias: str | None
     peer: LinkRef | None = None
     vxlan: VxlanInfo | None = None
+    shaping: Shaping | None = None
 
     @property
     def key(self) -> tuple[str, int]:

@@ -20,6 +20,7 @@ from netcore.names import validate_ifname
 from netcore.netlink import codec as c
 from netcore.netlink import parse
 from netcore.netlink.socket import NetlinkSocket
+from netcore.snapshot import shape_links
 
 
 @contextmanager
@@ -62,6 +63,8 @@ def link_get(*, name: str, netns: str | None = None) -> Link:
         raw = link_lookup(sock, name)
         if raw is None:
             raise NotFound(f"link {name} does not exist in namespace {netns or ns.HOST}", obj=name)
+        if raw.shaped():
+            shape_links(sock, [raw], what=f"qdisc of {name}")
         master = None
         if raw.master:
             found = link_by_index(sock, raw.master)

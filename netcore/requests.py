@@ -357,3 +357,43 @@ def local_route_dump(*, family: int, protocol: int) -> bytes:
     """Body of an RTM_GETROUTE dump of table local's local routes marked with `protocol` (the kernel
     filters by table, protocol and type: the socket asks for strict checking)."""
     return c.RTMSG.pack(family, 0, 0, 0, c.RT_TABLE_LOCAL, protocol, 0, c.RTN_LOCAL, 0)
+
+
+def _root_qdisc(index: int) -> bytes:
+    return c.TCMSG.pack(c.AF_UNSPEC, index, 0, c.TC_H_ROOT, 0)
+
+
+def tbf_replace(*, index: int, ifname: str, rate: int, burst: int, limit: int) -> Request:
+    """Make a tbf the link's root qdisc (`tc qdisc replace dev IFNAME root tbf`): `rate` in bytes per
+    second, `burst` and `limit` in bytes. The rate is declared Ethernet's, so no rate table is needed."""
+    buffer_ticks = min((burst * 1_000_000_000 // rate) >> c.PSCHED_SHIFT, 0xFFFFFFFF)
+    spec = (0, c.TC_LINKLAYER_ETHERNET, 0, 0, 0, min(rate, 0xFFFFFFFF))
+    qopt = c.TC_TBF_QOPT.pack(*spec, 0, 0, 0, 0, 0, 0, limit, buffer_ticks, 0)
+    options = c.attr(c.TCA_TBF_PARMS, qopt) + c.attr_u32(c.TCA_TBF_BURST, burst)
+    if rate > 0xFFFFFFFF:
+        options += c.attr_u64(c.TCA_TBF_RATE64, rate)
+    body = _root_qdisc(index) + c.attr_str(c.TCA_KIND, "tbf") + c.attr_nested(c.TCA_OPTIONS, options)
+    return Request(c.RTM_NEWQDISC, c.NLM_F_CREATE | c.NLM_F_REPLACE, body, "shape", ifname)
+
+
+def netem_replace(
+    *, index: int, ifname: str, delay_ns: int, jitter_ns: int, loss_ppm: int, rate: int | None, limit: int
+) -> Request:
+    """Make a netem the link's root qdisc: delay and jitter in ns, loss in parts per million, `rate` in
+    bytes per second (None: unlimited), `limit` in packets. netem's options are its struct followed
+    by attributes, not a nest (the kernel reads them with nla_parse_nested_compat)."""
+    loss = min(loss_ppm * 0xFFFFFFFF // 1_000_000, 0xFFFFFFFF)
+    ticks = [min(ns >> c.PSCHED_SHIFT, 0xFFFFFFFF) for ns in (delay_ns, jitter_ns)]
+    options = c.TC_NETEM_QOPT.pack(ticks[0], limit, loss, 0, 0, ticks[1])
+    options += c.attr_u64(c.TCA_NETEM_LATENCY64, delay_ns) + c.attr_u64(c.TCA_NETEM_JITTER64, jitter_ns)
+    if rate:
+        options += c.attr(c.TCA_NETEM_RATE, c.TC_NETEM_RATE.pack(min(rate, 0xFFFFFFFF), 0, 0, 0))
+        if rate > 0xFFFFFFFF:
+            options += c.attr_u64(c.TCA_NETEM_RATE64, rate)
+    body = _root_qdisc(index) + c.attr_str(c.TCA_KIND, "netem") + c.attr(c.TCA_OPTIONS, options)
+    return Request(c.RTM_NEWQDISC, c.NLM_F_CREATE | c.NLM_F_REPLACE, body, "impair", ifname)
+
+
+def root_qdisc_delete(*, index: int, ifname: str) -> Request:
+    """Remove the link's root qdisc: the kernel puts its default back (`tc qdisc del dev IFNAME root`)."""
+    return Request(c.RTM_DELQDISC, 0, _root_qdisc(index), "unshape", ifname)

@@ -21,6 +21,7 @@ _LINK_DUMP = c.IFINFOMSG.pack(0, 0, 0, 0, 0) + c.attr_u32(c.IFLA_EXT_MASK, c.RTE
 _ADDR_DUMP = c.IFADDRMSG.pack(0, 0, 0, 0, 0)
 _NEIGH_DUMP = c.NDMSG.pack(0, 0, 0, 0, 0)
 _FDB_DUMP = c.NDMSG.pack(c.AF_BRIDGE, 0, 0, 0, 0)
+_QDISC_DUMP = c.TCMSG.pack(0, 0, 0, 0, 0)
 _FDB_KINDS = {"bridge", "vxlan"}
 _LOOPBACK_INDEX = 1  # the kernel gives loopback index 1 in every namespace
 
@@ -47,6 +48,8 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
         if kind == c.RTM_NEWLINK:
             out.raw_links.append(parse.link(buf, start, end))
     names = out.names = {link.index: link.name for link in out.raw_links}
+    if any(link.shaped() for link in out.raw_links):
+        shape_links(sock, out.raw_links, what=f"qdiscs of {name}")
     for buf, kind, start, end in sock.dump(c.RTM_GETADDR, _ADDR_DUMP, what=f"addresses of {name}"):
         if kind == c.RTM_NEWADDR and (a := parse.address(name, names, buf, start, end)):
             out.addresses.append(a)
@@ -64,6 +67,17 @@ def dump_namespace(info: ns.NamespaceInfo, sock: NetlinkSocket, *, neighbours: b
             if f and fdb_listed(f, links):
                 out.fdb.append(f)
     return out
+
+
+def shape_links(sock: NetlinkSocket, raw_links: Iterable[parse.RawLink], *, what: str) -> None:
+    """Give each shaped link (RawLink.shaped) its root qdisc's settings, from one RTM_GETQDISC dump.
+    Read only where a link has a qdisc a user set: most namespaces have none, and pay nothing."""
+    by_index = {link.index: link for link in raw_links}
+    for buf, kind, start, end in sock.dump(c.RTM_GETQDISC, _QDISC_DUMP, what=what):
+        found = parse.qdisc(buf, start, end) if kind == c.RTM_NEWQDISC else None
+        link = by_index.get(found.ifindex) if found else None
+        if found and link is not None and link.qdisc == found.kind:
+            link.shaping = found.shaping
 
 
 def dump_routes(

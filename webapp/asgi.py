@@ -19,6 +19,7 @@ django_asgi_app = get_asgi_application()  # set Django up before importing consu
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from webapp.captures.routing import websocket_urlpatterns as capture_routes  # noqa: E402
 from webapp.hosts.routing import websocket_urlpatterns as host_routes  # noqa: E402
 from webapp.topology.routing import websocket_urlpatterns as topology_routes  # noqa: E402
 
@@ -27,6 +28,6 @@ application = ProtocolTypeRouter(
         # Static files (our own and npm's) are served here too, so `daphne webapp.asgi:application` and
         # `runserver` without DEBUG serve the pages complete.
         "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": URLRouter(host_routes + topology_routes),
+        "websocket": URLRouter(host_routes + topology_routes + capture_routes),
     }
 )

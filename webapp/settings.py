@@ -12,6 +12,7 @@ SWITCHBOARD_EMAIL_FROM (mail for password resets; without a host there is no pas
 SWITCHBOARD_LOGIN_FAILURES (failed logins or API tokens before a lockout; default 10) and
 SWITCHBOARD_LOGIN_LOCKOUT (its seconds; default 900) throttle logins per account and per address
 (see "Login throttling" at the end).
+SWITCHBOARD_TRAFFIC_HISTORY_DAYS (default 7): how long ended traffic edges are kept.
 Without them: a secret key generated once into var/secret_key, DEBUG off, SQLite in var/db.sqlite3,
 an in-memory channel layer (one process).
 SWITCHBOARD_VAR_DIR (default: var/ in the repository; a relative path is taken from the repository) is
@@ -185,6 +186,8 @@ INSTALLED_APPS = [
     "webapp.containers",
     "webapp.catalog",
     "webapp.audit",
+    "webapp.traffic",
+    "webapp.captures",
 ]
 
 MIDDLEWARE = [
@@ -354,6 +357,10 @@ def _env_int(name: str, default: int, *, what: str, most: int | None = None) -> 
 # or object a little more: a 10,000-node file of the benchmark's shape is 0.3 MB), and a saved layout
 # of 10,000 nodes under 1 MB: 16 MiB leaves room without letting one request hold a worker's memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("SWITCHBOARD_MAX_BODY", 16 * 1024 * 1024, what="a number of bytes")
+
+# Traffic edges (webapp.traffic) that ended more than SWITCHBOARD_TRAFFIC_HISTORY_DAYS ago (default
+# 7) are forgotten; live ones are kept whatever their age.
+TRAFFIC_HISTORY_DAYS = _env_int("SWITCHBOARD_TRAFFIC_HISTORY_DAYS", 7, what="a number of days", most=36500)
 
 # Password reset mails a link, so it exists only with a mail server (SWITCHBOARD_EMAIL_HOST):
 # without one, /accounts/password_reset/ is not a page (webapp/accounts/urls.py) and the login page

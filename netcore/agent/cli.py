@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from netcore import netns
 from netcore.agent.client import Agent
+from netcore.agent.traffic_watch import INTERVAL as TRAFFIC_INTERVAL
 
 log = logging.getLogger("netcore.agent")
 
@@ -72,12 +73,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token-file", help="read the host token from this file (mode 0600)")
     parser.add_argument("--no-processes", action="store_true", help="skip namespaces held only by processes")
     parser.add_argument("--no-docker", action="store_true", help="do not look for a Docker engine")
+    parser.add_argument(
+        "--traffic-interval",
+        type=float,
+        default=TRAFFIC_INTERVAL,
+        metavar="SECONDS",
+        help="read every namespace's conntrack table for traffic edges this often"
+        f" (default {TRAFFIC_INTERVAL:g}; 0: never, and no namespace is armed)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s agent %(levelname)s %(message)s",
     )
+    if args.traffic_interval != 0 and not 0.1 <= args.traffic_interval <= 3600:
+        parser.error(
+            f"--traffic-interval must be 0 (off) or 0.1 to 3600 seconds, not {args.traffic_interval:g}"
+        )
     if not args.url:
         parser.error("the web app's URL is needed: --url or SWITCHBOARD_AGENT_URL")
     token = _read_token(parser, args.token_file) if args.token_file else args.token
@@ -87,5 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         netns.mark_agent_host(socket.gethostname())
     except OSError as exc:  # other agents on the machine may then report this host's processes too
         log.warning("could not mark this host for other agents (%s): %s", netns.AGENT_MARK, exc.strerror)
-    _run(Agent(url=args.url, token=token, processes=not args.no_processes, docker=not args.no_docker))
+    agent = Agent(
+        url=args.url,
+        token=token,
+        processes=not args.no_processes,
+        docker=not args.no_docker,
+        traffic_interval=args.traffic_interval,
+    )
+    _run(agent)
     return 0

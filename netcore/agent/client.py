@@ -16,13 +16,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from netcore import __version__
 from netcore.agent import PROTOCOL_VERSION
-from netcore.agent.commands import run_command
+from netcore.agent.captures import Captures
+from netcore.agent.commands import LINK_ACTION, run_command, run_link_command
 from netcore.agent.docker_watch import DockerWatch, ProtocolState
 from netcore.agent.state import Changes, state_of
+from netcore.agent.traffic_watch import INTERVAL as TRAFFIC_INTERVAL
+from netcore.agent.traffic_watch import TrafficWatch
 from netcore.errors import Unavailable
 from netcore.explain.answer import explain_request
 from netcore.live import Event, LiveModel
-from netcore.model import Link
+from netcore.model import Link, Snapshot
 from netcore.names import parse_owner_alias
 from netcore.netns import HOST
 from netcore.services.lookup import lookup
@@ -100,7 +103,15 @@ class _Command:
 class Agent:
     """Keeps the live model of this host and mirrors it to the web app over one websocket."""
 
-    def __init__(self, *, url: str, token: str, processes: bool = True, docker: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str,
+        processes: bool = True,
+        docker: bool = True,
+        traffic_interval: float = TRAFFIC_INTERVAL,
+    ) -> None:
         self.url = url
         self.token = token
         self.processes = processes
@@ -109,6 +120,16 @@ class Agent:
         self.docker = DockerWatch(on_state=self._docker_state, bridges=self._bridges) if docker else None
         self.docker_state: ProtocolState = {}  # the latest read of the Docker engine
         self.services = ServiceRuntime(on_state=self._services_state)
+        self.traffic = (
+            TrafficWatch(
+                on_state=self._traffic_state,
+                snapshot=self._snapshot,
+                interval=traffic_interval,
+                processes=processes,
+            )
+            if traffic_interval > 0
+            else None
+        )  # conntrack's "talks to" edges (state kind `traffic`); off with --traffic-interval 0
         self.docker_read = asyncio.Event()  # set by the first read: the first snapshot waits for it
         self.bridges: set[str] = set()  # this host's Switchboard bridges (DockerWatch keeps them accepted)
         self.ws: ClientConnection | None = None
@@ -118,6 +139,7 @@ class Agent:
         self._command_lock = asyncio.Lock()
         self._commands: dict[str, _Command] = {}  # by id: the commands received and not yet answered
         self._tasks: set[asyncio.Task] = set()
+        self.captures = Captures()  # packet captures: each lives as long as the connection it came on
 
     async def run(self) -> None:
         """Run until cancelled: reconnect with backoff whenever the connection drops.
@@ -131,6 +153,7 @@ class Agent:
         pump = asyncio.create_task(self._pump_events(self.model))
         docker = asyncio.create_task(self.docker.run()) if self.docker else None
         services = asyncio.create_task(self.services.run())
+        traffic = asyncio.create_task(self.traffic.run()) if self.traffic else None
         backoff = Backoff(start=BACKOFF_START, limit=BACKOFF_MAX)
         refused_backoff = Backoff(start=REFUSED_BACKOFF_START, limit=REFUSED_BACKOFF_MAX)
         try:
@@ -174,6 +197,10 @@ class Agent:
             services.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await services  # its dnsmasq processes and VIPs go with it
+            if traffic:
+                traffic.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await traffic  # the namespaces it armed are disarmed
             self.model.close()
 
     async def _session(self, ws: ClientConnection) -> None:
@@ -199,6 +226,7 @@ class Agent:
                 await self._handle(ws, raw)
         finally:
             self.ws = None
+            await self.captures.stop_all()
 
     async def _send(self, ws: ClientConnection, frame: dict) -> None:
         await ws.send(json.dumps({"v": PROTOCOL_VERSION, **frame}, separators=(",", ":")))
@@ -208,6 +236,8 @@ class Agent:
         # model got wrong is corrected here (and the differences go out as ordinary events)
         assert self.model is not None, "run() starts the model before it connects"
         state = state_of(self.model.refresh()) | self.docker_state | self.services.state
+        if self.traffic is not None:
+            state |= self.traffic.state
         self.changes.reset(state)
         self.seq += 1
         await self._send(ws, {"type": "snapshot", "seq": self.seq, "state": state})
@@ -248,6 +278,15 @@ class Agent:
         """New health of the catalog's instances: what differs goes out with the next delta."""
         self.changes.replace(state)
         self._schedule_flush()
+
+    def _traffic_state(self, state: ProtocolState) -> None:
+        """A new read of the conntrack tables' edges: what differs goes out with the next delta."""
+        self.changes.replace(state)
+        self._schedule_flush()
+
+    def _snapshot(self) -> Snapshot | None:
+        """The live model's state (the namespaces and addresses traffic edges are placed with)."""
+        return self.model.snapshot() if self.model is not None else None
 
     def _schedule_flush(self) -> None:
         if self._flush_at is not None or self.ws is None:
@@ -305,6 +344,10 @@ class Agent:
             self._spawn(self._resolve(frame))
         elif kind == "explain":
             self._spawn(self._explain(frame))
+        elif kind == "capture":
+            self.captures.start(frame, self._send_now)
+        elif kind == "capture.stop":
+            self.captures.stop(frame.get("id"))
         elif kind == "cancel":
             self._cancel(frame.get("id"))
         elif kind == "resync":
@@ -328,6 +371,9 @@ class Agent:
         if isinstance(action, str) and action.startswith(DOCKER_ACTION):
             await self._docker_command(command_id, action.removeprefix(DOCKER_ACTION), frame.get("request"))
             return
+        if isinstance(action, str) and action.startswith(LINK_ACTION):
+            await self._link_command(command_id, action.removeprefix(LINK_ACTION), frame.get("request"))
+            return
         command = _Command()
         if isinstance(command_id, str):
             self._commands[command_id] = command
@@ -346,7 +392,7 @@ class Agent:
                 try:
                     reply = await asyncio.to_thread(
                         run_command,
-                        frame.get("action"),
+                        action,
                         frame.get("topology"),
                         progress=progress,
                         cancelled=command.cancel.is_set,
@@ -373,6 +419,19 @@ class Agent:
             await self.docker.read_now()  # what it changed goes out before the result
             await self._flush_now()
         await self._send_now({"type": "result", "id": command_id, **reply})
+
+    async def _link_command(self, command_id: object, action: str, request: object) -> None:
+        """Shape a link or take its shaping off (one qdisc change, in turn with topology commands). The
+        kernel's qdisc event is read and sent before the result: once the web app hears the result,
+        its state shows the change."""
+        async with self._command_lock:
+            reply = await asyncio.to_thread(run_link_command, action, request)
+            if self.model is not None:
+                self.model.catch_up()
+                for event in self.model.take_events():
+                    self._take(event)
+            await self._flush_now()
+            await self._send_now({"type": "result", "id": command_id, **reply})
 
     async def _catalog(self, frame: dict) -> None:
         """Serve the catalog the web app sent (DNS, VIPs, checks), then say which version is served."""

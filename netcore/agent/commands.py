@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 
 from netcore.errors import InvalidSpec, NetcoreError
+from netcore.shaping import link_shape, link_unshape
+from netcore.shaping_spec import shape_parse
 from netcore.topology import converge, spec
 
 log = logging.getLogger("netcore.agent")
@@ -90,3 +92,30 @@ def run_command(
         }
     log.info("%s: %s", action, result.summary())
     return {"ok": True, "result": result.to_dict()}
+
+
+LINK_ACTION = "link."  # prefix of the commands that change one link (link.shape, link.unshape)
+
+
+def run_link_command(action: str, request: object) -> dict:
+    """Shape a link or take its shaping off: {"ok": True, "result": the link} or {"ok": False, "error"}.
+    `request` is {"netns", "link", "shaping"} (shaping: netcore.shaping_spec's fields; shape only)."""
+    try:
+        if not isinstance(request, dict):
+            raise InvalidSpec("request: expected an object", obj="request")
+        netns, name = request.get("netns"), request.get("link")
+        if not isinstance(netns, str) or not netns:
+            raise InvalidSpec("netns: the link's namespace", obj="netns")
+        if not isinstance(name, str) or not name:
+            raise InvalidSpec("link: the interface's name", obj="link")
+        if action == "shape":
+            link = link_shape(netns=netns, name=name, spec=shape_parse(request.get("shaping")))
+        elif action == "unshape":
+            link = link_unshape(netns=netns, name=name)
+        else:
+            raise InvalidSpec(f"action: link.{action} is not link.shape or link.unshape", obj="action")
+    except NetcoreError as exc:
+        log.info("link.%s failed: %s", action, exc)
+        return {"ok": False, "error": exc.to_dict()}
+    log.info("link.%s %s in %s: %s", action, name, netns, link.shaping)
+    return {"ok": True, "result": link.to_dict()}

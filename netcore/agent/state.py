@@ -13,6 +13,7 @@ from netcore.docker.read import KINDS as DOCKER_KINDS
 from netcore.live import Event
 from netcore.model import Snapshot
 from netcore.services.catalog import HEALTH_KIND
+from netcore.traffic.edges import KIND as TRAFFIC_KIND
 
 KINDS = {
     "namespace": "namespaces",
@@ -49,7 +50,7 @@ class Changes:
     """Changes not yet sent, and the state the receiver holds (as of the last frame sent)."""
 
     def __init__(self) -> None:
-        self.sent: State = {kind: {} for kind in (*KINDS.values(), *DOCKER_KINDS, HEALTH_KIND)}
+        self.sent: State = {kind: {} for kind in (*KINDS.values(), *DOCKER_KINDS, HEALTH_KIND, TRAFFIC_KIND)}
         self._pending: dict[tuple[str, str], dict | None] = {}
 
     def __len__(self) -> int:

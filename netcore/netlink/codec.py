@@ -29,6 +29,8 @@ NLM_F_APPEND = 0x800
 NLMSGERR_ATTR_MSG = 1
 
 SOL_NETLINK = 270
+NETLINK_ROUTE = 0
+NETLINK_NETFILTER = 12
 NETLINK_ADD_MEMBERSHIP = 1
 NETLINK_DROP_MEMBERSHIP = 2
 NETLINK_CAP_ACK = 10
@@ -40,6 +42,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
 
 _TYPE_NAMES = {
@@ -51,6 +54,7 @@ _TYPE_NAMES = {
 # multicast groups (numbers, for NETLINK_ADD_MEMBERSHIP)
 RTNLGRP_LINK = 1
 RTNLGRP_NEIGH = 3
+RTNLGRP_TC = 4
 RTNLGRP_IPV4_IFADDR = 5
 RTNLGRP_IPV4_ROUTE = 7
 RTNLGRP_IPV6_IFADDR = 9
@@ -64,6 +68,7 @@ IFF_UP = 0x1
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MTU = 4
+IFLA_QDISC = 6
 IFLA_LINK = 5
 IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
@@ -147,11 +152,32 @@ NUD_STATES = {
 }
 
 # RTM_*NSID
+# tcmsg + TCA_* (traffic control: a link's root qdisc, for shaping and impairments)
+TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
+TC_H_ROOT = 0xFFFFFFFF
+TCA_KIND = 1
+TCA_OPTIONS = 2
+TCA_TBF_PARMS = 1
+TCA_TBF_RATE64 = 4
+TCA_TBF_BURST = 6
+# struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec: cell_log, linklayer, overhead,
+# cell_align, mpu, rate in bytes/s), then limit (bytes), buffer and mtu (psched ticks)
+TC_TBF_QOPT = struct.Struct("=BBHhHIBBHhHIIII")
+TC_LINKLAYER_ETHERNET = 1
+# struct tc_netem_qopt: latency (ticks), limit (packets), loss (of 2**32 - 1), gap, duplicate, jitter
+TC_NETEM_QOPT = struct.Struct("=IIIIII")
+TCA_NETEM_RATE = 6
+TCA_NETEM_RATE64 = 8
+TCA_NETEM_LATENCY64 = 10
+TCA_NETEM_JITTER64 = 11
+TC_NETEM_RATE = struct.Struct("=IiIi")  # rate (bytes/s), packet_overhead, cell_size, cell_overhead
+PSCHED_SHIFT = 6  # a psched tick is 2**6 ns
 RTGENMSG = struct.Struct("=Bxxx")
 NETNSA_NSID = 1
 NETNSA_FD = 3
 
 NLA = struct.Struct("=HH")
+_U64 = struct.Struct("=Q")
 _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
 _U16 = struct.Struct("=H")
@@ -172,6 +198,10 @@ def attr(kind: int, data: bytes) -> bytes:
 
 def attr_u32(kind: int, value: int) -> bytes:
     return attr(kind, _U32.pack(value))
+
+
+def attr_u64(kind: int, value: int) -> bytes:
+    return attr(kind, _U64.pack(value))
 
 
 def attr_i32(kind: int, value: int) -> bytes:
@@ -261,6 +291,10 @@ def cstr(buf: bytes | memoryview, start: int, end: int) -> str:
     raw = bytes(buf[start:end])
     nul = raw.find(b"\0")
     return (raw if nul < 0 else raw[:nul]).decode(errors="replace")
+
+
+def u64(buf: bytes | memoryview, start: int) -> int:
+    return _U64.unpack_from(buf, start)[0]
 
 
 def u32(buf: bytes | memoryview, start: int) -> int:

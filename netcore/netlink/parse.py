@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from netcore.errors import MalformedMessage
-from netcore.model import Address, FdbEntry, Link, LinkRef, Neighbour, Route, VxlanInfo
+from netcore.model import Address, FdbEntry, Link, LinkRef, Neighbour, Route, Shaping, VxlanInfo
 from netcore.netlink import codec as c
 
 PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp", 186: "bgp"}
@@ -31,6 +31,7 @@ _ntop = socket.inet_ntop
 _LINK_ATTRS = {
     c.IFLA_IFNAME: 0,
     c.IFLA_MTU: 4,
+    c.IFLA_QDISC: 0,
     c.IFLA_ADDRESS: 0,
     c.IFLA_OPERSTATE: 1,
     c.IFLA_MASTER: 4,
@@ -104,6 +105,12 @@ class RawLink:
     vxlan: VxlanInfo | None
     group: int = 0
     vxlan_proxy: bool = False  # IFLA_VXLAN_PROXY, which VxlanInfo (the snapshot's schema) does not carry
+    qdisc: str | None = None  # IFLA_QDISC: the root qdisc's kind ("noop" while the link is down)
+    shaping: Shaping | None = None  # the root qdisc's settings, from RTM_NEWQDISC (see qdisc())
+
+    def shaped(self) -> bool:
+        """Whether the root qdisc is one a user set: its settings are read with RTM_GETQDISC."""
+        return self.qdisc is not None and self.qdisc not in DEFAULT_QDISCS
 
     def to_link(self, *, netns: str, master: str | None, peer: LinkRef | None) -> Link:
         """The public record, once the master's name and the peer are known."""
@@ -120,6 +127,7 @@ class RawLink:
             self.alias,
             peer,
             self.vxlan,
+            self.shaping,
         )
 
 
@@ -129,7 +137,7 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
         if end - start < 16:
             raise _too_short("ifinfomsg", start, end, 16)
         _family, _type, index, flags, _change = _ifinfo(buf, start)
-        name = mtu = kind = mac = alias = vxlan = None
+        name = mtu = kind = mac = alias = vxlan = qdisc = None
         group = 0
         proxy = False
         state = "unknown"
@@ -155,6 +163,8 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
                 name = c.cstr(buf, a, b)
             elif kind_ == c.IFLA_MTU:
                 mtu = _u32(buf, a)
+            elif kind_ == c.IFLA_QDISC:
+                qdisc = c.cstr(buf, a, b)
             elif kind_ == c.IFLA_ADDRESS:
                 mac = c.mac(buf, a, b)
             elif kind_ == c.IFLA_OPERSTATE:
@@ -191,9 +201,101 @@ def link(buf: bytearray, start: int, end: int) -> RawLink:
             vxlan,
             group,
             proxy,
+            qdisc,
         )
     except _PARSE_ERRORS as exc:
         raise _malformed("link", buf, start, end, exc) from exc
+
+
+#: root qdiscs the kernel attaches by itself (or a down link's placeholder): no shaping to show
+DEFAULT_QDISCS = frozenset({"noqueue", "noop", "pfifo_fast", "mq", "fq_codel", "fq"})
+
+
+@dataclass(slots=True)
+class RawQdisc:
+    """A root qdisc (RTM_NEWQDISC/RTM_DELQDISC): its link, and its settings unless a default."""
+
+    ifindex: int
+    kind: str
+    shaping: Shaping | None
+
+
+def qdisc(buf: bytearray, start: int, end: int) -> RawQdisc | None:
+    """Parse an RTM_NEWQDISC/RTM_DELQDISC body; None for a qdisc that is not a link's root."""
+    try:
+        if end - start < c.TCMSG.size:
+            raise _too_short("tcmsg", start, end, c.TCMSG.size)
+        _family, ifindex, _handle, parent, _info = c.TCMSG.unpack_from(buf, start)
+        if parent != c.TC_H_ROOT:
+            return None
+        kind, options = "", None
+        for kind_, a, b in _attrs(buf, start + c.TCMSG.size, end):
+            if kind_ == c.TCA_KIND:
+                kind = c.cstr(buf, a, b)
+            elif kind_ == c.TCA_OPTIONS:
+                options = (a, b)
+        if not kind:
+            raise MalformedMessage("no TCA_KIND attribute")
+        if kind in DEFAULT_QDISCS:
+            return RawQdisc(ifindex, kind, None)
+        if kind == "tbf" and options:
+            return RawQdisc(ifindex, kind, _tbf(buf, *options))
+        if kind == "netem" and options:
+            return RawQdisc(ifindex, kind, _netem(buf, *options))
+        return RawQdisc(ifindex, kind, Shaping(kind))
+    except _PARSE_ERRORS as exc:
+        raise _malformed("qdisc", buf, start, end, exc) from exc
+
+
+def _tbf(buf: bytearray, start: int, end: int) -> Shaping:
+    qopt = rate64 = None
+    for kind, a, b in _attrs(buf, start, end):
+        if kind == c.TCA_TBF_PARMS:
+            if b - a != c.TC_TBF_QOPT.size:
+                raise _wrong_size("TCA_TBF_PARMS", a, b, c.TC_TBF_QOPT.size)
+            qopt = c.TC_TBF_QOPT.unpack_from(buf, a)
+        elif kind == c.TCA_TBF_RATE64:
+            if b - a != 8:
+                raise _wrong_size("TCA_TBF_RATE64", a, b, 8)
+            rate64 = c.u64(buf, a)
+    if qopt is None:
+        raise MalformedMessage("tbf qdisc without TCA_TBF_PARMS")
+    rate = rate64 or qopt[5]  # bytes per second
+    limit, buffer_ticks = qopt[12], qopt[13]
+    burst = round(rate * (buffer_ticks << c.PSCHED_SHIFT) / 1e9)
+    return Shaping("tbf", rate=rate * 8, burst=burst, limit=limit)
+
+
+def _netem(buf: bytearray, start: int, end: int) -> Shaping:
+    """netem's options are its struct, then attributes (nla_parse_nested_compat)."""
+    if end - start < c.TC_NETEM_QOPT.size:
+        raise _too_short("tc_netem_qopt", start, end, c.TC_NETEM_QOPT.size)
+    latency, limit, loss, _gap, _duplicate, jitter = c.TC_NETEM_QOPT.unpack_from(buf, start)
+    delay_ns, jitter_ns = latency << c.PSCHED_SHIFT, jitter << c.PSCHED_SHIFT
+    rate = None
+    for kind, a, b in _attrs(buf, start + c.align(c.TC_NETEM_QOPT.size), end):
+        if kind in (c.TCA_NETEM_LATENCY64, c.TCA_NETEM_JITTER64, c.TCA_NETEM_RATE64):
+            if b - a != 8:
+                raise _wrong_size("TCA_NETEM_*64", a, b, 8)
+            value = c.u64(buf, a)
+            if kind == c.TCA_NETEM_LATENCY64:
+                delay_ns = value
+            elif kind == c.TCA_NETEM_JITTER64:
+                jitter_ns = value
+            else:
+                rate = value
+        elif kind == c.TCA_NETEM_RATE and rate is None:
+            if b - a != c.TC_NETEM_RATE.size:
+                raise _wrong_size("TCA_NETEM_RATE", a, b, c.TC_NETEM_RATE.size)
+            rate = c.TC_NETEM_RATE.unpack_from(buf, a)[0] or None
+    return Shaping(
+        "netem",
+        rate=rate * 8 if rate else None,
+        limit=limit,
+        delay_us=delay_ns // 1000,
+        jitter_us=jitter_ns // 1000,
+        loss_ppm=round(loss * 1_000_000 / 0xFFFFFFFF),
+    )
 
 
 def _linkinfo(buf: bytearray, start: int, end: int) -> tuple[str | None, VxlanInfo | None, bool]:

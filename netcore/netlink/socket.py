@@ -40,7 +40,7 @@ class Request:
 
 
 class NetlinkSocket:
-    """A NETLINK_ROUTE socket with pipelined requests and dumps."""
+    """A netlink socket (NETLINK_ROUTE unless opened for another family) with pipelined requests and dumps."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -48,9 +48,10 @@ class NetlinkSocket:
         self._buf = bytearray(_RECV_BUF)
 
     @classmethod
-    def open(cls, *, groups: Sequence[int] = ()) -> NetlinkSocket:
-        """A new socket in the calling thread's network namespace."""
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    def open(cls, *, groups: Sequence[int] = (), protocol: int = c.NETLINK_ROUTE) -> NetlinkSocket:
+        """A new socket in the calling thread's network namespace; `protocol` picks the netlink family
+        (NETLINK_ROUTE, or NETLINK_NETFILTER for conntrack: netcore.netlink.conntrack)."""
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
         for forced, plain, value in (
             (_SO_RCVBUFFORCE, socket.SO_RCVBUF, _RCVBUF),
             (_SO_SNDBUFFORCE, socket.SO_SNDBUF, _SNDBUF),

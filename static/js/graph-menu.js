@@ -6,7 +6,8 @@
 // anything else is read-only and gets no menu, and viewers get none at all. Edits go through
 // topology-edits.js; nothing is applied from here: the notice links to the plan on the Networks page.
 // The page may add entries of its own for any node (`extraEntries`: a namespace's "Explain from
-// here" / "Explain to here", explain.js), listed before the edits.
+// here" / "Explain to here", explain.js), listed before the edits. A namespace offers "Capture
+// here…" and an interface "Capture on this interface…": the Captures page's form, filled in.
 
 import { api } from './api.js';
 import { el } from './dom.js';
@@ -46,6 +47,21 @@ export function desiredTarget(h, data) {
   return null;
 }
 
+const CAPTURES_URL = '/captures/';
+
+/** A namespace's or an interface's capture entry: [{label, run}] (opens the Captures page's form). */
+function captureEntries(model, data) {
+  if ((data.type !== 'namespace' && data.type !== 'link') || !data.netns) return [];
+  const params = { host: data.host, namespace: data.netns };
+  if (data.type === 'link') {
+    const name = model.hosts[data.host]?.links.get(data.id)?.name;
+    if (!name) return [];
+    params.interface = name;
+  }
+  const url = `${CAPTURES_URL}?${new URLSearchParams(params)}`;
+  return [{ label: data.type === 'link' ? 'Capture on this interface…' : 'Capture here…', run: () => window.location.assign(url) }];
+}
+
 /** The menu's entries for a target: [label, action name, argument]. */
 function entries(target) {
   if (target.kind === 'network') return [[`Add node on ${target.network}…`, 'addNode', target.network]];
@@ -64,7 +80,6 @@ function entries(target) {
 export function createGraphMenu({ cy, model, config, desiredUrl, menu, notice, extraEntries = null }) {
   if (!config?.can_operate) return;
   const edits = Boolean(desiredUrl);
-  if (!edits && !extraEntries) return;
   const area = cy.container();
   let opened = null; // {host, target, before: what had the focus}
 
@@ -77,7 +92,7 @@ export function createGraphMenu({ cy, model, config, desiredUrl, menu, notice, e
   function open(node, at) {
     const { host } = node.data();
     const target = edits ? desiredTarget(model.hosts[host], node.data()) : null;
-    const extra = extraEntries?.(node) ?? [];
+    const extra = [...(extraEntries?.(node) ?? []), ...captureEntries(model, node.data())];
     if (!target && !extra.length) return false;
     opened = { host, target, extra, before: opened?.before ?? document.activeElement };
     let title = `Namespace ${node.data('netns') ?? node.id()}`;

@@ -9,7 +9,7 @@
 
 import { formatTime, plural } from './dom.js';
 import { boxGeometry, layoutScene, nodeExtent, Occupancy, placeFree } from './layout.js';
-import { linkDown, linkKind, linkLabels } from './links.js';
+import { linkDown, linkKind, linkLabels, shapingText } from './links.js';
 import { byNaturalOrder, groupBridge, hostStatus, ids, serviceStatus } from './model.js';
 import { badgeImage, labelWidth, nodeSize, stylesheet } from './style.js';
 
@@ -126,7 +126,7 @@ function nodeSpec({ h, type, key }) {
     }
     return {
       data,
-      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${desiredClass(h.desiredOf(link))}${overlay}${h.dockerDrops(link) ? ' docker-drops' : ''}`,
+      classes: `link k-${kind}${floats && kind === 'bridge' ? ' hub' : ''}${linkDown(link) ? ' down' : ''}${link.shaping ? ' shaped' : ''}${desiredClass(h.desiredOf(link))}${overlay}${h.dockerDrops(link) ? ' docker-drops' : ''}`,
     };
   }
   if (type === 'vtep') {
@@ -177,7 +177,7 @@ function ownedEdges(cy, h, id, type) {
     edges.push({ data: { id: `port:${id}`, source: id, target: bridge, kind: 'port', owner: id, host }, classes: down ? 'port down' : 'port' });
   }
   const peer = h.peerId(link);
-  if (peer && present(peer)) edges.push(vethEdge(host, id, peer, linkDown(link) || linkDown(h.links.get(peer))));
+  if (peer && present(peer)) edges.push(vethEdge(host, link, id, h.links.get(peer), peer));
   return edges;
 }
 
@@ -224,9 +224,15 @@ function syncClasses(ele, classes) {
   if (missing.length) ele.addClass(missing.join(' '));
 }
 
-function vethEdge(host, a, b, down) {
-  const [source, target] = a < b ? [a, b] : [b, a];
-  return { data: { id: `veth:${source}~${target}`, source, target, kind: 'veth', host }, classes: down ? 'veth down' : 'veth' };
+/** The edge between a veth's ends: down when either is, labelled with the shaping of each shaped end
+ * (a root qdisc shapes what that end sends). */
+function vethEdge(host, link, id, peerLink, peer) {
+  const [source, target] = id < peer ? [id, peer] : [peer, id];
+  const shaped = [link, peerLink].filter((end) => end?.shaping).map((end) => `${end.name} ⏱ ${shapingText(end.shaping)}`);
+  const classes = ['veth'];
+  if (linkDown(link) || linkDown(peerLink)) classes.push('down');
+  if (shaped.length) classes.push('shaped');
+  return { data: { id: `veth:${source}~${target}`, source, target, kind: 'veth', host, label: shaped.join('\n') }, classes: classes.join(' ') };
 }
 
 /**
@@ -298,7 +304,10 @@ export function reconcile(cy, dirty) {
     for (const [edgeId, edge] of want) {
       const drawnEdge = cy.getElementById(edgeId);
       if (drawnEdge.empty()) newEdges.set(edgeId, { group: 'edges', ...edge });
-      else setClass(drawnEdge, 'down', edge.classes.split(' ').includes('down')); // an end went up or down
+      else {
+        syncClasses(drawnEdge, edge.classes); // an end went up or down, or was shaped
+        if ((drawnEdge.data('label') ?? '') !== (edge.data.label ?? '')) drawnEdge.data('label', edge.data.label ?? '');
+      }
     }
   }
   // Services: their edges to the boxes of their instances, derived again whenever the service is dirty.

@@ -68,9 +68,30 @@ function shownAddresses(addresses) {
  * A link's graph label: `brief` is its name, drawn at any zoom; `full` adds what engineers look for
  * (addresses, at most two then "+N"; a VXLAN device's VNI and where it sends: its remote or group,
  * else its local address, the VTEP other hosts' FDB entries point at, as in a network spanning
- * hosts), drawn once zoomed in enough to read them. `addresses` are the netcore address objects on
- * this link.
+ * hosts), and its shaping (⏱ tbf 10 Mbit/s), drawn once zoomed in enough to read them. `addresses`
+ * are the netcore address objects on this link.
  */
+/** A rate for people: "10 Mbit/s". */
+export function rateText(bits) {
+  for (const [unit, size] of [['Tbit/s', 1e12], ['Gbit/s', 1e9], ['Mbit/s', 1e6], ['kbit/s', 1e3]]) {
+    if (bits >= size) return `${Number((bits / size).toPrecision(3))} ${unit}`;
+  }
+  return `${bits} bit/s`;
+}
+
+/** A link's shaping (netcore Shaping: its root qdisc when a user set one) in a few words, or null. */
+export function shapingText(shaping) {
+  if (!shaping) return null;
+  const parts = [shaping.kind];
+  if (shaping.rate) parts.push(rateText(shaping.rate));
+  if (shaping.delay_us) {
+    const jitter = shaping.jitter_us ? ` ± ${shaping.jitter_us / 1000}` : '';
+    parts.push(`${shaping.delay_us / 1000}${jitter} ms`);
+  }
+  if (shaping.loss_ppm) parts.push(`${shaping.loss_ppm / 10000}% loss`);
+  return parts.join(' ');
+}
+
 export function linkLabels(link, addresses = []) {
   const lines = [link.name];
   if (linkKind(link) !== 'lo') {
@@ -84,5 +105,7 @@ export function linkLabels(link, addresses = []) {
     if (remote) lines.push(`VNI ${vx.vni} → ${remote}`);
     else lines.push(vx.local ? `VNI ${vx.vni} · ${vx.local}` : `VNI ${vx.vni}`);
   }
-  return { brief: link.name, full: lines.join('\n') };
+  const shaping = shapingText(link.shaping);
+  if (shaping) lines.push(`⏱ ${shaping}`);
+  return { brief: shaping ? `${link.name} ⏱` : link.name, full: lines.join('\n') };
 }

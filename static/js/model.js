@@ -10,7 +10,8 @@ import { aliasNames, linkDown, linkKind, parseOwnerAlias } from './links.js';
 export const STATE_KINDS = [
   'namespaces', 'links', 'addresses', 'routes', 'neighbours', 'fdb',
   'docker_engine', 'docker_networks', 'docker_containers', 'docker_images', 'service_health',
-];
+  'traffic',
+]; // traffic: "talks to" edges from conntrack, drawn by the Traffic layer (traffic.js), not from here
 
 /**
  * A network (bridge) with more single-veth endpoints than this is folded into one "N endpoints"

@@ -3,7 +3,7 @@
 // is) and what the overlay check of its network found on its host, with a Re-apply button.
 
 import { el, formatTime, plural } from './dom.js';
-import { linkKind } from './links.js';
+import { linkKind, shapingText } from './links.js';
 import { hostStatus, ids } from './model.js';
 
 /** "demo: drifted — <what differs>" for an element of a desired topology, with a link to manage it. */
@@ -201,7 +201,37 @@ function routeTable(h, netns, link = null) {
 }
 
 /**
- * `context`: {canOperate, reapply} for the overlay check's Re-apply button (see reapplyControls).
+ * A link's shaping (its root qdisc when a user set one) and, for operators (`context.canShape`), the
+ * buttons that change it; `context.shapingNote` ({text, ok}) says how the last change went.
+ */
+function shapingSection(link, context) {
+  const text = shapingText(link.shaping);
+  const note = context.shapingNote;
+  const actions = context.canShape
+    ? el(
+        'div',
+        { class: 'overlay-actions shaping-actions' },
+        el('button', { type: 'button', class: 'button button-small', 'data-shape': link.name }, text ? 'Change shaping…' : 'Shape this link…'),
+        text ? el('button', { type: 'button', class: 'button button-small', 'data-unshape': link.name }, 'Remove shaping') : null,
+      )
+    : null;
+  const noteClass = note ? (note.ok === false ? 'warning shaping-note' : 'hint shaping-note') : '';
+  if (!text && !actions) return null;
+  return section(
+    'Shaping',
+    el(
+      'div',
+      {},
+      el('p', {}, text ? `⏱ ${text}: what ${link.name} sends` : 'Not shaped (the kernel’s default queue).'),
+      actions,
+      note ? el('p', { class: noteClass, role: 'status' }, note.text) : null,
+    ),
+  );
+}
+
+/**
+ * `context`: {canOperate, reapply} for the overlay check's Re-apply button (see reapplyControls);
+ * {canShape, shapingNote} for the Shaping section (shapingSection).
  */
 export function linkDetails(model, h, id, link, context = {}) {
   const kind = linkKind(link);
@@ -229,6 +259,7 @@ export function linkDetails(model, h, id, link, context = {}) {
       ['Topology', desiredText(h.desiredOf(link))],
       ['Peer', peerLabel && (peerId && h.links.has(peerId) ? selectLink(peerId, peerLabel) : peerLabel)],
     ]),
+    shapingSection(link, context),
     vx &&
       section(
         'VXLAN',

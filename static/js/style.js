@@ -29,9 +29,12 @@ const LOOK = {
   findings: '#dc2626', // the overlay check's findings badge
   explainPath: '#0891b2', // the path an explanation walked (explain.js)
   explainDrop: '#dc2626', // where it stopped short of the destination
+  traffic: '#ea580c', // a "talks to" edge of the Traffic layer (traffic.js), and the outside node
+  shaped: '#a16207', // a link with a rate limit or impairment (its root qdisc), and its veth edge
 };
 const DOWN_DASH = [6, 4];
 const TUNNEL_DASH = [10, 4];
+const TRAFFIC_DASH = [3, 3];
 // How far a tunnel arcs (px, to the left of source -> target: above, hosts standing left to right)
 // between hosts 1, 2, 3, 4+ apart (graph.js tunnelEdge: arc-N).
 const TUNNEL_ARCS = [-90, -160, -230, -300];
@@ -256,6 +259,22 @@ export function stylesheet(large, detailed) {
     },
     { selector: 'edge.veth', style: { width: 3, 'line-color': LOOK.vethEdge } },
     {
+      // A veth with a shaped end: another colour, and the shaping written on it.
+      selector: 'edge.veth.shaped',
+      style: {
+        'line-color': LOOK.shaped,
+        width: 5,
+        label: 'data(label)',
+        'font-size': 9,
+        color: LOOK.shaped,
+        'text-wrap': 'wrap',
+        'text-background-color': '#ffffff',
+        'text-background-opacity': 0.85,
+        'text-background-padding': 2,
+      },
+    },
+    { selector: 'node.link.shaped', style: { 'border-width': 3, 'border-color': LOOK.shaped, 'border-style': 'double' } },
+    {
       selector: 'edge.port',
       style: large
         ? { 'line-color': LOOK.portEdge }
@@ -333,6 +352,44 @@ export function stylesheet(large, detailed) {
         'underlay-shape': 'round-rectangle',
       },
     },
+    // The Traffic layer (traffic.js): client -> server, dashed and arrowed, wider the more bytes
+    // (data(width): a log scale), labelled "tcp/80"; servers outside the host meet at one node.
+    {
+      selector: 'edge.traffic',
+      style: {
+        width: 'data(width)',
+        'line-color': LOOK.traffic,
+        'line-style': 'dashed',
+        'line-dash-pattern': TRAFFIC_DASH,
+        'curve-style': 'bezier',
+        'target-arrow-shape': 'triangle',
+        'target-arrow-color': LOOK.traffic,
+        'arrow-scale': 0.9,
+        label: 'data(label)',
+        'font-family': font,
+        'font-size': 11,
+        color: LOOK.traffic,
+        'text-background-color': '#ffffff',
+        'text-background-opacity': 0.85,
+        'text-background-padding': 2,
+        'min-zoomed-font-size': 8,
+        'z-index': 15,
+      },
+    },
+    { selector: 'edge.traffic:selected', style: { 'line-color': LOOK.selected, 'target-arrow-color': LOOK.selected, 'line-style': 'solid' } },
+    {
+      selector: 'node.outside',
+      style: {
+        shape: 'ellipse',
+        width: 30,
+        height: 30,
+        'background-color': '#ffffff',
+        'border-width': 2,
+        'border-style': 'dashed',
+        'border-color': LOOK.traffic,
+        color: LOOK.traffic,
+      },
+    },
     { selector: '.dimmed', style: { opacity: 0.15 } },
     // Selecting a VXLAN device lights the overlay it is part of: its peers and their endpoints.
     { selector: 'node.lit', style: { 'border-width': 3, 'border-color': LOOK.tunnel, 'border-style': 'solid' } },
@@ -366,6 +423,8 @@ const LEGEND = [
     ['Loopback', { shape: 'dot', fill: LOOK.lo }],
     ['Other', { shape: 'hexagon', fill: LOOK.other }],
     ['Unknown VTEP', { shape: 'box', fill: '#ffffff', border: LOOK.tunnelUnknown, width: 2, dash: true }],
+    ['Outside the host (Traffic layer)', { shape: 'circle', fill: '#ffffff', border: LOOK.traffic, width: 2, dash: true }],
+    ['Shaped (rate limit or impairment)', { shape: 'circle', fill: LOOK.veth, border: LOOK.shaped, width: 3 }],
     ['Overlay findings', { shape: 'badge', fill: LOOK.findings }],
     ['Grouped endpoints', { shape: 'bar', fill: LOOK.group.fill, border: LOOK.group.border, width: 2 }],
     ['Down', { shape: 'circle', fill: LOOK.down.fill, border: LOOK.down.line, width: 2, dash: true }],
@@ -378,12 +437,14 @@ const LEGEND = [
   ]],
   ['Lines', [
     ['veth pair', { shape: 'line', border: LOOK.vethEdge, width: 3 }],
+    ['veth pair with a shaped end (its shaping written on it)', { shape: 'line', border: LOOK.shaped, width: 4 }],
     ['Bridge port', { shape: 'arrow', border: LOOK.portEdge, width: 2 }],
     ['Grouped endpoints', { shape: 'line', border: LOOK.groupEdge, width: 5, dash: true }],
     ['Link down', { shape: 'line', border: LOOK.down.line, width: 2, dash: true }],
     ['VXLAN tunnel', { shape: 'line', border: LOOK.tunnel, width: 2.5, dash: TUNNEL_DASH }],
     ['Tunnel to an unknown VTEP', { shape: 'line', border: LOOK.tunnelUnknown, width: 2.5, dash: TUNNEL_DASH }],
     ['Explained path', { shape: 'line', border: LOOK.explainPath, width: 4 }],
+    ['Talks to (Traffic layer; wider: more bytes)', { shape: 'arrow', border: LOOK.traffic, width: 2, dash: TRAFFIC_DASH }],
   ]],
 ];
 

@@ -13,12 +13,16 @@
 //   overlay.js keeps the overlay check of every network spanning hosts, drawn as a findings badge
 //   on each host's VXLAN device, listed in its panel with a Re-apply button for operators.
 // - explain.js: "why can't A reach B" (operators): the Explain path panel, its answer lit on the graph.
+// - traffic.js, traffic-view.js: the Traffic layer ("talks to" edges from each host's conntrack,
+//   toggled in the graph bar) and the Traffic table.
+// - shaping.js: a link's rate limit or impairment (operators, from its details), shown on its veth edge.
 //
 // Needs cytoscape and cytoscape-svg loaded before it (templates/topology/_scripts.html).
 
 import { api } from './api.js';
 import { $, download, el, formatTime, plural } from './dom.js';
 import { createExplain } from './explain.js';
+import { shapeLink, unshapeLink } from './shaping.js';
 import {
   applyFilters,
   clearFilters,
@@ -40,7 +44,9 @@ import { hostDetails, linkDetails, namespaceDetails } from './panels.js';
 import { SavedLayout } from './saved-layout.js';
 import { Connection } from './socket.js';
 import { renderLegend, stylesheet } from './style.js';
-import { createTableView } from './tables.js';
+import { createTableView, TABLES } from './tables.js';
+import { TRAFFIC_TABLE, trafficCount } from './traffic.js';
+import { createTrafficLayer } from './traffic-view.js';
 
 const LARGE_GRAPH_NODES = 1500; // beyond: simplified drawing (haystack edges, no arrows)
 // On connect the server sends one snapshot per host: the first layout waits this long at most for
@@ -72,6 +78,16 @@ const cy = createGraph($('#cy'), { webgl: new URLSearchParams(location.search).g
 let largeGraph = false; // simplified drawing, switched on for good once a graph gets large
 let detailedLabels = true; // the stylesheet in use draws full labels
 let connection = null;
+const trafficLayer = createTrafficLayer({
+  cy,
+  model,
+  toggle: $('#traffic-toggle'),
+  savedPosition: (id) => savedLayout.get(id),
+  onChange: () => {
+    if (!trafficLayer.on && ['traffic', 'outside'].includes(selected?.type)) closeDetails();
+    if (filtersActive() || filters.highlight) applyFilters(cy, model, cy.elements());
+  },
+});
 
 // ---------------------------------------------------------------------------------------------
 // Frames and flushes
@@ -151,6 +167,7 @@ function flush() {
   const wasDelta = model.pending.delta;
   model.pending.snapshot = model.pending.delta = false;
   lastFlushDone = placing.then(() => {
+    trafficLayer.sync(); // once what its edges join is drawn and placed
     if (firstDraw) resolveReady();
     if (wasDelta) switchboard.lastDeltaAppliedAt = Date.now();
     for (const resolve of waiters) resolve();
@@ -429,7 +446,13 @@ function refreshView(added) {
   renderEmptyState();
   renderConnectedStatus();
   tableView.refresh();
+  renderTrafficEmpty();
   explain?.refresh(); // a redrawn element lost its explain classes
+}
+
+/** The Traffic table says why it is empty while no host reports a conversation. */
+function renderTrafficEmpty() {
+  $('#traffic-empty').hidden = tableView.current !== 'traffic' || trafficCount(Object.values(model.hosts)) > 0;
 }
 
 function setQuery(query) {
@@ -501,8 +524,17 @@ function renderDetails() {
   const type = node.nonempty() ? node.data('type') : selected.type;
   let title = selected.id;
   let body;
-  const context = { canOperate: Boolean(editConfig?.can_operate && desiredUrl), reapply: reapplies, canExplain: Boolean(explain) };
-  if (type === 'link' && h?.links.has(selected.id)) {
+  const context = {
+    canOperate: Boolean(editConfig?.can_operate && desiredUrl),
+    reapply: reapplies,
+    canExplain: Boolean(explain),
+    canShape: Boolean(editConfig?.can_operate),
+    shapingNote: shapingNotes.get(selected.id),
+  };
+  const traffic = trafficLayer.details(selected.id, selected.host);
+  if (traffic) {
+    ({ title, body } = traffic);
+  } else if (type === 'link' && h?.links.has(selected.id)) {
     const link = h.links.get(selected.id);
     title = link.name;
     body = linkDetails(model, h, selected.id, link, context);
@@ -651,6 +683,7 @@ const exporters = {
 // ---------------------------------------------------------------------------------------------
 // Tables beside the graph (static/js/tables.js), on tabs: Graph | Endpoints | Networks | ...
 
+TABLES.traffic = TRAFFIC_TABLE; // tables.js draws every table of TABLES: the Traffic tab's joins them
 const tableView = createTableView({
   panel: $('#tables'),
   context: () => ({
@@ -662,6 +695,7 @@ const tableView = createTableView({
   // A row shows its element on the graph, selected, with its details.
   onSelect: (row) => {
     showView('graph');
+    if (row.kind === 'traffic') trafficLayer.setOn(true); // its edge is drawn only with the layer
     selectElement(row.id, row.host);
   },
   download,
@@ -693,12 +727,14 @@ function showView(view, { focus = false } = {}) {
   }
   if (view === 'graph') {
     tableView.hide();
+    renderTrafficEmpty();
     cy.resize();
     return;
   }
   const bar = $('.graph-bar');
   $('#tables').style.top = `${bar.offsetTop + bar.offsetHeight}px`;
   tableView.show(view);
+  renderTrafficEmpty();
 }
 
 for (const tab of viewTabs) {
@@ -772,6 +808,7 @@ cy.on('tap', 'node', (event) => {
   }
   selectElement(node.id(), host);
 });
+cy.on('tap', 'edge.traffic', (event) => selectElement(event.target.id(), event.target.data('host')));
 cy.on('tap', (event) => {
   if (event.target === cy) closeDetails();
 });
@@ -801,7 +838,23 @@ $('#details').addEventListener('click', (event) => {
   else if (button.dataset.collapse) collapseGroup(h, button.dataset.collapse);
   else if (button.dataset.explainFrom) explain?.from(selected.host, button.dataset.explainFrom);
   else if (button.dataset.explainTo) explain?.to(selected.host, button.dataset.explainTo);
+  else if (button.dataset.shape || button.dataset.unshape) shapingChange(h, selected.id, Boolean(button.dataset.shape));
 });
+
+// How the last shaping change of each link went (shown in its details until the page reloads).
+const shapingNotes = new Map();
+
+function shapingChange(h, id, shape) {
+  const link = h?.links.get(id);
+  if (!link) return;
+  const report = (text, ok) => {
+    shapingNotes.set(id, { text, ok });
+    if (selected?.id === id) renderDetails();
+  };
+  const where = { host: h.name, netns: link.netns, link: link.name, report };
+  if (shape) shapeLink({ ...where, shaping: link.shaping });
+  else unshapeLink(where);
+}
 $('#details-close').addEventListener('click', closeDetails);
 $('#filter-clear').addEventListener('click', () => {
   clearFilters();
@@ -879,6 +932,7 @@ const switchboard = {
   showView,
   overlays: overlayWatch,
   explain,
+  traffic: trafficLayer,
   get largeMode() {
     return largeGraph;
   },

@@ -285,6 +285,10 @@ def docker_demo(s: HostState) -> None:
         )
         where = {"address": "198.18.1.10", "port": 80, "netns": f"demo-{instance}", "bridge": "demo-front"}
         s.state["service_health"][health.key] = {**health.to_dict(), **where, "vip": "198.18.1.100:80/tcp"}
+    s.state["traffic"]["demo-web1|demo-web2|tcp|80"] = {
+        "client": "demo-web1", "server": "demo-web2", "server_address": "198.18.1.3", "protocol": "tcp",
+        "port": 80, "flows": 2, "packets": 40, "bytes": 5400, "seen_in": ["demo-web1", "demo-web2"],
+    }  # fmt: skip
 
 
 def endpoints_host(count: int, *, per_bridge: int = 125) -> HostState:

@@ -48,7 +48,11 @@ async def test_the_agent_answers_why_and_proves_it(make_stack, topo):
         "decision": f"a socket listens on tcp/8080 on {NODES['b']} in {topo}-b",
         "verdict": "deliver",
         "cause": "",
+        "interface": "",  # delivery crosses no interface: nothing to watch there
+        "probe_seen": None,
     }
+    watched = [h["probe_seen"] for h in answer["walk"]["hops"] if h["kind"] == "veth"]
+    assert watched and all(seen["out"] >= 2 and seen["back"] >= 2 for seen in watched), watched
 
     status, refused = await web.aapi("POST", "/api/v1/explain/", {**question, "source": "nowhere"})
     assert status == 404 and "nowhere" in refused["message"], refused

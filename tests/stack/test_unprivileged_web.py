@@ -66,6 +66,8 @@ NETCORE_PURE = (
     "netcore.services.catalog",
     "netcore.topology.services_section",
     "netcore.explain.question",
+    "netcore.shaping_spec",
+    "netcore.capture.request",
     "netcore.docker.plumbing",
 )
 
@@ -116,5 +118,12 @@ def test_netcore_pure_modules_stay_pure():
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {watched!r})))"
     )
     run = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True)
-    packages = {"netcore", "netcore.topology", "netcore.docker", "netcore.services", "netcore.explain"}
+    packages = {
+        "netcore",
+        "netcore.topology",
+        "netcore.docker",
+        "netcore.services",
+        "netcore.explain",
+        "netcore.capture",
+    }
     assert json.loads(run.stdout) == sorted({*NETCORE_PURE, *packages})

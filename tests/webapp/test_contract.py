@@ -32,7 +32,7 @@ STATE_READING_JS = [MODEL_JS] + [JS / name for name in ("graph.js", "panels.js",
 
 
 def _schema_of(kind: str | None) -> dict[str, Any]:
-    for extra in (schema.DOCKER_SCHEMA, schema.SERVICES_SCHEMA):
+    for extra in (schema.DOCKER_SCHEMA, schema.SERVICES_SCHEMA, schema.TRAFFIC_SCHEMA):
         if kind in extra["properties"]:
             return extra
     return schema.SCHEMA
@@ -60,7 +60,7 @@ def _objects() -> dict[str, list[dict[str, Any]]]:
 def test_the_kinds_are_the_schemas_and_the_browsers() -> None:
     arrays = [
         k
-        for s in (schema.SCHEMA, schema.DOCKER_SCHEMA, schema.SERVICES_SCHEMA)
+        for s in (schema.SCHEMA, schema.DOCKER_SCHEMA, schema.SERVICES_SCHEMA, schema.TRAFFIC_SCHEMA)
         for k, p in s["properties"].items()
         if p.get("type") == "array"
     ]

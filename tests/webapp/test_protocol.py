@@ -101,9 +101,10 @@ def _documented_types(heading: str) -> set[str]:
 def test_the_documented_frames_are_the_ones_spoken() -> None:
     """Every agent frame type the doc lists is one the web app parses, and the other way round; the
     web app's frames to the agent (cancel among them) are ones the agent handles."""
-    assert _documented_types("Agent → web app") == set(_FIELDS)
+    spoken = _documented_types("Agent → web app") | _documented_types("Capture: agent → web app")
+    assert spoken == set(_FIELDS)
     agent = AGENT_CLIENT.read_text()
-    for kind in _documented_types("Web app → agent"):
+    for kind in _documented_types("Web app → agent") | _documented_types("Capture: web app → agent"):
         assert f'kind == "{kind}"' in agent, kind
 
 

@@ -30,6 +30,7 @@ from tests.webapp.conftest import Sockets, make_account
 from webapp.accounts.models import ApiToken, Role
 from webapp.accounts.selectors import token_find
 from webapp.accounts.services import token_revoke
+from webapp.captures.routing import websocket_urlpatterns as capture_socket_routes
 from webapp.hosts.routing import websocket_urlpatterns as host_socket_routes
 from webapp.hosts.services import host_create
 from webapp.networks import services as network_services
@@ -56,8 +57,11 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/topology/layouts/<str:view>/",      "GET"):    VIEWER,
     ("api/v1/topology/layouts/<str:view>/",      "PUT"):    VIEWER,   # each user's own layout
     ("api/v1/topology/layouts/<str:view>/",      "PATCH"):  VIEWER,   # each user's own layout
+    ("api/v1/topology/shaping/<str:host>/<str:netns>/<str:link>/", "PUT"):    OPERATOR,
+    ("api/v1/topology/shaping/<str:host>/<str:netns>/<str:link>/", "DELETE"): OPERATOR,
     ("api/v1/audit/",                            "GET"):    OPERATOR, # the log names people
     ("api/v1/operations/",                       "GET"):    VIEWER,
+    ("api/v1/traffic/",                          "GET"):    VIEWER,
     ("api/v1/operations/<str:id>/",              "GET"):    VIEWER,
     ("api/v1/operations/<str:id>/cancel/",       "POST"):   OPERATOR,
     ("api/v1/topologies/",                       "GET"):    VIEWER,
@@ -102,6 +106,14 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/services/<str:name>/",              "DELETE"): OPERATOR,
     ("api/v1/services/<str:name>/resolve/",      "POST"):   OPERATOR, # packets from a node's namespace
     ("api/v1/explain/",                          "POST"):   OPERATOR, # probes from a namespace
+    # captures: packets can carry secrets, so operators only, reads included
+    ("api/v1/captures/",                         "GET"):    OPERATOR,
+    ("api/v1/captures/",                         "POST"):   OPERATOR,
+    ("api/v1/captures/<str:id>/",                "GET"):    OPERATOR,
+    ("api/v1/captures/<str:id>/",                "DELETE"): OPERATOR,
+    ("api/v1/captures/<str:id>/stop/",           "POST"):   OPERATOR,
+    ("api/v1/captures/<str:id>/pcap",            "GET"):    OPERATOR,
+    ("api/v1/captures/<str:id>/packets/<str:number>/",        "GET"):    OPERATOR,
     ("api/v1/services/<str:name>/instances/",    "GET"):    VIEWER,
     ("api/v1/services/<str:name>/instances/",    "POST"):   OPERATOR,
     ("api/v1/services/<str:name>/instances/<str:instance>/",         "GET"):    VIEWER,
@@ -123,6 +135,8 @@ PAGES: dict[tuple[str, str], str] = {
     ("hosts/agent/switchboard-agent.service",    "GET"):    VIEWER,   # (or a host token)
     ("api/docs/",                                "GET"):    VIEWER,
     ("audit/",                                   "GET"):    OPERATOR, # the log names people
+    ("captures/",                                "GET"):    OPERATOR, # packets can carry secrets
+    ("captures/<str:id>/",                       "GET"):    OPERATOR,
     ("audit/unlock/",                            "POST"):   ADMIN,    # lift a login lockout
     ("accounts/tokens/",                         "GET"):    VIEWER,   # each user's own API tokens
     ("accounts/tokens/",                         "POST"):   VIEWER,   # make or revoke one's own
@@ -139,6 +153,7 @@ NOT_ROLE_CHECKED = ("", "healthz", "favicon.ico", "accounts/", "admin/")
 SOCKETS: dict[str, set[str]] = {
     "ws/topology/": {"viewer", "operator", "admin"},
     "ws/agent/": {"host token"},
+    "ws/captures/<str:id>/": {"operator", "admin"},
 }
 
 ROLE_ORDER = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
@@ -203,7 +218,8 @@ def page_routes() -> set[str]:
 
 
 def socket_routes() -> set[str]:
-    return {str(route.pattern) for route in host_socket_routes + topology_socket_routes}
+    routes = host_socket_routes + topology_socket_routes + capture_socket_routes
+    return {str(route.pattern) for route in routes}
 
 
 def test_every_api_endpoint_and_method_has_a_row() -> None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -21,6 +22,7 @@ from django.db import DatabaseError
 
 from netcore.services.catalog import HEALTH_KIND
 from webapp import layer
+from webapp.captures import relay as capture_relay
 from webapp.catalog.docker import docker_registrations_sync
 from webapp.catalog.selectors import catalog_for_host, host_has_services
 from webapp.catalog.services import catalog_applied, health_apply, health_forget, leases_expire
@@ -44,6 +46,7 @@ from webapp.operations.services import (
 from webapp.sockets import header_token
 from webapp.topology.services import host_state_save
 from webapp.topology.state import InvalidState, LiveState
+from webapp.traffic.services import TRAFFIC_KIND, traffic_apply, traffic_prune
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +57,18 @@ PROGRESS_SAVE_INTERVAL = 1.0  # seconds: a running operation's progress is store
 LEASE_SWEEP_INTERVAL = 1.0  # seconds between looks for the host's service instances whose lease ran out
 ASK_FORGET = 60.0  # seconds after which a question (webapp.hosts.ask) the agent never answered is forgotten
 DOCKER_KINDS = ("docker_engine", "docker_networks", "docker_containers")  # what service labels depend on
+TRAFFIC_PRUNE_INTERVAL = 3600.0  # seconds between two removals of old ended traffic edges (webapp.traffic)
 
 
 def command_frame(operation: Operation) -> dict[str, Any]:
     """The agent frame that runs an operation: a topology file (plan, apply, destroy, with its node
-    scope) or a Docker request ({"action", "request"} as webapp.containers stored it)."""
-    if operation.kind == Operation.Kind.DOCKER:
-        docker = json.loads(operation.document)
-        return protocol.frame(
-            "command", id=str(operation.id), action=f"docker.{docker['action']}", request=docker["request"]
-        )
+    scope), a Docker request ({"action", "request"} as webapp.containers stored it) or a link's
+    shaping (as webapp.topology.shaping stored it)."""
+    if operation.kind in (Operation.Kind.DOCKER, Operation.Kind.SHAPE):
+        document = json.loads(operation.document)
+        prefix = "docker" if operation.kind == Operation.Kind.DOCKER else "link"
+        action = f"{prefix}.{document['action']}"
+        return protocol.frame("command", id=str(operation.id), action=action, request=document["request"])
     scope = {} if operation.nodes is None else {"nodes": operation.nodes}
     return protocol.frame(
         "command", id=str(operation.id), action=operation.kind, topology=operation.document, **scope
@@ -77,6 +82,13 @@ def _operations_on_hello(*, host_id: int, fail_running: bool) -> list[Operation]
     failed = operations_fail_running(host_id=host_id) if fail_running else []
     topologies_reconcile_on_connect(host_id=host_id)
     return failed
+
+
+def _traffic_store(*, host_id: int, reports: dict[str, Any], whole: bool, prune: bool) -> None:
+    """Keep the host's traffic edges (a snapshot's are `whole`), and with `prune` forget old ended ones."""
+    traffic_apply(host_id=host_id, reports=reports, whole=whole)
+    if prune:
+        traffic_prune()
 
 
 def _state_store(*, host_id: int, seq: int, state: dict[str, Any], health: bool) -> None:
@@ -95,6 +107,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     host: Host | None = None
     lease_task: asyncio.Task | None = None
+    traffic_pruned = float("-inf")  # when this connection last forgot old traffic edges (monotonic)
+    traffic_pending: dict[str, Any] | None = None  # traffic reports not stored yet (see _traffic)
+    traffic_whole = False  # they are a snapshot's: every live edge of the host
+    traffic_task: asyncio.Task | None = None
+    captures_task: asyncio.Task | None = None  # ends the captures an earlier connection left live
 
     async def connect(self) -> None:
         token = header_token(self.scope)
@@ -124,6 +141,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.health_whole = False  # a snapshot came: the next save stores all of its health too
         # questions sent (webapp.hosts.ask), by id: (channel awaiting the answer, when)
         self.asking: dict[str, tuple[str, float]] = {}
+        self.captures: set[str] = set()  # ids of the captures sent to the agent (webapp.captures)
         self.catalog_lock = asyncio.Lock()
         group = layer.agent_group(host.id)
         await self.channel_layer.group_send(group, {"type": "agent.replace", "channel": self.channel_name})
@@ -158,6 +176,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
         for task in tasks:
             if task:
                 task.cancel()
+        ending = [task for task in (self.traffic_task, self.captures_task) if task is not None]
+        if ending:  # what the agent reported is kept, even as it goes
+            await asyncio.wait(ending)
+        if self.captures:  # the agent kills its captures with the connection: what arrived is kept
+            await capture_relay.agent_gone(host_id=host.id, ids=self.captures)
         if self.replaced:
             return  # the newer connection owns the host's state and presence now
         if self.live.known:
@@ -208,6 +231,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
             host_id=self.host.id, fail_running=self.running is None
         )
         await self._announce(failed)
+        # captures an earlier connection left live end (in a task: the state's frames go first)
+        ended = capture_relay.agent_gone(host_id=self.host.id, keep=set(self.captures))
+        self.captures_task = asyncio.create_task(ended)
         await self._operations_next()
         if self.catalog_task is None:
             self.catalog_task = asyncio.create_task(self._catalog_keep(serving=bool(frame.get("catalog"))))
@@ -227,6 +253,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.health_whole = True  # the snapshot's health is the whole of it: stored with the state
         await self._save()
         await self._docker_registrations()
+        self._traffic(frame["state"].get(TRAFFIC_KIND, {}), whole=True)
 
     async def _on_delta(self, frame: dict[str, Any]) -> None:
         if self.live.stale:  # sent before the agent read our resync: the snapshot will hold it
@@ -248,6 +275,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(health_apply)(host_id=self.host.id, reports=health)
         if any(e["kind"] in DOCKER_KINDS for e in frame["events"]):
             await self._docker_registrations()
+        traffic = {
+            e["key"]: e["object"] if e["action"] == "set" else None
+            for e in frame["events"]
+            if e["kind"] == TRAFFIC_KIND
+        }
+        if traffic:
+            self._traffic(traffic, whole=False)
         self._save_soon()
 
     async def _on_result(self, frame: dict[str, Any]) -> None:
@@ -255,7 +289,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.settling.add(frame["id"])
         reply = {"ok": frame["ok"], "result": frame.get("result"), "error": frame.get("error")}
         running = self.running_operation if frame["id"] == self.running else None
-        if running is not None and running.kind == Operation.Kind.DOCKER:
+        if running is not None and running.kind in (Operation.Kind.DOCKER, Operation.Kind.SHAPE):
             await self._save()  # its changes came first: stored before it ends, for the requests after it
         operation = await database_sync_to_async(operation_finish)(
             host_id=self.host.id, operation_id=frame["id"], reply=reply
@@ -335,6 +369,25 @@ class AgentConsumer(AsyncWebsocketConsumer):
             answer = {"ok": frame["ok"], field: frame.get(field), "error": frame.get("error")}
             await self.channel_layer.send(reply, {"type": "ask.reply", **answer})
 
+    async def _on_capture_started(self, frame: dict[str, Any]) -> None:
+        await self._capture_frame(capture_relay.on_started(host_id=self.host.id, frame=frame))
+
+    async def _on_capture_data(self, frame: dict[str, Any]) -> None:
+        await self._capture_frame(capture_relay.on_data(host_id=self.host.id, frame=frame))
+
+    async def _on_capture_packets(self, frame: dict[str, Any]) -> None:
+        await self._capture_frame(capture_relay.on_packets(host_id=self.host.id, frame=frame))
+
+    async def _on_capture_done(self, frame: dict[str, Any]) -> None:
+        self.captures.discard(frame["id"])
+        await self._capture_frame(capture_relay.on_done(host_id=self.host.id, frame=frame))
+
+    async def _capture_frame(self, handled: Awaitable[list[dict[str, Any]]]) -> None:
+        """A capture frame, stored and shown to its watchers (webapp.captures.relay); then the
+        frames that answer it (a capture.stop, an error for a refused one) go to the agent."""
+        for reply in await handled:
+            await self._send(reply)
+
     async def _on_pong(self, frame: dict[str, Any]) -> None:
         """Nothing to do: the agent is alive."""
 
@@ -383,6 +436,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
             del self.asking[stale]  # the agent never answered: the request gave up long ago
         self.asking[event["id"]] = (event["reply"], now)
         await self._send(protocol.frame(event["kind"], id=event["id"], request=event["request"]))
+
+    async def capture_request(self, event: dict[str, Any]) -> None:
+        """Start a capture (webapp.captures.services): send the agent its `capture` frame. Before
+        hello it is not sent: hello ends it as left by an earlier connection."""
+        if self.greeted:
+            self.captures.add(event["id"])
+            await self._send(protocol.frame("capture", id=event["id"], request=event["request"]))
+
+    async def capture_stop(self, event: dict[str, Any]) -> None:
+        """Someone stopped a capture, or deleted a live one: ask the agent to stop it."""
+        if self.greeted:
+            await self._send(protocol.frame("capture.stop", id=event["id"]))
 
     async def state_request(self, event: dict[str, Any]) -> None:
         if not self.live.known or event.get("host") not in (None, self.host.name):
@@ -451,6 +516,36 @@ class AgentConsumer(AsyncWebsocketConsumer):
             )
         except DatabaseError:  # the next container event or snapshot tries again
             log.exception("host %s: could not register its containers' services", self.host)
+
+    def _traffic(self, reports: dict[str, Any], *, whole: bool) -> None:
+        """Keep the history of the host's traffic edges (webapp.traffic) in a task of its own, so the
+        connection answers its frames meanwhile: reports that come during a write are merged into the
+        next one (one transaction), a snapshot's replacing what was pending."""
+        if whole or self.traffic_pending is None:
+            self.traffic_pending, self.traffic_whole = {}, whole
+        for key, report in reports.items():
+            if report is None and self.traffic_whole:
+                self.traffic_pending.pop(key, None)  # a snapshot's reports are the live edges
+            else:
+                self.traffic_pending[key] = report
+        if self.traffic_task is None or self.traffic_task.done():
+            self.traffic_task = asyncio.create_task(self._traffic_drain())
+
+    async def _traffic_drain(self) -> None:
+        """Store the pending traffic reports until none are left (one transaction each)."""
+        while self.traffic_pending is not None:
+            reports, whole = self.traffic_pending, self.traffic_whole
+            self.traffic_pending, self.traffic_whole = None, False
+            prune = time.monotonic() - self.traffic_pruned > TRAFFIC_PRUNE_INTERVAL
+            try:
+                await database_sync_to_async(_traffic_store)(
+                    host_id=self.host.id, reports=reports, whole=whole, prune=prune
+                )
+            except DatabaseError:  # the next snapshot ends or restores what this one missed
+                log.exception("host %s: could not store its traffic edges", self.host)
+                continue
+            if prune:
+                self.traffic_pruned = time.monotonic()
 
     async def _ask_resync(self) -> None:
         """Ask the agent for a snapshot, unless a request is outstanding (re-asked after RESYNC_RETRY)."""

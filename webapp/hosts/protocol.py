@@ -7,11 +7,13 @@ of snapshots and deltas are then checked against netcore's schema by webapp.topo
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import re
 from typing import Any
 
+from webapp.captures import limits as capture_limits
 from webapp.topology.schema import MAX_SAFE_INTEGER, SchemaError, json_type, text_check
 
 VERSION = 1
@@ -53,6 +55,10 @@ _FIELDS: dict[str, dict[str, type | _Text]] = {
     "catalog.applied": {"ok": bool},
     "resolved": {"id": _Text(MAX_ID), "ok": bool},
     "explained": {"id": _Text(MAX_ID), "ok": bool},
+    "capture.started": {"id": _Text(MAX_ID)},
+    "capture.data": {"id": _Text(MAX_ID), "offset": int, "data": str},
+    "capture.packets": {"id": _Text(MAX_ID), "seen": int, "rows": list},
+    "capture.done": {"id": _Text(MAX_ID), "ok": bool, "packets": int, "dropped": int, "reason": _Text(16)},
 }
 _OPTIONAL: dict[str, set[str]] = {
     "result": {"result", "error", "settling"},
@@ -61,6 +67,7 @@ _OPTIONAL: dict[str, set[str]] = {
     "hello": {"catalog"},
     "resolved": {"answers", "error"},
     "explained": {"answer", "error"},
+    "capture.done": {"error"},
 }
 _ENVELOPE = {"v", "type"}
 
@@ -206,6 +213,8 @@ def frame_parse(text: str | None) -> dict[str, Any]:
         _progress_check(parsed)
     if kind == "error":
         _payload_check(parsed["error"], "error")
+    if kind.startswith("capture."):
+        _capture_check(parsed)
     return parsed
 
 
@@ -235,3 +244,64 @@ def _result_check(result: dict[str, Any]) -> None:
     ):
         raise ProtocolError("result: ok is false, so 'error' must be an object with 'error' and 'message'")
     _payload_check(error, "result")
+
+
+_CAPTURE_REASONS = {"count", "duration", "stopped", "error"}
+_ROW_STRINGS = ("interface", "source", "destination", "protocol", "info")
+_ROW_FIELDS = {"number", "time", "length", *_ROW_STRINGS}
+
+
+def _capture_check(frame: dict[str, Any]) -> None:
+    """The capture frames' bounds (webapp.captures.limits). capture.data's `data` is decoded here:
+    the frame carries its bytes from then on."""
+    kind = frame["type"]
+    if kind == "capture.data":
+        if frame["offset"] < 0:
+            raise ProtocolError("capture.data: offset must not be negative")
+        if len(frame["data"]) > capture_limits.MAX_DATA_TEXT:
+            raise ProtocolError(f"capture.data: data must be at most {capture_limits.MAX_DATA_BYTES} bytes")
+        try:
+            frame["data"] = binascii.a2b_base64(frame["data"], strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("capture.data: data must be base64 (RFC 4648, padded)") from None
+    elif kind == "capture.packets":
+        if frame["seen"] < 0:
+            raise ProtocolError("capture.packets: seen must not be negative")
+        most = capture_limits.MAX_ROWS_PER_FRAME
+        if len(frame["rows"]) > most:
+            raise ProtocolError(f"capture.packets: at most {most} rows in one frame")
+        for i, row in enumerate(frame["rows"]):
+            _capture_row_check(row, f"capture.packets: rows[{i}]")
+    elif kind == "capture.done":
+        if frame["packets"] < 0 or frame["dropped"] < 0:
+            raise ProtocolError("capture.done: packets and dropped must not be negative")
+        if frame["reason"] not in _CAPTURE_REASONS:
+            raise ProtocolError(f"capture.done: reason must be one of {sorted(_CAPTURE_REASONS)}")
+        error = frame.get("error")
+        if frame["ok"] and error is not None:
+            raise ProtocolError("capture.done: ok is true, so 'error' must be null")
+        named = isinstance(error, dict) and all(isinstance(error.get(k), str) for k in ("error", "message"))
+        if not frame["ok"] and not named:
+            raise ProtocolError("capture.done: ok is false, so 'error' must name an error and a message")
+        if error is not None:
+            _payload_check(error, "capture.done")
+
+
+def _capture_row_check(row: Any, where: str) -> None:
+    if not isinstance(row, dict) or set(row) != _ROW_FIELDS:
+        raise ProtocolError(f"{where} must be an object with exactly {sorted(_ROW_FIELDS)}")
+    if type(row["number"]) is not int or row["number"] < 1:
+        raise ProtocolError(f"{where}: number must be an integer from 1")
+    if type(row["length"]) is not int or row["length"] < 0:
+        raise ProtocolError(f"{where}: length must be an integer from 0")
+    if type(row["time"]) not in (int, float) or row["time"] < 0:
+        raise ProtocolError(f"{where}: time must be epoch seconds")
+    limit = capture_limits.MAX_ROW_TEXT
+    for name in _ROW_STRINGS:
+        value = row[name]
+        if type(value) is not str or len(value) > limit:
+            raise ProtocolError(f"{where}: {name} must be a string of at most {limit} characters")
+        try:
+            text_check(value)
+        except SchemaError as err:
+            raise ProtocolError(f"{where}: {name} {err}") from None

@@ -1,5 +1,5 @@
-"""An operation is one piece of long work on a host (plan, apply or destroy of a topology file, or a
-request to the host's Docker engine).
+"""An operation is one piece of long work on a host (plan, apply or destroy of a topology file, a
+request to the host's Docker engine, or a change to one link's shaping).
 
 An operation queued for a desired topology (webapp.networks) points at it: the topology's status is
 derived from its latest operation. The web app queues some itself (reconcile on connect), saying why
@@ -28,6 +28,7 @@ class Operation(models.Model):
         APPLY = "apply"
         DESTROY = "destroy"
         DOCKER = "docker"  # a request to the host's Docker engine (webapp.containers)
+        SHAPE = "shape"  # a change to one link's shaping (webapp.topology.shaping)
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -41,7 +42,8 @@ class Operation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     document = models.TextField(
-        help_text="The topology file text the operation runs; for a docker operation, its request as JSON."
+        help_text="The topology file text the operation runs; for a docker or shape operation, its request "
+        "as JSON."
     )
     nodes = models.JSONField(
         null=True,

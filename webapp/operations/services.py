@@ -52,16 +52,19 @@ def operation_message(operation: Operation, *, host: str) -> dict[str, Any]:
         progress=operation.progress if running else "",
         done=operation.progress_done if running else None,
         total=operation.progress_total if running else None,
-        subject=docker_subject(operation),
+        subject=operation_subject(operation),
     )
 
 
-def docker_subject(operation: Operation) -> str:
-    """What a docker operation does, for people ("container.run web"); "" for other kinds."""
-    if operation.kind != Operation.Kind.DOCKER:
+def operation_subject(operation: Operation) -> str:
+    """What a docker or shape operation does, for people ("container.run web", "shape a:eth0"); ""
+    for the topology kinds (their topology names them)."""
+    if operation.kind not in (Operation.Kind.DOCKER, Operation.Kind.SHAPE):
         return ""
     document = json.loads(operation.document)
     request = document["request"]
+    if operation.kind == Operation.Kind.SHAPE:
+        return f"{document['action']} {request['netns']}:{request['link']}"
     named = next((request[k] for k in ("name", "project", "container", "network") if request.get(k)), "")
     return f"{document['action']} {named}".strip()
 

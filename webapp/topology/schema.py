@@ -1,5 +1,6 @@
 """netcore's JSON Schemas (netcore/schema/snapshot.schema.json, and docker.schema.json for the
-Docker engine's kinds), compiled once into fast checkers.
+Docker engine's kinds, services.schema.json for the catalog's health, traffic.schema.json for
+conntrack's "talks to" edges), compiled once into fast checkers.
 
 The schema is the one definition of the state kinds and of every object's shape: netcore's model
 is tested against it, the web app checks every object an agent sends with the checkers built here,
@@ -37,6 +38,7 @@ def _schema_path() -> Path:
 SCHEMA_PATH = _schema_path()
 DOCKER_SCHEMA_PATH = SCHEMA_PATH.with_name("docker.schema.json")  # the Docker engine's kinds
 SERVICES_SCHEMA_PATH = SCHEMA_PATH.with_name("services.schema.json")  # the service catalog's health
+TRAFFIC_SCHEMA_PATH = SCHEMA_PATH.with_name("traffic.schema.json")  # conntrack's "talks to" edges
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 MAX_STRING = 1024  # characters of a string the schema gives no maxLength
 
@@ -431,15 +433,17 @@ def _compile(schema: dict[str, Any], *, whole: bool) -> dict[str | None, tuple[C
 _Checks = dict[str | None, tuple[Callable[[Any], bool], Check]]
 
 
-def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], _Checks]:
+def _load() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any], _Checks]:
     schema = json.loads(SCHEMA_PATH.read_text())
     docker = json.loads(DOCKER_SCHEMA_PATH.read_text())
     services = json.loads(SERVICES_SCHEMA_PATH.read_text())
+    traffic = json.loads(TRAFFIC_SCHEMA_PATH.read_text())
     checks = _compile(schema, whole=True) | _compile(docker, whole=False) | _compile(services, whole=False)
-    return schema, docker, services, checks
+    checks |= _compile(traffic, whole=False)
+    return schema, docker, services, traffic, checks
 
 
-SCHEMA, DOCKER_SCHEMA, SERVICES_SCHEMA, _CHECKS = _load()
+SCHEMA, DOCKER_SCHEMA, SERVICES_SCHEMA, TRAFFIC_SCHEMA, _CHECKS = _load()
 KINDS: tuple[str, ...] = tuple(k for k in _CHECKS if k)  # namespaces, links, addresses, routes, ...
 SNAPSHOT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k in SCHEMA["properties"])  # the kernel's
 

@@ -80,3 +80,33 @@ class LayoutOutputSerializer(serializers.Serializer):
     view = serializers.CharField()
     positions = PositionsField()
     updated = serializers.DateTimeField(allow_null=True, help_text="When last saved; null if never.")
+
+
+class _Measure(serializers.Field):
+    """A number or a string with its unit ("10mbit", "20ms"): netcore.shaping_spec reads it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}]})
+class MeasureField(_Measure):
+    pass
+
+
+class ShapingInputSerializer(serializers.Serializer):
+    """A link's shaping. A rate alone is a rate limit (tbf); delay, jitter or loss need netem."""
+
+    rate = MeasureField(required=False, help_text='Bits per second, or "10mbit", "1gbit", "800kbit".')
+    burst = MeasureField(required=False, help_text='Bytes, or "32kb": what passes at line rate (rate only).')
+    queue_ms = serializers.IntegerField(
+        required=False, help_text="How long a packet may queue (1-10000, 50)."
+    )
+    delay = MeasureField(required=False, help_text='Milliseconds, or "20ms", "1.5s" (needs netem).')
+    jitter = MeasureField(
+        required=False, help_text='Milliseconds, or "5ms", at most the delay (needs netem).'
+    )
+    loss = MeasureField(required=False, help_text='Percent of packets dropped, or "0.5%" (needs netem).')

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.api_errors import ErrorSerializer
+from webapp.accounts.permissions import CanOperate
+from webapp.api_errors import ErrorSerializer, error_schema
 from webapp.api_parsers import JSONParser
+from webapp.operations.api.serializers import OperationCreatedSerializer
 from webapp.topology.api.serializers import (
     LayoutOutputSerializer,
     LayoutPatchInputSerializer,
     LayoutPutInputSerializer,
+    ShapingInputSerializer,
     TopologyOutputSerializer,
     TopologyQuerySerializer,
 )
 from webapp.topology.selectors import saved_layout, topology_get, topology_list
 from webapp.topology.services import layout_merge, layout_replace
+from webapp.topology.shaping import link_shape_queue, link_unshape_queue
 from webapp.topology.state import snapshot_lists
 
 
@@ -91,3 +97,43 @@ class LayoutApi(APIView):
             remove=data.validated_data.get("remove", []),
         )
         return Response(LayoutOutputSerializer(layout).data)
+
+
+_SHAPING_ERRORS = error_schema(
+    {
+        400: "A field is wrong (named in `fields`).",
+        403: "Not an operator or admin.",
+        404: "Unknown host, or no such namespace or link in what its agent last reported.",
+    }
+)
+
+
+class LinkShapingApi(APIView):
+    """A link's shaping: a rate limit (tbf), or delay, jitter and loss where the host's kernel has netem.
+    Queued as an operation (202); the link's `shaping` in the topology shows the kernel's result."""
+
+    permission_classes = [IsAuthenticated, CanOperate]
+
+    @extend_schema(
+        summary="Shape a link: rate limit, delay, loss",
+        description="Answers 202 at once with the queued operation; see /api/v1/operations/{id}/. A host "
+        "whose kernel has no netem fails the operation with that reason when delay, jitter or loss is asked.",
+        request=ShapingInputSerializer,
+        responses={202: OperationCreatedSerializer, **_SHAPING_ERRORS},
+    )
+    def put(self, request: Request, host: str, netns: str, link: str) -> Response:
+        if not isinstance(request.data, dict):
+            return Response({"detail": "expected an object of shaping fields"}, status=400)
+        operation = link_shape_queue(
+            host=host, netns=netns, link=link, shaping=dict(request.data), user=request.user
+        )
+        return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Take a link's shaping off",
+        request=None,
+        responses={202: OperationCreatedSerializer, **_SHAPING_ERRORS},
+    )
+    def delete(self, request: Request, host: str, netns: str, link: str) -> Response:
+        operation = link_unshape_queue(host=host, netns=netns, link=link, user=request.user)
+        return Response(OperationCreatedSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
