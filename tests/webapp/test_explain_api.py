@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -50,12 +51,22 @@ def shop(make_host: Callable[..., AgentHost], operator: Account) -> AgentHost:
 
 
 async def _asked(
-    sockets: Sockets, shop: AgentHost, operator: Account, body: dict[str, Any], reply: dict[str, Any]
+    sockets: Sockets,
+    shop: AgentHost,
+    operator: Account,
+    body: dict[str, Any],
+    reply: dict[str, Any],
+    *,
+    method: str = "POST",
 ):
-    """POST body while a connected agent answers the `explain` frame it gets with `reply`: (status,
-    answer, the request the agent got)."""
+    """POST body (or GET it as the query) while a connected agent answers the `explain` frame it gets
+    with `reply`: (status, answer, the request the agent got)."""
     agent = await sockets.agent(shop.token)
-    posted = asyncio.create_task(sockets.http("POST", "/api/v1/explain/", token=operator.token, body=body))
+    if method == "GET":
+        ask = sockets.http("GET", f"/api/v1/explain/?{urlencode(body)}", token=operator.token)
+    else:
+        ask = sockets.http("POST", "/api/v1/explain/", token=operator.token, body=body)
+    posted = asyncio.create_task(ask)
     frame = await receive_type(agent, "explain", skip=("catalog", "command"))
     await agent.send_json_to({"v": 1, "type": "explained", "id": frame["id"], **reply})
     status, answer = await asyncio.wait_for(posted, RECEIVE_TIMEOUT)
@@ -64,11 +75,13 @@ async def _asked(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("method", ["POST", "GET"])
 async def test_a_node_is_asked_by_its_namespace_and_the_agent_s_answer_comes_back(
-    shop: AgentHost, operator: Account, sockets: Sockets
+    shop: AgentHost, operator: Account, sockets: Sockets, method: str
 ) -> None:
     body = {"host": "h1", "source": "shop/side", "destination": "shop/web1:80", "count": 2}
-    status, answer, request = await _asked(sockets, shop, operator, body, {"ok": True, "answer": ANSWER})
+    reply = {"ok": True, "answer": ANSWER}
+    status, answer, request = await _asked(sockets, shop, operator, body, reply, method=method)
     assert status == 200, answer
     assert answer == ANSWER
     assert request == {

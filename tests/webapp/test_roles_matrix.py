@@ -106,6 +106,7 @@ API: dict[tuple[str, str], str] = {
     ("api/v1/services/<str:name>/",              "DELETE"): OPERATOR,
     ("api/v1/services/<str:name>/resolve/",      "POST"):   OPERATOR, # packets from a node's namespace
     ("api/v1/explain/",                          "POST"):   OPERATOR, # probes from a namespace
+    ("api/v1/explain/",                          "GET"):    OPERATOR, # the same, asked in the query
     # captures: packets can carry secrets, so operators only, reads included
     ("api/v1/captures/",                         "GET"):    OPERATOR,
     ("api/v1/captures/",                         "POST"):   OPERATOR,

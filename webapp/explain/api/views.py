@@ -52,7 +52,19 @@ class ExplainApi(APIView):
         responses={200: ExplanationSerializer, 502: ErrorSerializer, **_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        data = ExplainInputSerializer(data=request.data)
+        return self._question(request.data)
+
+    @extend_schema(
+        summary="Why can (or can't) a source reach a destination (the question in the query)",
+        description="The same as POST, with the question's fields as query parameters (a link to keep).",
+        parameters=[ExplainInputSerializer],
+        responses={200: ExplanationSerializer, 502: ErrorSerializer, **_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return self._question(request.query_params)
+
+    def _question(self, fields: Any) -> Response:
+        data = ExplainInputSerializer(data=fields)
         data.is_valid(raise_exception=True)
         question: dict[str, Any] = dict(data.validated_data)
         host = host_get(name=question.pop("host"))
@@ -70,7 +82,7 @@ _plan = sync_to_async(ExplainApi.as_view())
 async def explain(request: HttpRequest) -> HttpResponse:
     """ExplainApi's question, asked of the host's agent (webapp.hosts.ask)."""
     response = await _plan(request)
-    if request.method != "POST" or response.status_code != 200:
+    if request.method not in ("GET", "POST") or response.status_code != 200:
         return response  # OPTIONS, or refused
     question = response.data["request"]
     waited = question["count"] * question["timeout"] + SLACK
