@@ -8,16 +8,27 @@ netcore.explain.probe.Namespaces), so the FIB, policy rules and forwarding check
     decision for the next hop's MAC → the next hop's namespace → its route (as a forwarded packet,
     arriving on that link) → ... → delivery: a local address there, and something listening.
 
+A bridge that does not have the next hop behind any port hands the frame to its VXLAN port, whose
+FDB picks the remote VTEP (the entry for the next hop's MAC, else the default all-zeros entries, to
+each of which the frame is flooded; neither: VXLAN_NO_REMOTE, dropped). When a namespace of the
+snapshot holds that VTEP's address (a lab of "hosts" on one machine), the walk goes on through the
+tunnel: the underlay, hop by hop like any route but for the encapsulated packet (UDP to the
+device's port from its local address, its size 50 bytes more over IPv4 and 70 over IPv6; these hops
+say "underlay to VTEP ..." and are not watched, the probe being inside), then in the VTEP's
+namespace the VXLAN device of the same VNI and port (none: VXLAN_NO_RECEIVER), its bridge and that
+bridge's FDB decision, on to the destination. A tunnel crossed twice is a LOOP.
+
 Each hop says what it is, what decided it and its verdict; the walk ends in ``deliver``, ``drop``
-(with a cause), ``forward`` (the packet leaves this host: a physical link or a VXLAN tunnel to a
-remote VTEP) or ``abort`` (the walk cannot say). Causes (CAUSES) are a fixed vocabulary, each with
-what to do about it. The firewall is read at each hook the packet passes (output in the source,
-forward where it is routed or bridged with br_netfilter on, input where it is delivered:
-netcore.explain.firewall), and DNAT where it happens (a VIP's or a published port's: prerouting
-where the packet arrives, output in the source); with a packet size, each link's MTU (VXLAN's
-encapsulation on the underlay too). Not modelled yet: what happens past the host; the live probe
-(netcore.explain.probe) catches what the walk cannot see, and an answer where the two disagree says
-so.
+(with a cause), ``forward`` (the packet leaves this host: a physical link, or a VXLAN tunnel to a
+VTEP no namespace here holds) or ``abort`` (the walk cannot say). Causes (CAUSES) are a fixed
+vocabulary, each with what to do about it. The firewall is read at each hook the packet passes
+(output in the source, forward where it is routed or bridged with br_netfilter on, input where it
+is delivered: netcore.explain.firewall), and DNAT where it happens (a VIP's or a published port's:
+prerouting where the packet arrives, output in the source); with a packet size, each link's MTU
+(VXLAN's encapsulation on the underlay too). Not modelled yet: what happens past the host, and a
+VXLAN device's proxy ARP (a remote next hop without a neighbour entry there is not resolved); the
+live probe (netcore.explain.probe) catches what the walk cannot see, and an answer where the two
+disagree says so.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from typing import Any, Protocol
 from netcore.explain.firewall import Packet, Verdict
 from netcore.explain.route_get import RouteAnswer
 from netcore.ipam import IPAddress
-from netcore.model import Link, Snapshot
+from netcore.model import FdbEntry, Link, Snapshot
 
 MAX_HOPS = 16  # routed hops before the walk calls it a loop
 
@@ -55,18 +66,25 @@ CAUSES: dict[str, str] = {
     "ADDRESS_CONFLICT": "Several interfaces on the segment have the next hop's address: whichever answers"
     " ARP first gets the traffic. Give each its own address.",
     "FDB_MISS_FLOOD": "Not a drop: the bridge has not learnt the next hop's MAC yet and floods the frame"
-    " to every port; it learns the port from the first answer.",
+    " to every port; it learns the port from the first answer. A VXLAN device without an entry for the"
+    " MAC sends the frame to each of its default (all-zeros) destinations: add an entry for the remote"
+    " node to send it to its VTEP alone.",
     "FDB_WRONG_PORT": "The bridge's FDB sends the next hop's MAC to another port than the one it is"
     " behind (a stale or static entry): delete the entry (bridge fdb del).",
     "VXLAN_NO_REMOTE": "The next hop is behind a VXLAN port that has no forwarding entry for it and no"
     " default destination: add the remote node (FDB entry) or the peer VTEP.",
+    "VXLAN_NO_RECEIVER": "The tunnel reaches the remote VTEP's address, but nothing there takes the VNI on"
+    " that UDP port: no VXLAN device with the same VNI and destination port (the kernel drops the"
+    " packet, or answers port unreachable to the sending VTEP). Create the device on the remote host,"
+    " or make the VNI and port agree on both ends.",
     "MTU_TOO_SMALL": "The packet (with don't-fragment set) is larger than a link on the path can carry:"
     " where the kernel can, it answers 'fragmentation needed'; a veth or bridge port drops it silently (a"
     " black hole). Give the links of one network one MTU, and a VXLAN network 50 bytes (70 over IPv6)"
     " less than its underlay.",
     "NOTHING_LISTENING": "The packet reaches the destination, but nothing listens on that port there:"
     " start the service, or check the port and the address it binds.",
-    "LOOP": f"The walk passed {MAX_HOPS} routed hops: routes send the packet in a circle.",
+    "LOOP": f"The walk passed {MAX_HOPS} routed hops, or crossed a VXLAN tunnel twice: routes (or the"
+    " overlays' forwarding entries) send the packet in a circle.",
     "NOT_MODELLED": "The path goes through something the walk does not follow yet (the hop says what).",
     "LEAVES_HOST": "The packet leaves this host: what happens after is up to the next host.",
 }
@@ -162,13 +180,17 @@ class _Walker:
         self.kernel = kernel
         self.size = size
         self.src: IPAddress | None = None
+        self.protocol = walk.protocol  # of the packet followed: the probe's, or UDP on an underlay
+        self.outer = ""  # on an underlay: what each hop's decision starts with
+        self.tunnels: set[tuple[str, int]] = set()  # VXLAN devices crossed (in or out): twice is a loop
 
     def too_big(self, netns: str, link: Link, what: str, *, mtu: int | None = None) -> Walk | None:
         """The walk's end when the packet (size given, DF set) does not fit `link` (or `mtu`)."""
         limit = link.mtu if mtu is None else mtu
         if self.size is None or self.size <= limit:
             return None
-        text = f"a {self.size}-byte packet does not fit {what} {link.name} (MTU {limit})"
+        packet = "encapsulated packet" if self.outer else "packet"
+        text = f"a {self.size}-byte {packet} does not fit {what} {link.name} (MTU {limit})"
         self.hop(netns, "link", link.name, text, "drop", "MTU_TOO_SMALL", interface=link.name)
         return self.end("drop", "MTU_TOO_SMALL", f"{netns}: {text}")
 
@@ -183,10 +205,12 @@ class _Walker:
         *,
         interface: str = "",
     ) -> None:
+        if self.outer:  # the encapsulated packet: the probe inside cannot be watched here
+            decision, interface = self.outer + decision, ""
         self.walk.hops.append(Hop(netns, kind, obj, decision, verdict, cause, interface))
 
     def end(self, verdict: str, cause: str, message: str) -> Walk:
-        self.walk.verdict, self.walk.cause, self.walk.message = verdict, cause, message
+        self.walk.verdict, self.walk.cause, self.walk.message = verdict, cause, self.outer + message
         return self.walk
 
     def run(self, netns: str, dst: IPAddress, port: int | None) -> Walk:
@@ -295,7 +319,7 @@ class _Walker:
         self, netns: str, hook: str, dst: IPAddress, port: int | None, iif: str | None, oif: str | None
     ) -> Walk | None:
         """The firewall of `netns` at `hook`: the walk's end when it drops the packet, else None."""
-        packet = Packet(saddr=self.src, daddr=dst, protocol=self.walk.protocol, dport=port, iif=iif, oif=oif)
+        packet = Packet(saddr=self.src, daddr=dst, protocol=self.protocol, dport=port, iif=iif, oif=oif)
         verdict = self.kernel.firewall(netns, hook, packet)
         if verdict.verdict != "drop":
             return None
@@ -403,9 +427,10 @@ class _Walker:
             )
             return self.end("drop", "ADDRESS_CONFLICT", f"{nexthop} is held by {holders}")
         if not owners:
-            vxlans = [p for p in self.index.ports.get((netns, bridge.name), []) if p.kind == "vxlan"]
+            ports = self.index.ports.get((netns, bridge.name), [])
+            vxlans = [p for p in ports if p.kind == "vxlan" and p is not came_from]  # never back out
             if vxlans:
-                return self.vxlan(netns, bridge, vxlans, nexthop)
+                return self.vxlan(netns, bridge, vxlans, nexthop, dst, port)
             if self.kernel.ask(netns, nexthop, None, None).type == "local":
                 text = f"{nexthop} is local to {netns} (a local route, as a VIP's): the bridge answers ARP"
                 self.hop(netns, "bridge", bridge.name, text, interface=came_from.name if came_from else "")
@@ -489,8 +514,17 @@ class _Walker:
                 found.append((via, far))
         return found
 
-    def vxlan(self, netns: str, bridge: Link, ports: list[Link], nexthop: IPAddress) -> Walk:
-        """No local owner: the next hop may be behind a VXLAN port (a remote node or a flood entry)."""
+    def vxlan(
+        self,
+        netns: str,
+        bridge: Link,
+        ports: list[Link],
+        nexthop: IPAddress,
+        dst: IPAddress,
+        port: int | None,
+    ) -> tuple[str, Link] | Walk:
+        """No local owner: the next hop may be behind a VXLAN port (a remote node or a flood entry);
+        through the tunnel when a namespace here holds the VTEP, else the packet leaves the host."""
         macs = {
             n.mac for (_, _, address), n in self.index.neighbours.items() if address == str(nexthop) and n.mac
         }
@@ -504,18 +538,177 @@ class _Walker:
                 blocked = self.too_big(netns, port_link, "VXLAN device") or self.underlay(
                     netns, port_link, chosen[0].dst
                 )
+                if blocked is None and dst.version == 4 and self.kernel.bridge_filters(netns):
+                    blocked = self.filtered(netns, "forward", dst, port, bridge.name, port_link.name)
                 if blocked is not None:
                     return blocked
-                how = "its FDB entry" if chosen[0].mac in macs else "the default (flood) entries"
+                flooded = chosen[0].mac not in macs
+                how = "the default (flood) entries" if flooded else "its FDB entry"
                 text = f"{nexthop} is remote: encapsulated to VTEP {vteps} by {how}"
-                self.hop(
-                    netns, "vxlan", port_link.name, text, "forward", "LEAVES_HOST", interface=port_link.name
-                )
-                return self.end("forward", "LEAVES_HOST", f"tunnelled by {port_link.name} to VTEP {vteps}")
+                entry = self.held_vtep(chosen, port_link, nexthop)
+                if entry is None:
+                    self.hop(
+                        netns,
+                        "vxlan",
+                        port_link.name,
+                        text,
+                        "forward",
+                        "LEAVES_HOST",
+                        interface=port_link.name,
+                    )
+                    return self.end(
+                        "forward", "LEAVES_HOST", f"tunnelled by {port_link.name} to VTEP {vteps}"
+                    )
+                if len(chosen) > 1:
+                    text += f"; followed to {entry.dst}, held here"
+                flag = "FDB_MISS_FLOOD" if flooded else ""
+                self.hop(netns, "vxlan", port_link.name, text, "forward", flag, interface=port_link.name)
+                return self.tunnel(netns, port_link, entry, nexthop, dst, port)
         names = ", ".join(p.name for p in ports)
         text = f"no forwarding entry for {nexthop} and no default destination"
-        self.hop(netns, "vxlan", names, text, "drop", "VXLAN_NO_REMOTE")
+        only = ports[0].name if len(ports) == 1 else ""  # where a probe is seen going out, then dropped
+        self.hop(netns, "vxlan", names, text, "drop", "VXLAN_NO_REMOTE", interface=only)
         return self.end("drop", "VXLAN_NO_REMOTE", f"{names} has nowhere to send {nexthop}")
+
+    def held_vtep(self, chosen: list[FdbEntry], device: Link, nexthop: IPAddress) -> FdbEntry | None:
+        """Of the entries the frame goes to, the one to follow through the tunnel: its VTEP held by a
+        namespace of the snapshot (of several, one with `nexthop` behind its VXLAN device), or None
+        when no namespace here holds one (the packet leaves the host)."""
+        if device.vxlan is None:
+            return None
+        held = []
+        for entry in chosen:
+            try:
+                vtep = ipaddress.ip_address(entry.dst or "")
+            except ValueError:
+                continue
+            if vtep in self.index.owners and not vtep.is_multicast:
+                held.append(entry)
+        if len(held) > 1:
+            for entry in held:
+                vtep = ipaddress.ip_address(entry.dst or "")
+                for netns, _ in self.index.owners[vtep]:
+                    for receiver in self.receivers(
+                        netns, entry.vni or device.vxlan.vni, device.vxlan.dstport
+                    ):
+                        bridge = self.index.by_name.get((netns, receiver.master or ""))
+                        if bridge is not None and self.owners_behind(
+                            bridge, nexthop, came_from=receiver, seen=set()
+                        ):
+                            return entry
+        return held[0] if held else None
+
+    def receivers(self, netns: str, vni: int, dstport: int) -> list[Link]:
+        """The VXLAN devices of `netns` that take VNI `vni` on UDP port `dstport`."""
+        return [
+            x
+            for x in self.index.links.values()
+            if x.netns == netns and x.vxlan is not None and x.vxlan.vni == vni and x.vxlan.dstport == dstport
+        ]
+
+    def tunnel(
+        self, netns: str, device: Link, entry: FdbEntry, nexthop: IPAddress, dst: IPAddress, port: int | None
+    ) -> tuple[str, Link] | Walk:
+        """Through the tunnel of VXLAN `device` to the VTEP of `entry`, held by a namespace here: the
+        underlay to it, the VXLAN device there, and on into its bridge towards `nexthop`."""
+        assert device.vxlan is not None and entry.dst is not None
+        if device.key in self.tunnels:
+            return self.loop(netns, device)
+        self.tunnels.add(device.key)
+        vtep = ipaddress.ip_address(entry.dst)
+        vni, dstport = entry.vni or device.vxlan.vni, device.vxlan.dstport
+        saved = (self.src, self.protocol, self.size, self.outer)
+        self.src = ipaddress.ip_address(device.vxlan.local) if device.vxlan.local else None
+        self.protocol, self.outer = "udp", f"underlay to VTEP {vtep}: "
+        if self.size is not None:
+            self.size += 50 if vtep.version == 4 else 70
+        try:
+            arrived = self.underlay_path(netns, vtep, dstport)
+        finally:
+            self.src, self.protocol, self.size, self.outer = saved
+        if isinstance(arrived, Walk):
+            return arrived
+        return self.decapsulate(arrived, vtep, vni, dstport, nexthop, dst, port)
+
+    def underlay_path(self, netns: str, vtep: IPAddress, dstport: int) -> str | Walk:
+        """The encapsulated packet from `netns` to the namespace holding `vtep`, routed and bridged
+        like any packet (each namespace's kernel asked): that namespace, or the walk's end."""
+        here, iif = netns, None
+        for _ in range(MAX_HOPS):
+            answer = self.kernel.ask(here, vtep, self.src if iif else None, iif.index if iif else None)
+            if self.src is None:
+                self.src = answer.prefsrc
+            if not answer.refused and answer.type == "local":
+                arriving = f" (arriving on {iif.name})" if iif else ""
+                self.hop(
+                    here, "route", str(vtep), f"{vtep} is an address of {here}{arriving}: the remote VTEP"
+                )
+                blocked = self.filtered(here, "input", vtep, dstport, iif.name if iif else "lo", None)
+                return blocked if blocked is not None else here
+            ended = self.route(here, vtep, dstport, answer, iif)
+            if ended is not None:
+                return ended
+            out = self.index.links.get((here, answer.oif or 0))
+            if out is None:
+                return self.end("abort", "NOT_MODELLED", f"the route's link {answer.oif} is not in {here}")
+            hook = "forward" if iif else "output"
+            blocked = self.filtered(here, hook, vtep, dstport, iif.name if iif else None, out.name)
+            if blocked is None:
+                blocked = self.too_big(here, out, "the out link")
+            if blocked is not None:
+                return blocked
+            step = self.link(here, out, answer.gateway or vtep, vtep, dstport)
+            if isinstance(step, Walk):
+                return step
+            here, iif = step
+        return self.end("drop", "LOOP", f"more than {MAX_HOPS} routed hops")
+
+    def decapsulate(
+        self,
+        netns: str,
+        vtep: IPAddress,
+        vni: int,
+        dstport: int,
+        nexthop: IPAddress,
+        dst: IPAddress,
+        port: int | None,
+    ) -> tuple[str, Link] | Walk:
+        """At the VTEP's namespace: the VXLAN device that takes VNI `vni` on `dstport`, then its bridge
+        (or the device itself, unbridged) towards `nexthop`."""
+        found = sorted(
+            self.receivers(netns, vni, dstport),
+            key=lambda x: (x.vxlan is None or x.vxlan.local not in (None, str(vtep)), x.index),
+        )
+        if not found:
+            text = f"nothing in {netns} takes VNI {vni} on UDP port {dstport}: no VXLAN device with both"
+            self.hop(netns, "vxlan", str(vtep), text, "drop", "VXLAN_NO_RECEIVER")
+            return self.end("drop", "VXLAN_NO_RECEIVER", f"{netns}: {text}")
+        device = found[0]
+        if device.key in self.tunnels:
+            return self.loop(netns, device)
+        self.tunnels.add(device.key)
+        if _down(device):
+            text = f"VXLAN device {device.name} (VNI {vni}) is {device.state}"
+            self.hop(netns, "link", device.name, text, "drop", "LINK_DOWN")
+            return self.end("drop", "LINK_DOWN", f"{device.name} in {netns} is down")
+        into = f" into bridge {device.master}" if device.master else ""
+        text = f"{device.name} (VNI {vni}, UDP port {dstport}) takes it off the tunnel{into}"
+        self.hop(netns, "vxlan", device.name, text)
+        if device.master:
+            bridge = self.index.by_name.get((netns, device.master))
+            if bridge is None:
+                return self.end(
+                    "abort", "NOT_MODELLED", f"bridge {device.master} of {device.name} is not visible"
+                )
+            return self.bridge(netns, bridge, nexthop, dst, port, came_from=device)
+        if self.owns(device, nexthop):
+            return netns, device
+        return self.no_owner(netns, device.name, nexthop)
+
+    def loop(self, netns: str, device: Link) -> Walk:
+        text = f"the frame comes back to VXLAN device {device.name}: the tunnels send it in a circle"
+        self.hop(netns, "vxlan", device.name, text, "drop", "LOOP")
+        return self.end("drop", "LOOP", f"{netns}: {text}")
 
     def underlay(self, netns: str, vxlan: Link, vtep: str | None) -> Walk | None:
         """The walk's end when the encapsulated packet does not fit the underlay link towards `vtep`

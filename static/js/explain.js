@@ -240,6 +240,8 @@ const CAUSE_TITLES = {
   FDB_MISS_FLOOD: 'Flooded (the bridge has not learnt the MAC)',
   FDB_WRONG_PORT: 'The bridge sends it to the wrong port',
   VXLAN_NO_REMOTE: 'The VXLAN device has nowhere to send it',
+  VXLAN_NO_RECEIVER: 'Nothing at the remote VTEP takes the tunnel',
+  MTU_TOO_SMALL: 'Too big for a link on the path',
   NOTHING_LISTENING: 'Nothing listens on the port',
   LOOP: 'Routing loop',
   NOT_MODELLED: 'Not modelled by the walk',

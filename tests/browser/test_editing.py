@@ -285,6 +285,12 @@ def test_the_graph_menu_adds_a_node_on_a_bridge_and_deletes_one(running: Running
 
             right_click(page, bridge_id)
             menu = page.get_by_role("menu")
+            # what to look at first (a bridge's capture), then the edits
+            expect(menu.get_by_role("menuitem")).to_have_text(
+                ["Capture on this interface…", "Add node on front…"]
+            )
+            expect(menu.get_by_role("menuitem", name="Capture on this interface…")).to_be_focused()
+            page.keyboard.press("ArrowDown")
             item = menu.get_by_role("menuitem", name="Add node on front…")
             expect(item).to_be_focused()
             item.press("Enter")
@@ -307,6 +313,7 @@ def test_the_graph_menu_adds_a_node_on_a_bridge_and_deletes_one(running: Running
                 [
                     "Explain from here",
                     "Explain to here",
+                    "Capture here…",
                     "Attach to network…",
                     "Detach from front",
                     "Delete node",

@@ -21,11 +21,18 @@ from netcore import names
 from netcore import netns as ns
 from netcore.explain import answer as answer_module
 from netcore.explain.answer import Explanation, destination_parse, explain
+from netcore.explain.firewall import Verdict
 from netcore.explain.probe import Namespaces
-from netcore.model import Address, Snapshot
+from netcore.explain.route_get import RouteAnswer
+from netcore.explain.walk import path_walk
+from netcore.model import Address, FdbEntry, Link, LinkRef, Namespace, Snapshot, VxlanInfo
 from netcore.services.catalog import Vip, VipTarget
 from netcore.services.vip import VipTable
 from netcore.topology import converge, desired, spec
+from netcore.topology.spec import endpoint_mac
+from tests.netcore.test_topology_overlay import Lab, build, lab
+
+__all__ = ["lab"]  # the two simulated hosts of test_topology_overlay, a fixture used by name
 
 TWO_NETWORKS = """
 name: {topo}
@@ -529,6 +536,181 @@ def test_an_overlay_whose_mtu_was_raised_by_hand_is_a_black_hole(host_ns, topo):
     assert (big.walk.verdict, big.walk.cause) == ("drop", "MTU_TOO_SMALL"), big.walk.hops
     assert "1530 bytes on the underlay" in big.walk.hops[-1].decision
     assert (small.walk.verdict, small.walk.cause) == ("forward", "LEAVES_HOST")
+
+
+# -- across an overlay: two simulated hosts on this machine (test_topology_overlay's lab: host A is the
+# test's namespace, "host", with ua 198.18.254.11; host B a namespace of its own with ub 198.18.254.12),
+# a1 (198.18.50.10) behind A's VTEP and b1 (198.18.50.11) behind B's, VNI 5000, learning off.
+
+
+def _overlay(lab: Lab) -> tuple[str, str, str]:
+    """The overlay built on both hosts (each the other's peer, each node the other's remote node):
+    (a1's namespace, b1's, host B's)."""
+    build(lab)
+    a1, b1 = f"{lab.a.topo}-a1", f"{lab.b.topo}-b1"
+    _links_up([a1, b1])
+    assert lab.b.path is not None
+    return a1, b1, os.path.basename(lab.b.path)
+
+
+def test_a_working_path_across_vxlan_goes_through_the_tunnel_to_the_other_host(lab):
+    a1, b1, host_b = _overlay(lab)
+    with listening(b1, "198.18.50.11", 8080):
+        answer = explain(source=a1, destination="198.18.50.11:8080", count=2, timeout=2.0)
+    assert (answer.result, answer.walk.verdict, answer.probe.answered) == ("REACHABLE", "deliver", 2), (
+        answer.walk.hops
+    )
+    hops = answer.walk.hops
+    tunnel = [(h.netns, h.object, h.cause) for h in hops if h.kind == "vxlan"]
+    assert tunnel == [("host", lab.a.vx, ""), (host_b, lab.b.vx, "")], hops
+    assert "VTEP 198.18.254.12 by its FDB entry" in next(h for h in hops if h.kind == "vxlan").decision
+    underlay = [h for h in hops if h.decision.startswith("underlay to VTEP 198.18.254.12: ")]
+    assert [(h.netns, h.kind) for h in underlay] == [("host", "route"), ("host", "veth"), (host_b, "route")]
+    assert "dev ua" in underlay[0].decision and f"ua → ub in {host_b}" in underlay[1].decision
+    assert all(h.interface == "" for h in underlay)  # the probe is inside: not watched there
+    fdb = next(h for h in hops if h.kind == "fdb")  # B's bridge, the frame arriving from its VXLAN port
+    assert (fdb.netns, fdb.interface) == (host_b, lab.b.vx) and "02:42:c6:12:32:0b" in fdb.decision
+    assert (hops[-1].netns, hops[-1].kind) == (b1, "deliver") and "a socket listens" in hops[-1].decision
+    seen = _watched(answer)
+    assert {("host", lab.a.vx), (host_b, lab.b.vx), (a1, "eth0"), (b1, "eth0")} <= {s[:2] for s in seen}
+    assert all(out >= 2 and back >= 2 for _, _, out, back in seen), seen  # both ways through the tunnel
+    assert answer.watched.not_seen is None and _where(answer.watched.last_seen) == (b1, "eth0")
+
+
+def test_a_missing_fdb_entry_on_an_overlay_floods_then_has_nowhere_to_send(lab):
+    a1, b1, host_b = _overlay(lab)
+    vx, mac = lab.a.vx, endpoint_mac(ipaddress.ip_address("198.18.50.11"))
+    with listening(b1, "198.18.50.11", 8080):
+        # the remote node's entry gone: the frame goes to the default (all-zeros) entry's VTEP, B
+        lab.a.sh(f"bridge fdb del {mac} dev {vx} self")
+        flooded = explain(source=a1, destination="198.18.50.11:8080", count=1, timeout=2.0)
+        # the default entry gone too (learning is off): the device has nowhere to send it, and drops it
+        lab.a.sh(f"bridge fdb del 00:00:00:00:00:00 dev {vx} dst 198.18.254.12")
+        dropped = explain(source=a1, destination="198.18.50.11:8080", count=1, timeout=0.5)
+    assert (flooded.result, flooded.walk.verdict, flooded.probe.outcome) == (
+        "REACHABLE",
+        "deliver",
+        "answered",
+    )
+    sent = next(h for h in flooded.walk.hops if h.kind == "vxlan")
+    assert (sent.netns, sent.cause) == (
+        "host",
+        "FDB_MISS_FLOOD",
+    ) and "default (flood) entries" in sent.decision
+    assert flooded.walk.hops[-1].netns == b1
+    assert (dropped.result, dropped.walk.verdict, dropped.walk.cause, dropped.probe.outcome) == (
+        "UNREACHABLE",
+        "drop",
+        "VXLAN_NO_REMOTE",
+        "timeout",
+    )
+    assert dropped.probe.answered == 0 and (dropped.walk.hops[-1].netns, dropped.walk.hops[-1].object) == (
+        "host",
+        vx,
+    )
+    assert _where(dropped.watched.last_seen) == ("host", vx), _watched(dropped)  # seen going in, then dropped
+    assert all(h.netns != host_b for h in dropped.walk.hops)
+
+
+def test_an_overlay_without_an_underlay_route_or_a_device_at_the_remote_vtep(lab):
+    a1, b1, host_b = _overlay(lab)
+    with listening(b1, "198.18.50.11", 8080):
+        lab.a.sh("ip route del 198.18.254.0/24 dev ua")
+        no_route = explain(source=a1, destination="198.18.50.11:8080", count=1, timeout=0.5)
+        lab.a.sh("ip route add 198.18.254.0/24 dev ua src 198.18.254.11")
+        lab.b.sh(f"ip link del {lab.b.vx}")
+        no_device = explain(source=a1, destination="198.18.50.11:8080", count=1, timeout=0.5)
+    assert (no_route.result, no_route.walk.cause, no_route.probe.outcome) == (
+        "UNREACHABLE",
+        "NO_ROUTE",
+        "timeout",
+    )
+    last = no_route.walk.hops[-1]
+    assert (last.netns, last.kind, last.verdict) == ("host", "route", "drop")
+    assert last.decision.startswith("underlay to VTEP 198.18.254.12: the kernel refuses a route"), last
+    assert (no_device.result, no_device.walk.cause, no_device.probe.outcome) == (
+        "UNREACHABLE",
+        "VXLAN_NO_RECEIVER",
+        "timeout",
+    )
+    last = no_device.walk.hops[-1]
+    assert (last.netns, last.kind) == (host_b, "vxlan") and "VNI 5000 on UDP port 4789" in last.decision
+
+
+def test_the_underlay_past_the_first_link_is_checked_for_the_encapsulated_size(lab):
+    a1, b1, host_b = _overlay(lab)
+    lab.b.sh("ip link set ub mtu 1400")  # ua in A keeps 1500: the black hole is at B's end of the underlay
+    small = explain(source=a1, destination="198.18.50.11", size=1300, count=1, timeout=2.0)
+    big = explain(source=a1, destination="198.18.50.11", size=1400, count=1, timeout=0.5)
+    assert (small.result, small.walk.verdict) == ("REACHABLE", "deliver"), small.walk.hops
+    assert (big.result, big.walk.cause, big.probe.outcome) == ("UNREACHABLE", "MTU_TOO_SMALL", "timeout")
+    last = big.walk.hops[-1]
+    assert (last.netns, last.object) == (host_b, "ub") and "1450-byte encapsulated packet" in last.decision
+
+
+class _Lab:
+    """A walk-only Kernel over a made-up snapshot: each namespace's routes as {prefix: oif}, its own
+    addresses local. For what cannot be built safely: a loop of tunnels is a broadcast storm."""
+
+    def __init__(self, routes: dict[str, dict[str, int]], local: dict[str, set[str]]) -> None:
+        self.routes, self.local = routes, local
+
+    def ask(self, netns, dst, src, iif):
+        if str(dst) in self.local[netns]:
+            return RouteAnswer(type="local", oif=1)
+        for prefix, oif in self.routes[netns].items():
+            if dst in ipaddress.ip_network(prefix):
+                return RouteAnswer(type="unicast", oif=oif)
+        return RouteAnswer(errno=errno.ENETUNREACH)
+
+    def listening(self, netns, protocol, address, port):
+        return None
+
+    def firewall(self, netns, hook, packet):
+        return Verdict()
+
+    def nat(self, netns, hook, packet):
+        return Verdict()
+
+    def bridge_filters(self, netns):
+        return False
+
+
+def test_tunnels_that_send_the_frame_back_where_it_came_from_are_a_loop():
+    """Hosts A and B, each a bridge with VXLAN ports of VNIs 1 and 2: A floods VNI 1 to B, B floods
+    VNI 2 back to A, whose bridge would hand it to VNI 1 again."""
+
+    def link(netns, index, name, kind, master=None, peer=None, vni=None):
+        vxlan = VxlanInfo(vni, None, None, None, 4789, False, None) if vni else None
+        ref = LinkRef(*peer, None) if peer else None
+        return Link(netns, index, name, kind, 1500, f"02:00:00:00:0{index}:{len(netns)}", True, "up", master,
+                    None, ref, vxlan)  # fmt: skip
+
+    links = [link("n", 2, "eth0", "veth", peer=("A", 5)), link("A", 5, "p", "veth", "br", ("n", 2))]
+    for host, other in (("A", "B"), ("B", "A")):
+        links += [link(host, 1, "br", "bridge"), link(host, 4, "ul", "veth", peer=(other, 4))]
+        links += [link(host, 2, "vx1", "vxlan", "br", vni=1), link(host, 3, "vx2", "vxlan", "br", vni=2)]
+    addresses = [
+        Address("n", 2, "eth0", 2, "198.18.0.10", 24, "universe"),
+        Address("A", 4, "ul", 2, "198.18.254.1", 24, "universe"),
+        Address("B", 4, "ul", 2, "198.18.254.2", 24, "universe"),
+    ]
+    flood = "00:00:00:00:00:00"
+    fdb = [
+        FdbEntry("A", 2, "vx1", None, flood, "198.18.254.2", None, None, "permanent", True),
+        FdbEntry("B", 3, "vx2", None, flood, "198.18.254.1", None, None, "permanent", True),
+    ]
+    namespaces = tuple(Namespace(name, i, "named") for i, name in enumerate("nAB"))
+    snap = Snapshot(namespaces, tuple(links), tuple(addresses), (), (), tuple(fdb))
+    kernel = _Lab(
+        {"n": {"198.18.0.0/24": 2}, "A": {"198.18.254.0/24": 4}, "B": {"198.18.254.0/24": 4}},
+        {"n": {"198.18.0.10"}, "A": {"198.18.254.1"}, "B": {"198.18.254.2"}},
+    )
+    walk = path_walk(snap, source="n", destination=ipaddress.ip_address("198.18.0.99"), kernel=kernel)
+    assert (walk.verdict, walk.cause) == ("drop", "LOOP"), walk.hops
+    tunnels = [(h.netns, h.object) for h in walk.hops if h.kind == "vxlan"]
+    assert tunnels == [("A", "vx1"), ("B", "vx1"), ("B", "vx2"), ("A", "vx2"), ("A", "vx1"), ("A", "vx1")]
+    assert "comes back to VXLAN device vx1" in walk.hops[-1].decision
 
 
 @pytest.mark.parametrize(
