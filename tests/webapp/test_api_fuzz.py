@@ -4,7 +4,8 @@ The schema is drf-spectacular's, generated in-process; requests go to the Django
 handler, authenticated as an admin with an API token (admins may do everything, so every operation's
 code runs rather than stopping at 403). A host, a stored topology and a pending operation exist, and
 generated path parameters and `host` filters are often swapped for their names, so the fuzzer reaches
-the code past the 404s too. Nothing needs a live agent: plan/apply/destroy only queue an operation.
+the code past the 404s too. Nothing needs a live agent: plan/apply/destroy only queue an operation;
+what asks the host's agent at once (explain) answers the documented 503 HostOffline, which is no crash.
 """
 
 from __future__ import annotations
@@ -131,7 +132,18 @@ def map_body(context: Any, body: Any) -> Any:
 def test_no_server_error(
     case: Any, admin: Account, world: dict[str, str], same_connection: None, short_waits: None
 ) -> None:
-    case.call_and_validate(headers={"Authorization": f"Token {admin.token}"}, checks=[not_a_server_error])
+    headers = {"Authorization": f"Token {admin.token}"}
+    response = case.call(headers=headers)
+    if response.status_code == 503 and _host_offline(response):
+        return  # documented: h1 has no agent connected (explain asks it, a capture needs it)
+    case.validate_response(response, checks=[not_a_server_error], headers=headers)
+
+
+def _host_offline(response: Any) -> bool:
+    try:
+        return response.json().get("error") == "HostOffline"
+    except ValueError:
+        return False
 
 
 @pytest.mark.django_db
