@@ -126,6 +126,7 @@ class Agent:
                 snapshot=self._snapshot,
                 interval=traffic_interval,
                 processes=processes,
+                paused=lambda: self._command_lock.locked(),  # an apply has the namespace worker
             )
             if traffic_interval > 0
             else None

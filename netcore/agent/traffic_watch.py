@@ -1,8 +1,10 @@
 """The agent's traffic edges: every `interval` seconds, the namespaces of ours that appeared are armed
 (netcore.traffic.arm), every namespace of the live model has its conntrack table read, and the flows
 become "talks to" edges (state kind `traffic`), handed on as a whole read of that kind: Changes sends
-only what differs. The work runs in a worker thread, never on the event loop. When the agent stops,
-the namespaces it armed are disarmed (their table deleted, accounting put back)."""
+only what differs. The work runs in a worker thread, never on the event loop, and waits while
+`paused()` (the agent runs a command: an apply wants netcore's namespace worker to itself, and a
+thousand namespaces' sockets opened on it every interval would slow it). When the agent stops, the
+namespaces it armed are disarmed (their table deleted, accounting put back)."""
 
 from __future__ import annotations
 
@@ -35,11 +37,13 @@ class TrafficWatch:
         snapshot: Callable[[], Snapshot | None],
         interval: float = INTERVAL,
         processes: bool = True,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.on_state = on_state
         self.snapshot = snapshot  # the live model's state, read on the event loop
         self.interval = interval
         self.processes = processes
+        self.paused = paused
         self.arming = Arming()
         self.edges: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()  # a read and the final disarm never overlap
@@ -55,7 +59,7 @@ class TrafficWatch:
         """Until cancelled: read, hand on, wait; then disarm what was armed."""
         try:
             while True:
-                snap = self.snapshot()
+                snap = None if self.paused() else self.snapshot()
                 if snap is not None:
                     try:
                         self.edges = await asyncio.to_thread(self.read, snap)
