@@ -19,6 +19,7 @@ from tests.browser.test_end_to_end import (
     HOST,
     PASSWORD,
     VIEWER,
+    addresses_settled,
     e2e_stack,
     in_agent_mounts,
     log_in,
@@ -71,6 +72,7 @@ class Running:
             assert time.monotonic() < deadline, f"apply of {name} still {operation['status']}"
             time.sleep(0.1)
         assert operation["status"] == "succeeded", operation
+        addresses_settled(self.stack.ns)  # else Chromium may drop the page's socket (ERR_NETWORK_CHANGED)
 
     def namespaces(self) -> set[str]:
         return set(in_agent_mounts(self.agent, "ip netns list | cut -d' ' -f1").split())
