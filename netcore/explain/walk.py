@@ -222,23 +222,31 @@ class _Walker:
             answer = self.kernel.ask(netns, dst, self.src if iif else None, iif.index if iif else None)
             if iif is None:
                 self.src = answer.prefsrc
-            ended = self.route(netns, dst, port, answer, iif)
-            if ended is not None:
-                return ended
-            out = self.index.links.get((netns, answer.oif or 0))
-            if out is None:
-                return self.end("abort", "NOT_MODELLED", f"the route's link {answer.oif} is not in {netns}")
-            hook = "forward" if iif else "output"
-            blocked = self.filtered(netns, hook, dst, port, iif.name if iif else None, out.name)
-            if blocked is None:
-                blocked = self.too_big(netns, out, "the out link")
-            if blocked is not None:
-                return blocked
-            step = self.link(netns, out, answer.gateway or dst, dst, port)
+            step = self.routed(netns, dst, port, answer, iif)
             if isinstance(step, Walk):
                 return step
             netns, iif = step
         return self.end("drop", "LOOP", f"more than {MAX_HOPS} routed hops")
+
+    def routed(
+        self, netns: str, dst: IPAddress, port: int | None, answer: RouteAnswer, iif: Link | None
+    ) -> tuple[str, Link] | Walk:
+        """One routed hop, for the packet and for an encapsulated one on an underlay: the route's
+        verdict, its out link, the firewall on the way out, the link's MTU, then the link to the next
+        namespace (where it arrives, and on which link), or the walk's end."""
+        ended = self.route(netns, dst, port, answer, iif)
+        if ended is not None:
+            return ended
+        out = self.index.links.get((netns, answer.oif or 0))
+        if out is None:
+            return self.end("abort", "NOT_MODELLED", f"the route's link {answer.oif} is not in {netns}")
+        hook = "forward" if iif else "output"
+        blocked = self.filtered(netns, hook, dst, port, iif.name if iif else None, out.name)
+        if blocked is None:
+            blocked = self.too_big(netns, out, "the out link")
+        if blocked is not None:
+            return blocked
+        return self.link(netns, out, answer.gateway or dst, dst, port)
 
     def translated(
         self, netns: str, dst: IPAddress, port: int | None, iif: Link | None
@@ -645,19 +653,7 @@ class _Walker:
                 )
                 blocked = self.filtered(here, "input", vtep, dstport, iif.name if iif else "lo", None)
                 return blocked if blocked is not None else here
-            ended = self.route(here, vtep, dstport, answer, iif)
-            if ended is not None:
-                return ended
-            out = self.index.links.get((here, answer.oif or 0))
-            if out is None:
-                return self.end("abort", "NOT_MODELLED", f"the route's link {answer.oif} is not in {here}")
-            hook = "forward" if iif else "output"
-            blocked = self.filtered(here, hook, vtep, dstport, iif.name if iif else None, out.name)
-            if blocked is None:
-                blocked = self.too_big(here, out, "the out link")
-            if blocked is not None:
-                return blocked
-            step = self.link(here, out, answer.gateway or vtep, vtep, dstport)
+            step = self.routed(here, vtep, dstport, answer, iif)
             if isinstance(step, Walk):
                 return step
             here, iif = step

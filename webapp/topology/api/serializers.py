@@ -82,7 +82,8 @@ class LayoutOutputSerializer(serializers.Serializer):
     updated = serializers.DateTimeField(allow_null=True, help_text="When last saved; null if never.")
 
 
-class _Measure(serializers.Field):
+@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}]})
+class MeasureField(serializers.Field):
     """A number or a string with its unit ("10mbit", "20ms"): netcore.shaping_spec reads it."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -90,11 +91,6 @@ class _Measure(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
-
-
-@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}]})
-class MeasureField(_Measure):
-    pass
 
 
 class ShapingInputSerializer(serializers.Serializer):
